@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv and install
+# everything the package needs (the CPU build of torch first, so pip never pulls a CUDA build).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+RUN    ?= runs/demo
+
+.PHONY: install data demo test test-all clean
+
+$(BIN)/sparsegan: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test,report]"
+	touch $@
+
+install: $(BIN)/sparsegan
+
+# Real Fashion-MNIST from Debian's package when we are root with apt; otherwise say what to do.
+data:
+	@bash scripts/install-data.sh
+
+demo: install data
+	$(BIN)/sparsegan train --config configs/demo.yaml --out $(RUN) --overwrite
+
+test: install data
+	$(BIN)/python -m pytest
+
+test-all: install data
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+clean:
+	rm -rf $(VENV) runs

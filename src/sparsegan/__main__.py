@@ -1,0 +1,3 @@
+from sparsegan.cli import main
+
+raise SystemExit(main())

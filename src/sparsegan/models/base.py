@@ -1,0 +1,59 @@
+"""What every model provides, and the model registry.
+
+A generator maps ``(z, y)`` to images in [-1, 1]; a discriminator maps ``(x, y)`` to one logit
+per image. ``y`` is None for unconditional models. Models know nothing about sparsity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from sparsegan.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the data and the user decide about a model."""
+
+    channels: int = 1
+    resolution: int | None = None  # None: the model's native resolution
+    num_classes: int = 0  # 0: unconditional
+    z_dim: int = 128
+    width: int | None = None  # None: the model's default width
+    width_multiplier: float = 1.0
+
+
+class Generator(nn.Module):
+    z_dim: int
+    num_classes: int
+    channels: int
+    resolution: int
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """Standard normal latents, drawn on the CPU so the same seed gives the same z anywhere."""
+        return torch.randn(n, self.z_dim, generator=generator).to(device)
+
+
+class Discriminator(nn.Module):
+    pass
+
+
+ModelBuilder = Callable[[ModelSpec], tuple[Generator, Discriminator]]
+MODELS: Registry[ModelBuilder] = Registry("model")
+NATIVE_RESOLUTION: dict[str, int] = {}
+
+
+def register_model(name: str, native_resolution: int):
+    def deco(fn: ModelBuilder) -> ModelBuilder:
+        NATIVE_RESOLUTION[name] = native_resolution
+        return MODELS.register(name)(fn)
+
+    return deco
+
+
+def build_models(name: str, spec: ModelSpec) -> tuple[Generator, Discriminator]:
+    return MODELS.get(name)(spec)

@@ -1,0 +1,159 @@
+"""MaskSet: exact-count binary masks over a module's prunable weights.
+
+The engine knows nothing about GANs: it takes any ``nn.Module``, finds the weights that may be
+pruned, and keeps one bool mask per weight plus the union of every mask it has held (for the
+ITOP exploration rate). Inactive weights are kept exactly 0 by :meth:`MaskSet.apply_`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts
+from sparsegan.sparsity.topk import topk_mask
+
+_LINEAR = (nn.Linear, nn.Bilinear)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+SCOPES = ("all", "conv")
+
+
+def _weight_of(module: nn.Module) -> nn.Parameter | None:
+    """The tensor the optimizer updates: the original under spectral norm, not the normalised view."""
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    if isinstance(getattr(module, "weight_orig", None), nn.Parameter):  # legacy spectral_norm
+        return module.weight_orig
+    w = getattr(module, "weight", None)
+    return w if isinstance(w, nn.Parameter) else None
+
+
+def prunable_parameters(module: nn.Module, scope: str = "all") -> dict[str, nn.Parameter]:
+    """Weights of Linear / Conv / ConvTranspose layers (``scope='all'``) or of conv layers only
+    (``scope='conv'``, the STU-GAN reference code's choice, REFERENCE §6.9), keyed by their name
+    in ``module.named_parameters()``. Biases, norms and embeddings stay dense."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown prunable scope {scope!r}; valid: {', '.join(SCOPES)}")
+    kinds = _CONV if scope == "conv" else _CONV + _LINEAR
+    ids = set()
+    for m in module.modules():
+        if isinstance(m, kinds):
+            w = _weight_of(m)
+            if w is not None:
+                ids.add(id(w))
+    return {n: p for n, p in module.named_parameters() if id(p) in ids}
+
+
+class MaskSet:
+    """One bool mask per prunable weight of one net, and the masks' history (ever active)."""
+
+    def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, Tensor]):
+        if set(params) != set(masks):
+            raise ValueError("params and masks must have the same names")
+        self.params = dict(params)
+        self.masks: dict[str, Tensor] = {}
+        self._factors: dict[str, Tensor] = {}
+        self.ever_active: dict[str, Tensor] = {}
+        for name, mask in masks.items():
+            self.set_mask(name, mask)
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def dense(cls, params: Mapping[str, nn.Parameter]) -> "MaskSet":
+        return cls(params, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()})
+
+    @classmethod
+    def random(
+        cls,
+        params: Mapping[str, nn.Parameter],
+        sparsity: float,
+        distribution: str = "erk",
+        *,
+        power_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> "MaskSet":
+        """Random masks with exact per-layer counts from a distribution (no Bernoulli draws)."""
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}")
+        shapes = {n: tuple(p.shape) for n, p in params.items()}
+        per_layer = DISTRIBUTIONS[distribution](shapes, sparsity, power_scale=power_scale)
+        numels = {n: p.numel() for n, p in params.items()}
+        total = round((1.0 - sparsity) * sum(numels.values()))
+        counts = allocate_active_counts(numels, per_layer, total)
+        masks = {}
+        for n, p in params.items():
+            # Scores drawn on the CPU so the same seed gives the same masks on every device.
+            scores = torch.rand(p.shape, generator=generator)
+            masks[n] = topk_mask(scores, counts[n]).to(p.device)
+        return cls(params, masks)
+
+    # --- mask edits ---------------------------------------------------------------------
+    def set_mask(self, name: str, mask: Tensor) -> None:
+        p = self.params[name]
+        if mask.shape != p.shape:
+            raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(p.shape)}")
+        mask = mask.to(device=p.device, dtype=torch.bool)
+        self.masks[name] = mask
+        self._factors[name] = mask.to(p.dtype)
+        prev = self.ever_active.get(name)
+        self.ever_active[name] = mask.clone() if prev is None else prev | mask
+
+    # --- the two things done every step -------------------------------------------------
+    @torch.no_grad()
+    def apply_(self) -> None:
+        """Zero every inactive weight."""
+        for name, p in self.params.items():
+            p.mul_(self._factors[name])
+
+    @torch.no_grad()
+    def mask_grads_(self) -> None:
+        """Zero the gradients of inactive weights so the optimizer only moves active ones."""
+        for name, p in self.params.items():
+            if p.grad is not None:
+                p.grad.mul_(self._factors[name])
+
+    # --- statistics ---------------------------------------------------------------------
+    def numel(self) -> int:
+        return sum(m.numel() for m in self.masks.values())
+
+    def active(self) -> int:
+        return sum(int(m.sum()) for m in self.masks.values())
+
+    def density(self) -> float:
+        return self.active() / self.numel()
+
+    def layer_active(self) -> dict[str, int]:
+        return {n: int(m.sum()) for n, m in self.masks.items()}
+
+    def itop_rate(self) -> float:
+        """In-Time Over-Parameterization exploration rate: weights ever active / prunable weights."""
+        return sum(int(m.sum()) for m in self.ever_active.values()) / self.numel()
+
+    def checksum(self) -> int:
+        """Order-sensitive checksum of the masks (for cross-rank agreement checks)."""
+        total = 0
+        for i, (n, m) in enumerate(self.masks.items()):
+            idx = torch.nonzero(m.reshape(-1)).reshape(-1).to(torch.float64)
+            total += int(((idx + 1) * (i + 1)).sum().item()) % (2**61 - 1)
+        return total % (2**61 - 1)
+
+    # --- persistence --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        out = {f"mask.{n}": m.cpu() for n, m in self.masks.items()}
+        out.update({f"ever.{n}": m.cpu() for n, m in self.ever_active.items()})
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        missing = [n for n in self.params if f"mask.{n}" not in state]
+        if missing:
+            raise KeyError(f"mask state lacks {missing}")
+        for n in self.params:
+            self.ever_active.pop(n, None)
+            self.set_mask(n, state[f"mask.{n}"])
+            self.ever_active[n] = state[f"ever.{n}"].to(self.masks[n].device, torch.bool).clone()
+
+    def names(self) -> Iterable[str]:
+        return self.params.keys()

@@ -1,0 +1,99 @@
+"""Topology updaters: the rules that turn scores into new masks.
+
+``prune_and_regrow`` is SET / RigL / STU-GAN: per layer, drop the ``fraction`` of active weights
+with the lowest prune score, then grow as many among the inactive weights with the highest grow
+score, so each layer's active count never changes. The variants differ only in their criteria.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA
+from sparsegan.sparsity.masks import MaskSet
+from sparsegan.sparsity.optim import reset_optimizer_state
+from sparsegan.sparsity.topk import global_topk_masks, topk_mask
+
+
+@dataclass
+class LayerChange:
+    name: str
+    active: int
+    pruned: int
+    grown: int
+
+
+def _minus_inf_where(scores: Tensor, where: Tensor) -> Tensor:
+    return scores.float().masked_fill(where, float("-inf"))
+
+
+@torch.no_grad()
+def prune_and_regrow(
+    masks: MaskSet,
+    fraction: float,
+    *,
+    prune: str = "magnitude",
+    grow: str = "gradient",
+    dense_grads: Mapping[str, Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    reset_state: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[list[LayerChange], dict[str, Tensor]]:
+    """One prune-and-regrow update of every layer in ``masks``.
+
+    Regrown weights are set to 0 and, with ``reset_state``, their optimizer moments are zeroed.
+    A weight pruned in this update may be regrown in the same update (as in RigL); it then
+    restarts from 0 like any other grown weight. Returns the per-layer changes and the grown
+    entries (for SEMA).
+    """
+    prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
+    grads = dense_grads or {}
+    changes, grown_entries = [], {}
+    for name, param in masks.params.items():
+        mask = masks.masks[name]
+        n_active = int(mask.sum())
+        n_swap = int(fraction * n_active)
+        state = optimizer.state.get(param, {}) if optimizer is not None else {}
+        if n_swap == 0 or n_active == mask.numel():
+            changes.append(LayerChange(name, n_active, 0, 0))
+            grown_entries[name] = torch.zeros_like(mask)
+            continue
+        grad = grads.get(name)
+        # Keep the (n_active - n_swap) active weights with the highest prune score.
+        keep_scores = _minus_inf_where(prune_fn(param, grad, state, generator), ~mask)
+        kept = topk_mask(keep_scores, n_active - n_swap)
+        # Grow n_swap weights among those not kept.
+        grow_scores = _minus_inf_where(grow_fn(param, grad, state, generator), kept)
+        grown = topk_mask(grow_scores, n_swap)
+        masks.set_mask(name, kept | grown)
+        param.masked_fill_(grown, 0.0)
+        if reset_state and optimizer is not None:
+            reset_optimizer_state(optimizer, param, grown)
+        changes.append(LayerChange(name, n_active, n_swap, n_swap))
+        grown_entries[name] = grown
+    masks.apply_()
+    return changes, grown_entries
+
+
+@torch.no_grad()
+def magnitude_prune_to(
+    masks: MaskSet,
+    counts: Mapping[str, int] | int,
+    *,
+    scores: Mapping[str, Tensor] | None = None,
+) -> None:
+    """Prune to exact active counts by score (default |w|): a dict of per-layer counts ranks
+    layer-wise, a single int ranks globally across all layers. Only active weights compete."""
+    raw = scores if scores is not None else {n: p.detach().abs() for n, p in masks.params.items()}
+    ranked = {n: _minus_inf_where(raw[n], ~masks.masks[n]) for n in masks.params}
+    if isinstance(counts, int):
+        new = global_topk_masks(ranked, counts)
+    else:
+        new = {n: topk_mask(ranked[n], counts[n]) for n in masks.params}
+    for n, m in new.items():
+        masks.set_mask(n, m & masks.masks[n] if isinstance(counts, int) else m)
+    masks.apply_()

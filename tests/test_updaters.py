@@ -1,0 +1,102 @@
+"""Hand-computed prune-and-regrow cases on 4x4 weights."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsegan.sparsity import MaskSet, magnitude_prune_to, prune_and_regrow
+
+
+def _layer(weights, mask):
+    lin = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(weights, dtype=torch.float32))
+    ms = MaskSet({"weight": lin.weight}, {"weight": torch.tensor(mask, dtype=torch.bool)})
+    ms.apply_()
+    return lin, ms
+
+
+W = [[0.1, -0.9, 0.0, 0.5],
+     [0.8, 0.0, -0.2, 0.0],
+     [0.0, 0.3, 0.0, -0.7],
+     [0.6, 0.0, 0.4, 0.0]]
+M = [[1, 1, 0, 0],
+     [1, 0, 1, 0],
+     [0, 1, 0, 1],
+     [1, 0, 1, 0]]  # 8 active
+G = [[0.0, 0.0, 5.0, 0.0],
+     [0.0, -4.0, 0.0, 0.1],
+     [3.0, 0.0, 0.2, 0.0],
+     [0.0, -2.0, 0.0, 0.3]]
+
+
+def test_magnitude_prune_gradient_grow():
+    lin, ms = _layer(W, M)
+    opt = torch.optim.Adam(lin.parameters())
+    lin(torch.randn(3, 4)).sum().backward()
+    opt.step()  # give Adam state to every entry
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(W))
+    ms.apply_()
+    changes, grown = prune_and_regrow(
+        ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, reset_state=True
+    )
+    # 25 % of 8 active = 2 pruned: the smallest |w| among active are 0.1 (0,0) and 0.2 (1,2).
+    new = ms.masks["weight"]
+    assert not new[0, 0] and not new[1, 2]
+    # 2 grown: the largest |g| among inactive (incl. just pruned): 5.0 (0,2) and 4.0 (1,1).
+    assert grown["weight"].nonzero().tolist() == [[0, 2], [1, 1]]
+    assert int(new.sum()) == 8
+    assert changes[0].pruned == changes[0].grown == 2
+    # Regrown weights are 0 and their Adam moments reset; survivors keep theirs.
+    assert lin.weight[0, 2] == 0 and lin.weight[1, 1] == 0
+    st = opt.state[lin.weight]
+    assert st["exp_avg"][0, 2] == 0 and st["exp_avg_sq"][1, 1] == 0
+    assert st["exp_avg_sq"][0, 1] != 0
+    assert (lin.weight[~new] == 0).all()
+    assert ms.itop_rate() == 10 / 16
+
+
+def test_random_growth_only_among_inactive():
+    lin, ms = _layer(W, M)
+    before = ms.masks["weight"].clone()
+    _, grown = prune_and_regrow(ms, 0.5, grow="random", generator=torch.Generator().manual_seed(0))
+    g = grown["weight"]
+    assert int(g.sum()) == 4
+    kept = before & ms.masks["weight"] & ~g
+    assert int(kept.sum()) == 4
+    assert not (g & kept).any()
+
+
+def test_momentum_growth_uses_adam_first_moment():
+    lin, ms = _layer(W, M)
+    opt = torch.optim.Adam(lin.parameters())
+    opt.state[lin.weight]["exp_avg"] = torch.zeros(4, 4)
+    opt.state[lin.weight]["exp_avg"][3, 3] = 100.0  # history on an inactive weight
+    grad = torch.zeros(4, 4)
+    grad[0, 2] = 1.0
+    _, grown = prune_and_regrow(ms, 0.25, grow="momentum", dense_grads={"weight": grad}, optimizer=opt)
+    assert grown["weight"].nonzero().tolist() == [[0, 2], [3, 3]]
+
+
+def test_no_reset_keeps_moments():
+    lin, ms = _layer(W, M)
+    opt = torch.optim.Adam(lin.parameters())
+    opt.state[lin.weight]["exp_avg"] = torch.ones(4, 4)
+    opt.state[lin.weight]["exp_avg_sq"] = torch.ones(4, 4)
+    prune_and_regrow(ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, reset_state=False)
+    assert opt.state[lin.weight]["exp_avg"][0, 2] == 1.0
+
+
+def test_magnitude_prune_to_layerwise_and_global():
+    lin, ms = _layer(W, M)
+    magnitude_prune_to(ms, {"weight": 3})
+    assert sorted(lin.weight[ms.masks["weight"]].abs().tolist()) == pytest.approx([0.7, 0.8, 0.9])
+    lin2 = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        lin2.weight.copy_(torch.tensor([[0.05, 0.95], [0.85, 0.15]]))
+    ms2 = MaskSet.dense({"a": lin.weight, "b": lin2.weight})
+    ms2.set_mask("a", ms.masks["weight"])
+    magnitude_prune_to(ms2, 4)
+    assert ms2.active() == 4
+    assert ms2.masks["b"].tolist() == [[False, True], [True, False]]
