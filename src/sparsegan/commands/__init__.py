@@ -1,0 +1,1 @@
+"""Subcommands of ``sparsegan``: one module per verb, each with ``add_parser(subparsers)``."""

@@ -1,0 +1,66 @@
+"""``sparsegan train``: train one run into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import MISSING, fields
+from typing import Callable
+
+from sparsegan.config import TrainConfig, build_config, choice_values, field_type, load_yaml
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, default suppressed so YAML values are not overridden."""
+    choices = choice_values()
+    for f in fields(TrainConfig):
+        base, optional = field_type(f)
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_ = f.metadata.get("help", "")
+        if f.name in choices:
+            help_ += f" ({'|'.join(choices[f.name])})"
+        help_ += f" [default: {default}]"
+        if base is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+        else:
+            p.add_argument(flag, dest=f.name, type=_typed(base, flag), default=argparse.SUPPRESS,
+                           metavar=base.__name__.upper(), help=help_)
+
+
+def _typed(base: type, flag: str) -> Callable[[str], object]:
+    def convert(text: str):
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
+
+    convert.__name__ = base.__name__
+    return convert
+
+
+def run(args: argparse.Namespace) -> int:
+    values = load_yaml(args.config) if args.config else {}
+    names = {f.name for f in fields(TrainConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    cfg = build_config(values)
+    if args.dry_run:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    from sparsegan.training import train
+
+    run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"run folder: {run}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one run into a run folder",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML recipe; flags given on the command line win")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--resume", metavar="auto|PATH", help="continue from the newest valid checkpoint or a given one")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(p)
+    p.set_defaults(func=run)
