@@ -1,7 +1,8 @@
 """Generators and discriminators by name. Importing this package registers every model."""
 
-from sparsegan.models import dcgan, mlp  # noqa: F401  (registration)
+from sparsegan.models import biggan, dcgan, mlp, sngan  # noqa: F401  (registration)
 from sparsegan.models.base import (
+    MODEL_KIND,
     MODELS,
     NATIVE_RESOLUTION,
     Discriminator,
@@ -11,4 +12,4 @@ from sparsegan.models.base import (
     register_model,
 )
 
-__all__ = ["MODELS", "NATIVE_RESOLUTION", "Discriminator", "Generator", "ModelSpec", "build_models", "register_model"]
+__all__ = ["MODEL_KIND", "MODELS", "NATIVE_RESOLUTION", "Discriminator", "Generator", "ModelSpec", "build_models", "register_model"]
