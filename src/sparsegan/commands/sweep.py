@@ -1,0 +1,52 @@
+"""``sparsegan sweep``: run a grid of configurations, one run folder per point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sparsegan.errors import UserError
+
+
+def run(args: argparse.Namespace) -> int:
+    from sparsegan.experiments.grid import load_grid
+    from sparsegan.experiments.sweep import plan, run_sweep
+
+    grid = load_grid(args.grid)
+    out = args.out or grid.out
+    if out is None:
+        raise UserError(f"--out is required: {args.grid} names no 'out' folder")
+    out = Path(out)
+    if args.dry_run:
+        states = plan(grid, out)
+        width = max(len(p.name) for p, _ in states)
+        for point, state in states:
+            todo = {"completed": "skip (completed)", "diverged": "skip (diverged)", "resume": "resume", "new": "train"}[state]
+            print(f"{point.name:<{width}}  {todo}")
+        evals = f"; then sparsegan eval {' '.join(grid.eval_args())}" if grid.eval_metrics else ""
+        print(f"{len(states)} points -> {out}{evals}")
+        return 0
+    results = run_sweep(grid, out, workers=args.workers, progress=not args.no_progress)
+    failed = [r for r in results.values() if r.action == "failed"]
+    counts = {}
+    for r in results.values():
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"sweep {grid.name}: {len(results)} points in {out} ("
+          + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+    if failed:
+        print(f"sparsegan: {len(failed)} point(s) failed: " + ", ".join(f"{r.name} ({r.message})" for r in failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of configurations (skips finished points, resumes interrupted ones)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("grid", metavar="GRID.yaml", help="sweep file: 'base' config keys + 'grid' lists (configs/sweeps/)")
+    p.add_argument("--out", help="folder of the run folders (default: the grid's 'out')")
+    p.add_argument("--workers", type=int, default=1, help="points run side by side (subprocesses when > 1)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and what would happen to each")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the one-line status per point stays)")
+    p.set_defaults(func=run)

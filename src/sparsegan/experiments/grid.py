@@ -1,0 +1,188 @@
+"""Sweep grids: a YAML file of shared TrainConfig keys plus lists to cross, expanded into points.
+
+    out: runs/sweeps/demo          # where the run folders go (``sparsegan sweep --out`` wins)
+    base:                          # TrainConfig keys shared by every point
+      model: dcgan
+      steps: 1500
+    grid:                          # the cartesian product of these lists ...
+      method: [static, stu]
+      sparsity_g: [0.95, 0.9]
+      seed: [0, 1, 2]
+    eval:                          # optional: ``sparsegan eval`` on every finished point
+      metrics: [fid_domain]
+      num_samples: 2000            # any other key becomes --num-samples 2000
+
+``grid`` may also be a list of such mappings: the union of their products. That is how a dense
+baseline is run once per seed instead of once per (s_G, s_D) it would ignore. Every point is
+validated through :mod:`sparsegan.config` before anything runs, so a typo fails the whole sweep
+up front with the key named, not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsegan.config import build_config, coerce
+from sparsegan.errors import UserError
+
+TOP_KEYS = ("name", "description", "out", "base", "grid", "eval")
+# Keys the sweep itself owns; a grid may not set them.
+RESERVED = ("out",)
+# Short, fixed-order labels for the axes a reader looks for first; other axes follow, seed last.
+ALIASES = {"method": "", "sparsity_g": "sG", "sparsity_d": "sD"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9.=+-]+")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its folder name and the TrainConfig values that define it."""
+
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Grid:
+    path: Path
+    name: str
+    out: str | None
+    base: dict[str, Any]
+    points: list[Point]
+    eval_metrics: list[str] = field(default_factory=list)
+    eval_options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def eval_args(self) -> list[str]:
+        """The ``sparsegan eval`` flags after the run folder."""
+        if not self.eval_metrics:
+            return []
+        args = ["--metrics", ",".join(self.eval_metrics)]
+        for k, v in self.eval_options.items():
+            args += ["--" + k.replace("_", "-"), ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+        return args
+
+
+def _format_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return _UNSAFE.sub("-", str(v)).strip("-") or "none"
+
+
+def point_name(values: dict[str, Any], axes: list[str]) -> str:
+    """A readable, deterministic folder name from the axes a point sets, e.g. ``stu_sG0.9_sD0.5_seed0``."""
+    parts = []
+    for key in axes:
+        if key not in values:
+            continue
+        v = _format_value(values[key])
+        if key in ALIASES:
+            parts.append(ALIASES[key] + v)
+        elif key == "seed":
+            parts.append(f"seed{v}")
+        else:
+            parts.append(f"{key}={v}")
+    return "_".join(parts) or "point"
+
+
+def _order_axes(keys: set[str]) -> list[str]:
+    first = [k for k in ALIASES if k in keys]
+    rest = sorted(k for k in keys if k not in ALIASES and k != "seed")
+    return first + rest + (["seed"] if "seed" in keys else [])
+
+
+def _subgrids(raw: Any, where: str) -> list[dict[str, list[Any]]]:
+    subs = raw if isinstance(raw, list) else [raw]
+    if not subs:
+        raise UserError(f"{where}: 'grid' is empty")
+    out = []
+    for i, sub in enumerate(subs):
+        if not isinstance(sub, dict) or not sub:
+            raise UserError(f"{where}: grid entry {i} must be a non-empty mapping of config keys to lists")
+        lists = {}
+        for key, vals in sub.items():
+            if key in RESERVED:
+                raise UserError(f"{where}: the grid may not set {key!r} (the sweep names every run folder)")
+            vals = vals if isinstance(vals, list) else [vals]
+            if not vals:
+                raise UserError(f"{where}: grid key {key!r} has an empty list")
+            lists[key] = [coerce(key, v) for v in vals]
+            if len(set(map(repr, lists[key]))) != len(lists[key]):
+                raise UserError(f"{where}: grid key {key!r} lists a value twice")
+        out.append(lists)
+    return out
+
+
+def expand(base: dict[str, Any], subgrids: list[dict[str, list[Any]]], where: str) -> list[Point]:
+    """The union of the sub-grids' products, in file order, each validated as a TrainConfig."""
+    axes = _order_axes({k for sub in subgrids for k in sub})
+    points: list[Point] = []
+    seen_values: dict[str, str] = {}
+    by_name: dict[str, Point] = {}
+    for sub in subgrids:
+        keys = list(sub)
+        for combo in itertools.product(*(sub[k] for k in keys)):
+            own = dict(zip(keys, combo))
+            values = {**base, **own}
+            try:
+                build_config(values)
+            except UserError as e:
+                raise UserError(f"{where}: point {own}: {e}") from None
+            name = point_name(own, axes)
+            key = repr(sorted(values.items()))
+            if key in seen_values:  # the same run listed by two sub-grids: run it once
+                continue
+            if name in by_name:
+                raise UserError(f"{where}: two different points are both named {name!r}; vary a key in both sub-grids")
+            seen_values[key] = name
+            by_name[name] = Point(name, values)
+            points.append(by_name[name])
+    return points
+
+
+def load_grid(path: str | Path) -> Grid:
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"sweep file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"sweep file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: must be a mapping with 'base' and 'grid'")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown top-level key {unknown[0]!r}; valid: {', '.join(TOP_KEYS)}")
+    if "grid" not in raw:
+        raise UserError(f"{where}: needs a 'grid' mapping of config keys to lists")
+    base_raw = raw.get("base") or {}
+    if not isinstance(base_raw, dict):
+        raise UserError(f"{where}: 'base' must be a mapping of config keys to values")
+    for key in RESERVED:
+        if key in base_raw:
+            raise UserError(f"{where}: 'base' may not set {key!r} (the sweep names every run folder)")
+    base = {k: coerce(k, v) for k, v in base_raw.items()}
+    points = expand(base, _subgrids(raw["grid"], where), where)
+    ev = raw.get("eval") or {}
+    if not isinstance(ev, dict):
+        raise UserError(f"{where}: 'eval' must be a mapping with 'metrics'")
+    metrics = ev.get("metrics", [])
+    metrics = metrics.split(",") if isinstance(metrics, str) else metrics
+    if ev and (not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics)):
+        raise UserError(f"{where}: eval.metrics must be a non-empty list of metric names")
+    out = raw.get("out")
+    if out is not None and not isinstance(out, str):
+        raise UserError(f"{where}: 'out' must be a folder path")
+    return Grid(
+        path=path, name=str(raw.get("name") or path.stem), out=out, base=base, points=points,
+        eval_metrics=[m.strip() for m in metrics], eval_options={k: v for k, v in ev.items() if k != "metrics"},
+        description=str(raw.get("description") or ""),
+    )

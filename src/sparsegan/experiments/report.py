@@ -1,0 +1,158 @@
+"""``sparsegan report``: run folders -> report.md and report.html (figures embedded as base64 PNG).
+
+Reads only run folders (config.json, metrics.jsonl, summary.json, samples/, eval/). Whatever is
+missing (no metric, no FLOPs, no balance records) is said in the report instead of being guessed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsegan.errors import UserError
+from sparsegan.experiments import plots
+from sparsegan.experiments.results import RunResult, choose_metric, higher_is_better, load_runs, varying_keys
+from sparsegan.experiments.table import Table, details_table, group, metric_table
+
+FIGURES = "figures"
+
+
+@dataclass
+class Block:
+    kind: str  # h2 | p | table | figure
+    text: str = ""
+    table: Table | None = None
+    path: Path | None = None
+
+
+def _figure(blocks: list[Block], title: str, make, *args) -> None:
+    blocks.append(Block("h3", title))
+    try:
+        path = make(*args)
+    except plots.NotApplicable as e:
+        blocks.append(Block("p", f"Not shown: {e}."))
+        return
+    blocks.append(Block("figure", title, path=path))
+
+
+def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | None) -> list[Block]:
+    cells = group(runs)
+    figs = out / FIGURES
+    methods = sorted({r.method for r in runs})
+    b = [Block("h1", f"sparsegan report: {root.name or root}")]
+    status = {}
+    for r in runs:
+        status[r.status] = status.get(r.status, 0) + 1
+    b.append(Block("p", f"{len(runs)} run folders under `{root}` in {len(cells)} cells; methods: {', '.join(methods)}; "
+                        f"status: {', '.join(f'{n} {s}' for s, n in sorted(status.items()))}."))
+    axes = varying_keys(runs)
+    if axes:
+        b.append(Block("p", "Besides method, s_G, s_D and seed the runs differ in: " + ", ".join(axes)
+                            + " (shown in the row labels)."))
+    have_metric = metric is not None and any(r.metric(metric) is not None for r in runs)
+    if metric is None:
+        b.append(Block("p", "**No metric found in these runs** (no eval/*.json, no summary.json metrics, no kind=eval "
+                            "records): run `sparsegan eval RUN_DIR --metrics ...` on them. Tables of densities and ITOP "
+                            "rates and the figures that apply follow."))
+    elif not have_metric:
+        b.append(Block("p", f"**Metric {metric!r} is missing in every run**: run `sparsegan eval RUN_DIR --metrics {metric}`. "
+                            "Tables of densities and ITOP rates and the figures that apply follow."))
+    if have_metric:
+        direction = "higher" if higher_is_better(metric) else "lower"
+        b.append(Block("h2", f"Table 1: {metric} ({direction} is better)"))
+        b.append(Block("p", f"Mean ± sample standard deviation over seeds; n = seeds with the metric. Best mean per "
+                            "column in bold. Dense runs ignore the sparsity flags and sit in the s_G = 0 % column."))
+        b.append(Block("table", table=metric_table(cells, metric)))
+        missing = [r.name for r in runs if r.metric(metric) is None]
+        if missing:
+            b.append(Block("p", f"{len(missing)} run(s) lack {metric} and are not counted: " + ", ".join(missing) + "."))
+    b.append(Block("h2", "Runs: densities, ITOP rate and cost (means over seeds)"))
+    b.append(Block("table", table=details_table(cells, metric if have_metric else None)))
+    if not any(r.flops is not None for r in runs):
+        b.append(Block("p", "Training FLOPs: no run has summary.json 'flops'; nothing was estimated."))
+    b.append(Block("h2", "Figures"))
+    if have_metric:
+        _figure(b, f"{metric} vs generator sparsity, per s_D (paper Fig. 4)", plots.metric_vs_sparsity, cells, metric,
+                figs / "metric_vs_sparsity.png")
+        _figure(b, f"{metric} over s_G x s_D (paper Fig. 3)", plots.heatmap, cells, metric, figs / "heatmap.png")
+        _figure(b, f"{metric} vs training FLOPs", plots.metric_vs_flops, cells, metric, figs / "metric_vs_flops.png")
+        _figure(b, f"{metric} during training", plots.metric_over_training, cells, metric,
+                figs / "metric_over_training.png")
+    else:
+        b.append(Block("p", "Not shown without a metric: metric vs s_G (Fig. 4), the s_G x s_D heat-map (Fig. 3), "
+                            "metric vs training FLOPs."))
+    _figure(b, "ITOP exploration rate over training (G solid, explored D dashed)", plots.itop_over_training, cells,
+            figs / "itop_rate.png")
+    _figure(b, "Balance ratio over training", plots.balance_over_training, cells, figs / "balance_ratio.png")
+    _figure(b, "Losses over training", plots.losses_over_training, cells, figs / "losses.png")
+    _figure(b, "Samples (last grid of each cell's first seed)", plots.sample_grids, cells, figs / "samples.png")
+    return b
+
+
+def render_markdown(blocks: list[Block], out: Path) -> str:
+    lines = []
+    for bl in blocks:
+        if bl.kind == "h1":
+            lines.append(f"# {bl.text}")
+        elif bl.kind == "h2":
+            lines.append(f"## {bl.text}")
+        elif bl.kind == "h3":
+            lines.append(f"### {bl.text}")
+        elif bl.kind == "p":
+            lines.append(bl.text)
+        elif bl.kind == "table":
+            lines.append(bl.table.markdown())
+        elif bl.kind == "figure":
+            lines.append(f"![{bl.text}]({bl.path.relative_to(out).as_posix()})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Escape, then the two markdown marks the report uses: **bold** and `code`."""
+    parts = html.escape(text).split("**")
+    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render_html(blocks: list[Block]) -> str:
+    body = []
+    for bl in blocks:
+        if bl.kind in ("h1", "h2", "h3"):
+            body.append(f"<{bl.kind}>{html.escape(bl.text)}</{bl.kind}>")
+        elif bl.kind == "p":
+            body.append(f"<p>{_inline(bl.text)}</p>")
+        elif bl.kind == "table":
+            body.append(bl.table.html())
+        elif bl.kind == "figure":
+            data = base64.b64encode(bl.path.read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(bl.text)}" src="data:image/png;base64,{data}"></figure>')
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+             "td,th{border:1px solid #bbb;padding:0.25em 0.6em;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+    title = html.escape(blocks[0].text if blocks else "sparsegan report")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style>"
+            f"</head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(runs_dir: str | Path, out: str | Path, metric: str | None = None) -> Path:
+    """Write OUT/report.md, OUT/report.html and OUT/figures/*.png; returns report.md's path."""
+    root, out = Path(runs_dir), Path(out)
+    if not root.is_dir():
+        raise UserError(f"runs folder {root} not found")
+    runs = load_runs(root)
+    if not runs:
+        raise UserError(f"no run folders (config.json + metrics.jsonl or summary.json) under {root}")
+    plots.pyplot()  # fail early, in one line, when matplotlib is missing
+    metric = choose_metric(runs, metric)
+    (out / FIGURES).mkdir(parents=True, exist_ok=True)
+    for old in (out / FIGURES).glob("*.png"):  # no stale figure from an earlier report survives
+        old.unlink()
+    blocks = build_blocks(runs, root, out, metric)
+    (out / "report.md").write_text(render_markdown(blocks, out))
+    (out / "report.html").write_text(render_html(blocks))
+    return out / "report.md"

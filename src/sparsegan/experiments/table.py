@@ -1,0 +1,152 @@
+"""Table-1-style aggregation: one cell per (method, s_D, s_G), statistics over seeds.
+
+The paper's Table 1 has the methods and s_D as rows and s_G as columns; a cell here holds the
+metric's mean ± sample standard deviation (ddof 1) over the seeds that have the metric, and the
+number of those seeds. Dense runs ignore the sparsity flags and sit in the s_G = 0 column.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sparsegan.experiments.results import RunResult, higher_is_better, label, varying_keys
+
+CellKey = tuple[str, float, float]  # (row label, s_D, s_G)
+
+
+@dataclass
+class Stat:
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / self.n if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (ddof 1); None below two values."""
+        if self.n < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
+
+
+@dataclass
+class Cell:
+    key: CellKey
+    runs: list[RunResult] = field(default_factory=list)
+
+    def stat(self, fn) -> Stat:
+        return Stat([v for v in (fn(r) for r in self.runs) if v is not None])
+
+    def statuses(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for r in self.runs:
+            out[r.status] += 1
+        return dict(out)
+
+
+def group(runs: list[RunResult]) -> dict[CellKey, Cell]:
+    axes = varying_keys(runs)
+    cells: dict[CellKey, Cell] = {}
+    for r in runs:
+        key = (label(r, axes), r.sparsity("D"), r.sparsity("G"))
+        cells.setdefault(key, Cell(key)).runs.append(r)
+    return dict(sorted(cells.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1], -kv[0][2])))
+
+
+def pct(s: float) -> str:
+    return f"{100 * s:g} %"
+
+
+def fmt(stat: Stat, digits: int = 3) -> str:
+    if stat.mean is None:
+        return "–"
+    text = f"{stat.mean:.{digits}g}"
+    if stat.std is not None:
+        text += f" ± {stat.std:.2g}"
+    return text + f" (n={stat.n})"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) of best entries
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        for i, row in enumerate(self.rows):
+            cells = [f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = []
+        for i, row in enumerate(self.rows):
+            tds = "".join(
+                f"<td><b>{html.escape(c)}</b></td>" if (i, j) in self.bold else f"<td>{html.escape(c)}</td>"
+                for j, c in enumerate(row)
+            )
+            body.append(f"<tr>{tds}</tr>")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def metric_table(cells: dict[CellKey, Cell], metric: str) -> Table:
+    """Rows: (method, s_D); columns: s_G, descending; best mean per column in bold."""
+    sgs = sorted({k[2] for k in cells}, reverse=True)
+    rows_keys = list(dict.fromkeys((k[0], k[1]) for k in cells))
+    header = ["method", "s_D"] + [f"s_G = {pct(s)}" for s in sgs]
+    rows, means = [], []
+    for lab, sd in rows_keys:
+        row, mrow = [lab, pct(sd)], []
+        for sg in sgs:
+            cell = cells.get((lab, sd, sg))
+            st = cell.stat(lambda r: r.metric(metric)) if cell else Stat([])
+            row.append(fmt(st) if cell else "")
+            mrow.append(st.mean)
+        rows.append(row)
+        means.append(mrow)
+    bold = set()
+    sign = -1.0 if higher_is_better(metric) else 1.0
+    for j in range(len(sgs)):
+        col = [(sign * m[j], i) for i, m in enumerate(means) if m[j] is not None]
+        if len(col) > 1:
+            best = min(col)[0]
+            bold |= {(i, j + 2) for v, i in col if v == best}
+    return Table(header, rows, bold)
+
+
+def _mean_text(st: Stat, digits: int = 3) -> str:
+    return "–" if st.mean is None else f"{st.mean:.{digits}g}"
+
+
+def details_table(cells: dict[CellKey, Cell], metric: str | None) -> Table:
+    """What every cell's runs are, whatever metric exists: densities, ITOP, cost, status."""
+    header = ["method", "s_D", "s_G", "seeds", "status", "density G", "density D", "ITOP G", "ITOP D",
+              "train FLOPs", "wall time (s)"]
+    if metric:
+        header.append(metric)
+    rows = []
+    for (lab, sd, sg), cell in cells.items():
+        dens = lambda net: (lambda r: (r.summary.get("density") or {}).get(net))  # noqa: E731
+        itop = lambda net: (lambda r: (r.summary.get("itop_rate") or {}).get(net))  # noqa: E731
+        status = ", ".join(f"{n} {s}" for s, n in sorted(cell.statuses().items()))
+        flops = cell.stat(lambda r: r.flops)
+        row = [lab, pct(sd), pct(sg), str(len(cell.runs)), status,
+               _mean_text(cell.stat(dens("G")), 4), _mean_text(cell.stat(dens("D")), 4),
+               _mean_text(cell.stat(itop("G")), 4), _mean_text(cell.stat(itop("D")), 4),
+               "–" if flops.mean is None else f"{flops.mean:.3g}",
+               _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 4)]
+        if metric:
+            row.append(fmt(cell.stat(lambda r: r.metric(metric))))
+        rows.append(row)
+    return Table(header, rows)
