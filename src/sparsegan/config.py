@@ -59,6 +59,14 @@ class TrainConfig:
     beta2: float = _f(0.999, "Adam beta2")
     ema_beta: float = _f(0.999, "EMA decay of the sampled generator")
     ema_start: int = _f(0, "G step from which the EMA averages (copies before)")
+    g_batch_size: int | None = _f(None, "images per G step (default: --batch-size; SNGAN: 128 vs D's 64)")
+    adam_eps: float = _f(1e-8, "Adam epsilon (BigGAN ImageNet: 1e-6)")
+    data_workers: int = _f(4, "worker processes decoding lazily loaded images (image-folder); 0: in the main process")
+    # --- devices and processes ---------------------------------------------------------
+    precision: str = _f("fp32", "fp32, or bf16 autocast for G and D forward passes (CPU or GPU)", choices="precision")
+    channels_last: bool = _f(False, "NHWC weights and images (faster convolutions on tensor-core GPUs)")
+    compile: bool = _f(False, "torch.compile the G and D forward passes")
+    sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the global batch (all processes)")
     # --- run -----------------------------------------------------------------------------
     seed: int = _f(0, "random seed (weights, masks, data order, noise)")
     device: str = _f("cpu", "torch device: cpu, cuda, cuda:1, mps")
@@ -86,6 +94,10 @@ class TrainConfig:
         for name in ("lr_g", "lr_d", "width_multiplier"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.g_batch_size is not None and self.g_batch_size <= 0:
+            raise UserError(f"--g-batch-size must be a positive integer, got {self.g_batch_size}")
+        if self.data_workers < 0 or self.adam_eps <= 0:
+            raise UserError("--data-workers must be >= 0 and --adam-eps positive")
         if self.model_width is not None and self.model_width <= 0:
             raise UserError(f"--model-width must be positive, got {self.model_width}")
         if not 0.0 <= self.ema_beta < 1.0:
@@ -113,7 +125,7 @@ def choice_values() -> dict[str, list[str]]:
         "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
         "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
         "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
-        "explore": ["G", "D", "GD"],
+        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"],
     }
     return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
 

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sparsegan.data.cifar import load_cifar10
+from sparsegan.data.folder import FolderData, load_image_folder
 from sparsegan.data.idx import IdxSource, load_idx_split
 from sparsegan.registry import Registry
 
@@ -75,7 +77,7 @@ MNIST = IdxSource(
 
 
 def _idx_loader(source: IdxSource) -> Callable[..., ImageData]:
-    def load(split: str = "train", data_root=None) -> ImageData:
+    def load(split: str = "train", data_root=None, **_) -> ImageData:
         images, labels = load_idx_split(source, split, data_root)
         return ImageData(source.name, split, images, labels, num_classes=10)
 
@@ -84,14 +86,17 @@ def _idx_loader(source: IdxSource) -> Callable[..., ImageData]:
 
 DATASETS.register("fashion-mnist")(_idx_loader(FASHION_MNIST))
 DATASETS.register("mnist")(_idx_loader(MNIST))
+DATASETS.register("cifar10")(load_cifar10)
+DATASETS.register("image-folder")(load_image_folder)
 
 
-def load_dataset(name: str, split: str = "train", data_root=None) -> ImageData:
+def load_dataset(name: str, split: str = "train", data_root=None, resolution: int | None = None) -> ImageData | FolderData:
+    """A split by name; ``resolution`` is the decode size of lazily decoded sets (image-folder)."""
     from sparsegan.errors import UserError
 
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    return DATASETS.get(name)(split=split, data_root=data_root)
+    return DATASETS.get(name)(split=split, data_root=data_root, resolution=resolution)
 
 
 def to_model_range(images: Tensor, resolution: int) -> Tensor:

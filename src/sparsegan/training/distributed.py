@@ -1,0 +1,251 @@
+"""Data-parallel training across processes (``torchrun --nproc_per_node N -m sparsegan train``).
+
+Every rank holds a full copy of G, D, the EMA generator and the masks, and trains on its shard
+of each global batch. What keeps the ranks identical (DESIGN: "every rank holds the same masks"):
+
+* weights, buffers and the initial masks are broadcast from rank 0 once, at start;
+* after every backward pass each gradient is averaged over the ranks (all-reduce, hooked on the
+  parameters, so it happens before the method sees the gradient): every rank then captures the
+  same dense gradient for RigL regrowth, takes the same Adam step and makes the same topology
+  decision, with the same seeded topology generator;
+* every topology record carries ``mask_checksums`` (one per rank, all-gathered) and the run
+  stops with :class:`RankDisagreement` when they differ.
+
+The reference ImageNet code seeds each rank differently and never syncs masks (REFERENCE §6.6).
+Only rank 0 writes the run folder. ``gloo`` on CPU, ``nccl`` on CUDA. ``--sync-bn`` replaces
+every BatchNorm with :class:`SyncBatchNorm`, whose batch statistics span all ranks (torch's own
+is CUDA-only; this one also runs on gloo).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from sparsegan.errors import UserError
+from sparsegan.sparsity import MaskSet
+from sparsegan.training.run_dir import RunDir
+
+
+class RankDisagreement(RuntimeError):
+    """The ranks' masks differ: a bug, never a user mistake; the run stops."""
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+    _hooks: list = field(default_factory=list, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: str) -> "DistContext":
+        """The context torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
+        MASTER_ADDR, MASTER_PORT); a single process when WORLD_SIZE is unset or 1."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            if backend == "nccl":
+                torch.cuda.set_device(local)
+            dist.init_process_group(backend)
+            atexit.register(_destroy)
+        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local, backend=dist.get_backend())
+
+    def device(self, requested: str) -> torch.device:
+        """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun."""
+        d = torch.device(requested)
+        if self.enabled and d.type == "cuda" and d.index is None:
+            d = torch.device("cuda", self.local_rank)
+        return d
+
+    @property
+    def comm_device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+    # --- batches ---------------------------------------------------------------------
+    def check_batch(self, *sizes: int) -> None:
+        for n in sizes:
+            if n % self.world_size:
+                raise UserError(f"batch size {n} is not divisible by the {self.world_size} processes")
+
+    def shard(self, x: Tensor | None) -> Tensor | None:
+        """This rank's rows of a global batch (the same strided split as EpochSampler)."""
+        return x if x is None or not self.enabled else x[self.rank :: self.world_size]
+
+    # --- start: identical weights and masks ------------------------------------------
+    @torch.no_grad()
+    def broadcast_module_(self, module: nn.Module) -> None:
+        if not self.enabled:
+            return
+        for t in list(module.parameters()) + list(module.buffers()):
+            buf = t.detach().to(self.comm_device)
+            dist.broadcast(buf, 0)
+            t.copy_(buf)
+
+    def broadcast_masks_(self, masks: MaskSet) -> None:
+        """Rank 0's masks everywhere (the ranks drew them from the same seed; this makes sure)."""
+        if not self.enabled:
+            return
+        state = masks.state_dict()
+        for k in sorted(state):
+            buf = state[k].to(self.comm_device, torch.uint8)
+            dist.broadcast(buf, 0)
+            state[k] = buf.bool().cpu()
+        masks.load_state_dict(state)
+        masks.apply_()
+
+    def average_gradients(self, *modules: nn.Module) -> None:
+        """Average each parameter's gradient over the ranks as soon as backward produces it."""
+        if not self.enabled:
+            return
+        for module in modules:
+            for p in module.parameters():
+                if p.requires_grad:
+                    self._hooks.append(p.register_post_accumulate_grad_hook(self._average))
+
+    def _average(self, p: Tensor) -> None:
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        p.grad.div_(self.world_size)
+
+    # --- checks ------------------------------------------------------------------------
+    def mask_checksums(self, masks: MaskSet) -> list[int]:
+        """One checksum per rank (every rank gets the list); raises if they differ."""
+        mine = masks.checksum()
+        if not self.enabled:
+            return [mine]
+        sums: list[int] = [0] * self.world_size
+        dist.all_gather_object(sums, mine)
+        if len(set(sums)) != 1:
+            raise RankDisagreement(f"masks differ between ranks: checksums {sums}")
+        return sums
+
+    def all_finite(self, ok: bool) -> bool:
+        """True only if every rank says True (so all ranks stop together)."""
+        if not self.enabled:
+            return ok
+        flag = torch.tensor([0.0 if ok else 1.0], device=self.comm_device)
+        dist.all_reduce(flag)
+        return bool(flag.item() == 0.0)
+
+    # --- the run folder ----------------------------------------------------------------
+    def prepare_run_dir(self, path, *, resume: bool, overwrite: bool) -> RunDir:
+        """Rank 0 prepares the folder; the others wait, then get a view that writes nothing.
+        An error on rank 0 (e.g. a folder of another run) is raised on every rank."""
+        if not self.enabled:
+            return RunDir.prepare(path, resume=resume, overwrite=overwrite)
+        run, err = None, [None]
+        if self.is_main:
+            try:
+                run = RunDir.prepare(path, resume=resume, overwrite=overwrite)
+            except UserError as e:
+                err = [str(e)]
+        dist.broadcast_object_list(err, 0)
+        if err[0] is not None:
+            raise UserError(err[0])
+        return run if self.is_main else SilentRunDir(path)
+
+
+class SilentRunDir(RunDir):
+    """The run folder as the non-zero ranks see it: readable (to resume), never written."""
+
+    def log(self, record) -> None:
+        pass
+
+    def truncate_records_after(self, step: int) -> None:
+        pass
+
+    def write_config(self, config) -> None:
+        pass
+
+    def write_summary(self, summary) -> None:
+        pass
+
+    def save_grid(self, images, name: str):
+        return self.samples / name
+
+    def save_final(self, tensors) -> None:
+        pass
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# --- synchronized batch norm --------------------------------------------------------------
+class SyncBatchNorm(_BatchNorm):
+    """BatchNorm whose training-mode statistics are over the global batch (all ranks).
+
+    Sums and sums of squares are all-reduced with the differentiable collective, so gradients
+    flow through the global statistics exactly as in single-process BN on the whole batch.
+    Same parameter and buffer names as nn.BatchNorm*d: checkpoints are interchangeable.
+    """
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        xf = x.float()
+        local_n = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
+        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_n]))
+        c = x.shape[1]
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0.0)  # biased, as BN normalises
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
+                unbiased = var.detach() * n / (n - 1).clamp_min(1.0)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm in ``module`` by :class:`SyncBatchNorm`, keeping the parameter
+    objects (masks and optimizers that already hold them stay valid) and buffers."""
+    if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+        out = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, device=None)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+        return out
+    for name, child in module.named_children():
+        new = convert_sync_batchnorm(child)
+        if new is not child:
+            setattr(module, name, new)
+    return module
