@@ -1,0 +1,118 @@
+"""``sparsegan flops``: parameters and FLOPs per layer, and the training FLOPs of a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sparsegan.errors import UserError
+
+
+def _table(rows, totals, human) -> str:
+    head = f"{'net':3} {'layer':28} {'kind':16} {'params':>9} {'prunable':>9} {'active':>9} {'density':>7} {'dense FLOPs':>11} {'sparse FLOPs':>12}"
+    lines = [head, "-" * len(head)]
+    for net, net_rows in rows.items():
+        for r in net_rows:
+            lines.append(f"{net:3} {r.name[:28]:28} {r.kind[:16]:16} {r.params:9d} {r.prunable:9d} {r.active:9d} "
+                         f"{r.density:7.4f} {human(r.dense_flops):>11} {human(r.sparse_flops):>12}")
+        t = totals[net]
+        lines.append(f"{net:3} {'total':28} {'':16} {t['params']:9d} {t['prunable']:9d} {t['active_prunable']:9d} "
+                     f"{t['density']:7.4f} {human(t['dense_flops']):>11} {human(t['sparse_flops']):>12}"
+                     f"  ({t['relative_flops']:.3f} x dense)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _train_lines(train, human) -> list[str]:
+    lines = [f"training FLOPs: {human(train['total'])} over {train['steps']} G steps; dense training for "
+             f"{train['dense_steps']} steps: {human(train['dense'])}; relative {train['relative']:.4f} "
+             f"({1 / train['relative']:.2f}x fewer)" if train["relative"] > 0 else ""]
+    for p in train["phases"]:
+        upd = ", ".join(f"{k} {v}" for k, v in p["dense_grad_updates"].items() if v) or "none"
+        lines.append(f"  phase {p['name']}: {p['steps']} steps, {human(p['flops'])} "
+                     f"(dense-gradient updates: {upd}; their extra cost {human(p['dense_grad_flops'])})")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from sparsegan.efficiency.accounting import layer_counts, net_totals
+    from sparsegan.efficiency.training_flops import (
+        CONVENTION, FlopModel, Phase, flops_summary, human, planned_densities, rows_as_dicts, training_flops,
+    )
+    from sparsegan.models import ModelSpec, build_models
+    from sparsegan.sparsity import UpdateSchedule
+
+    if args.run is not None:
+        from sparsegan.efficiency.runs import RunFiles
+
+        rf = RunFiles.open(args.run)
+        G, D, _ = rf.nets("raw")
+        nets = {"G": G, "D": D}
+        rows = layer_counts(nets, rf.masks, scope=rf.config.get("prunable", "all"))
+        from sparsegan.efficiency.runs import read_records
+
+        summary = flops_summary(nets, rf.masks, rf.config, read_records(rf.path), rf.steps_done(),
+                                external=rf.summary.get("phases"))
+        train = summary["train"]
+    else:
+        if args.model is None:
+            raise UserError("give a RUN_DIR, or --model (with --sparsity-g / --sparsity-d)")
+        for name in ("sparsity_g", "sparsity_d"):
+            v = getattr(args, name)
+            if not 0.0 <= v < 1.0:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}")
+        for name in ("steps", "n_dis", "batch_size", "update_interval"):
+            if getattr(args, name) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+        spec = ModelSpec(channels=args.channels, num_classes=args.num_classes, z_dim=args.z_dim,
+                         width=args.model_width, resolution=args.resolution)
+        G, D = build_models(args.model, spec)
+        nets = {"G": G, "D": D}
+        s = {"G": args.sparsity_g, "D": args.sparsity_d} if args.method != "dense" else {"G": 0.0, "D": 0.0}
+        try:
+            dens = {net: planned_densities(nets[net], s[net], args.distribution, scope=args.prunable) for net in nets}
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        rows = layer_counts(nets, densities=dens, scope=args.prunable)
+        fm = FlopModel(nets, scope=args.prunable, distribution=args.distribution, masks=None)
+        updates = {}
+        if args.method == "stu" and args.grow in ("gradient", "momentum"):
+            n = len(UpdateSchedule(interval=args.update_interval, total_steps=args.steps).update_steps())
+            updates = {net: n for net in nets if net in args.explore and s[net] > 0}
+        phase = Phase(args.method, args.steps, dens, updates)
+        train = training_flops(fm, [phase], batch_size=args.batch_size, n_dis=args.n_dis, dense_steps=args.steps)
+        summary = {"convention": CONVENTION, "train": train}
+    totals = {net: net_totals(r) for net, r in rows.items()}
+    print(_table(rows, totals, human))
+    print("\n".join(_train_lines(train, human)))
+    print(f"({CONVENTION})")
+    if args.json:
+        payload = {"layers": rows_as_dicts(rows), "totals": totals, **summary}
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("flops", help="parameters and FLOPs per layer; training FLOPs of a run vs dense",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a completed run folder")
+    p.add_argument("--model", help="count a model without a run (masks planned by --distribution)")
+    p.add_argument("--sparsity-g", type=float, default=0.9)
+    p.add_argument("--sparsity-d", type=float, default=0.5)
+    p.add_argument("--method", choices=("dense", "static", "stu"), default="stu")
+    p.add_argument("--steps", type=int, default=2000, help="G steps of the training run counted")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-dis", type=int, default=1)
+    p.add_argument("--update-interval", type=int, default=1000)
+    p.add_argument("--grow", default="gradient", help="stu: grow criterion (gradient needs a dense gradient)")
+    p.add_argument("--explore", default="G", choices=("G", "D", "GD"))
+    p.add_argument("--distribution", default="erk")
+    p.add_argument("--prunable", default="all", choices=("all", "conv"))
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--num-classes", type=int, default=0)
+    p.add_argument("--z-dim", type=int, default=128)
+    p.add_argument("--model-width", type=int, default=None)
+    p.add_argument("--resolution", type=int, default=None)
+    p.add_argument("--json", metavar="FILE", help="also write the table and totals as JSON")
+    p.set_defaults(func=run)

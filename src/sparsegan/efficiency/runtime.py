@@ -1,0 +1,262 @@
+"""Sparse inference: a generator whose Linear / Conv2d / ConvTranspose2d layers run as CSR x dense
+products where that is measured to be faster, dense otherwise.
+
+How the layers are computed (weight matrix ``A`` on the left, activations row-major on the right,
+so every active weight is one contiguous axpy over batch x pixels; see :mod:`.kernels`):
+
+* Linear:           ``Y (out, N) = A (out, in) @ X (in, N)``
+* ConvTranspose2d:  ``cols (C_out k k, N H W) = W^T (C_out k k, C_in) @ X (C_in, N H W)``, then
+  col2im: the k x k strided adds of the scatter (no unfold of the input at all). On a 1 x 1 input
+  (DCGAN's first layer) col2im is a reshape: the layer *is* a matmul.
+* Conv2d:           ``Y (C_out, N L) = A (C_out, C_in k k) @ unfold(X)`` (batch-chunked).
+
+Activations travel *channel-major, batch-innermost* between sparse layers: a layer returns an
+(N, C, H, W) *view* of a (C, H, W, N) buffer, and the next sparse layer reads that buffer as its
+(C, H W N) right-hand side without a copy; element-wise layers in between keep the strides. With
+the batch innermost, col2im's strided adds run over contiguous blocks of N values (NCHW order
+made col2im 5-8x slower than the matmul it follows). An eval-mode BatchNorm right after a layer in an
+``nn.Sequential`` is folded into that layer's rows (exact up to float rounding).
+
+Which kernel a layer runs (the original dense module, torch CSR or scipy CSR) is chosen per layer
+and per input shape by timing them on the first input of that shape (``mode="auto"``); a fixed
+``mode`` forces one. Outputs equal the dense masked generator's in eval mode up to float rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from sparsegan.efficiency.kernels import SparseMatrix, fastest
+
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "dense")
+SPARSE_CANDIDATES = ("torch-csr", "scipy-csr")
+# torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
+# scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
+TORCH_CSR_MAX_COLS = 2048
+UNFOLD_CHUNK = 2**24  # floats of unfolded input per chunk (64 MiB)
+
+
+def _effective(module: nn.Module) -> nn.Module:
+    """A deep copy whose weight is a plain parameter (spectral norm applied and removed)."""
+    m = copy.deepcopy(module)
+    if parametrize.is_parametrized(m, "weight"):
+        parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return m
+
+
+def _out_axis(m: nn.Module) -> int:
+    return 1 if isinstance(m, nn.ConvTranspose2d) else 0
+
+
+def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """``bn(layer(x))`` in eval mode as one layer: output channel c scaled by gamma_c / sqrt(var_c + eps)."""
+    m = _effective(layer)
+    with torch.no_grad():
+        scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+        shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+        shape = [1] * m.weight.dim()
+        shape[_out_axis(m)] = -1
+        m.weight.mul_(scale.view(shape))
+        bias = m.bias if m.bias is not None else torch.zeros_like(scale)
+        m.bias = nn.Parameter(bias * scale + shift)
+    return m
+
+
+class SparseLayer(nn.Module):
+    """Wraps a dense layer; runs it sparse where measured faster for the input's shape."""
+
+    def __init__(self, dense: nn.Module, matrix: Tensor, mode: str = "auto"):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        self.dense = dense
+        self.A = SparseMatrix(matrix)
+        self.mode = mode
+        self.choice: dict[tuple, str] = {}
+        self.timings: dict[tuple, dict[str, float]] = {}
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.dense.bias
+
+    def sparse_forward(self, x: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def supports(self, x: Tensor) -> bool:
+        return True
+
+    def run(self, x: Tensor, name: str) -> Tensor:
+        if name == "module":
+            return self.dense(x)
+        return self.sparse_forward(x, self.A.kernel(name))
+
+    def forward(self, x: Tensor) -> Tensor:
+        key = tuple(x.shape)
+        name = self.choice.get(key)
+        if name is None:
+            name = self._choose(x, key)
+        return self.run(x, name)
+
+    def _choose(self, x: Tensor, key: tuple) -> str:
+        if not self.supports(x) or x.device.type != "cpu":
+            name = "module"
+        elif self.mode != "auto":
+            name = self.mode
+        else:
+            cands = {"module": lambda: self.dense(x)}
+            cols = x.numel() // max(1, x.shape[1])  # columns of the right-hand side
+            for k in SPARSE_CANDIDATES:
+                if k == "torch-csr" and cols > TORCH_CSR_MAX_COLS:
+                    continue  # measured 10-100x slower than scipy there: not worth timing
+                cands[k] = lambda k=k: self.run(x, k)
+            name, self.timings[key] = fastest(cands)
+        self.choice[key] = name
+        return name
+
+    def extra_repr(self) -> str:
+        return f"density={self.A.density:.4f}, choice={self.choice}"
+
+
+class SparseLinear(SparseLayer):
+    def __init__(self, dense: nn.Linear, mode: str = "auto"):
+        super().__init__(dense, dense.weight, mode)
+
+    def supports(self, x: Tensor) -> bool:
+        return x.dim() == 2
+
+    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+        X = x.t()  # (in, N): free when x is the transposed view a previous sparse layer returned
+        Y = kernel(X if X.is_contiguous() else X.contiguous())  # (out, N)
+        if self.bias is not None:
+            Y += self.bias[:, None]
+        return Y.t()
+
+
+def _channel_major(x: Tensor) -> Tensor:
+    """(C, H*W*N) from an (N, C, H, W) tensor; no copy when x is a view of a (C, H, W, N) buffer."""
+    return x.permute(1, 2, 3, 0).reshape(x.shape[1], -1)
+
+
+class SparseConvTranspose2d(SparseLayer):
+    def __init__(self, dense: nn.ConvTranspose2d, mode: str = "auto"):
+        cin, cout, kh, kw = dense.weight.shape
+        super().__init__(dense, dense.weight.detach().reshape(cin, cout * kh * kw).t(), mode)
+        self.cout, self.kh, self.kw = cout, kh, kw
+
+    def supports(self, x: Tensor) -> bool:
+        return x.dim() == 4
+
+    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+        m: nn.ConvTranspose2d = self.dense
+        n, _, h, w = x.shape
+        (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
+        kh, kw, cout = self.kh, self.kw, self.cout
+        cols = kernel(_channel_major(x)).view(cout, kh, kw, h, w, n)
+        full_h, full_w = (h - 1) * sh + kh + oph, (w - 1) * sw + kw + opw
+        if h == 1 and w == 1 and oph == 0 and opw == 0:
+            # A transposed conv of a 1x1 input is a matmul: the columns already are the pixels.
+            full = cols.view(cout, kh, kw, n)
+        else:
+            # col2im: add each kernel tap's plane into the strided output positions; with the
+            # batch innermost every add runs over contiguous blocks of N values.
+            full = torch.zeros(cout, full_h, full_w, n, dtype=cols.dtype)
+            for ky in range(kh):
+                for kx in range(kw):
+                    full[:, ky : ky + (h - 1) * sh + 1 : sh, kx : kx + (w - 1) * sw + 1 : sw] += cols[:, ky, kx]
+        out = full[:, ph : full_h - ph, pw : full_w - pw]
+        if not out.is_contiguous():
+            out = out.contiguous()
+        if self.bias is not None:
+            out += self.bias.view(cout, 1, 1, 1)
+        return out.permute(3, 0, 1, 2)
+
+
+class SparseConv2d(SparseLayer):
+    def __init__(self, dense: nn.Conv2d, mode: str = "auto"):
+        super().__init__(dense, dense.weight.detach().reshape(dense.weight.shape[0], -1), mode)
+
+    def supports(self, x: Tensor) -> bool:
+        return x.dim() == 4
+
+    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+        m: nn.Conv2d = self.dense
+        n, cin, h, w = x.shape
+        kh, kw = m.kernel_size
+        out_h = (h + 2 * m.padding[0] - (kh - 1) - 1) // m.stride[0] + 1
+        out_w = (w + 2 * m.padding[1] - (kw - 1) - 1) // m.stride[1] + 1
+        cout = m.out_channels
+        if (kh, kw) == (1, 1) and m.stride == (1, 1) and m.padding == (0, 0):
+            out = kernel(_channel_major(x)).view(cout, out_h, out_w, n)
+        else:
+            out = torch.empty(cout, out_h, out_w, n, dtype=x.dtype)
+            chunk = max(1, UNFOLD_CHUNK // max(1, cin * kh * kw * out_h * out_w))
+            for i in range(0, n, chunk):
+                cols = F.unfold(x[i : i + chunk], (kh, kw), 1, m.padding, m.stride)  # (n', C k k, L)
+                X = cols.permute(1, 2, 0).reshape(cols.shape[1], -1)  # (C k k, L n')
+                out[..., i : i + chunk] = kernel(X).view(cout, out_h, out_w, -1)
+        if self.bias is not None:
+            out += self.bias.view(cout, 1, 1, 1)
+        return out.permute(3, 0, 1, 2)
+
+
+def _convertible(m: nn.Module) -> bool:
+    if isinstance(m, nn.Linear):
+        return True
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        return m.groups == 1 and m.dilation == (1, 1) and m.padding_mode == "zeros" and isinstance(m.padding, tuple)
+    return False
+
+
+def _wrap(m: nn.Module, mode: str) -> SparseLayer:
+    m = _effective(m)
+    if isinstance(m, nn.Linear):
+        return SparseLinear(m, mode)
+    if isinstance(m, nn.ConvTranspose2d):
+        return SparseConvTranspose2d(m, mode)
+    return SparseConv2d(m, mode)
+
+
+def _foldable(bn: nn.Module) -> bool:
+    return (isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)) and bn.track_running_stats
+            and bn.running_mean is not None)
+
+
+@torch.no_grad()
+def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_sparsity: float = 0.0) -> nn.Module:
+    """A copy of ``G`` (eval mode) with its Linear / Conv2d / ConvTranspose2d layers wrapped as
+    :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    G = copy.deepcopy(G).eval()
+    if fold_bn:
+        for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
+            names = list(seq._modules)
+            for a, b in zip(names, names[1:]):
+                layer, bn = seq._modules[a], seq._modules[b]
+                if _convertible(layer) and _foldable(bn):
+                    seq._modules[a] = fold_batchnorm(layer, bn)
+                    seq._modules[b] = nn.Identity()
+    for parent in list(G.modules()):
+        for name, child in list(parent.named_children()):
+            if _convertible(child):
+                w = child.weight.detach()
+                if float((w == 0).float().mean()) >= min_sparsity:
+                    setattr(parent, name, _wrap(child, mode))
+    return G
+
+
+def choices(G: nn.Module) -> dict[str, dict]:
+    """Per sparse layer: its density and the kernel chosen for each input shape seen."""
+    return {name: {"density": m.A.density, "shape": list(m.A.shape),
+                   "choice": {"x".join(map(str, k)): v for k, v in m.choice.items()},
+                   "timings_ms": {"x".join(map(str, k)): {c: t * 1e3 for c, t in v.items()}
+                                  for k, v in m.timings.items()}}
+            for name, m in G.named_modules() if isinstance(m, SparseLayer)}
+
+

@@ -1,0 +1,131 @@
+"""FLOPs / parameter accounting, training FLOPs of a run, on tiny hand-checkable nets."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsegan.efficiency import FlopModel, Phase, iteration_flops, layer_counts, net_totals, training_flops
+from sparsegan.efficiency.training_flops import phases_of_run, planned_densities
+from sparsegan.models import MODELS, ModelSpec, build_models
+
+
+class TinyG(nn.Module):
+    """z (3) -> Linear(3, 8) -> view (2, 2, 2) -> ConvT(2 -> 1, k4 s2 p1) -> 4x4 -> Conv(1 -> 2, k3 p1) -> BN."""
+
+    z_dim, num_classes = 3, 0
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 8)
+        self.up = nn.ConvTranspose2d(2, 1, 4, 2, 1, bias=False)
+        self.conv = nn.Conv2d(1, 2, 3, 1, 1)
+        self.bn = nn.BatchNorm2d(2)
+        self.emb = nn.Embedding(5, 2)  # never called: parameters, no FLOPs
+
+    def forward(self, z, y=None):
+        return self.bn(self.conv(self.up(self.fc(z).view(-1, 2, 2, 2))))
+
+
+class TinyD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2 * 4 * 4, 1, bias=False)
+
+    def forward(self, x, y=None):
+        return self.fc(x.flatten(1))
+
+
+def test_layer_flops_by_hand():
+    G, D = TinyG(), TinyD()
+    masks = {"G": {"fc.weight": torch.zeros(8, 3, dtype=torch.bool)}}
+    masks["G"]["fc.weight"][:, 0] = True  # 8 of 24 active
+    rows = layer_counts({"G": G, "D": D}, masks)
+    g = {r.name: r for r in rows["G"]}
+    # Linear 3 -> 8: 2 * 3 * 8 = 48 weight FLOPs, 8 bias adds; density 1/3 -> 16 + 8.
+    assert (g["fc"].weight_flops, g["fc"].other_flops) == (48, 8)
+    assert g["fc"].sparse_flops == pytest.approx(16 + 8)
+    assert (g["fc"].params, g["fc"].prunable, g["fc"].active) == (32, 24, 8)
+    # ConvT 2 -> 1, k 4, on a 2x2 input: every input element scatters a 1 x 16 patch: 2 * 8 * 16.
+    assert (g["up"].weight_flops, g["up"].other_flops) == (256, 0)
+    # Conv 1 -> 2, k 3, pad 1, 4x4 output: 2 * (2 * 16 outputs) * 9 = 576, + 32 bias adds.
+    assert (g["conv"].weight_flops, g["conv"].other_flops) == (576, 32)
+    # BN: scale + shift per element of 2 x 4 x 4; embedding: params only.
+    assert (g["bn"].weight_flops, g["bn"].other_flops, g["bn"].prunable) == (0, 64, 0)
+    assert (g["emb"].params, g["emb"].dense_flops, g["emb"].calls) == (10, 0, 0)
+    t = net_totals(rows["G"])
+    assert t["params"] == sum(p.numel() for p in G.parameters())
+    assert t["prunable"] == 24 + 32 + 18 and t["active_prunable"] == 8 + 32 + 18
+    assert t["dense_flops"] == 48 + 8 + 256 + 576 + 32 + 64
+    assert rows["D"][0].weight_flops == 2 * 32
+
+
+def test_active_counts_read_off_weights_when_no_masks():
+    G, D = TinyG(), TinyD()
+    with torch.no_grad():
+        G.fc.weight[:4] = 0
+    rows = layer_counts({"G": G, "D": D})
+    assert {r.name: r.active for r in rows["G"]}["fc"] == 12
+
+
+def test_iteration_flops_and_rigl_dense_gradient():
+    # D step: G fwd (b) + D fwd+bwd on 2b (3 x 2b); G step: G fwd+bwd (3b) + D fwd + input-grad bwd (2b).
+    assert iteration_flops(1.0, 1.0, batch_size=1, n_dis=1) == 7 + 5
+    assert iteration_flops(2.0, 3.0, batch_size=4, n_dis=5) == 5 * (4 * 2 + 24 * 3) + 12 * 2 + 8 * 3
+    G, D = TinyG(), TinyD()
+    fm = FlopModel({"G": G, "D": D}, masks=None)
+    dens = {"G": {"fc.weight": 0.5, "up.weight": 0.5, "conv.weight": 0.5}, "D": 1.0}
+    no_upd = training_flops(fm, [Phase("s", 10, dens)], batch_size=2, n_dis=1, dense_steps=10)
+    upd = training_flops(fm, [Phase("s", 10, dens, {"G": 3})], batch_size=2, n_dis=1, dense_steps=10)
+    # Each update computes G's weight gradient densely: + b * (dense - sparse weight FLOPs).
+    assert upd["total"] - no_upd["total"] == pytest.approx(3 * 2 * (48 + 256 + 576) * 0.5)
+    dense = training_flops(fm, [Phase("d", 10, {"G": 1.0, "D": 1.0})], batch_size=2, n_dis=1, dense_steps=10)
+    assert dense["relative"] == 1.0
+    assert 0 < no_upd["relative"] < 1
+
+
+def test_phases_split_at_topology_records():
+    # An early-bird-like run: dense G until step 20, then 10 % dense; D always 50 %.
+    final = {"G": {"w": 0.1}, "D": {"v": 0.5}}
+    records = [
+        {"kind": "train", "step": 10},
+        {"kind": "topology", "step": 10, "net": "G", "density": 1.0, "active": 100, "pruned": 0, "grown": 0},
+        {"kind": "topology", "step": 20, "net": "G", "density": 0.1, "active": 10, "pruned": 90, "grown": 0},
+        {"kind": "topology", "step": 20, "net": "D", "density": 0.5, "active": 50, "pruned": 0, "grown": 0},
+        {"kind": "topology", "step": 40, "net": "G", "density": 0.1, "active": 10, "pruned": 5, "grown": 5},
+    ]
+    cfg = {"method": "eb", "grow": "gradient", "prune_criterion": "magnitude"}
+    ext = [{"phase": "dense-pretrain", "steps": 7, "density": {"G": 1.0, "D": 1.0}}]
+    phases = phases_of_run(cfg, records, final, 50, ext, {"G": 0.1, "D": 0.5})
+    assert [(p.name, p.steps) for p in phases] == [("dense-pretrain", 7), ("eb", 20), ("eb", 30)]
+    assert phases[1].density["G"] == 1.0 and phases[2].density["G"] == {"w": 0.1}
+    assert phases[1].dense_grad_updates == {"G": 1} and phases[2].dense_grad_updates == {"G": 1}
+    cfg_random = dict(cfg, grow="random")
+    assert all(not p.dense_grad_updates for p in phases_of_run(cfg_random, records, final, 50))
+
+
+def test_planned_densities_are_exact_erk_counts():
+    G, _ = build_models("mlp", ModelSpec(width=16))
+    dens = planned_densities(G, 0.9)
+    params = dict(G.named_parameters())
+    active = sum(round(d * params[n].numel()) for n, d in dens.items())
+    assert active == round(0.1 * sum(params[n].numel() for n in dens))
+
+
+FAST_MODELS = [m for m in MODELS.names() if m != "biggan128"]
+
+
+@pytest.mark.parametrize("model", FAST_MODELS)
+def test_every_registered_model_is_counted(model):
+    channels = 1 if model in ("mlp", "dcgan") else 3
+    spec = ModelSpec(channels=channels, num_classes=10 if model.startswith("biggan") else 0)
+    try:
+        G, D = build_models(model, spec)
+    except Exception:
+        G, D = build_models(model, ModelSpec(channels=channels))
+    fm = FlopModel({"G": G, "D": D})
+    for net, module in (("G", G), ("D", D)):
+        t = net_totals(fm.rows[net])
+        assert t["params"] == sum(p.numel() for p in module.parameters())
+        assert t["density"] == 1.0 and t["dense_flops"] > 0
+        # Every prunable weight belongs to a layer the forward actually ran.
+        assert all(r.calls > 0 and r.weight_flops > 0 for r in fm.rows[net] if r.prunable)

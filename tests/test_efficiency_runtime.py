@@ -1,0 +1,117 @@
+"""Sparse export and the sparse inference runtime: outputs equal the dense masked generator's."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsegan.efficiency import runtime
+from sparsegan.efficiency.export import Export, export_generator, from_csr, to_csr
+from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, SparseLinear, choices, sparsify
+from sparsegan.models import ModelSpec, build_models
+from sparsegan.sparsity import MaskSet, prunable_parameters
+
+KERNELS = ("torch-csr", "scipy-csr", "module", "auto")
+
+
+def _sparse_model(name: str, sparsity: float, seed: int = 0, **spec):
+    torch.manual_seed(seed)
+    G, _ = build_models(name, ModelSpec(**spec))
+    masks = MaskSet.random(prunable_parameters(G), sparsity, "erk", generator=torch.Generator().manual_seed(seed))
+    masks.apply_()
+    with torch.no_grad():  # non-trivial BN statistics so folding them is really tested
+        for m in G.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.3)
+                m.bias.normal_()
+    return G.eval(), masks
+
+
+def test_csr_round_trip_and_index_types():
+    w = torch.tensor([[0.0, 1.5, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, -3.0]])
+    parts = to_csr(w)
+    assert parts["values"].tolist() == [1.5, 2.0, -3.0]
+    assert parts["col_indices"].tolist() == [1, 0, 2] and parts["col_indices"].dtype == torch.int16
+    assert parts["crow_indices"].tolist() == [0, 1, 1, 3]
+    w4 = torch.randn(4, 3, 2, 2) * (torch.rand(4, 3, 2, 2) < 0.3)
+    assert torch.equal(from_csr(to_csr(w4), (4, 3, 2, 2)), w4)
+
+
+@pytest.mark.parametrize("model,spec", [("mlp", {"width": 32}), ("dcgan", {"width": 8})])
+@pytest.mark.parametrize("mode", KERNELS)
+def test_runtime_equals_dense_masked_generator(model, spec, mode):
+    G, _ = _sparse_model(model, 0.9, **spec)
+    S = sparsify(G, mode)
+    for bs in (1, 5):
+        z = torch.randn(bs, G.z_dim)
+        with torch.no_grad():
+            ref, out = G(z), S(z)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    if mode == "auto":
+        chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
+        assert chosen <= {"module", "torch-csr", "scipy-csr"} and chosen
+
+
+def test_sngan_generator_through_the_runtime():
+    # Residual blocks with BN before conv (nothing to fold), nearest up-sampling, 3x3 and 1x1 convs.
+    G, _ = _sparse_model("sngan32", 0.95, channels=3, width=16)
+    S = sparsify(G, "scipy-csr")
+    z = torch.randn(2, G.z_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("stride,pad,out_pad,k,hw", [(2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1)])
+def test_conv_transpose_layer(stride, pad, out_pad, k, hw):
+    torch.manual_seed(0)
+    m = nn.ConvTranspose2d(3, 4, k, stride, pad, output_padding=out_pad)
+    with torch.no_grad():
+        m.weight.mul_(torch.rand_like(m.weight) < 0.4)
+    x = torch.randn(2, 3, hw, hw)
+    for mode in ("torch-csr", "scipy-csr"):
+        with torch.no_grad():
+            torch.testing.assert_close(SparseConvTranspose2d(m, mode)(x), m(x), atol=1e-5, rtol=1e-4)
+
+
+def test_conv_layer_chunked_and_1x1(monkeypatch):
+    torch.manual_seed(0)
+    monkeypatch.setattr(runtime, "UNFOLD_CHUNK", 50)  # forces one image per chunk
+    for m in (nn.Conv2d(3, 5, 3, 2, 1), nn.Conv2d(3, 5, 1), nn.Conv2d(3, 2, 4, 1, 0, bias=False)):
+        with torch.no_grad():
+            m.weight.mul_(torch.rand_like(m.weight) < 0.5)
+        x = torch.randn(3, 3, 7, 7)
+        with torch.no_grad():
+            torch.testing.assert_close(SparseConv2d(m, "scipy-csr")(x), m(x), atol=1e-5, rtol=1e-4)
+
+
+def test_linear_chain_passes_transposed_views_without_copies():
+    a, b = nn.Linear(6, 5), nn.Linear(5, 4)
+    la, lb = SparseLinear(a, "scipy-csr"), SparseLinear(b, "scipy-csr")
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        h = la(x)
+        assert h.t().is_contiguous()  # the next layer reads its (5, 3) buffer directly
+        torch.testing.assert_close(lb(torch.relu(h)), b(torch.relu(a(x))))
+
+
+def test_export_file_grows_with_active_weights(tmp_path):
+    sizes = {}
+    for s in (0.5, 0.9, 0.98):
+        G, masks = _sparse_model("mlp", s)
+        path = tmp_path / f"g{s}.safetensors"
+        header = export_generator(G, masks.masks, model="mlp", spec=ModelSpec(), path=path, fmt="csr")
+        sizes[s] = path.stat().st_size
+        assert header["active"] == masks.active() and header["model"] == "mlp"
+        ex = Export.read(path)
+        G2 = ex.generator()
+        for k, v in G.state_dict().items():
+            assert torch.equal(G2.state_dict()[k], v), k
+    dense_path = tmp_path / "dense.safetensors"
+    G, masks = _sparse_model("mlp", 0.9)
+    export_generator(G, masks.masks, model="mlp", spec=ModelSpec(), path=dense_path, fmt="safetensors")
+    assert sizes[0.98] < sizes[0.9] < sizes[0.5]
+    # About 6 bytes per active weight (float32 value + int16 column) against 4 per weight dense.
+    assert sizes[0.9] < 0.25 * dense_path.stat().st_size
+    assert torch.equal(Export.read(dense_path).generator().net[0].weight, G.net[0].weight)
