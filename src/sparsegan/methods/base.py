@@ -13,7 +13,7 @@ they change. Hooks, in the order the loop calls them for each net's optimizer st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -47,14 +47,31 @@ class TopologyEvent:
         }
 
 
+@dataclass
+class MethodContext:
+    """What a method may use at set-up and at topology updates.
+
+    ``loss_probe(net)`` returns that net's training loss (with its graph) on a fresh batch, for
+    criteria that need gradients or Hessian-vector products (SNIP, GraSP).
+    """
+
+    nets: dict[str, nn.Module]
+    generator: torch.Generator
+    loss_probe: Callable[[str], Tensor]
+
+
 class Method:
     """Static sparse training: masks drawn once at init, never changed. Others override a hook."""
 
     name = "static"
-    enforce_masks = True  # dense overrides: its all-ones masks are bookkeeping only
+    supports_autoencoders = True
+    #: Whether the masks are enforced on weights and gradients (dense: bookkeeping only; early-bird:
+    #: only once the ticket is drawn).
+    enforce_masks = True
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        self.ctx: MethodContext | None = None
         self.masks: dict[str, MaskSet] = {}
         self.schedule = UpdateSchedule(
             interval=cfg.update_interval, total_steps=cfg.steps,
@@ -62,24 +79,37 @@ class Method:
             end_step=cfg.update_end,
         )
         self._dense_grads: dict[str, dict[str, Tensor]] = {}
+        self._records: list[dict[str, Any]] = []
 
     # --- set-up ------------------------------------------------------------------------
     def target_sparsity(self, net: str) -> float:
         return self.cfg.sparsity_g if net == "G" else self.cfg.sparsity_d
 
-    def setup(self, nets: dict[str, nn.Module], generator: torch.Generator) -> None:
+    def setup(self, ctx: MethodContext) -> None:
         """Draw the initial masks (ERK by default, exact counts) and zero inactive weights."""
+        self.ctx = ctx
         for net in NETS:
-            params = prunable_parameters(nets[net], self.cfg.prunable)
-            s = self.target_sparsity(net)
-            if s == 0.0:
-                self.masks[net] = MaskSet.dense(params)
-            else:
-                self.masks[net] = MaskSet.random(
-                    params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=generator
-                )
-            if self.enforce_masks:
-                self.masks[net].apply_()
+            self.masks[net] = self.initial_masks(net, prunable_parameters(ctx.nets[net], self.cfg.prunable))
+        if self.cfg.masks_from is not None:
+            from sparsegan.methods.transfer import load_ticket
+
+            load_ticket(self, ctx.nets)
+        if self.enforce_masks:
+            for m in self.masks.values():
+                m.apply_()
+
+    def initial_masks(self, net: str, params: dict[str, nn.Parameter]) -> MaskSet:
+        s = self.target_sparsity(net)
+        if s == 0.0:
+            return MaskSet.dense(params)
+        return MaskSet.random(
+            params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator
+        )
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Training phases outside this run's loop (e.g. PF's dense pre-training), for FLOPs
+        accounting: [{"phase", "steps", "density": {"G", "D"}, "source"}]."""
+        return []
 
     # --- per optimizer step ------------------------------------------------------------
     def wants_dense_grad(self, net: str, step: int) -> bool:
@@ -107,17 +137,30 @@ class Method:
             return []
         return [self.event(net) for net in NETS]
 
+    def observe_balance(self, step: int, ratio: float) -> None:
+        """ADAPT's balance ratio, measured by the loop every ``balance_every`` G steps."""
+
+    def drain_records(self) -> list[dict[str, Any]]:
+        """Extra metrics.jsonl records (each with a "kind") produced since the last call."""
+        out, self._records = self._records, []
+        return out
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self._records.append(record)
+
     def event(self, net: str, **kw) -> TopologyEvent:
         m = self.masks[net]
         return TopologyEvent(net=net, density=m.density(), active=m.active(), itop_rate=m.itop_rate(), **kw)
 
     # --- persistence -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"masks": {net: m.state_dict() for net, m in self.masks.items()}}
+        return {"masks": {net: m.state_dict() for net, m in self.masks.items()},
+                "enforce_masks": self.enforce_masks}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for net, m in self.masks.items():
             m.load_state_dict(state["masks"][net])
+        self.enforce_masks = bool(state.get("enforce_masks", self.enforce_masks))
 
 
 METHODS: Registry[type[Method]] = Registry("method")

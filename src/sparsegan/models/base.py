@@ -45,11 +45,14 @@ class Discriminator(nn.Module):
 ModelBuilder = Callable[[ModelSpec], tuple[Generator, Discriminator]]
 MODELS: Registry[ModelBuilder] = Registry("model")
 NATIVE_RESOLUTION: dict[str, int] = {}
+#: What the pair is trained as: "gan" (G, D adversarial), "vae" or "ae" (decoder as G, encoder as D).
+MODEL_KIND: dict[str, str] = {}
 
 
-def register_model(name: str, native_resolution: int):
+def register_model(name: str, native_resolution: int, kind: str = "gan"):
     def deco(fn: ModelBuilder) -> ModelBuilder:
         NATIVE_RESOLUTION[name] = native_resolution
+        MODEL_KIND[name] = kind
         return MODELS.register(name)(fn)
 
     return deco

@@ -6,7 +6,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,10 +19,14 @@ from sparsegan.config import TrainConfig
 from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
-from sparsegan.methods import METHODS, NETS, Method
-from sparsegan.models import NATIVE_RESOLUTION, ModelSpec, build_models
+from sparsegan.methods import METHODS, NETS, Method, MethodContext
+from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
 from sparsegan.sparsity import SparseEMA
+from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
+from sparsegan.training.batches import Batches, fixed_labels
+from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
 from sparsegan.training.run_dir import RunDir
+from sparsegan.training.runtime import forward_view, to_memory_format
 from sparsegan.training.state import latest_valid_checkpoint, load_checkpoint, save_checkpoint
 
 # Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
@@ -42,12 +46,15 @@ class Trainer:
     ema: SparseEMA
     method: Method
     opt: dict[str, torch.optim.Optimizer]
-    sampler: EpochSampler
+    sampler: Batches  # real batches (this rank's shard) and latents; its state is the data order
     rng: dict[str, torch.Generator]
-    images: torch.Tensor
+    images: torch.Tensor | None  # the train split when held in memory (None: decoded lazily)
     resolution: int
+    kind: str = "gan"
     step: int = 0
     wall_time: float = 0.0
+    dist: DistContext = field(default_factory=DistContext)
+    fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
 
     def training_state(self) -> dict[str, Any]:
         return {
@@ -79,32 +86,67 @@ def _seeded(seed: int, stream: int) -> torch.Generator:
 
 
 def build_trainer(cfg: TrainConfig, run: RunDir) -> Trainer:
+    dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
+    dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size)
     try:
-        device = torch.device(cfg.device)
+        device = dist.device(cfg.device)
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
-    data = load_dataset(cfg.dataset, "train", cfg.data_root)
+    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
     spec = ModelSpec(
-        channels=data.channels, resolution=None, num_classes=0, z_dim=cfg.z_dim,
+        channels=data.channels, resolution=None, num_classes=data.num_classes, z_dim=cfg.z_dim,
         width=cfg.model_width, width_multiplier=cfg.width_multiplier,
     )
     torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
     G, D = build_models(cfg.model, spec)
     G, D = G.to(device), D.to(device)
-    rng = {"masks": _seeded(cfg.seed, 1), "noise": _seeded(cfg.seed, 2), "topology": _seeded(cfg.seed, 3)}
+    if cfg.sync_bn:
+        G, D = convert_sync_batchnorm(G), convert_sync_batchnorm(D)
+    G, D = to_memory_format(G, cfg.channels_last), to_memory_format(D, cfg.channels_last)
+    dist.broadcast_module_(G)
+    dist.broadcast_module_(D)
+    rng = {"masks": _seeded(cfg.seed, 1), "noise": _seeded(cfg.seed, 2), "topology": _seeded(cfg.seed, 3),
+           "probe": _seeded(cfg.seed, 5)}
+    kind = MODEL_KIND[cfg.model]
+    resolution = NATIVE_RESOLUTION[cfg.model]
     method = METHODS.get(cfg.method)(cfg)
-    method.setup({"G": G, "D": D}, rng["masks"])
+    if kind != "gan" and not method.supports_autoencoders:
+        raise UserError(f"--method {cfg.method} applies to GANs only, not to --model {cfg.model}")
+
+    def loss_probe(net: str) -> torch.Tensor:
+        """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
+        idx = torch.randint(len(data), (cfg.batch_size,), generator=rng["probe"])
+        x, y = data.batch(idx)
+        real, y = to_model_range(x, resolution).to(device), y.to(device)
+        if kind != "gan":
+            return autoencoder_loss(kind, G, D, real, cfg.kl_weight, rng["probe"])[0]
+        z = G.sample_z(cfg.batch_size, rng["probe"], device)
+        loss = LOSSES.get(cfg.loss)
+        if net == "G":
+            return loss.g(D(G(z, y), y))
+        with torch.no_grad():
+            fake = G(z, y)
+        return loss.d(D(real, y), D(fake, y))
+
+    method.setup(MethodContext(nets={"G": G, "D": D}, generator=rng["masks"], loss_probe=loss_probe))
+    for net in NETS:
+        dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
+    dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
     betas = (cfg.beta1, cfg.beta2)
     opt = {
-        "G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas),
-        "D": torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas),
+        "G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas, eps=cfg.adam_eps),
+        "D": torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas, eps=cfg.adam_eps),
     }
+    sampler = EpochSampler(len(data), cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
+    view = dict(precision=cfg.precision, compile=cfg.compile, device=device)
     return Trainer(
         cfg=cfg, run=run, device=device, G=G, D=D,
         ema=SparseEMA(G, cfg.ema_beta, start_step=cfg.ema_start, sparse=method.enforce_masks),
-        method=method, opt=opt, sampler=EpochSampler(len(data), cfg.batch_size, cfg.seed), rng=rng,
-        images=data.images, resolution=NATIVE_RESOLUTION[cfg.model],
+        method=method, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution, kind=kind,
+        sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
+                        workers=cfg.data_workers, channels_last=cfg.channels_last),
+        dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
     )
 
 
@@ -140,9 +182,10 @@ def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
 
 
 @torch.no_grad()
-def sample_grid(t: Trainer, z: torch.Tensor) -> torch.Tensor:
+def sample_grid(t: Trainer, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     t.ema.model.eval()
-    return to_uint8(t.ema.model(z.to(t.device)).cpu())
+    x = t.ema.model(z.to(t.device)) if y is None else t.ema.model(z.to(t.device), y)
+    return to_uint8(x.cpu())
 
 
 def _finite(*values: float) -> bool:
@@ -160,7 +203,12 @@ def train(
     """Train one run into ``cfg.out``; returns the run folder."""
     if cfg.out is None:
         raise UserError("--out is required: the run folder to write")
-    run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
+    if cfg.tensorboard:  # optional dependency, imported only when asked for: fail before writing anything
+        from sparsegan.experiments.tensorboard import TensorBoardMirror, summary_writer_class
+
+        summary_writer_class()
+    # Under torchrun only rank 0 writes; the other ranks see the folder read-only.
+    run = DistContext.from_env(cfg.device).prepare_run_dir(cfg.out, resume=resume is not None, overwrite=overwrite)
     t = build_trainer(cfg, run)
 
     # --- resume: the newest valid checkpoint, or a given one -----------------------------
@@ -179,82 +227,66 @@ def train(
     elif resume is not None and (run.path / "config.json").exists():
         _check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device))
+    mirror = TensorBoardMirror(run.path) if cfg.tensorboard and t.dist.is_main else None  # reads the run folder only
+    evaluate = _training_evaluation(t) if cfg.eval_every else None
 
     fixed_z = t.G.sample_z(cfg.num_sample_images, _seeded(cfg.seed, 4))
-    loss = LOSSES.get(cfg.loss)
-    G, D, opt, method = t.G, t.D, t.opt, t.method
-    bs = cfg.batch_size
+    fixed_y = fixed_labels(cfg.num_sample_images, getattr(t.G, "num_classes", 0), t.device)
+    iteration = gan_iteration if t.kind == "gan" else autoencoder_iteration
     status = "completed"
-    acc = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0}
+    acc: dict[str, float] = {}
+    n_acc = 0
     tick_start, tick_images = time.perf_counter(), 0
     bar = tqdm(total=cfg.steps, initial=t.step, desc=f"{cfg.method} {cfg.model}", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
-
-    def real_batch() -> torch.Tensor:
-        return to_model_range(t.images[t.sampler.next()], t.resolution).to(t.device)
-
     try:
         while t.step < cfg.steps:
             step_start = time.perf_counter()
             step = t.step + 1  # the G update this iteration completes
 
-            # 1. Discriminator: n_dis Adam steps on its active weights.
-            D.requires_grad_(True)
-            for _ in range(cfg.n_dis):
-                real = real_batch()
-                with torch.no_grad():
-                    fake = G(G.sample_z(bs, t.rng["noise"], t.device))
-                real_logits, fake_logits = D(real), D(fake)
-                loss_d = loss.d(real_logits, fake_logits)
-                opt["D"].zero_grad(set_to_none=True)
-                loss_d.backward()
-                method.before_step("D", step)
-                opt["D"].step()
-                method.after_step("D", step)
-
-            # 2. Generator: one Adam step on its active weights through a frozen D.
-            D.requires_grad_(False)
-            fake_logits_g = D(G(G.sample_z(bs, t.rng["noise"], t.device)))
-            loss_g = loss.g(fake_logits_g)
-            opt["G"].zero_grad(set_to_none=True)
-            loss_g.backward()
-            method.before_step("G", step)
-            opt["G"].step()
-            method.after_step("G", step)
+            # 1-2. D and G updates (or one encoder/decoder update), masks enforced by the method.
+            stats = iteration(t, step)
             t.step = step
-
-            ld, lg = loss_d.item(), loss_g.item()
-            if not _finite(ld, lg):
-                raise DivergenceError(f"non-finite loss at step {step} (loss_d={ld}, loss_g={lg})")
+            if not t.dist.all_finite(_finite(*stats.values())):  # every rank stops together
+                raise DivergenceError(f"non-finite loss at step {step} ({_fmt(stats)})")
 
             # 3. Topology: every Delta T completed G steps, never at step 0 or the final step.
-            for ev in method.end_of_step(step, opt, t.rng["topology"]):
+            for ev in t.method.end_of_step(step, t.opt, t.rng["topology"]):
                 if ev.net == "G" and ev.grown_entries:
-                    t.ema.on_topology_change(method.masks["G"], ev.grown_entries)
-                run.log({"kind": "topology", "step": step, **ev.record()})
+                    t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries)
+                run.log({"kind": "topology", "step": step, **ev.record(),
+                         "mask_checksums": t.dist.mask_checksums(t.method.masks[ev.net])})  # one per rank
+            for rec in t.method.drain_records():
+                run.log({"step": step, **rec})
 
             # 4. EMA of G (SEMA for sparse methods).
-            t.ema.update(G, step, method.masks["G"] if method.enforce_masks else None)
+            t.ema.update(t.G, step, t.method.masks["G"] if t.method.enforce_masks else None)
 
             # 5. Bookkeeping at tick boundaries.
             t.wall_time += time.perf_counter() - step_start
-            acc["loss_d"] += ld; acc["loss_g"] += lg; acc["n"] += 1
-            acc["d_real"] += real_logits.mean().item(); acc["d_fake"] += fake_logits.mean().item()
-            tick_images += bs * (cfg.n_dis + 1)
+            for k, v in stats.items():
+                if not k.startswith("_"):
+                    acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            tick_images += int(stats.get("_images", 0))
             if step % cfg.log_every == 0 or step == cfg.steps:
-                n = acc.pop("n")
                 elapsed = time.perf_counter() - tick_start
-                run.log({"kind": "train", "step": step, **{k: v / n for k, v in acc.items()},
-                         "lr_g": opt["G"].param_groups[0]["lr"], "lr_d": opt["D"].param_groups[0]["lr"],
+                run.log({"kind": "train", "step": step, **{k: v / n_acc for k, v in acc.items()},
+                         "lr_g": t.opt["G"].param_groups[0]["lr"], "lr_d": t.opt["D"].param_groups[0]["lr"],
                          "images_per_s": tick_images / max(elapsed, 1e-9), "wall_time_s": t.wall_time})
-                acc = {k: 0.0 for k in acc} | {"n": 0}
+                acc, n_acc = {}, 0
                 tick_start, tick_images = time.perf_counter(), 0
-                bar.set_postfix(loss_d=f"{ld:.3f}", loss_g=f"{lg:.3f}")
+                bar.set_postfix_str(_fmt({k: v for k, v in stats.items() if k.startswith("loss")}))
+                if mirror is not None:
+                    mirror.sync()
             if step % cfg.sample_every == 0 or step == cfg.steps:
-                run.save_grid(sample_grid(t, fixed_z), f"step-{step:08d}.png")
+                run.save_grid(sample_grid(t, fixed_z, fixed_y), f"step-{step:08d}.png")
+            if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _check_weights_finite(t)
-                save_checkpoint(run.checkpoints, step, t.training_state(), cfg.keep_checkpoints)
+                if t.dist.is_main:
+                    save_checkpoint(run.checkpoints, step, t.training_state(), cfg.keep_checkpoints)
             bar.update(1)
             if on_step is not None:
                 on_step(t)
@@ -265,7 +297,92 @@ def train(
         bar.close()
         if status != "completed" or t.step == cfg.steps:
             _finish(t, status)
+        if mirror is not None:
+            mirror.close()
     return run.path
+
+
+def _training_evaluation(t: Trainer):
+    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking)."""
+    from sparsegan.metrics import Evaluator
+    from sparsegan.metrics.tracking import BEST_FILE, TrainingEvaluation
+
+    cfg = t.cfg
+    evaluator = Evaluator(
+        metrics=cfg.eval_metrics, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
+        num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
+        device=cfg.device, inception_weights=cfg.inception_weights, progress=False,
+    )
+    evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
+    return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed,
+                              save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
+
+
+def _fmt(stats: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if not k.startswith("_"))
+
+
+def _real_batch(t: Trainer) -> torch.Tensor:
+    return t.sampler.real()[0]
+
+
+def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
+    """One iteration of Algorithm 1: n_dis D steps, then one G step, on active weights only."""
+    cfg, opt, method = t.cfg, t.opt, t.method
+    G, D = t.fwd["G"], t.fwd["D"]  # the nets themselves, or their bf16 / compiled forward views
+    loss = LOSSES.get(cfg.loss)
+    bs, bs_g = cfg.batch_size, cfg.g_batch_size or cfg.batch_size
+    # Labels: real ones for D on data, sampled ones for fakes; unconditional nets ignore them.
+
+    # 1. Discriminator: n_dis Adam steps on its active weights.
+    D.requires_grad_(True)
+    for _ in range(cfg.n_dis):
+        real, y_real = t.sampler.real()
+        with torch.no_grad():
+            z, y_fake = t.sampler.latents(bs)
+            fake = G(z, y_fake)
+        real_logits, fake_logits = D(real, y_real), D(fake, y_fake)
+        loss_d = loss.d(real_logits, fake_logits)
+        opt["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        method.before_step("D", step)
+        opt["D"].step()
+        method.after_step("D", step)
+
+    # 2. Generator: one Adam step on its active weights through a frozen D.
+    D.requires_grad_(False)
+    z, y = t.sampler.latents(bs_g)
+    fake_logits_g = D(G(z, y), y)
+    loss_g = loss.g(fake_logits_g)
+    opt["G"].zero_grad(set_to_none=True)
+    loss_g.backward()
+    method.before_step("G", step)
+    opt["G"].step()
+    method.after_step("G", step)
+
+    # ADAPT's balance ratio on the same z before and after the G step (every method logs it).
+    if step % cfg.balance_every == 0:
+        with torch.no_grad(), preserved_buffers(t.G, t.D):
+            br = balance_ratio(D(real, y_real).mean(), fake_logits_g.detach().mean(), D(G(z, y), y).mean())
+        t.run.log({"kind": "balance", "step": step, "balance_ratio": br})
+        method.observe_balance(step, br)
+
+    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.mean().item(),
+            "d_fake": fake_logits.mean().item(), "_images": (bs * cfg.n_dis + bs_g) // t.dist.world_size}
+
+
+def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
+    """One joint step of decoder (G) and encoder (D) on the ELBO (vae) or reconstruction (ae)."""
+    real = _real_batch(t)
+    total, parts = autoencoder_loss(t.kind, t.G, t.D, real, t.cfg.kl_weight, t.rng["noise"])
+    for net in NETS:
+        t.opt[net].zero_grad(set_to_none=True)
+    total.backward()
+    for net in ("D", "G"):
+        t.method.before_step(net, step)
+        t.opt[net].step()
+        t.method.after_step(net, step)
+    return {"loss_g": total.item(), **{k: v.item() for k, v in parts.items()}, "_images": real.shape[0]}
 
 
 def _check_weights_finite(t: Trainer) -> None:
@@ -273,6 +390,19 @@ def _check_weights_finite(t: Trainer) -> None:
         for name, p in module.named_parameters():
             if not torch.isfinite(p).all():
                 raise DivergenceError(f"non-finite weights in {net}.{name} at step {t.step}")
+
+
+def _flops(t: Trainer) -> dict[str, Any]:
+    """FLOPs totals for summary.json (sparsegan.efficiency); a failure is reported, not fatal."""
+    from sparsegan.efficiency import flops_summary
+    from sparsegan.training.run_dir import read_records
+
+    try:
+        return flops_summary({"G": t.G, "D": t.D}, {net: t.method.masks[net].masks for net in NETS},
+                             t.cfg.to_dict(), read_records(t.run.path), t.step, t.method.phases())
+    except Exception as e:  # the summary must still be written
+        print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _finish(t: Trainer, status: str) -> None:
@@ -296,6 +426,8 @@ def _finish(t: Trainer, status: str) -> None:
         "density": {net: method.masks[net].density() for net in NETS},
         "itop_rate": {net: method.masks[net].itop_rate() for net in NETS},
         "metrics": previous.get("metrics", {"final": {}, "best": {}}),
+        "phases": method.phases(),
+        "flops": _flops(t),
         "wall_time_s": t.wall_time,
         "status": status,
     })

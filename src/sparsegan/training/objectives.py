@@ -1,0 +1,50 @@
+"""Objectives the loop steps on, besides the GAN losses: autoencoders, and ADAPT's balance ratio."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def autoencoder_loss(
+    kind: str, decoder: nn.Module, encoder: nn.Module, x: Tensor, kl_weight: float, generator: torch.Generator
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Per-image loss of an AE (squared error) or VAE (negative ELBO with a unit-variance Gaussian
+    decoder: 0.5 * squared error + KL(q(z|x) || N(0, I))), averaged over the batch."""
+    n = x.shape[0]
+    if kind == "ae":
+        recon = F.mse_loss(decoder(encoder(x)), x, reduction="sum") / n
+        return recon, {"recon": recon.detach()}
+    mu, logvar = encoder(x)
+    eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+    z = mu + eps * torch.exp(0.5 * logvar)
+    recon = 0.5 * F.mse_loss(decoder(z), x, reduction="sum") / n
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum() / n
+    elbo = -(recon + kl)
+    return recon + kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach(), "elbo": elbo.detach()}
+
+
+def balance_ratio(d_real: Tensor, d_fake_before: Tensor, d_fake_after: Tensor) -> float:
+    """ADAPT (Wang et al. 2023): BR = (D(G_after(z)) - D(G_before(z))) / (D(x) - D(G_before(z))),
+    means over a batch, same z before and after the G step, D after its update. How far one G step
+    moves the fakes toward the reals, as D sees them."""
+    gap = float(d_real - d_fake_before)
+    if abs(gap) < 1e-12:
+        return 0.0
+    return float(d_fake_after - d_fake_before) / gap
+
+
+@contextlib.contextmanager
+def preserved_buffers(*modules: nn.Module) -> Iterator[None]:
+    """Run measurement forwards in train mode without moving BN running statistics."""
+    saved = [{k: b.clone() for k, b in m.named_buffers()} for m in modules]
+    try:
+        yield
+    finally:
+        for m, state in zip(modules, saved):
+            for k, b in m.named_buffers():
+                b.copy_(state[k])
