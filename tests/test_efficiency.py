@@ -70,6 +70,8 @@ def test_active_counts_read_off_weights_when_no_masks():
 def test_iteration_flops_and_rigl_dense_gradient():
     # D step: G fwd (b) + D fwd+bwd on 2b (3 x 2b); G step: G fwd+bwd (3b) + D fwd + input-grad bwd (2b).
     assert iteration_flops(1.0, 1.0, batch_size=1, n_dis=1) == 7 + 5
+    assert iteration_flops(1.0, 1.0, batch_size=1, n_dis=1, g_batch_size=2) == 7 + 10  # SNGAN: G batch 2x D
+    assert iteration_flops(1.0, 2.0, batch_size=4, n_dis=5, kind="vae") == 3 * 4 * 3  # one joint step
     assert iteration_flops(2.0, 3.0, batch_size=4, n_dis=5) == 5 * (4 * 2 + 24 * 3) + 12 * 2 + 8 * 3
     G, D = TinyG(), TinyD()
     fm = FlopModel({"G": G, "D": D}, masks=None)

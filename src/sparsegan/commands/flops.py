@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
             v = getattr(args, name)
             if not 0.0 <= v < 1.0:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}")
-        for name in ("steps", "n_dis", "batch_size", "update_interval"):
-            if getattr(args, name) <= 0:
+        for name in ("steps", "n_dis", "batch_size", "update_interval", "g_batch_size"):
+            if getattr(args, name) is not None and getattr(args, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
         spec = ModelSpec(channels=args.channels, num_classes=args.num_classes, z_dim=args.z_dim,
                          width=args.model_width, resolution=args.resolution)
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             n = len(UpdateSchedule(interval=args.update_interval, total_steps=args.steps).update_steps())
             updates = {net: n for net in nets if net in args.explore and s[net] > 0}
         phase = Phase(args.method, args.steps, dens, updates)
-        train = training_flops(fm, [phase], batch_size=args.batch_size, n_dis=args.n_dis, dense_steps=args.steps)
+        train = training_flops(fm, [phase], batch_size=args.batch_size, n_dis=args.n_dis, dense_steps=args.steps,
+                               g_batch_size=args.g_batch_size)
         summary = {"convention": CONVENTION, "train": train}
     totals = {net: net_totals(r) for net, r in rows.items()}
     print(_table(rows, totals, human))
@@ -103,6 +104,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", choices=("dense", "static", "stu"), default="stu")
     p.add_argument("--steps", type=int, default=2000, help="G steps of the training run counted")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--g-batch-size", type=int, default=None, help="images per G step (default: --batch-size)")
     p.add_argument("--n-dis", type=int, default=1)
     p.add_argument("--update-interval", type=int, default=1000)
     p.add_argument("--grow", default="gradient", help="stu: grow criterion (gradient needs a dense gradient)")

@@ -7,8 +7,9 @@ FLOPs f_G, f_D at the nets' current densities (see :mod:`sparsegan.efficiency.ac
   forward: the standard accounting of RigL, Evci et al. 2020, Appendix H);
 * D step: G forward on b latents (no grad), D forward + backward on b real and b fake images:
   ``b f_G + 3 (2b) f_D``;
-* G step: G forward, D forward, D backward w.r.t. its input only (D is frozen, so the loop
-  computes no D weight gradients: 1 x forward), G backward: ``3 b f_G + 2 b f_D``;
+* G step on b_G latents (``g_batch_size``, default b; SNGAN: 128 vs D's 64): G forward, D forward,
+  D backward w.r.t. its input only (D is frozen, so the loop computes no D weight gradients:
+  1 x forward), G backward: ``3 b_G f_G + 2 b_G f_D``;
 * a topology update that grows by gradient (RigL, STU-GAN) needs the *dense* weight gradient of
   the explored net once: its weight-gradient half of the backward is counted at dense cost on that
   step's batch (b for G, 2b for D), i.e. RigL's ``(3 f_S dT + 2 f_S + f_D) / (dT + 1)``.
@@ -39,6 +40,7 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from sparsegan.efficiency.accounting import LayerCount, layer_counts, net_totals
+from sparsegan.models import MODEL_KIND
 from sparsegan.sparsity import DISTRIBUTIONS, allocate_active_counts, prunable_parameters
 
 NETS = ("G", "D")
@@ -114,33 +116,40 @@ class FlopModel:
         return fwd, wsp, wdense
 
 
-def iteration_flops(fG: float, fD: float, batch_size: int, n_dis: int) -> float:
-    """FLOPs of one G iteration (n_dis D steps + one G step); see the module docstring."""
-    b = batch_size
+def iteration_flops(fG: float, fD: float, batch_size: int, n_dis: int, g_batch_size: int | None = None,
+                    kind: str = "gan") -> float:
+    """FLOPs of one G iteration (n_dis D steps on ``batch_size`` real + fake images, one G step on
+    ``g_batch_size`` latents, default the same); see the module docstring. For a VAE / AE
+    (``kind`` "vae" / "ae": G is the decoder, D the encoder) an iteration is one joint forward and
+    backward of both on ``batch_size`` images: ``3 b (f_G + f_D)``."""
+    b, bg = batch_size, g_batch_size or batch_size
+    if kind != "gan":
+        return 3 * b * (fG + fD)
     d_step = b * fG + 3 * (2 * b) * fD
-    g_step = 3 * b * fG + 2 * b * fD
+    g_step = 3 * bg * fG + 2 * bg * fD
     return n_dis * d_step + g_step
 
 
 def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis: int,
-                   dense_steps: int) -> dict[str, Any]:
+                   dense_steps: int, g_batch_size: int | None = None, kind: str = "gan") -> dict[str, Any]:
     """Total training FLOPs of ``phases`` and of dense training for ``dense_steps`` iterations."""
     out_phases, total = [], 0.0
     for ph in phases:
         fG, wG, wG_dense = fm.forward("G", ph.density.get("G", 1.0))
         fD, wD, wD_dense = fm.forward("D", ph.density.get("D", 1.0))
-        flops = ph.steps * iteration_flops(fG, fD, batch_size, n_dis)
+        flops = ph.steps * iteration_flops(fG, fD, batch_size, n_dis, g_batch_size, kind)
         # The dense weight gradient at each gradient-based update (RigL): dense instead of sparse.
-        extra = ph.dense_grad_updates.get("G", 0) * batch_size * (wG_dense - wG)
-        extra += ph.dense_grad_updates.get("D", 0) * 2 * batch_size * (wD_dense - wD)
+        b_g, b_d = (g_batch_size or batch_size, 2 * batch_size) if kind == "gan" else (batch_size, batch_size)
+        extra = ph.dense_grad_updates.get("G", 0) * b_g * (wG_dense - wG)
+        extra += ph.dense_grad_updates.get("D", 0) * b_d * (wD_dense - wD)
         total += flops + extra
         out_phases.append({"name": ph.name, "steps": ph.steps, "flops": flops + extra,
                            "dense_grad_flops": extra, "dense_grad_updates": dict(ph.dense_grad_updates),
                            "forward": {"G": fG, "D": fD}})
     fG1, _, _ = fm.forward("G", 1.0)
     fD1, _, _ = fm.forward("D", 1.0)
-    dense = dense_steps * iteration_flops(fG1, fD1, batch_size, n_dis)
-    return {"total": total, "dense": dense, "relative": total / dense if dense else 1.0,
+    dense = dense_steps * iteration_flops(fG1, fD1, batch_size, n_dis, g_batch_size, kind)
+    return {"total": total, "dense": dense, "relative": total / dense if dense else 1.0, "kind": kind,
             "steps": sum(p.steps for p in phases), "dense_steps": dense_steps, "phases": out_phases}
 
 
@@ -236,7 +245,8 @@ def flops_summary(nets: Mapping[str, nn.Module], masks: Mapping[str, Mapping[str
         final_net[net] = t["density"]
     phases = phases_of_run(config, records, fm.final, steps_done, external, final_net)
     train = training_flops(fm, phases, batch_size=int(config["batch_size"]), n_dis=int(config["n_dis"]),
-                           dense_steps=int(config["steps"]))
+                           dense_steps=int(config["steps"]), g_batch_size=config.get("g_batch_size"),
+                           kind=MODEL_KIND.get(str(config.get("model")), "gan"))
     for p in train["phases"]:
         p.pop("forward")
     return {"convention": CONVENTION, "inference_per_sample": inference, "train": train}
