@@ -368,7 +368,7 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
         method.observe_balance(step, br)
 
     return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.mean().item(),
-            "d_fake": fake_logits.mean().item(), "_images": (bs * cfg.n_dis + bs_g) // t.dist.world_size}
+            "d_fake": fake_logits.mean().item(), "_images": bs * cfg.n_dis + bs_g}  # global batch
 
 
 def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
