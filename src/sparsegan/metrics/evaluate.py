@@ -1,0 +1,152 @@
+"""Named metric protocols over shared features, and the Evaluator that runs them.
+
+A metric names the extractor it needs and a function of (generated, real) feature statistics.
+The Evaluator loads each extractor once, keeps the reference statistics in memory (and in the
+cache), and passes every generated batch through every extractor in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from sparsegan.errors import UserError
+from sparsegan.metrics.features import Extractor, FeatureStats, ImageSampler, extract, image_batches
+from sparsegan.metrics.fid import fid
+from sparsegan.metrics.inception_score import inception_score
+from sparsegan.metrics.kid import kid
+from sparsegan.metrics.precision_recall import precision_recall
+from sparsegan.metrics.reference import reference_stats
+from sparsegan.registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    extractor: str  # "inception" | "domain" | "probabilities"
+    compute: Callable[[FeatureStats, FeatureStats | None], dict[str, float]]
+    lower_is_better: bool = True
+    needs_reference: bool = True
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _add(m: Metric) -> None:
+    METRICS.register(m.name)(m)
+
+
+_add(Metric("fid", "inception", lambda f, r: {"fid": fid(f, r)}))
+_add(Metric("kid", "inception", lambda f, r: dict(zip(("kid", "kid_std"), kid(f.features, r.features)))))
+_add(Metric("pr", "inception", lambda f, r: dict(zip(("precision", "recall"), precision_recall(f.features, r.features))),
+            lower_is_better=False))
+_add(Metric("fid_domain", "domain", lambda f, r: {"fid_domain": fid(f, r)}))
+_add(Metric("is", "probabilities", lambda f, r: dict(zip(("is", "is_std"), inception_score(f.features))),
+            lower_is_better=False, needs_reference=False))
+
+
+def parse_metrics(text: str | list[str]) -> list[str]:
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise UserError(f"no metric given; valid: {', '.join(METRICS.names())}")
+    for n in names:
+        METRICS.get(n)  # unknown names fail listing the valid ones
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class Evaluator:
+    """Evaluate image samplers on a fixed protocol (metrics, dataset/split, counts, extractors)."""
+
+    metrics: list[str]
+    dataset: str
+    resolution: int
+    num_samples: int
+    num_ref: int | None = None  # None: the same as num_samples; 0: the whole split
+    split: str = "train"
+    data_root: str | None = None
+    batch_size: int = 64
+    device: str = "cpu"
+    inception_weights: str | None = None
+    is_weights: str | None = None
+    progress: bool = True
+    _extractors: dict[str, Extractor] = field(default_factory=dict, repr=False)
+    _refs: dict[str, FeatureStats] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = parse_metrics(self.metrics)
+        if self.num_samples < 2:
+            raise UserError(f"--num-samples must be at least 2, got {self.num_samples}")
+        if self.batch_size <= 0:
+            raise UserError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.num_ref is not None and self.num_ref < 0:
+            raise UserError(f"--num-ref must be >= 0 (0: the whole split), got {self.num_ref}")
+
+    @property
+    def ref_count(self) -> int | None:
+        if self.num_ref is None:
+            return self.num_samples
+        return None if self.num_ref == 0 else self.num_ref
+
+    def extractor(self, kind: str) -> Extractor:
+        if kind not in self._extractors:
+            if kind == "inception":
+                from sparsegan.metrics.inception import InceptionFeatures
+
+                self._extractors[kind] = InceptionFeatures(self.inception_weights, self.device)
+            elif kind == "domain":
+                from sparsegan.metrics.domain import DomainFeatures
+
+                self._extractors[kind] = DomainFeatures(self.dataset, self.device)
+            elif kind == "probabilities":
+                from sparsegan.metrics.inception_score import InceptionProbabilities
+
+                self._extractors[kind] = InceptionProbabilities(self.is_weights, self.device)
+            else:
+                raise KeyError(kind)
+        return self._extractors[kind]
+
+    def reference(self, kind: str) -> FeatureStats:
+        if kind not in self._refs:
+            self._refs[kind], _ = reference_stats(
+                self.extractor(kind), self.dataset, self.split, self.resolution, self.ref_count,
+                data_root=self.data_root, batch_size=self.batch_size, progress=self.progress)
+        return self._refs[kind]
+
+    def prepare(self) -> None:
+        """Load extractors and reference statistics now (fail early, before any sampling)."""
+        for name in self.metrics:
+            m = METRICS.get(name)
+            self.extractor(m.extractor)
+            if m.needs_reference:
+                self.reference(m.extractor)
+
+    def run(self, sample: ImageSampler) -> dict[str, dict]:
+        """metric name -> {values..., num_samples, num_ref, protocol fields}."""
+        self.prepare()
+        kinds = {METRICS.get(n).extractor for n in self.metrics}
+        extractors = {k: self.extractor(k) for k in sorted(kinds)}
+        feats = extract(extractors, image_batches(sample, self.num_samples, self.batch_size), self.num_samples,
+                        desc="generated " + "+".join(e.name for e in extractors.values()), progress=self.progress)
+        fake = {k: FeatureStats.of(v) for k, v in feats.items()}
+        out = {}
+        for name in self.metrics:
+            m = METRICS.get(name)
+            ref = self.reference(m.extractor) if m.needs_reference else None
+            values = m.compute(fake[m.extractor], ref)
+            ex = self._extractors[m.extractor]
+            out[name] = {**values, "num_samples": self.num_samples,
+                         "num_ref": ref.count if ref is not None else None,
+                         "dataset": self.dataset, "split": self.split, "resolution": self.resolution,
+                         "extractor": ex.name, "weights_sha256": ex.weights_hash}
+        return out
+
+
+def headline(name: str, result: dict) -> float:
+    """The value a metric is ranked by (fid, kid, fid_domain: lower; pr: precision+recall / 2; is)."""
+    if name == "pr":
+        return 0.5 * (result["precision"] + result["recall"])
+    return float(result[name])

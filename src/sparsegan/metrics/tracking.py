@@ -1,0 +1,98 @@
+"""Evaluation during training: at tick boundaries the loop hands over the EMA generator; this
+logs a kind=eval record, keeps summary.json "metrics": {"final", "best"} current, and saves the
+best generator as RUN/final/generator_ema_best.safetensors.
+
+"Best" is decided by the first metric of --eval-metrics (lower FID/KID/fid_domain, higher IS,
+higher (precision + recall) / 2). It knows nothing of the loop: it gets a log function and a
+function that saves a state dict, so metrics never import training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from sparsegan.metrics.evaluate import METRICS, Evaluator, headline
+from sparsegan.metrics.generator import generator_sampler
+
+BEST_FILE = "generator_ema_best"
+
+
+def flat_values(results: dict[str, dict]) -> dict[str, Any]:
+    """{metric: {values..., num_samples, ...}} -> one flat record: every value plus the counts."""
+    out: dict[str, Any] = {}
+    for name, r in results.items():
+        for k, v in r.items():
+            if k in ("num_samples", "num_ref", "dataset", "split", "resolution", "extractor", "weights_sha256"):
+                continue
+            out[k] = v
+        out["num_samples"] = r["num_samples"]
+        if r.get("num_ref") is not None:
+            out["num_ref"] = r["num_ref"]
+    return out
+
+
+def _better(metric: str, new: float, old: float | None) -> bool:
+    if old is None:
+        return True
+    return new < old if METRICS.get(metric).lower_is_better else new > old
+
+
+class TrainingEvaluation:
+    def __init__(self, evaluator: Evaluator, run_path: str | Path, *, log: Callable[[dict], None],
+                 save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True):
+        self.evaluator, self.run_path = evaluator, Path(run_path)
+        self.log, self.save_best, self.seed, self.eval_mode = log, save_best, seed, eval_mode
+        self.primary = evaluator.metrics[0]
+        self.best: dict[str, Any] | None = None
+        self.final: dict[str, Any] | None = None
+        self._restore()
+
+    def _restore(self) -> None:
+        """On resume: the best so far from the kind=eval records that survived the truncation."""
+        path = self.run_path / "metrics.jsonl"
+        if not path.exists():
+            return
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("kind") != "eval" or rec.get("source") != "training" or self.primary not in rec \
+                    and not (self.primary == "pr" and "precision" in rec):
+                continue
+            value = headline(self.primary, rec)
+            if self.best is None or _better(self.primary, value, self.best["value"]):
+                self.best = {**{k: v for k, v in rec.items() if k != "kind"}, "by": self.primary, "value": value}
+            self.final = {k: v for k, v in rec.items() if k != "kind"}
+
+    def __call__(self, step: int, G: nn.Module) -> dict[str, Any]:
+        results = self.evaluator.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
+                                                       eval_mode=self.eval_mode))
+        record = {"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
+                  "eval_mode": self.eval_mode, "source": "training"}
+        self.log(record)
+        self.final = {k: v for k, v in record.items() if k != "kind"}
+        value = headline(self.primary, results[self.primary])
+        if _better(self.primary, value, None if self.best is None else self.best["value"]):
+            self.best = {**self.final, "by": self.primary, "value": value}
+            self.save_best({k: v.detach() for k, v in G.state_dict().items()})
+        self._write_summary()
+        return record
+
+    def _write_summary(self) -> None:
+        """Merge "metrics" into summary.json (atomically); the loop's own summary keeps it."""
+        path = self.run_path / "summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else {}
+        summary["metrics"] = {"final": self.final or {}, "best": self.best or {},
+                              "best_generator": f"final/{BEST_FILE}.safetensors"}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, path)
