@@ -228,7 +228,7 @@ def train(
         _check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device))
     mirror = TensorBoardMirror(run.path) if cfg.tensorboard and t.dist.is_main else None  # reads the run folder only
-    evaluate = _training_evaluation(t) if cfg.eval_every else None
+    evaluate = _training_evaluation(t) if cfg.eval_every and t.dist.is_main else None  # rank 0 only
 
     fixed_z = t.G.sample_z(cfg.num_sample_images, _seeded(cfg.seed, 4))
     fixed_y = fixed_labels(cfg.num_sample_images, getattr(t.G, "num_classes", 0), t.device)
