@@ -10,10 +10,10 @@ from sparsegan.errors import UserError
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsegan.experiments.grid import load_grid
+    from sparsegan.experiments.grid import load_grid, parse_overrides
     from sparsegan.experiments.sweep import plan, run_sweep
 
-    grid = load_grid(args.grid)
+    grid = load_grid(args.grid, parse_overrides(args.set))
     out = args.out or grid.out
     if out is None:
         raise UserError(f"--out is required: {args.grid} names no 'out' folder")
@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("grid", metavar="GRID.yaml", help="sweep file: 'base' config keys + 'grid' lists (configs/sweeps/)")
     p.add_argument("--out", help="folder of the run folders (default: the grid's 'out')")
     p.add_argument("--workers", type=int, default=1, help="points run side by side (subprocesses when > 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="replace a 'base' key for this call, e.g. --set steps=20 --set device=cpu (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="list the points and what would happen to each")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the one-line status per point stays)")
     p.set_defaults(func=run)

@@ -12,6 +12,10 @@
       metrics: [fid_domain]
       num_samples: 2000            # any other key becomes --num-samples 2000
 
+String values may name the sweep's folder and the point's own keys, e.g. a prune-and-fine-tune
+point's ``from_run: "{out}/dense_seed{seed}"``: the sweep resolves them when it runs and trains the
+referenced point first.
+
 ``grid`` may also be a list of such mappings: the union of their products. That is how a dense
 baseline is run once per seed instead of once per (s_G, s_D) it would ignore. Every point is
 validated through :mod:`sparsegan.config` before anything runs, so a typo fails the whole sweep
@@ -47,6 +51,35 @@ class Point:
     values: dict[str, Any]
 
 
+def resolve(values: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Fill ``{out}`` and ``{key}`` placeholders in string values (e.g. a PF point's dense run)."""
+    fill = {**values, "out": str(out)}
+    resolved = {}
+    for k, v in values.items():
+        if isinstance(v, str) and "{" in v:
+            try:
+                v = v.format(**fill)
+            except (KeyError, IndexError, ValueError) as e:
+                raise UserError(f"config value {k}={v!r} names an unknown placeholder ({e})") from None
+        resolved[k] = v
+    return resolved
+
+
+def dependency_levels(points: list[Point], out: Path) -> list[list[Point]]:
+    """Points in waves: a point whose values name another point's run folder runs after it."""
+    folders = {str(out / p.name): p.name for p in points}
+    deps = {p.name: {folders[v] for v in resolve(p.values, out).values() if isinstance(v, str) and v in folders}
+            - {p.name} for p in points}
+    levels, placed = [], set()
+    while len(placed) < len(points):
+        wave = [p for p in points if p.name not in placed and deps[p.name] <= placed]
+        if not wave:
+            raise UserError("the sweep's points name each other's run folders in a cycle")
+        levels.append(wave)
+        placed |= {p.name for p in wave}
+    return levels
+
+
 @dataclass
 class Grid:
     path: Path
@@ -80,8 +113,8 @@ def point_name(values: dict[str, Any], axes: list[str]) -> str:
     """A readable, deterministic folder name from the axes a point sets, e.g. ``stu_sG0.9_sD0.5_seed0``."""
     parts = []
     for key in axes:
-        if key not in values:
-            continue
+        if key not in values or (isinstance(values[key], str) and "{" in values[key]):
+            continue  # a placeholder (e.g. a PF point's dense run) says nothing new about the point
         v = _format_value(values[key])
         if key in ALIASES:
             parts.append(ALIASES[key] + v)
@@ -147,7 +180,23 @@ def expand(base: dict[str, Any], subgrids: list[dict[str, list[Any]]], where: st
     return points
 
 
-def load_grid(path: str | Path) -> Grid:
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (YAML values) checked against TrainConfig, e.g. ``steps=20 device=cpu``."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
+        out[key.strip()] = coerce(key.strip(), value)
+    return out
+
+
+def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid:
+    """Read and validate a sweep file; ``overrides`` replace keys of its 'base' (not grid axes)."""
     path = Path(path)
     where = str(path)
     try:
@@ -170,7 +219,13 @@ def load_grid(path: str | Path) -> Grid:
         if key in base_raw:
             raise UserError(f"{where}: 'base' may not set {key!r} (the sweep names every run folder)")
     base = {k: coerce(k, v) for k, v in base_raw.items()}
-    points = expand(base, _subgrids(raw["grid"], where), where)
+    subgrids = _subgrids(raw["grid"], where)
+    for key in overrides or {}:
+        if key in RESERVED or any(key in sub for sub in subgrids):
+            raise UserError(f"--set {key}: {key!r} is {'set by the sweep' if key in RESERVED else 'a grid axis'}; "
+                            "edit the sweep file instead")
+    base.update(overrides or {})
+    points = expand(base, subgrids, where)
     ev = raw.get("eval") or {}
     if not isinstance(ev, dict):
         raise UserError(f"{where}: 'eval' must be a mapping with 'metrics'")

@@ -29,7 +29,7 @@ import yaml
 from tqdm import tqdm
 
 from sparsegan.errors import UserError
-from sparsegan.experiments.grid import Grid, Point
+from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 
 # Keys that may differ between the run folder and the grid without making it another run:
 # where it runs, how often it logs, and how long it trains (a longer run resumes, a shorter one is done).
@@ -62,7 +62,7 @@ def point_state(run: Path, point: Point) -> str:
     """completed | diverged | resume | new; refuses a folder that holds a different run."""
     config = _read_json(run / "config.json")
     if config is not None:
-        for key, want in point.values.items():
+        for key, want in resolve(point.values, run.parent).items():
             if key in TOLERATED or key not in config:
                 continue
             if config[key] != want:
@@ -86,7 +86,7 @@ def missing_evals(run: Path, metrics: list[str]) -> list[str]:
 def write_point_config(out: Path, point: Point) -> Path:
     path = out / "configs" / f"{point.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(point.values, sort_keys=True))
+    path.write_text(yaml.safe_dump(resolve(point.values, out), sort_keys=True))
     return path
 
 
@@ -204,12 +204,13 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
         write_manifest(out, grid, results)
 
     try:
-        if workers == 1:
-            for point, _ in states:
-                done(run_point(out, grid, point, launch))
-        else:
+        for wave in dependency_levels([p for p, _ in states], out):
+            if workers == 1:
+                for point in wave:
+                    done(run_point(out, grid, point, launch))
+                continue
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(run_point, out, grid, p, launch) for p, _ in states]
+                futures = [pool.submit(run_point, out, grid, p, launch) for p in wave]
                 for fut in as_completed(futures):
                     done(fut.result())
     finally:

@@ -1,0 +1,362 @@
+"""Sweeps and reports, through the real entry point, in-process."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from idx_files import write_fake_mnist
+from sparsegan.cli import main
+from sparsegan.errors import UserError
+from sparsegan.experiments.grid import load_grid, point_name
+from sparsegan.experiments.results import read_jsonl
+
+TINY = {"model": "mlp", "model_width": 8, "steps": 4, "update_interval": 2, "batch_size": 16,
+        "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "num_sample_images": 4}
+
+
+def _grid(tmp_path, grid, base=None, name="grid.yaml", **top):
+    data = write_fake_mnist(tmp_path / "data", n_train=128, n_test=8)
+    doc = {"base": {"data_root": str(data), **TINY, **(base or {})}, "grid": grid, **top}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+# --- grids -----------------------------------------------------------------------------------
+
+
+def test_point_names_are_readable_and_ordered():
+    axes = ["method", "sparsity_g", "sparsity_d", "explore", "seed"]
+    assert point_name({"seed": 1, "method": "stu", "sparsity_g": 0.95, "sparsity_d": 0.0, "explore": "GD"}, axes) \
+        == "stu_sG0.95_sD0_explore=GD_seed1"
+    assert point_name({"method": "dense", "seed": 0}, axes) == "dense_seed0"
+
+
+def test_union_of_subgrids_runs_dense_once_per_seed(tmp_path):
+    path = _grid(tmp_path, [{"method": ["dense"], "seed": [0, 1]},
+                            {"method": ["static", "stu"], "sparsity_g": [0.9, 0.8], "seed": [0, 1]},
+                            {"method": ["dense"], "seed": [1]}])  # listed twice: run once
+    grid = load_grid(path)
+    names = [p.name for p in grid.points]
+    assert names[:2] == ["dense_seed0", "dense_seed1"]
+    assert len(names) == 2 + 2 * 2 * 2 == len(set(names))
+    assert "stu_sG0.8_seed1" in names
+    stu = next(p for p in grid.points if p.name == "stu_sG0.8_seed1")
+    assert stu.values["sparsity_g"] == 0.8 and stu.values["model_width"] == 8
+
+
+@pytest.mark.parametrize(
+    "grid, top, needle",
+    [
+        ({"sparsity_gg": [0.5]}, {}, "sparsity_gg"),
+        ({"steps": ["ten"]}, {}, "'steps' must be int"),
+        ({"method": ["nope"]}, {}, "unknown method 'nope'"),
+        ({"sparsity_g": [1.5]}, {}, "sparsity-g"),
+        ({"out": ["x"]}, {}, "may not set 'out'"),
+        ({"seed": []}, {}, "empty list"),
+        ({"seed": [1, 1]}, {}, "twice"),
+        ({"seed": [0]}, {"evaluate": {}}, "unknown top-level key 'evaluate'"),
+        ({"seed": [0]}, {"eval": {"metrics": []}}, "eval.metrics"),
+    ],
+)
+def test_bad_grid_is_one_line(tmp_path, capsys, grid, top, needle):
+    path = _grid(tmp_path, grid, **top)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_eval_args_from_grid(tmp_path):
+    path = _grid(tmp_path, {"seed": [0]}, eval={"metrics": ["fid_domain", "kid"], "num_samples": 500})
+    assert load_grid(path).eval_args() == ["--metrics", "fid_domain,kid", "--num-samples", "500"]
+
+
+def test_dry_run_lists_points(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["static", "stu"], "seed": [0]})
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "static_seed0  train" in out and "stu_seed0     train" in out and "2 points" in out
+
+
+# --- the acceptance test: a tiny sweep, skipped on a second call, and its report --------------
+
+
+def _add_eval(run: Path, values: list[float], metric="fid_domain"):
+    """kind=eval records as DESIGN.md defines them (metric name -> value), the last one final."""
+    with open(run / "metrics.jsonl", "a") as f:
+        for i, v in enumerate(values):
+            f.write(json.dumps({"kind": "eval", "step": 2 * (i + 1), metric: v, "num_samples": 10,
+                                "generator": "ema"}) + "\n")
+
+
+def test_acceptance_sweep_skip_and_report(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["static", "stu"], "sparsity_g": [0.9, 0.8], "seed": [0, 1]})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(" ran ") == 8
+    runs = sorted(p for p in out.iterdir() if (p / "config.json").exists())
+    assert [p.name for p in runs] == sorted(f"{m}_sG{s}_seed{k}" for m in ("static", "stu")
+                                            for s in ("0.9", "0.8") for k in (0, 1))
+    for run in runs:
+        assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    stamps = {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs}
+
+    # A second call skips every finished point and touches no run folder.
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(" skipped ") == 8 and " ran " not in err
+    assert stamps == {p.name: (p / "summary.json").stat().st_mtime_ns for p in runs}
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert {p["action"] for p in manifest["points"]} == {"skipped"}
+
+    # Hand-checkable metric values: seed 0 -> v, seed 1 -> v + 2, so mean v + 1, std sqrt(2).
+    base = {"static_sG0.9": 30.0, "static_sG0.8": 20.0, "stu_sG0.9": 10.0, "stu_sG0.8": 25.0}
+    for run in runs:
+        v = base[run.name.rsplit("_", 1)[0]] + (2.0 if run.name.endswith("seed1") else 0.0)
+        _add_eval(run, [v + 5, v])
+    rep = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "| method | s_D | s_G = 90 % | s_G = 80 % |" in md
+    # best per column (lower FID-like metric) in bold; n seeds per cell
+    assert "| static | 50 % | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
+    assert "| stu | 50 % | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
+    figures = {p.name for p in (rep / "figures").glob("*.png")}
+    assert figures >= {"metric_vs_sparsity.png", "heatmap.png", "itop_rate.png", "losses.png", "samples.png",
+                       "metric_over_training.png"}
+    for name in figures:
+        assert f"(figures/{name})" in md
+        assert (rep / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    has_flops = any("flops" in json.loads((r / "summary.json").read_text()) for r in runs)
+    assert ("metric_vs_flops.png" in figures) == has_flops
+    if not has_flops:
+        assert "no run has summary.json 'flops'; nothing was estimated" in md
+    assert "Balance ratio over training" in md and "no kind=balance records" in md
+    html = (rep / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(figures)
+    assert "<b>21 ± 1.4 (n=2)</b>" in html
+
+
+def test_longer_grid_resumes_from_checkpoint(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, base={"steps": 6})
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert " resumed " in capsys.readouterr().err
+    run = out / "stu_seed0"
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "resume"] == [4]
+    assert json.loads((run / "summary.json").read_text())["step"] == 6
+
+
+def test_refuses_folder_of_another_configuration(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    before = (out / "stu_seed0" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, base={"lr_g": 1e-3})
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lr_g" in err[0]
+    assert (out / "stu_seed0" / "metrics.jsonl").read_text() == before
+
+
+def test_parallel_workers_as_subprocesses(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["static", "stu"], "seed": [0]})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    for name in ("static_seed0", "stu_seed0"):
+        assert json.loads((out / name / "summary.json").read_text())["status"] == "completed"
+        assert "sparsegan train" in (out / "logs" / f"{name}.log").read_text()
+
+
+# --- reports from hand-made run folders ---------------------------------------------------
+
+
+def _fake_run(root: Path, name: str, method: str, sg: float, sd: float, seed: int, *, metric=None,
+              flops=None, balance=None, eval_json=None):
+    run = root / name
+    (run / "samples").mkdir(parents=True)
+    cfg = {"method": method, "sparsity_g": sg, "sparsity_d": sd, "seed": seed, "model": "mlp", "steps": 20}
+    (run / "config.json").write_text(json.dumps(cfg))
+    summary = {"status": "completed", "step": 20, "density": {"G": 1 - sg, "D": 1 - sd},
+               "itop_rate": {"G": 1 - sg + 0.1, "D": 1 - sd}, "wall_time_s": 1.0,
+               "metrics": {"final": {"fid": metric} if metric is not None else {}, "best": {}}}
+    if flops is not None:
+        summary["flops"] = {"train_total": flops}
+    (run / "summary.json").write_text(json.dumps(summary))
+    recs = [{"kind": "train", "step": s, "loss_d": 1.0, "loss_g": 2.0} for s in (10, 20)]
+    if method != "dense":
+        recs += [{"kind": "topology", "step": 10, "net": "G", "itop_rate": 1 - sg + 0.05, "pruned": 3},
+                 {"kind": "topology", "step": 10, "net": "D", "itop_rate": 1 - sd, "pruned": 0}]
+    recs += [{"kind": "balance", "step": s, "balance_ratio": b} for s, b in (balance or [])]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"kind": "tr')  # torn tail
+    if eval_json is not None:
+        (run / "eval").mkdir()
+        for m, v in eval_json.items():
+            (run / "eval" / f"{m}.json").write_text(json.dumps({"metric": m, "value": v, "num_samples": 100}))
+    from PIL import Image
+
+    Image.new("L", (10, 10), color=seed * 40).save(run / "samples" / "step-00000020.png")
+    return run
+
+
+def test_report_dense_column_flops_balance_and_eval_files(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        _fake_run(runs, f"dense{seed}", "dense", 0.9, 0.5, seed, metric=10.0 + seed, flops=100.0)
+        _fake_run(runs, f"stu{seed}", "stu", 0.9, 0.5, seed, metric=99.0, flops=20.0,
+                  balance=[(10, 0.4), (20, 0.5)], eval_json={"fid": 12.0 + seed, "precision": 0.5})
+    _fake_run(runs, "static0", "static", 0.9, 0.5, 0, metric=15.0, flops=20.0)
+    rep = tmp_path / "rep"
+    assert main(["report", str(runs), "--out", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "| method | s_D | s_G = 90 % | s_G = 0 % |" in md
+    assert "| dense | 0 % |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
+    # eval/fid.json wins over summary.json metrics.final (99); a single seed shows no std
+    assert "| static | 50 % | 15 (n=1) |  |" in md
+    assert "| stu | 50 % | **13 ± 1 (n=3)** |  |" in md
+    figures = {p.name for p in (rep / "figures").glob("*.png")}
+    assert {"metric_vs_flops.png", "balance_ratio.png", "heatmap.png", "metric_vs_sparsity.png"} <= figures
+    assert "metric_over_training.png" not in figures and "no kind=eval records of fid" in md
+
+    # Higher is better for precision: the best marked is the largest mean.
+    assert main(["report", str(runs), "--out", str(rep), "--metric", "precision"]) == 0
+    md = (rep / "report.md").read_text()
+    assert "| stu | 50 % | 0.5 ± 0 (n=3) |  |" in md
+    assert "Metric" not in md.split("## Table 1")[0]
+
+
+def test_report_without_metric_still_renders(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        _fake_run(runs, f"stu{seed}", "stu", 0.8, 0.0, seed)
+    rep = tmp_path / "rep"
+    assert main(["report", str(runs), "--out", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "No metric found in these runs" in md and "## Table 1" not in md
+    assert "| stu | 0 % | 80 % | 2 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
+    assert {p.name for p in (rep / "figures").glob("*.png")} == {"itop_rate.png", "losses.png", "samples.png"}
+    assert main(["report", str(runs), "--out", str(rep), "--metric", "kid"]) == 0
+    assert "Metric 'kid' is missing in every run" in (rep / "report.md").read_text()
+
+
+def test_report_bad_input_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no run folders" in err
+
+
+# --- TensorBoard (optional) -----------------------------------------------------------------
+
+
+def _train_tb(tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=128, n_test=8)
+    return main(["train", "--data-root", str(data), "--model", "mlp", "--model-width", "8", "--steps", "4",
+                 "--update-interval", "2", "--batch-size", "16", "--log-every", "2", "--sample-every", "2",
+                 "--out", str(tmp_path / "run"), "--no-progress", "--tensorboard"])
+
+
+def test_tensorboard_missing_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    assert _train_tb(tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install tensorboard" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_mirrors_the_run(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional and not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert _train_tb(tmp_path) == 0
+    ea = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    ea.Reload()
+    tags = set(ea.Tags()["scalars"])
+    assert {"train/loss_d", "train/loss_g", "topology/G/itop_rate", "topology/G/density"} <= tags
+    assert [e.step for e in ea.Scalars("train/loss_d")] == [2, 4]
+    assert [e.step for e in ea.Images("samples")] == [2, 4]
+
+
+# --- the committed sweep recipes ------------------------------------------------------------
+
+SWEEPS = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+
+
+def _unregistered(path: Path) -> list[str]:
+    from sparsegan.data import DATASETS
+    from sparsegan.methods import METHODS
+    from sparsegan.models import MODELS
+
+    doc = yaml.safe_load(path.read_text())
+    subs = doc["grid"] if isinstance(doc["grid"], list) else [doc["grid"]]
+    named = {(k, doc.get("base", {}).get(k)) for k in ("method", "model", "dataset")}
+    for sub in subs:
+        for key in ("method", "model", "dataset"):
+            vals = sub.get(key, [])
+            named |= {(key, v) for v in (vals if isinstance(vals, list) else [vals])}
+    registry = {"method": METHODS, "model": MODELS, "dataset": DATASETS}
+    return [f"{k} {v!r}" for k, v in sorted((k, v) for k, v in named if v is not None) if v not in registry[k]]
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_committed_sweeps_are_valid(path):
+    missing = _unregistered(path)
+    if missing:
+        pytest.skip(f"{path.name} names {', '.join(missing)}, not registered yet")
+    grid = load_grid(path)
+    assert grid.points and grid.out and re.fullmatch(r"runs/[\w./-]+", grid.out)
+    assert len({p.name for p in grid.points}) == len(grid.points)
+
+
+def test_there_are_committed_sweeps():
+    names = {p.stem for p in SWEEPS}
+    assert {"demo", "reproduction-fmnist"} <= names
+
+
+def test_unknown_metric_for_eval_without_eval_command(tmp_path, monkeypatch):
+    import sparsegan.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", tuple(c for c in cli.COMMANDS if c != "eval"))
+    path = _grid(tmp_path, {"seed": [0]}, eval={"metrics": ["fid_domain"]})
+    from sparsegan.experiments.sweep import run_sweep
+
+    with pytest.raises(UserError, match="no 'eval' command"):
+        run_sweep(load_grid(path), tmp_path / "s", progress=False)
+
+
+def test_placeholders_resolve_and_order_dependencies(tmp_path):
+    from sparsegan.experiments.grid import Point, dependency_levels, resolve
+
+    out = tmp_path / "s"
+    dense = Point("dense_seed0", {"method": "dense", "seed": 0})
+    pf = Point("pf_seed0", {"method": "static", "seed": 0, "masks_from": "{out}/dense_seed{seed}"})
+    other = Point("stu_seed0", {"method": "stu", "seed": 0})
+    assert resolve(pf.values, out)["masks_from"] == f"{out}/dense_seed0"
+    assert [[p.name for p in w] for w in dependency_levels([pf, other, dense], out)] == \
+        [["stu_seed0", "dense_seed0"], ["pf_seed0"]]
+    with pytest.raises(UserError, match="placeholder"):
+        resolve({"masks_from": "{nope}"}, out)
+    assert point_name({"method": "pf", "from_run": "{out}/dense_seed{seed}", "seed": 0},
+                      ["method", "from_run", "seed"]) == "pf_seed0"
+
+
+def test_set_overrides_base_but_not_axes(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]})
+    grid = load_grid(path, {"steps": 7})
+    assert grid.points[0].values["steps"] == 7
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run", "--set", "seed=3"]) == 2
+    assert "grid axis" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run", "--set", "steps"]) == 2
+    assert "key=value" in capsys.readouterr().err
