@@ -60,7 +60,8 @@ def main() -> None:
                 "ideal_1_over_density": 1.0 / masks.density(),
                 "ideal_flops": totals["dense_flops"] / totals["sparse_flops"],
                 "max_abs_diff": diff, "timing": timing,
-                "layers": {n: {"density": round(c["density"], 4), "shape": c["shape"], "choice": c["choice"]}
+                "layers": {n: {"density": round(c["density"], 4), "shape": c["shape"], "choice": c["choice"],
+                               "calibration_ms": c["timings_ms"]}
                            for n, c in choices(S).items()},
             }
             results["runs"].append(entry)

@@ -10,7 +10,7 @@ from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, Sp
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 
-KERNELS = ("torch-csr", "scipy-csr", "module", "auto")
+KERNELS = ("torch-csr", "scipy-csr", "scipy-phase", "module", "auto")
 
 
 def _sparse_model(name: str, sparsity: float, seed: int = 0, **spec):
@@ -51,7 +51,7 @@ def test_runtime_equals_dense_masked_generator(model, spec, mode):
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     if mode == "auto":
         chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
-        assert chosen <= {"module", "torch-csr", "scipy-csr"} and chosen
+        assert chosen <= {"module", "torch-csr", "scipy-csr", "scipy-phase"} and chosen
 
 
 def test_sngan_generator_through_the_runtime():
@@ -63,14 +63,16 @@ def test_sngan_generator_through_the_runtime():
         torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("stride,pad,out_pad,k,hw", [(2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1)])
+@pytest.mark.parametrize("stride,pad,out_pad,k,hw", [
+    (2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1), (2, 3, 1, 6, 4), (3, 1, 2, 6, 2), (1, 1, 0, 3, 5),
+])
 def test_conv_transpose_layer(stride, pad, out_pad, k, hw):
     torch.manual_seed(0)
     m = nn.ConvTranspose2d(3, 4, k, stride, pad, output_padding=out_pad)
     with torch.no_grad():
         m.weight.mul_(torch.rand_like(m.weight) < 0.4)
     x = torch.randn(2, 3, hw, hw)
-    for mode in ("torch-csr", "scipy-csr"):
+    for mode in ("torch-csr", "scipy-csr", "scipy-phase"):
         with torch.no_grad():
             torch.testing.assert_close(SparseConvTranspose2d(m, mode)(x), m(x), atol=1e-5, rtol=1e-4)
 
@@ -115,3 +117,19 @@ def test_export_file_grows_with_active_weights(tmp_path):
     # About 6 bytes per active weight (float32 value + int16 column) against 4 per weight dense.
     assert sizes[0.9] < 0.25 * dense_path.stat().st_size
     assert torch.equal(Export.read(dense_path).generator().net[0].weight, G.net[0].weight)
+
+
+def test_parallel_scipy_kernel_equals_serial():
+    from sparsegan.efficiency.kernels import SparseMatrix
+
+    torch.manual_seed(0)
+    a = torch.randn(37, 11) * (torch.rand(37, 11) < 0.3)
+    x = torch.randn(11, 9)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        m = SparseMatrix(a)
+        assert len(m.row_blocks(3)) <= 3 and sum(r1 - r0 for r0, r1, _ in m.row_blocks(3)) == 37
+        torch.testing.assert_close(m.kernel("scipy-csr")(x), a @ x, atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(old)

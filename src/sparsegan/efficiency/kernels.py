@@ -8,14 +8,16 @@ contiguous axpy ``Y[i, :] += A[i, k] * X[k, :]`` over all columns (batch x pixel
 * ``dense``: ``torch.mm`` on the masked dense matrix (MKL / oneDNN, multi-threaded);
 * ``torch-csr``: ``torch.sparse_csr`` matmul (MKL sparse BLAS where torch was built with it);
   fast for a few columns (batch 1-64 Linear layers), slow for thousands of columns here;
-* ``scipy-csr``: scipy's compiled CSR x dense loop, one thread; the best for many columns
-  (transposed convs: batch x H x W columns).
+* ``scipy-csr``: scipy's compiled CSR x dense loop; the best for many columns (transposed convs:
+  batch x H x W columns). scipy releases the GIL inside it, so with ``torch.get_num_threads()``
+  > 1 the rows are split into that many blocks of equal non-zero count, run on a thread pool.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -25,11 +27,39 @@ from torch import Tensor
 
 KERNELS = ("dense", "torch-csr", "scipy-csr")
 
+try:  # scipy's CSR x dense kernel that adds into its output, Y += A @ X (releases the GIL)
+    from scipy.sparse._sparsetools import csr_matvecs
+except ImportError:  # a scipy that moved it: single-threaded ``A @ X`` only, no phase algorithm
+    csr_matvecs = None
+
+
+class Workers:
+    """A thread pool for scipy kernels, sized by ``torch.get_num_threads()`` when first used."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self.size = 0
+
+    def threads(self) -> int:
+        return max(1, torch.get_num_threads()) if csr_matvecs is not None else 1
+
+    def map(self, fn: Callable, items: list) -> list:
+        n = self.threads()
+        if n == 1 or len(items) == 1:
+            return [fn(i) for i in items]
+        if self._pool is None or self.size != n:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool, self.size = ThreadPoolExecutor(n), n
+        return list(self._pool.map(fn, items))
+
 
 class SparseMatrix:
     """One weight matrix in every form a kernel needs, built once at load time."""
 
-    def __init__(self, dense: Tensor):
+    def __init__(self, dense: Tensor, workers: Workers | None = None):
+        self.workers = workers or Workers()
+        self._blocks: dict[int, list[tuple[int, int, sp.csr_matrix]]] = {}
         dense = dense.detach().to(torch.float32).contiguous()
         self.shape = tuple(dense.shape)
         self.dense = dense
@@ -50,9 +80,33 @@ class SparseMatrix:
         if name == "torch-csr":
             return lambda x: torch.mm(self.torch_csr, x)
         if name == "scipy-csr":
+            if self.workers.threads() > 1:
+                return self._parallel_scipy
             a = self.scipy_csr
             return lambda x: torch.from_numpy(np.ascontiguousarray(a @ x.numpy()))
         raise ValueError(f"unknown kernel {name!r}; valid: {', '.join(KERNELS)}")
+
+
+    def row_blocks(self, n: int) -> list[tuple[int, int, sp.csr_matrix]]:
+        """``n`` row ranges with about equal non-zero counts (balanced work per thread)."""
+        if n not in self._blocks:
+            a = self.scipy_csr
+            cuts = np.searchsorted(a.indptr, np.linspace(0, a.nnz, n + 1)).clip(0, a.shape[0])
+            cuts[0], cuts[-1] = 0, a.shape[0]
+            self._blocks[n] = [(int(r0), int(r1), a[r0:r1]) for r0, r1 in zip(cuts[:-1], cuts[1:]) if r1 > r0]
+        return self._blocks[n]
+
+    def _parallel_scipy(self, x: Tensor) -> Tensor:
+        xn = x.numpy()
+        cols = xn.shape[1]
+        y = np.zeros((self.shape[0], cols), dtype=np.float32)
+
+        def block(b):
+            r0, r1, a = b
+            csr_matvecs(r1 - r0, a.shape[1], cols, a.indptr, a.indices, a.data, xn.ravel(), y[r0:r1].ravel())
+
+        self.workers.map(block, self.row_blocks(self.workers.threads()))
+        return torch.from_numpy(y)
 
 
 def time_call(fn: Callable[[], object], repeats: int = 3) -> float:

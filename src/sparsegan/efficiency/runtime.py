@@ -27,14 +27,16 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from sparsegan.efficiency.kernels import SparseMatrix, fastest
+from sparsegan.efficiency.kernels import SparseMatrix, Workers, csr_matvecs, fastest
 
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "dense")
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "scipy-phase", "dense")
 SPARSE_CANDIDATES = ("torch-csr", "scipy-csr")
 # torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
 # scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
@@ -71,12 +73,13 @@ def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.
 class SparseLayer(nn.Module):
     """Wraps a dense layer; runs it sparse where measured faster for the input's shape."""
 
-    def __init__(self, dense: nn.Module, matrix: Tensor, mode: str = "auto"):
+    def __init__(self, dense: nn.Module, matrix: Tensor, mode: str = "auto", workers: Workers | None = None):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         self.dense = dense
-        self.A = SparseMatrix(matrix)
+        self.workers = workers or Workers()
+        self.A = SparseMatrix(matrix, self.workers)
         self.mode = mode
         self.choice: dict[tuple, str] = {}
         self.timings: dict[tuple, dict[str, float]] = {}
@@ -90,6 +93,9 @@ class SparseLayer(nn.Module):
 
     def supports(self, x: Tensor) -> bool:
         return True
+
+    def candidates(self) -> tuple[str, ...]:
+        return SPARSE_CANDIDATES
 
     def run(self, x: Tensor, name: str) -> Tensor:
         if name == "module":
@@ -106,12 +112,12 @@ class SparseLayer(nn.Module):
     def _choose(self, x: Tensor, key: tuple) -> str:
         if not self.supports(x) or x.device.type != "cpu":
             name = "module"
-        elif self.mode != "auto":
-            name = self.mode
+        elif self.mode != "auto":  # a forced kernel; layers that lack it use scipy's CSR
+            name = self.mode if self.mode in (*self.candidates(), "module", "dense") else "scipy-csr"
         else:
             cands = {"module": lambda: self.dense(x)}
             cols = x.numel() // max(1, x.shape[1])  # columns of the right-hand side
-            for k in SPARSE_CANDIDATES:
+            for k in self.candidates():
                 if k == "torch-csr" and cols > TORCH_CSR_MAX_COLS:
                     continue  # measured 10-100x slower than scipy there: not worth timing
                 cands[k] = lambda k=k: self.run(x, k)
@@ -124,8 +130,8 @@ class SparseLayer(nn.Module):
 
 
 class SparseLinear(SparseLayer):
-    def __init__(self, dense: nn.Linear, mode: str = "auto"):
-        super().__init__(dense, dense.weight, mode)
+    def __init__(self, dense: nn.Linear, mode: str = "auto", workers: Workers | None = None):
+        super().__init__(dense, dense.weight, mode, workers)
 
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 2
@@ -144,13 +150,44 @@ def _channel_major(x: Tensor) -> Tensor:
 
 
 class SparseConvTranspose2d(SparseLayer):
-    def __init__(self, dense: nn.ConvTranspose2d, mode: str = "auto"):
+    """Two sparse algorithms, both timed against the dense module:
+
+    * ``torch-csr`` / ``scipy-csr``: ``cols = W^T @ X`` then col2im (k x k strided adds);
+    * ``scipy-phase`` (kernel divisible by stride, e.g. DCGAN's 4x4 / stride 2): the transposed
+      conv split into its s x s output phases (sub-pixel decomposition). Output pixel ``o`` with
+      ``(o + p) mod s = b`` only meets the taps ``s a + b`` and input ``(o + p) div s - a``, so each
+      phase is a sum of (k/s)^2 small products ``W[:, :, tap]^T @ shift(X)``. The shifts are free:
+      the input is zero-padded once in (C, H, W, N) order and each product reads it at an offset,
+      accumulating in place (scipy's CSR x dense kernel adds into its output). No cols buffer
+      (k^2 x the input), no col2im adds: the accumulation stays inside the sparse product.
+    """
+
+    def __init__(self, dense: nn.ConvTranspose2d, mode: str = "auto", workers: Workers | None = None):
         cin, cout, kh, kw = dense.weight.shape
-        super().__init__(dense, dense.weight.detach().reshape(cin, cout * kh * kw).t(), mode)
+        super().__init__(dense, dense.weight.detach().reshape(cin, cout * kh * kw).t(), mode, workers)
         self.cout, self.kh, self.kw = cout, kh, kw
+        (sh, sw) = dense.stride
+        self.phase_ok = kh % sh == 0 and kw % sw == 0 and csr_matvecs is not None
+        self.taps: dict[tuple[int, int], sp.csr_matrix] = {}
+        if self.phase_ok:
+            w = dense.weight.detach().to(torch.float32)
+            for ky in range(kh):
+                for kx in range(kw):
+                    tap = sp.csr_matrix(w[:, :, ky, kx].t().contiguous().numpy())  # (C_out, C_in)
+                    if tap.nnz:
+                        tap.sort_indices()
+                        self.taps[(ky, kx)] = tap
 
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 4
+
+    def candidates(self) -> tuple[str, ...]:
+        return SPARSE_CANDIDATES + (("scipy-phase",) if self.phase_ok else ())
+
+    def run(self, x: Tensor, name: str) -> Tensor:
+        if name == "scipy-phase":
+            return self.phase_forward(x)
+        return super().run(x, name)
 
     def sparse_forward(self, x: Tensor, kernel) -> Tensor:
         m: nn.ConvTranspose2d = self.dense
@@ -176,10 +213,53 @@ class SparseConvTranspose2d(SparseLayer):
             out += self.bias.view(cout, 1, 1, 1)
         return out.permute(3, 0, 1, 2)
 
+    def phase_forward(self, x: Tensor) -> Tensor:
+        m: nn.ConvTranspose2d = self.dense
+        n, cin, h, w = x.shape
+        (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
+        kh, kw, cout = self.kh, self.kw, self.cout
+        mh, mw = kh // sh, kw // sw  # taps per phase and dimension
+        out_h, out_w = (h - 1) * sh - 2 * ph + kh + oph, (w - 1) * sw - 2 * pw + kw + opw
+        ty, tx = (out_h - 1 + ph) // sh + 1, (out_w - 1 + pw) // sw + 1  # phase-grid size
+        hp, wp = max(h, ty) + mh - 1, max(w, tx) + mw - 1  # zero-padded input, (C, hp, wp, N)
+        plane = hp * wp * n
+        tail = ((mh - 1) * wp + (mw - 1)) * n  # the last channel's shifted reads stay in bounds
+        xp = torch.zeros(cin * plane + tail, dtype=torch.float32)
+        xp[: cin * plane].view(cin, hp, wp, n)[:, mh - 1 : mh - 1 + h, mw - 1 : mw - 1 + w] = x.permute(1, 2, 3, 0)
+        xn = xp.numpy()
+        out = torch.empty(cout, out_h, out_w, n, dtype=torch.float32)
+        phases = []
+        for by in range(sh):
+            t0y = -((by - ph) // sh)  # first phase-grid row whose output row is >= 0
+            oy0 = sh * t0y + by - ph
+            for bx in range(sw):
+                t0x = -((bx - pw) // sw)
+                ox0 = sw * t0x + bx - pw
+                if oy0 < out_h and ox0 < out_w:
+                    phases.append((by, bx, t0y, oy0, t0x, ox0))
+
+        def phase(ph_: tuple) -> None:  # the phases write disjoint outputs: run them in parallel
+            by, bx, t0y, oy0, t0x, ox0 = ph_
+            cy, cx = len(range(oy0, out_h, sh)), len(range(ox0, out_w, sw))
+            y = np.zeros(cout * plane, dtype=np.float32)
+            for ay in range(mh):
+                for ax in range(mw):
+                    tap = self.taps.get((sh * ay + by, sw * ax + bx))
+                    if tap is not None:
+                        off = ((mh - 1 - ay) * wp + (mw - 1 - ax)) * n
+                        csr_matvecs(cout, cin, plane, tap.indptr, tap.indices, tap.data, xn[off:], y)
+            yt = torch.from_numpy(y).view(cout, hp, wp, n)
+            out[:, oy0::sh, ox0::sw] = yt[:, t0y : t0y + cy, t0x : t0x + cx]
+
+        self.workers.map(phase, phases)
+        if self.bias is not None:
+            out += self.bias.view(cout, 1, 1, 1)
+        return out.permute(3, 0, 1, 2)
+
 
 class SparseConv2d(SparseLayer):
-    def __init__(self, dense: nn.Conv2d, mode: str = "auto"):
-        super().__init__(dense, dense.weight.detach().reshape(dense.weight.shape[0], -1), mode)
+    def __init__(self, dense: nn.Conv2d, mode: str = "auto", workers: Workers | None = None):
+        super().__init__(dense, dense.weight.detach().reshape(dense.weight.shape[0], -1), mode, workers)
 
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 4
@@ -213,13 +293,13 @@ def _convertible(m: nn.Module) -> bool:
     return False
 
 
-def _wrap(m: nn.Module, mode: str) -> SparseLayer:
+def _wrap(m: nn.Module, mode: str, workers: Workers) -> SparseLayer:
     m = _effective(m)
     if isinstance(m, nn.Linear):
-        return SparseLinear(m, mode)
+        return SparseLinear(m, mode, workers)
     if isinstance(m, nn.ConvTranspose2d):
-        return SparseConvTranspose2d(m, mode)
-    return SparseConv2d(m, mode)
+        return SparseConvTranspose2d(m, mode, workers)
+    return SparseConv2d(m, mode, workers)
 
 
 def _foldable(bn: nn.Module) -> bool:
@@ -234,6 +314,7 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_spar
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     G = copy.deepcopy(G).eval()
+    workers = Workers()  # one thread pool shared by every layer
     if fold_bn:
         for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
             names = list(seq._modules)
@@ -247,7 +328,7 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_spar
             if _convertible(child):
                 w = child.weight.detach()
                 if float((w == 0).float().mean()) >= min_sparsity:
-                    setattr(parent, name, _wrap(child, mode))
+                    setattr(parent, name, _wrap(child, mode, workers))
     return G
 
 
