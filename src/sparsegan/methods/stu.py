@@ -40,11 +40,17 @@ class STUGAN(Method):
             if net not in self.explored or masks.density() == 1.0:
                 events.append(self.event(net))
                 continue
+            prune_inputs = None
+            if self.cfg.prune_criterion == "grasp":
+                from sparsegan.methods.prune_at_init import hessian_gradient
+
+                prune_inputs = hessian_gradient(masks.params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
+                self.ctx.nets[net].zero_grad(set_to_none=True)
             changes, grown = prune_and_regrow(
                 masks, fraction,
                 prune=self.cfg.prune_criterion, grow=self.cfg.grow,
                 dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
-                reset_state=self.cfg.reset_regrown_state, generator=generator,
+                reset_state=self.cfg.reset_regrown_state, generator=generator, prune_inputs=prune_inputs,
             )
             events.append(self.event(
                 net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),

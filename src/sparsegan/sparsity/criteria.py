@@ -43,6 +43,13 @@ def taylor(weight: Tensor, grad, state, generator) -> Tensor:
     return -(weight.detach() * _need_grad(grad, "taylor"))
 
 
+@PRUNE_CRITERIA.register("grasp")
+def grasp(weight: Tensor, grad, state, generator) -> Tensor:
+    """w * (H g) (Wang et al. 2020, GraSP): the caller passes the Hessian-gradient product in the
+    gradient slot; weights with the lowest score are pruned (removing them preserves gradient flow)."""
+    return weight.detach() * _need_grad(grad, "grasp")
+
+
 @GROW_CRITERIA.register("gradient")
 def gradient(weight: Tensor, grad, state, generator) -> Tensor:
     """|dL/dw| of the dense gradient (RigL, STU-GAN): grow the largest."""

@@ -47,6 +47,19 @@ def prunable_parameters(module: nn.Module, scope: str = "all") -> dict[str, nn.P
     return {n: p for n, p in module.named_parameters() if id(p) in ids}
 
 
+def target_counts(
+    params: Mapping[str, Tensor], sparsity: float, distribution: str = "erk", *, power_scale: float = 1.0
+) -> dict[str, int]:
+    """Exact active count per layer for a net-level sparsity under a distribution; the counts sum
+    to round((1 - sparsity) * total)."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}")
+    shapes = {n: tuple(p.shape) for n, p in params.items()}
+    per_layer = DISTRIBUTIONS[distribution](shapes, sparsity, power_scale=power_scale)
+    numels = {n: p.numel() for n, p in params.items()}
+    return allocate_active_counts(numels, per_layer, round((1.0 - sparsity) * sum(numels.values())))
+
+
 class MaskSet:
     """One bool mask per prunable weight of one net, and the masks' history (ever active)."""
 
@@ -76,13 +89,14 @@ class MaskSet:
         generator: torch.Generator | None = None,
     ) -> "MaskSet":
         """Random masks with exact per-layer counts from a distribution (no Bernoulli draws)."""
-        if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}")
-        shapes = {n: tuple(p.shape) for n, p in params.items()}
-        per_layer = DISTRIBUTIONS[distribution](shapes, sparsity, power_scale=power_scale)
-        numels = {n: p.numel() for n, p in params.items()}
-        total = round((1.0 - sparsity) * sum(numels.values()))
-        counts = allocate_active_counts(numels, per_layer, total)
+        counts = target_counts(params, sparsity, distribution, power_scale=power_scale)
+        return cls.random_with_counts(params, counts, generator=generator)
+
+    @classmethod
+    def random_with_counts(
+        cls, params: Mapping[str, nn.Parameter], counts: Mapping[str, int], *, generator: torch.Generator | None = None
+    ) -> "MaskSet":
+        """Uniformly random masks with the given exact active count per layer."""
         masks = {}
         for n, p in params.items():
             # Scores drawn on the CPU so the same seed gives the same masks on every device.

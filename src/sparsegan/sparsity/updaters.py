@@ -42,16 +42,19 @@ def prune_and_regrow(
     optimizer: torch.optim.Optimizer | None = None,
     reset_state: bool = True,
     generator: torch.Generator | None = None,
+    prune_inputs: Mapping[str, Tensor] | None = None,
 ) -> tuple[list[LayerChange], dict[str, Tensor]]:
     """One prune-and-regrow update of every layer in ``masks``.
 
     Regrown weights are set to 0 and, with ``reset_state``, their optimizer moments are zeroed.
     A weight pruned in this update may be regrown in the same update (as in RigL); it then
     restarts from 0 like any other grown weight. Returns the per-layer changes and the grown
-    entries (for SEMA).
+    entries (for SEMA). ``prune_inputs`` replaces the gradient seen by the prune criterion
+    (GraSP's Hessian-gradient product); by default it sees ``dense_grads``.
     """
     prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
     grads = dense_grads or {}
+    prune_in = grads if prune_inputs is None else prune_inputs
     changes, grown_entries = [], {}
     for name, param in masks.params.items():
         mask = masks.masks[name]
@@ -64,7 +67,7 @@ def prune_and_regrow(
             continue
         grad = grads.get(name)
         # Keep the (n_active - n_swap) active weights with the highest prune score.
-        keep_scores = _minus_inf_where(prune_fn(param, grad, state, generator), ~mask)
+        keep_scores = _minus_inf_where(prune_fn(param, prune_in.get(name), state, generator), ~mask)
         kept = topk_mask(keep_scores, n_active - n_swap)
         # Grow n_swap weights among those not kept.
         grow_scores = _minus_inf_where(grow_fn(param, grad, state, generator), kept)
@@ -97,3 +100,31 @@ def magnitude_prune_to(
     for n, m in new.items():
         masks.set_mask(n, m & masks.masks[n] if isinstance(counts, int) else m)
     masks.apply_()
+
+
+@torch.no_grad()
+def grow_to(
+    masks: MaskSet,
+    counts: Mapping[str, int],
+    scores: Mapping[str, Tensor],
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    reset_state: bool = True,
+) -> dict[str, Tensor]:
+    """Grow each layer to ``counts[name]`` active weights, taking the inactive weights with the
+    highest score; grown weights start at 0 (with reset optimizer moments). Returns grown entries."""
+    grown_entries = {}
+    for name, param in masks.params.items():
+        mask = masks.masks[name]
+        extra = counts[name] - int(mask.sum())
+        if extra <= 0:
+            grown_entries[name] = torch.zeros_like(mask)
+            continue
+        grown = topk_mask(_minus_inf_where(scores[name], mask), extra)
+        masks.set_mask(name, mask | grown)
+        param.masked_fill_(grown, 0.0)
+        if reset_state and optimizer is not None:
+            reset_optimizer_state(optimizer, param, grown)
+        grown_entries[name] = grown
+    masks.apply_()
+    return grown_entries

@@ -85,6 +85,16 @@ def _seeded(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000 + stream)
 
 
+def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]:
+    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU)."""
+    spec = ModelSpec(
+        channels=data.channels, resolution=None, num_classes=data.num_classes, z_dim=cfg.z_dim,
+        width=cfg.model_width, width_multiplier=cfg.width_multiplier,
+    )
+    torch.manual_seed(seed)  # module initialisers draw from the global generator
+    return build_models(cfg.model, spec)
+
+
 def build_trainer(cfg: TrainConfig, run: RunDir) -> Trainer:
     dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
     dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size)
@@ -94,12 +104,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir) -> Trainer:
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
     data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
-    spec = ModelSpec(
-        channels=data.channels, resolution=None, num_classes=data.num_classes, z_dim=cfg.z_dim,
-        width=cfg.model_width, width_multiplier=cfg.width_multiplier,
-    )
-    torch.manual_seed(cfg.seed)  # module initialisers draw from the global generator
-    G, D = build_models(cfg.model, spec)
+    G, D = build_nets(cfg, data, cfg.seed)
     G, D = G.to(device), D.to(device)
     if cfg.sync_bn:
         G, D = convert_sync_batchnorm(G), convert_sync_batchnorm(D)
@@ -199,10 +204,15 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     on_step: Callable[[Trainer], None] | None = None,
+    on_start: Callable[[Trainer], None] | None = None,
 ) -> Path:
     """Train one run into ``cfg.out``; returns the run folder."""
     if cfg.out is None:
         raise UserError("--out is required: the run folder to write")
+    if getattr(METHODS.get(cfg.method), "rounds", False):
+        from sparsegan.training.rounds import train_rounds  # IMP: rounds of whole runs
+
+        return train_rounds(cfg, resume=resume, overwrite=overwrite, progress=progress)
     if cfg.tensorboard:  # optional dependency, imported only when asked for: fail before writing anything
         from sparsegan.experiments.tensorboard import TensorBoardMirror, summary_writer_class
 
@@ -227,6 +237,13 @@ def train(
     elif resume is not None and (run.path / "config.json").exists():
         _check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device))
+    if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
+        for rec in t.method.drain_records():
+            run.log({"step": t.step, **rec})
+    else:
+        t.method.drain_records()
+    if on_start is not None:
+        on_start(t)
     mirror = TensorBoardMirror(run.path) if cfg.tensorboard and t.dist.is_main else None  # reads the run folder only
     evaluate = _training_evaluation(t) if cfg.eval_every and t.dist.is_main else None  # rank 0 only
 

@@ -1,0 +1,73 @@
+"""Prune + fine-tune (PF): the post-hoc baseline of STU-GAN Table 1 and GAN Tickets.
+
+Start from a finished dense run (``--from RUN``), prune its final weights once by magnitude to
+the targets, layer-wise (per-layer counts from ``--distribution``; the paper's "uniform" is
+``--distribution uniform``) or globally (``--ranking global``), G only or G and D
+(``--prune-nets``), then train again for ``--steps`` with the masks fixed. The nets not pruned
+stay dense whatever their ``--sparsity-*`` says (recorded in the pf record).
+
+With spectral-normed layers, global ranking compares raw ``weight_orig`` scales that spectral
+norm makes arbitrary (REFERENCE §6.8); prefer layer-wise ranking there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sparsegan.errors import UserError
+from sparsegan.methods.base import METHODS, NETS, Method
+from sparsegan.methods.transfer import WEIGHT_FILES, read_final
+from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
+
+
+def prune_once(masks: MaskSet, sparsity: float, ranking: str, distribution: str, power_scale: float) -> None:
+    """One-shot magnitude pruning of (dense or sparse) masks to ``sparsity``."""
+    if ranking == "global":
+        magnitude_prune_to(masks, round((1.0 - sparsity) * masks.numel()))
+    else:
+        counts = target_counts(masks.params, sparsity, distribution, power_scale=power_scale)
+        active = masks.layer_active()
+        magnitude_prune_to(masks, {n: min(c, active[n]) for n, c in counts.items()})
+
+
+@METHODS.register("pf")
+class PruneFinetune(Method):
+    name = "pf"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if not cfg.from_run:
+            raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
+        src = Path(cfg.from_run)
+        try:
+            self.source_config = json.loads((src / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"--from {src}: no readable config.json; is it a sparsegan run?") from None
+        for key in ("model", "model_width", "width_multiplier", "z_dim"):
+            if self.source_config.get(key) != getattr(cfg, key):
+                raise UserError(f"--from {src} was trained with {key}={self.source_config.get(key)!r}, "
+                                f"this run asks for {getattr(cfg, key)!r}")
+
+    def target_sparsity(self, net: str) -> float:
+        return super().target_sparsity(net) if net in self.cfg.prune_nets else 0.0
+
+    def initial_masks(self, net, params):
+        return MaskSet.dense(params)
+
+    def setup(self, ctx) -> None:
+        for net in NETS:
+            ctx.nets[net].load_state_dict(read_final(self.cfg.from_run, WEIGHT_FILES[net]))
+        super().setup(ctx)
+        for net in NETS:
+            s = self.target_sparsity(net)
+            if s > 0:
+                prune_once(self.masks[net], s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
+        self.emit({"kind": "pf", "source": str(self.cfg.from_run), "ranking": self.cfg.ranking,
+                   "nets": self.cfg.prune_nets,
+                   "density": {net: self.masks[net].density() for net in NETS}})
+
+    def phases(self):
+        sc = self.source_config
+        return [{"phase": "dense-pretrain", "source": str(self.cfg.from_run), "steps": sc.get("steps"),
+                 "n_dis": sc.get("n_dis"), "batch_size": sc.get("batch_size"), "density": {"G": 1.0, "D": 1.0}}]

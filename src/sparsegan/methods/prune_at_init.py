@@ -1,0 +1,81 @@
+"""Pruning at initialisation from the GAN losses, then static training: SNIP and GraSP.
+
+SNIP (Lee et al. 2019): keep the top-k of |w * dL/dw|. GraSP (Wang et al. 2020): keep the
+weights whose removal would most reduce gradient flow, i.e. drop the largest -w * (H g) and keep
+the top-k of w * (H g). Scores come from ``--probe-batches`` batches of each net's own training
+loss (G: the generator loss through D; D: the discriminator loss; autoencoders: the ELBO), and
+the top-k is global within each net, as the Generative Tickets comparison does.
+Differences from the original papers: no GraSP logit temperature (GAN losses have no softmax).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from sparsegan.methods.base import METHODS, NETS, Method
+from sparsegan.sparsity import MaskSet, global_topk_masks
+
+
+def snip_scores(params: dict[str, Tensor], loss_fn: Callable[[], Tensor], batches: int) -> dict[str, Tensor]:
+    grads = {n: torch.zeros_like(p) for n, p in params.items()}
+    for _ in range(batches):
+        g = torch.autograd.grad(loss_fn(), list(params.values()), allow_unused=True)
+        for n, gi in zip(params, g):
+            if gi is not None:
+                grads[n] += gi
+    return {n: (p.detach() * grads[n]).abs() for n, p in params.items()}
+
+
+def hessian_gradient(params: dict[str, Tensor], loss_fn: Callable[[], Tensor], batches: int) -> dict[str, Tensor]:
+    """H g, with g the loss gradient summed over ``batches`` batches (GraSP's two passes)."""
+    names, tensors = list(params), list(params.values())
+    g_total = [torch.zeros_like(p) for p in tensors]
+    for _ in range(batches):
+        for acc, gi in zip(g_total, torch.autograd.grad(loss_fn(), tensors, allow_unused=True)):
+            if gi is not None:
+                acc += gi
+    hg = [torch.zeros_like(p) for p in tensors]
+    for _ in range(batches):
+        g = torch.autograd.grad(loss_fn(), tensors, create_graph=True, allow_unused=True)
+        z = sum((gi * gt).sum() for gi, gt in zip(g, g_total) if gi is not None)
+        for acc, h in zip(hg, torch.autograd.grad(z, tensors, allow_unused=True)):
+            if h is not None:
+                acc += h
+    return dict(zip(names, hg))
+
+
+def grasp_scores(params: dict[str, Tensor], loss_fn: Callable[[], Tensor], batches: int) -> dict[str, Tensor]:
+    hg = hessian_gradient(params, loss_fn, batches)
+    return {n: p.detach() * hg[n] for n, p in params.items()}
+
+
+class _PruneAtInit(Method):
+    score_fn: Callable = staticmethod(snip_scores)
+
+    def initial_masks(self, net, params):
+        s = self.target_sparsity(net)
+        if s == 0.0:
+            return MaskSet.dense(params)
+        scores = self.score_fn(params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
+        k = round((1.0 - s) * sum(p.numel() for p in params.values()))
+        return MaskSet(params, global_topk_masks(scores, k))
+
+    def setup(self, ctx) -> None:
+        super().setup(ctx)
+        for net in NETS:
+            ctx.nets[net].zero_grad(set_to_none=True)
+
+
+@METHODS.register("snip")
+class SNIP(_PruneAtInit):
+    name = "snip"
+    score_fn = staticmethod(snip_scores)
+
+
+@METHODS.register("grasp")
+class GraSP(_PruneAtInit):
+    name = "grasp"
+    score_fn = staticmethod(grasp_scores)

@@ -1,0 +1,76 @@
+"""Ticket transfer (--masks-from RUN): start a method from another run's final masks.
+
+Both lottery-ticket papers move tickets across tasks: a GAN generator's ticket to a VAE decoder
+of the same architecture, or a ticket found on one dataset trained on another. G's masks must
+match the names and shapes of this run's G exactly; D's are taken when they match too and left
+to the method otherwise (a VAE encoder is not a GAN discriminator), which the ticket record says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from sparsegan.errors import UserError
+
+if TYPE_CHECKING:
+    from sparsegan.methods.base import Method
+
+WEIGHT_FILES = {"G": "generator.safetensors", "D": "discriminator.safetensors"}
+
+
+def read_final(run: str | Path, name: str) -> dict[str, torch.Tensor]:
+    path = Path(run) / "final" / name
+    if not path.is_file():
+        raise UserError(f"{path} not found: is {run} a finished sparsegan run?")
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise UserError(f"{path} is not a valid safetensors file ({e.__class__.__name__})") from None
+
+
+def _describe(names: set[str], limit: int = 3) -> str:
+    items = sorted(names)
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
+    cfg = method.cfg
+    source = cfg.masks_from
+    masks = read_final(source, "masks.safetensors")
+    taken = []
+    for net in ("G", "D"):
+        ours = method.masks[net]
+        theirs = {k[len(net) + 1:]: v for k, v in masks.items() if k.startswith(net + ".")}
+        if set(theirs) != set(ours.params):
+            if net == "D":
+                continue
+            raise UserError(
+                f"--masks-from {source}: G's weights differ; only in the ticket: "
+                f"{_describe(set(theirs) - set(ours.params)) or '-'}; only in this model: "
+                f"{_describe(set(ours.params) - set(theirs)) or '-'}"
+            )
+        bad = {n for n in theirs if tuple(theirs[n].shape) != tuple(ours.params[n].shape)}
+        if bad:
+            n = sorted(bad)[0]
+            raise UserError(
+                f"--masks-from {source}: shapes differ for {net}.{_describe(bad)} "
+                f"(e.g. {net}.{n}: ticket {tuple(theirs[n].shape)}, model {tuple(ours.params[n].shape)})"
+            )
+        if cfg.masks_with_weights:
+            state = read_final(source, WEIGHT_FILES[net])
+            missing, unexpected = nets[net].load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise UserError(f"--masks-from {source}: {net}'s weights do not fit this model "
+                                f"(missing {_describe(set(missing))}; unexpected {_describe(set(unexpected))})")
+        for n, m in theirs.items():
+            ours.ever_active.pop(n, None)
+            ours.set_mask(n, m.bool())
+        taken.append(net)
+    method.emit({"kind": "ticket", "source": str(source), "nets": taken,
+                 "with_weights": cfg.masks_with_weights,
+                 "density": {net: method.masks[net].density() for net in ("G", "D")}})
