@@ -59,13 +59,14 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--timing-images", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--timing-only", action="store_true", help="only the time per 1k images")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     nmax = max(args.sizes)
     ex = make_extractor(args.extractor, args.device)
-    real = reference_images("fashion-mnist", "train", 32, 2 * nmax)  # A = first nmax, B = next nmax
+    real = reference_images("fashion-mnist", "train", 32, max(2 * nmax, args.timing_images))  # A, B: halves
     result = {
         "command": " ".join([Path(sys.executable).name] + sys.argv), "extractor": ex.name,
         "weights_sha256": ex.weights_hash, "device": args.device, "batch_size": args.batch_size,
@@ -75,6 +76,9 @@ def main() -> int:
     }
     result["seconds_per_1k_images"] = time_per_1k(ex, real[: args.timing_images], args.batch_size, args.device)
     print(f"{ex.name} on {args.device}: {result['seconds_per_1k_images']:.2f} s per 1k images", flush=True)
+    if args.timing_only:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
 
     t0 = time.perf_counter()
     feats = extract_from_images(ex, real, batch_size=args.batch_size, progress=True)

@@ -10,4 +10,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/met
 lscpu | grep -E "Model name|^CPU\(s\)" >> "$OUT/metrics_gpu_machine.txt"
 python3 benchmarks/metrics_bench.py --extractor inception --device cuda --batch-size 250 \
     --timing-images 2000 --sizes 1000 2000 5000 10000 --out "$OUT/metrics_inception_cuda.json"
+python3 benchmarks/metrics_bench.py --extractor domain --device cuda --batch-size 1000 \
+    --timing-images 10000 --sizes 1000 2000 5000 10000 --out "$OUT/metrics_domain_cuda.json"
 python3 benchmarks/metrics_gpu_vs_cpu.py --out "$OUT/metrics_inception_cuda_vs_cpu.json"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -80,8 +79,11 @@ def main() -> int:
     shipped.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     acc16 = accuracy(shipped, test.images, test.labels)
     print(f"test accuracy with the shipped float16 weights: {acc16:.4f}")
+    recorded = {k: v for k, v in vars(args).items() if k not in ("out", "data_root")}  # no local paths
     meta = {"dataset": args.dataset, "test_accuracy": f"{acc16:.4f}", "epochs": str(args.epochs),
-            "train_seconds": f"{time.time() - start:.0f}", "command": " ".join(sys.argv), "args": json.dumps(vars(args))}
+            "train_seconds": f"{time.time() - start:.0f}", "args": json.dumps(recorded),
+            "command": "scripts/train_domain_classifier.py " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in recorded.items())}
     out = Path(args.out) if args.out else ASSETS / SHIPPED[args.dataset]
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata=meta)

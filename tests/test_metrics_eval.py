@@ -125,6 +125,11 @@ def _tiny_run(tmp_path, *extra):
     return out, data
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    return _tiny_run(tmp_path_factory.mktemp("finished"))
+
+
 def test_train_with_eval_every_keeps_best(tmp_path):
     out, _ = _tiny_run(tmp_path, "--eval-every", "2", "--eval-num-samples", "40", "--eval-batch-size", "16")
     evals = read_records(out, "eval")
@@ -171,8 +176,8 @@ def test_eval_command_writes_json_and_record(tmp_path, capsys):
     (["--generator", "ema_best"], "only by runs trained with --eval-every"),
     (["--device", "cuda:7"], "--device cuda:7 is not usable here"),
 ])
-def test_eval_command_user_errors(tmp_path, capsys, args, message):
-    out, data = _tiny_run(tmp_path)
+def test_eval_command_user_errors(finished_run, capsys, args, message):
+    out, data = finished_run
     capsys.readouterr()
     rc = main(["eval", str(out), "--no-progress", "--num-samples", "20", "--data-root", str(data), *args])
     err = capsys.readouterr().err
@@ -187,3 +192,19 @@ def test_eval_command_not_a_run(tmp_path, capsys):
 def test_train_rejects_unknown_eval_metric(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--eval-metrics", "fid,nope"]) == 2
     assert "unknown metric 'nope'" in capsys.readouterr().err
+
+
+def test_inception_score_with_user_supplied_logits_model(tmp_path):
+    """IS through the Evaluator with a (tiny) TorchScript classifier given as --is-weights."""
+    from sparsegan.metrics import Evaluator
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 6))
+    path = tmp_path / "logits.pt"
+    torch.jit.script(net).save(str(path))
+    gen = torch.Generator().manual_seed(0)
+    sample = lambda n: torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=gen)  # noqa: E731
+    ev = Evaluator(["is"], "fashion-mnist", 8, 20, is_weights=str(path), batch_size=7, progress=False)
+    res = ev.run(sample)["is"]
+    assert 1.0 <= res["is"] <= 6.0 and res["num_ref"] is None and res["num_samples"] == 20
+    assert res["extractor"] == "inception-probabilities" and len(res["weights_sha256"]) == 64
