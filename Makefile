@@ -25,8 +25,10 @@ install: $(BIN)/sparsegan
 data:
 	@bash scripts/install-data.sh
 
+# dense vs static vs STU-GAN (configs/sweeps/demo.yaml), then the report: $(RUN)/report/report.md
 demo: install data
-	$(BIN)/sparsegan train --config configs/demo.yaml --out $(RUN) --overwrite
+	$(BIN)/sparsegan sweep configs/sweeps/demo.yaml --out $(RUN)
+	$(BIN)/sparsegan report $(RUN) --out $(RUN)/report
 
 test: install data
 	$(BIN)/python -m pytest

@@ -136,7 +136,7 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
     todo = missing_evals(run, grid.eval_metrics)
     summary = _read_json(run / "summary.json") or {}
     if todo and summary.get("status") == "completed":
-        rc, msg = launch(["eval", str(run), *grid.eval_args()], log)
+        rc, msg = launch(["eval", str(run), *grid.eval_args(), "--no-progress"], log)
         if rc != 0:
             return PointResult(point.name, "failed", summary.get("status", "?"), time.perf_counter() - start,
                                f"eval exit {rc} {msg}".strip())
