@@ -4,7 +4,8 @@ Generators are freshly built with ERK masks drawn by the sparsity engine (no tra
 timing: the kernels only see the sparsity pattern). Each (model, s_G, batch) times the dense
 masked PyTorch module against ``sparsegan.efficiency.runtime.sparsify(G, "auto")`` in alternating
 rounds; medians are reported with the ideal speedups 1 / density (prunable weights) and
-dense / sparse FLOPs (whole generator, bias and BN included).
+dense / sparse FLOPs (whole generator, bias and BN included). A control times the same runtime
+restricted to dense GEMMs (BN folding and layout only) to show what sparsity itself buys.
 
     python benchmarks/efficiency_inference.py --threads 1 --repeats 30 \
         --out benchmarks/results/efficiency_inference_<machine>.json
@@ -55,11 +56,13 @@ def main() -> None:
             diff = max_abs_difference(G, S)
             totals = net_totals(layer_counts({"G": G}, {"G": masks.masks})["G"])
             timing = bench(G, S, batch_sizes, repeats=args.repeats, warmup=3)
+            # Control: the same runtime allowed only dense GEMMs (BN folding + layout, no sparsity).
+            layout = bench(G, sparsify(G, "auto", kernels=("dense",)), batch_sizes, repeats=args.repeats, warmup=3)
             entry = {
                 "model": model, "sparsity_g": s, "density": masks.density(),
                 "ideal_1_over_density": 1.0 / masks.density(),
                 "ideal_flops": totals["dense_flops"] / totals["sparse_flops"],
-                "max_abs_diff": diff, "timing": timing,
+                "max_abs_diff": diff, "timing": timing, "layout_only_control": layout,
                 "layers": {n: {"density": round(c["density"], 4), "shape": c["shape"], "choice": c["choice"],
                                "calibration_ms": c["timings_ms"]}
                            for n, c in choices(S).items()},
@@ -67,7 +70,9 @@ def main() -> None:
             results["runs"].append(entry)
             line = "  ".join(f"bs {bs}: {r['dense_ms']:.3f} -> {r['sparse_ms']:.3f} ms ({r['speedup']:.2f}x)"
                              for bs, r in timing.items())
-            print(f"{model:6} s_G {s:.2f}  ideal {entry['ideal_1_over_density']:5.1f}x  {line}", flush=True)
+            ctl = "  ".join(f"bs {bs}: {r['speedup']:.2f}x" for bs, r in layout.items())
+            print(f"{model:6} s_G {s:.2f}  ideal {entry['ideal_1_over_density']:5.1f}x (FLOPs {entry['ideal_flops']:5.1f}x)"
+                  f"  {line}  | dense-GEMM-only control {ctl}", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
 

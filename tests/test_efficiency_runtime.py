@@ -10,7 +10,7 @@ from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, Sp
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 
-KERNELS = ("torch-csr", "scipy-csr", "scipy-phase", "module", "auto")
+KERNELS = ("torch-csr", "scipy-csr", "scipy-phase", "dense", "module", "auto")
 
 
 def _sparse_model(name: str, sparsity: float, seed: int = 0, **spec):
@@ -51,7 +51,7 @@ def test_runtime_equals_dense_masked_generator(model, spec, mode):
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     if mode == "auto":
         chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
-        assert chosen <= {"module", "torch-csr", "scipy-csr", "scipy-phase"} and chosen
+        assert chosen <= {"module", "torch-csr", "scipy-csr", "scipy-phase", "dense"} and chosen
 
 
 def test_sngan_generator_through_the_runtime():
@@ -66,13 +66,15 @@ def test_sngan_generator_through_the_runtime():
 @pytest.mark.parametrize("stride,pad,out_pad,k,hw", [
     (2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1), (2, 3, 1, 6, 4), (3, 1, 2, 6, 2), (1, 1, 0, 3, 5),
 ])
-def test_conv_transpose_layer(stride, pad, out_pad, k, hw):
+@pytest.mark.parametrize("chunk", [1024, 1])  # 1: one input row per sparse product (row blocks)
+def test_conv_transpose_layer(stride, pad, out_pad, k, hw, chunk, monkeypatch):
+    monkeypatch.setattr(runtime, "CHUNK_COLS", chunk)
     torch.manual_seed(0)
     m = nn.ConvTranspose2d(3, 4, k, stride, pad, output_padding=out_pad)
     with torch.no_grad():
         m.weight.mul_(torch.rand_like(m.weight) < 0.4)
     x = torch.randn(2, 3, hw, hw)
-    for mode in ("torch-csr", "scipy-csr", "scipy-phase"):
+    for mode in ("torch-csr", "scipy-csr", "scipy-phase", "dense"):
         with torch.no_grad():
             torch.testing.assert_close(SparseConvTranspose2d(m, mode)(x), m(x), atol=1e-5, rtol=1e-4)
 

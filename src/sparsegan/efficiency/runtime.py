@@ -37,11 +37,14 @@ from torch.nn.utils import parametrize
 from sparsegan.efficiency.kernels import SparseMatrix, Workers, csr_matvecs, fastest
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "scipy-phase", "dense")
+# "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
+# layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
 SPARSE_CANDIDATES = ("torch-csr", "scipy-csr")
 # torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
 # scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
 TORCH_CSR_MAX_COLS = 2048
 UNFOLD_CHUNK = 2**24  # floats of unfolded input per chunk (64 MiB)
+CHUNK_COLS = 1024  # transposed convs: columns per sparse product (blocks of input rows)
 
 
 def _effective(module: nn.Module) -> nn.Module:
@@ -81,6 +84,7 @@ class SparseLayer(nn.Module):
         self.workers = workers or Workers()
         self.A = SparseMatrix(matrix, self.workers)
         self.mode = mode
+        self.allowed: tuple[str, ...] | None = None  # restrict auto mode's candidates (benchmarks)
         self.choice: dict[tuple, str] = {}
         self.timings: dict[tuple, dict[str, float]] = {}
 
@@ -95,7 +99,11 @@ class SparseLayer(nn.Module):
         return True
 
     def candidates(self) -> tuple[str, ...]:
-        return SPARSE_CANDIDATES
+        return SPARSE_CANDIDATES + ("dense",)
+
+    def columns(self, x: Tensor) -> int:
+        """Columns of the right-hand side one kernel call sees."""
+        return x.numel() // max(1, x.shape[1])
 
     def run(self, x: Tensor, name: str) -> Tensor:
         if name == "module":
@@ -116,8 +124,10 @@ class SparseLayer(nn.Module):
             name = self.mode if self.mode in (*self.candidates(), "module", "dense") else "scipy-csr"
         else:
             cands = {"module": lambda: self.dense(x)}
-            cols = x.numel() // max(1, x.shape[1])  # columns of the right-hand side
+            cols = self.columns(x)
             for k in self.candidates():
+                if self.allowed is not None and k not in self.allowed:
+                    continue
                 if k == "torch-csr" and cols > TORCH_CSR_MAX_COLS:
                     continue  # measured 10-100x slower than scipy there: not worth timing
                 cands[k] = lambda k=k: self.run(x, k)
@@ -182,7 +192,10 @@ class SparseConvTranspose2d(SparseLayer):
         return x.dim() == 4
 
     def candidates(self) -> tuple[str, ...]:
-        return SPARSE_CANDIDATES + (("scipy-phase",) if self.phase_ok else ())
+        return SPARSE_CANDIDATES + ("dense",) + (("scipy-phase",) if self.phase_ok else ())
+
+    def columns(self, x: Tensor) -> int:
+        return min(x.numel() // max(1, x.shape[1]), max(CHUNK_COLS, x.shape[0] * x.shape[-1]))
 
     def run(self, x: Tensor, name: str) -> Tensor:
         if name == "scipy-phase":
@@ -191,21 +204,28 @@ class SparseConvTranspose2d(SparseLayer):
 
     def sparse_forward(self, x: Tensor, kernel) -> Tensor:
         m: nn.ConvTranspose2d = self.dense
-        n, _, h, w = x.shape
+        n, cin, h, w = x.shape
         (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
         kh, kw, cout = self.kh, self.kw, self.cout
-        cols = kernel(_channel_major(x)).view(cout, kh, kw, h, w, n)
         full_h, full_w = (h - 1) * sh + kh + oph, (w - 1) * sw + kw + opw
         if h == 1 and w == 1 and oph == 0 and opw == 0:
             # A transposed conv of a 1x1 input is a matmul: the columns already are the pixels.
-            full = cols.view(cout, kh, kw, n)
+            full = kernel(_channel_major(x)).view(cout, kh, kw, n)
         else:
-            # col2im: add each kernel tap's plane into the strided output positions; with the
-            # batch innermost every add runs over contiguous blocks of N values.
-            full = torch.zeros(cout, full_h, full_w, n, dtype=cols.dtype)
-            for ky in range(kh):
-                for kx in range(kw):
-                    full[:, ky : ky + (h - 1) * sh + 1 : sh, kx : kx + (w - 1) * sw + 1 : sw] += cols[:, ky, kx]
+            # cols = W^T @ X in blocks of input rows (<= CHUNK_COLS columns each: sparse kernels
+            # stay in their fast regime and the block's cols stay in cache), each block's col2im
+            # done at once: every kernel tap's plane added into the strided output positions, with
+            # the batch innermost so each add runs over contiguous blocks of N values.
+            xs = x.permute(1, 2, 3, 0)  # (C_in, H, W, N), a free view after a sparse layer
+            rows = max(1, CHUNK_COLS // (w * n))
+            full = torch.zeros(cout, full_h, full_w, n, dtype=x.dtype)
+            for h0 in range(0, h, rows):
+                h1 = min(h, h0 + rows)
+                cols = kernel(xs[:, h0:h1].reshape(cin, -1)).view(cout, kh, kw, h1 - h0, w, n)
+                for ky in range(kh):
+                    y0 = ky + h0 * sh
+                    for kx in range(kw):
+                        full[:, y0 : y0 + (h1 - h0 - 1) * sh + 1 : sh, kx : kx + (w - 1) * sw + 1 : sw] += cols[:, ky, kx]
         out = full[:, ph : full_h - ph, pw : full_w - pw]
         if not out.is_contiguous():
             out = out.contiguous()
@@ -308,9 +328,11 @@ def _foldable(bn: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_sparsity: float = 0.0) -> nn.Module:
+def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_sparsity: float = 0.0,
+             kernels: tuple[str, ...] | None = None) -> nn.Module:
     """A copy of ``G`` (eval mode) with its Linear / Conv2d / ConvTranspose2d layers wrapped as
-    :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules."""
+    :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules.
+    ``kernels`` limits what auto mode times besides the module (e.g. ("dense",): the layout alone)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     G = copy.deepcopy(G).eval()
@@ -328,7 +350,9 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_spar
             if _convertible(child):
                 w = child.weight.detach()
                 if float((w == 0).float().mean()) >= min_sparsity:
-                    setattr(parent, name, _wrap(child, mode, workers))
+                    layer = _wrap(child, mode, workers)
+                    layer.allowed = kernels
+                    setattr(parent, name, layer)
     return G
 
 
