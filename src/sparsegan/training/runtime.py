@@ -45,5 +45,18 @@ def forward_view(module: nn.Module, *, precision: str, compile: bool, device: to
     if precision == "bf16":
         out = AutocastForward(out, device.type)
     if compile:
+        _power_iteration_outside_graphs(module)
         out = torch.compile(out)
     return out
+
+
+def _power_iteration_outside_graphs(module: nn.Module) -> None:
+    """Spectral norm updates its ``_u``/``_v`` buffers in place at every training forward and
+    relies on cloning them for backward; compiled graphs lose that protection (D called on real,
+    then fake images fails in backward with "modified by an inplace operation"). Running the
+    parametrization eagerly keeps its semantics; the layers themselves stay compiled."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    for m in module.modules():
+        if isinstance(m, _SpectralNorm):
+            m.forward = torch.compiler.disable(m.forward)
