@@ -46,9 +46,10 @@ def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
     for net in ("G", "D"):
         ours = method.masks[net]
         theirs = {k[len(net) + 1:]: v for k, v in masks.items() if k.startswith(net + ".")}
+        if net == "D" and (set(theirs) != set(ours.params) or any(
+                tuple(theirs[n].shape) != tuple(ours.params[n].shape) for n in theirs)):
+            continue  # a different D (e.g. a VAE encoder vs a GAN discriminator): the method's own masks
         if set(theirs) != set(ours.params):
-            if net == "D":
-                continue
             raise UserError(
                 f"--masks-from {source}: G's weights differ; only in the ticket: "
                 f"{_describe(set(theirs) - set(ours.params)) or '-'}; only in this model: "

@@ -1,0 +1,268 @@
+"""The baselines through the CLI (tiny budgets), and their defining properties."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from idx_files import write_fake_mnist
+from sparsegan.cli import main
+from sparsegan.config import build_config
+from sparsegan.methods import METHODS, MethodContext
+from sparsegan.methods.adapt import ADAPT
+from sparsegan.methods.imp import round_densities
+from sparsegan.methods.prune_at_init import SNIP
+from sparsegan.sparsity import cubic_sparsity, prunable_parameters
+from sparsegan.training import read_records
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=256, n_test=8)
+
+
+def _train(data, out, *args):
+    return main(["train", "--data-root", str(data), "--out", str(out), "--no-progress",
+                 "--batch-size", "8", "--update-interval", "4", "--eb-interval", "2",
+                 "--adapt-interval", "4", "--balance-every", "2", *args])
+
+
+def _summary(run):
+    return json.loads((run / "summary.json").read_text())
+
+
+def _check_densities(run, s_g, s_d):
+    s = _summary(run)
+    for net, target in (("G", s_g), ("D", s_d)):
+        n = s["params"][net]["prunable"]
+        assert abs(s["density"][net] * n - (1 - target) * n) <= 1, (net, s["density"][net])
+    masks = load_file(run / "final" / "masks.safetensors")
+    for fname, prefix in (("generator", "G."), ("generator_ema", "G."), ("discriminator", "D.")):
+        w = load_file(run / "final" / f"{fname}.safetensors")
+        for key, m in masks.items():
+            if key.startswith(prefix):
+                assert (w[key[2:]][~m.bool()] == 0).all(), (fname, key)
+
+
+MODEL_ARGS = {"mlp": ["--model", "mlp", "--model-width", "8"], "dcgan": ["--model", "dcgan", "--model-width", "4"]}
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+@pytest.mark.parametrize("method", ["gmp", "snip", "grasp", "early_bird", "adapt", "static", "stu"])
+def test_method_runs_and_hits_targets(tmp_path, data, model, method):
+    assert _train(data, tmp_path / "r", *MODEL_ARGS[model], "--method", method, "--steps", "12",
+                  "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
+    run = tmp_path / "r"
+    if method == "adapt":  # D's density adapts by design and is recorded
+        _check_densities(run, 0.8, 1 - _summary(run)["density"]["D"])
+        assert read_records(run, "adapt") and read_records(run, "balance")
+    else:
+        _check_densities(run, 0.8, 0.5)
+    assert {"config.json", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_pf_from_dense_run(tmp_path, data, model):
+    assert _train(data, tmp_path / "dense", *MODEL_ARGS[model], "--method", "dense", "--steps", "4") == 0
+    for ranking, nets in (("layer", "G"), ("global", "GD")):
+        out = tmp_path / f"pf-{ranking}"
+        assert _train(data, out, *MODEL_ARGS[model], "--method", "pf", "--from", str(tmp_path / "dense"),
+                      "--ranking", ranking, "--prune-nets", nets, "--steps", "4",
+                      "--sparsity-g", "0.9", "--sparsity-d", "0.5") == 0
+        _check_densities(out, 0.9, 0.5 if nets == "GD" else 0.0)
+        assert _summary(out)["phases"][0]["phase"] == "dense-pretrain"
+    # The surviving weights of a global prune are the largest magnitudes of the dense run.
+    dense = load_file(tmp_path / "dense" / "final" / "generator.safetensors")
+    masks = load_file(tmp_path / "pf-global" / "final" / "masks.safetensors")
+    kept = torch.cat([dense[k[2:]][m.bool()].abs() for k, m in masks.items() if k.startswith("G.")])
+    dropped = torch.cat([dense[k[2:]][~m.bool()].abs() for k, m in masks.items() if k.startswith("G.")])
+    assert kept.min() >= dropped.max()
+
+
+def test_pf_needs_a_source(tmp_path, data, capsys):
+    assert _train(data, tmp_path / "r", "--method", "pf", "--steps", "2") == 2
+    assert "--from" in capsys.readouterr().err
+
+
+def test_gmp_follows_cubic_schedule(tmp_path, data):
+    assert _train(data, tmp_path / "r", *MODEL_ARGS["mlp"], "--method", "gmp", "--steps", "40",
+                  "--update-interval", "5", "--gmp-start", "0.1", "--gmp-end", "0.8", "--sparsity-g", "0.9",
+                  "--sparsity-d", "0.0") == 0
+    topo = [r for r in read_records(tmp_path / "r", "topology") if r["net"] == "G"]
+    assert [r["step"] for r in topo] == [9, 14, 19, 24, 29, 32]
+    n = _summary(tmp_path / "r")["params"]["G"]["prunable"]
+    for r in topo:
+        want = cubic_sparsity(r["step"], start=4, end=32, initial=0.0, final=0.9)
+        assert abs((1 - r["density"]) * n - want * n) <= 1
+
+
+def test_imp_rounds_densities_and_rewinding(tmp_path, data):
+    assert round_densities(0.8, 0.2)[-1] == pytest.approx(0.2)
+    assert len(round_densities(0.8, 0.2)) == 8
+    assert len(round_densities(0.89, 0.2)) == 10
+    run = tmp_path / "imp"
+    assert _train(data, run, *MODEL_ARGS["mlp"], "--method", "imp", "--sparsity-g", "0.8", "--steps", "3",
+                  "--rewind-step", "2") == 0
+    rounds = read_records(run, "round")
+    assert [r["round"] for r in rounds] == list(range(9))
+    want = [1.0] + [0.8 ** k for k in range(1, 8)] + [0.2]
+    assert [r["density"]["G"] for r in rounds] == pytest.approx(want)
+    n = _summary(run)["params"]["G"]["prunable"]
+    for r, d in zip(rounds, want):
+        assert abs(r["final_density"]["G"] * n - d * n) <= 1
+    _check_densities(run, 0.8, 0.0)
+    # Each ticket's surviving weights are exactly the weights at the rewind step (late rewinding).
+    rewind = load_file(run / "rewind" / "rewind-generator.safetensors")
+    for k in (1, 8):
+        ticket = run / "tickets" / f"round-{k:02d}" / "final"
+        masks, weights = load_file(ticket / "masks.safetensors"), load_file(ticket / "generator.safetensors")
+        for key, m in masks.items():
+            if key.startswith("G."):
+                m = m.bool()
+                assert torch.equal(weights[key[2:]][m], rewind[key[2:]][m])
+                assert (weights[key[2:]][~m] == 0).all()
+    # A second call finds every round done.
+    assert _train(data, run, *MODEL_ARGS["mlp"], "--method", "imp", "--sparsity-g", "0.8", "--steps", "3",
+                  "--rewind-step", "2", "--resume", "auto") == 0
+    assert len(read_records(run, "round")) == 9
+
+
+@pytest.mark.parametrize("control", ["reinit", "random"])
+def test_imp_controls(tmp_path, data, control):
+    run = tmp_path / control
+    assert _train(data, run, *MODEL_ARGS["mlp"], "--method", "imp", "--sparsity-g", "0.36", "--steps", "2",
+                  "--imp-control", control, "--prune-nets", "GD", "--sparsity-d", "0.2", "--imp-d", "rewind") == 0
+    _check_densities(run, 0.36, 0.2)
+    ticket = load_file(run / "tickets" / "round-02" / "final" / "masks.safetensors")
+    init = load_file(run / "rewind" / "init-generator.safetensors")
+    weights = load_file(run / "tickets" / "round-02" / "final" / "generator.safetensors")
+    key = next(k for k in ticket if k.startswith("G."))
+    m = ticket[key].bool()
+    same = torch.equal(weights[key[2:]][m], init[key[2:]][m])
+    assert same == (control == "random")
+
+
+def test_snip_masks_are_topk_of_w_times_g():
+    cfg = build_config({"method": "snip", "sparsity_g": 0.75, "sparsity_d": 0.0, "model": "mlp"})
+    torch.manual_seed(0)
+    G = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    D = torch.nn.Linear(2, 1)
+    x = torch.randn(5, 3)
+
+    def probe(net):
+        return (G(x) ** 2).sum() if net == "G" else D(G(x).detach()).sum()
+
+    method = SNIP(cfg)
+    method.setup(MethodContext(nets={"G": G, "D": D}, generator=torch.Generator().manual_seed(0), loss_probe=probe))
+    # Reference: |w * g| on the same batch, top 25 % of G's 20 prunable weights = 5.
+    params = prunable_parameters(G)
+    G.zero_grad()
+    torch.manual_seed(0)
+    G2 = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    (G2(x) ** 2).sum().backward()
+    scores = torch.cat([(p.detach() * p.grad).abs().flatten() for p in prunable_parameters(G2).values()])
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    keep[scores.argsort(descending=True, stable=True)[:5]] = True
+    got = torch.cat([method.masks["G"].masks[n].flatten() for n in params])
+    assert torch.equal(got, keep)
+    assert method.masks["D"].density() == 1.0
+
+
+def test_early_bird_records_distances_that_triggered(tmp_path, data):
+    assert _train(data, tmp_path / "r", *MODEL_ARGS["mlp"], "--method", "early_bird", "--steps", "30",
+                  "--eb-interval", "2", "--eb-window", "3", "--eb-threshold", "0.5", "--lr-g", "1e-6",
+                  "--lr-d", "1e-6", "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
+    eb = read_records(tmp_path / "r", "early_bird")
+    assert len(eb) == 1 and eb[0]["detected"] is True and eb[0]["step"] == 6
+    assert len(eb[0]["distances"]) == 2 and max(eb[0]["distances"]) < 0.5
+    checks = read_records(tmp_path / "r", "early_bird_check")
+    assert [c["step"] for c in checks] == [2, 4, 6]
+    _check_densities(tmp_path / "r", 0.8, 0.5)
+    phases = _summary(tmp_path / "r")["phases"]
+    assert phases == [{"phase": "dense-search", "within_run": True, "steps": 6, "density": {"G": 1.0, "D": 1.0}}]
+
+
+def test_early_bird_budget_without_detection(tmp_path, data):
+    assert _train(data, tmp_path / "r", *MODEL_ARGS["mlp"], "--method", "early_bird", "--steps", "12",
+                  "--eb-interval", "2", "--eb-threshold", "0.0", "--eb-max-steps", "5") == 0
+    eb = read_records(tmp_path / "r", "early_bird")
+    assert eb[0]["detected"] is False and eb[0]["step"] == 5
+
+
+def _adapt(variant="relaxed", s_d=0.5):
+    cfg = build_config({"method": "adapt", "sparsity_g": 0.5, "sparsity_d": s_d, "adapt_variant": variant,
+                        "adapt_interval": 10, "steps": 100})
+    torch.manual_seed(0)
+    G, D = torch.nn.Linear(4, 8), torch.nn.Sequential(torch.nn.Linear(8, 20), torch.nn.Linear(20, 1))
+    m = ADAPT(cfg)
+    m.setup(MethodContext(nets={"G": G, "D": D}, generator=torch.Generator().manual_seed(0),
+                          loss_probe=lambda net: D(G(torch.randn(3, 4))).sum()))
+    return m, torch.optim.Adam(D.parameters())
+
+
+@pytest.mark.parametrize("ratio, delta", [(0.9, +0.05), (0.1, -0.05), (0.5, 0.0)])
+def test_adapt_moves_d_density_by_the_step(ratio, delta):
+    m, opt = _adapt()
+    before = m.masks["D"].density()
+    for step in range(1, 11):
+        m.observe_balance(step, ratio)
+    m.end_of_step(10, {"G": torch.optim.Adam(m.masks["G"].params.values()), "D": opt}, torch.Generator())
+    numel = m.masks["D"].numel()
+    assert abs(m.masks["D"].density() * numel - (before + delta) * numel) <= 1
+    rec = m.drain_records()[-1]
+    assert rec["kind"] == "adapt" and rec["action"] == {0.05: "grow", -0.05: "prune", 0.0: "keep"}[delta]
+
+
+def test_adapt_strict_cap():
+    m, opt = _adapt("strict", s_d=0.5)
+    for step in range(1, 11):
+        m.observe_balance(step, 0.99)
+    m.end_of_step(10, {"G": torch.optim.Adam(m.masks["G"].params.values()), "D": opt}, torch.Generator())
+    assert m.masks["D"].density() == pytest.approx(0.5, abs=1 / m.masks["D"].numel())
+
+
+@pytest.mark.parametrize("model", ["vae", "ae"])
+@pytest.mark.parametrize("method", ["stu", "snip", "early_bird"])
+def test_autoencoders(tmp_path, data, model, method):
+    assert _train(data, tmp_path / "r", "--model", model, "--model-width", "4", "--method", method,
+                  "--steps", "8", "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
+    _check_densities(tmp_path / "r", 0.8, 0.5)
+    rec = read_records(tmp_path / "r", "train")[-1]
+    assert "recon" in rec and (("elbo" in rec) == (model == "vae"))
+
+
+def test_gan_ticket_transfers_to_vae_decoder(tmp_path, data, capsys):
+    assert _train(data, tmp_path / "gan", *MODEL_ARGS["dcgan"], "--method", "stu", "--steps", "4",
+                  "--sparsity-g", "0.9") == 0
+    assert _train(data, tmp_path / "vae", "--model", "vae", "--model-width", "4", "--method", "static",
+                  "--steps", "4", "--masks-from", str(tmp_path / "gan"), "--sparsity-g", "0.5") == 0
+    gan = load_file(tmp_path / "gan" / "final" / "masks.safetensors")
+    vae = load_file(tmp_path / "vae" / "final" / "masks.safetensors")
+    assert all(torch.equal(gan[k], vae[k]) for k in gan if k.startswith("G."))
+    ticket = read_records(tmp_path / "vae", "ticket")[0]
+    assert ticket["nets"] == ["G"]
+    # A different width: refused with the names whose shapes differ.
+    rc = _train(data, tmp_path / "bad", "--model", "vae", "--model-width", "8", "--method", "static",
+                "--steps", "2", "--masks-from", str(tmp_path / "gan"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "shapes differ" in err[0] and "G.net.0.weight" in err[0]
+
+
+def test_every_method_registered():
+    assert {"dense", "static", "stu", "pf", "gmp", "imp", "early_bird", "snip", "grasp", "adapt"} <= set(METHODS.names())
+
+
+def test_adapt_refuses_autoencoders(tmp_path, data, capsys):
+    assert _train(data, tmp_path / "r", "--model", "vae", "--method", "adapt", "--steps", "2") == 2
+    assert "GANs only" in capsys.readouterr().err
+
+
+def test_dst_prune_criteria(tmp_path, data):
+    for crit in ("snip", "taylor", "grasp"):
+        assert _train(data, tmp_path / crit, *MODEL_ARGS["mlp"], "--method", "stu", "--steps", "9",
+                      "--prune-criterion", crit, "--sparsity-g", "0.8") == 0
+        topo = [r for r in read_records(tmp_path / crit, "topology") if r["net"] == "G"]
+        assert len(topo) == 2 and all(r["pruned"] > 0 for r in topo)
+        _check_densities(tmp_path / crit, 0.8, 0.5)
