@@ -34,7 +34,7 @@ def pyplot():
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # nothing clipped (titles, legends)
     pyplot().close(fig)
     return path
 
@@ -212,8 +212,9 @@ def metric_over_training(cells: dict[CellKey, Cell], metric: str, path: Path) ->
         return [(int(x["step"]), float(x[metric])) for x in r.of_kind("eval")
                 if isinstance(x.get(metric), (int, float)) and "step" in x]
 
-    return _series_figure(cells, {"": series}, metric, path,
-                          f"no kind=eval records of {metric} during training (evaluation after training only)")
+    if not any(len({s for s, _ in series(r)}) > 1 for c in cells.values() for r in c.runs):
+        raise NotApplicable(f"no run evaluated {metric} at more than one step (evaluation after training only)")
+    return _series_figure(cells, {"": series}, metric, path, f"no kind=eval records of {metric}")
 
 
 def sample_grids(cells: dict[CellKey, Cell], path: Path) -> Path:
