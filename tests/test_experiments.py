@@ -360,3 +360,31 @@ def test_set_overrides_base_but_not_axes(tmp_path, capsys):
     assert "grid axis" in capsys.readouterr().err
     assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run", "--set", "steps"]) == 2
     assert "key=value" in capsys.readouterr().err
+
+
+def test_default_metric_is_the_one_most_runs_have(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        _fake_run(runs, f"stu{seed}", "stu", 0.9, 0.5, seed, eval_json={"fid_domain": 5.0 + seed,
+                                                                         **({"fid": 30.0} if seed == 0 else {})})
+    from sparsegan.experiments.results import choose_metric, load_runs
+
+    loaded = load_runs(runs)
+    assert choose_metric(loaded, None) == "fid_domain"
+    assert choose_metric(loaded, "fid") == "fid"
+
+
+def test_interrupt_stops_the_sweep(tmp_path, monkeypatch):
+    from sparsegan.experiments import sweep
+
+    calls = []
+
+    def interrupted(self, argv, log):
+        calls.append(argv[0])
+        return sweep.INTERRUPTED, ""
+
+    monkeypatch.setattr(sweep.Launcher, "__call__", interrupted)
+    path = _grid(tmp_path, {"method": ["static", "stu"], "seed": [0]})
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(load_grid(path), tmp_path / "s", progress=False)
+    assert calls == ["train"]

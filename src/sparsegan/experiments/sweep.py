@@ -33,6 +33,7 @@ from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 
 # Keys that may differ between the run folder and the grid without making it another run:
 # where it runs, how often it logs, and how long it trains (a longer run resumes, a shorter one is done).
+INTERRUPTED = 130  # the exit code of an interrupted sparsegan command: stop the sweep, not just the point
 TOLERATED = {"out", "device", "data_root", "steps", "log_every", "sample_every", "checkpoint_every",
              "keep_checkpoints", "num_sample_images", "tensorboard"}
 
@@ -129,6 +130,8 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
     action = "skipped"
     if state not in ("completed", "diverged"):
         rc, msg = launch(train_argv(out, point, state), log)
+        if rc == INTERRUPTED:
+            raise KeyboardInterrupt
         diverged = (_read_json(run / "summary.json") or {}).get("status") == "diverged"
         if rc != 0 and not diverged:
             return PointResult(point.name, "failed", "failed", time.perf_counter() - start, f"train exit {rc} {msg}".strip())
@@ -137,6 +140,8 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
     summary = _read_json(run / "summary.json") or {}
     if todo and summary.get("status") == "completed":
         rc, msg = launch(["eval", str(run), *grid.eval_args(), "--no-progress"], log)
+        if rc == INTERRUPTED:
+            raise KeyboardInterrupt
         if rc != 0:
             return PointResult(point.name, "failed", summary.get("status", "?"), time.perf_counter() - start,
                                f"eval exit {rc} {msg}".strip())
@@ -209,10 +214,13 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
                 for point in wave:
                     done(run_point(out, grid, point, launch))
                 continue
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            pool = ThreadPoolExecutor(max_workers=workers)
+            try:
                 futures = [pool.submit(run_point, out, grid, p, launch) for p in wave]
                 for fut in as_completed(futures):
                     done(fut.result())
+            finally:  # on Ctrl-C or an error, start no further point
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return {p.name: results[p.name] for p in grid.points if p.name in results}
