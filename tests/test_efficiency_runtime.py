@@ -135,3 +135,29 @@ def test_parallel_scipy_kernel_equals_serial():
         torch.testing.assert_close(m.kernel("scipy-csr")(x), a @ x, atol=1e-5, rtol=1e-5)
     finally:
         torch.set_num_threads(old)
+
+
+def test_spectral_norm_layers_leave_the_original_intact():
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(spectral_norm(nn.Linear(6, 5)), nn.ReLU(), spectral_norm(nn.Conv2d(5, 3, 1)))
+    net[0](torch.randn(4, 6))  # one power iteration in train mode, as after training
+    net.eval()
+    x = torch.randn(4, 6)
+
+    class Wrap(nn.Module):
+        def __init__(self, seq):
+            super().__init__()
+            self.seq = seq
+
+        def forward(self, x):
+            h = self.seq[1](self.seq[0](x))
+            return self.seq[2](h[:, :, None, None])
+
+    model = Wrap(net).eval()
+    with torch.no_grad():
+        ref = model(x)
+        S = sparsify(model, "scipy-csr")
+        torch.testing.assert_close(S(x), ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(model(x), ref)  # the original still runs, unchanged

@@ -48,11 +48,26 @@ CHUNK_COLS = 1024  # transposed convs: columns per sparse product (blocks of inp
 
 
 def _effective(module: nn.Module) -> nn.Module:
-    """A deep copy whose weight is a plain parameter (spectral norm applied and removed)."""
-    m = copy.deepcopy(module)
-    if parametrize.is_parametrized(m, "weight"):
-        parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-    return m
+    """A copy whose weight is a plain parameter: the weight the layer computes with (spectral norm
+    applied with its stored vectors). Parametrized layers are rebuilt, not un-parametrized in
+    place: their dynamically created class is shared with the original module."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return copy.deepcopy(module)
+    m = module
+    bias = m.bias is not None
+    if isinstance(m, nn.Linear):
+        new = nn.Linear(m.in_features, m.out_features, bias=bias)
+    elif isinstance(m, nn.ConvTranspose2d):
+        new = nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                 m.output_padding, m.groups, bias, m.dilation, m.padding_mode)
+    else:
+        new = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                        m.groups, bias, m.padding_mode)
+    with torch.no_grad():
+        new.weight = nn.Parameter(m.weight.detach().clone())
+        if bias:
+            new.bias = nn.Parameter(m.bias.detach().clone())
+    return new.to(m.weight.device)
 
 
 def _out_axis(m: nn.Module) -> int:
