@@ -136,7 +136,7 @@ def test_refuses_other_run_folder(tmp_path, capsys):
     [
         (["--sparsity-g", "1.0"], "sparsity-g"),
         (["--sparsity-d", "-0.1"], "sparsity-d"),
-        (["--method", "nope"], "valid: dense"),
+        (["--method", "nope"], "unknown method 'nope'"),
         (["--model", "nope"], "dcgan, mlp"),
         (["--dataset", "nope"], "fashion-mnist"),
         (["--distribution", "nope"], "valid: er, erk, uniform"),
