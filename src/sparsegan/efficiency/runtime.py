@@ -146,7 +146,7 @@ class SparseLayer(nn.Module):
                 if k == "torch-csr" and cols > TORCH_CSR_MAX_COLS:
                     continue  # measured 10-100x slower than scipy there: not worth timing
                 cands[k] = lambda k=k: self.run(x, k)
-            name, self.timings[key] = fastest(cands)
+            name, self.timings[key] = fastest(cands, repeats=5)
         self.choice[key] = name
         return name
 
