@@ -97,7 +97,7 @@ class DistContext:
         if not self.enabled:
             return
         for t in list(module.parameters()) + list(module.buffers()):
-            buf = t.detach().to(self.comm_device)
+            buf = t.detach().to(self.comm_device).contiguous()  # channels-last weights are not
             dist.broadcast(buf, 0)
             t.copy_(buf)
 
@@ -123,7 +123,10 @@ class DistContext:
                     self._hooks.append(p.register_post_accumulate_grad_hook(self._average))
 
     def _average(self, p: Tensor) -> None:
-        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        g = p.grad if p.grad.is_contiguous() else p.grad.contiguous()  # channels-last gradients
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        if g is not p.grad:
+            p.grad.copy_(g)
         p.grad.div_(self.world_size)
 
     # --- checks ------------------------------------------------------------------------
@@ -207,13 +210,11 @@ class SyncBatchNorm(_BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()
         local_n = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
-        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_n]))
+        stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), local_n]))
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
@@ -229,6 +230,22 @@ class SyncBatchNorm(_BatchNorm):
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the gradient of a sum over ranks is the sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = x.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
