@@ -100,9 +100,28 @@ def test_phases_split_at_topology_records():
     phases = phases_of_run(cfg, records, final, 50, ext, {"G": 0.1, "D": 0.5})
     assert [(p.name, p.steps) for p in phases] == [("dense-pretrain", 7), ("eb", 20), ("eb", 30)]
     assert phases[1].density["G"] == 1.0 and phases[2].density["G"] == {"w": 0.1}
-    assert phases[1].dense_grad_updates == {"G": 1} and phases[2].dense_grad_updates == {"G": 1}
+    # Drawing the ticket (magnitude pruning, nothing grown) needs no gradient; the regrowth at 40 does.
+    assert phases[1].dense_grad_updates == {} and phases[2].dense_grad_updates == {"G": 1}
     cfg_random = dict(cfg, grow="random")
     assert all(not p.dense_grad_updates for p in phases_of_run(cfg_random, records, final, 50))
+    # Within-run phases are the loop itself (already segmented); other phases may carry their own batch.
+    ext2 = [{"phase": "dense-search", "within_run": True, "steps": 20, "density": {"G": 1.0, "D": 1.0}},
+            {"phase": "dense-pretrain", "steps": 7, "n_dis": 5, "batch_size": 128, "density": {"G": 1.0, "D": 1.0}}]
+    phases2 = phases_of_run(cfg, records, final, 50, ext2, {"G": 0.1, "D": 0.5})
+    assert [(p.name, p.steps) for p in phases2] == [("dense-pretrain", 7), ("eb", 20), ("eb", 30)]
+    assert phases2[0].overrides == {"n_dis": 5, "batch_size": 128}
+
+
+def test_phase_overrides_change_the_iteration_cost():
+    G, D = TinyG(), TinyD()
+    fm = FlopModel({"G": G, "D": D}, masks=None)
+    base = training_flops(fm, [Phase("p", 3, {"G": 1.0, "D": 1.0})], batch_size=2, n_dis=1, dense_steps=3)
+    big = training_flops(fm, [Phase("p", 3, {"G": 1.0, "D": 1.0}, {}, {"batch_size": 4, "n_dis": 2})],
+                         batch_size=2, n_dis=1, dense_steps=3)
+    fG, _, _ = fm.forward("G", 1.0)
+    fD, _, _ = fm.forward("D", 1.0)
+    assert big["total"] == pytest.approx(3 * iteration_flops(fG, fD, 4, 2))
+    assert base["relative"] == 1.0 and big["dense"] == base["dense"]
 
 
 def test_planned_densities_are_exact_erk_counts():

@@ -24,8 +24,11 @@ updates in them. They are read from the run folder, never from the method's code
   A record that pruned or grew weights counts as one dense-gradient update of its net when the
   run's criteria need the dense gradient (grow gradient / momentum, prune snip / taylor).
 * outside the loop: summary.json "phases" (``Method.phases()``), e.g. the dense run that
-  prune + fine-tune starts from, or IMP's earlier rounds:
-  ``[{"phase": "dense-pretrain", "steps": 2000, "density": {"G": 1.0, "D": 1.0}}]``.
+  prune + fine-tune starts from, with its own ``batch_size`` / ``n_dis`` when given:
+  ``[{"phase": "dense-pretrain", "steps": 2000, "density": {"G": 1.0, "D": 1.0}}]``. Entries
+  marked ``"within_run": true`` (early-bird's dense search) describe the loop itself and are
+  already counted from its topology records. IMP's rounds are sub-run folders, each with its
+  own "flops"; ``sparsegan flops`` adds them up.
 
 ``density`` per net is a float or {param name: density}. A float equal to the final masks'
 density uses their per-layer pattern; 1.0 is dense; any other float is spread over the layers
@@ -59,6 +62,8 @@ class Phase:
     steps: int
     density: dict[str, Any]
     dense_grad_updates: dict[str, int] = field(default_factory=dict)
+    # batch_size / g_batch_size / n_dis of this phase where they differ from the run's (PF's dense run)
+    overrides: dict[str, int] = field(default_factory=dict)
 
     def record(self, start_step: int) -> dict[str, Any]:
         """The metrics.jsonl record that describes this phase."""
@@ -137,9 +142,12 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
     for ph in phases:
         fG, wG, wG_dense = fm.forward("G", ph.density.get("G", 1.0))
         fD, wD, wD_dense = fm.forward("D", ph.density.get("D", 1.0))
-        flops = ph.steps * iteration_flops(fG, fD, batch_size, n_dis, g_batch_size, kind)
+        b = ph.overrides.get("batch_size", batch_size)
+        bg = ph.overrides.get("g_batch_size", g_batch_size if "batch_size" not in ph.overrides else None)
+        nd = ph.overrides.get("n_dis", n_dis)
+        flops = ph.steps * iteration_flops(fG, fD, b, nd, bg, kind)
         # The dense weight gradient at each gradient-based update (RigL): dense instead of sparse.
-        b_g, b_d = (g_batch_size or batch_size, 2 * batch_size) if kind == "gan" else (batch_size, batch_size)
+        b_g, b_d = (bg or b, 2 * b) if kind == "gan" else (b, b)
         extra = ph.dense_grad_updates.get("G", 0) * b_g * (wG_dense - wG)
         extra += ph.dense_grad_updates.get("D", 0) * b_d * (wD_dense - wD)
         total += flops + extra
@@ -157,10 +165,14 @@ def _needs_dense_grad(config: Mapping[str, Any]) -> bool:
     return config.get("grow") in DENSE_GRAD_GROW or config.get("prune_criterion") in DENSE_GRAD_PRUNE
 
 
-def _updates_in(records: list[dict], lo: int, hi: int) -> dict[str, int]:
+def _updates_in(records: list[dict], lo: int, hi: int, config: Mapping[str, Any]) -> dict[str, int]:
+    """Topology records in (lo, hi] that needed a dense gradient: a regrowth by a gradient-based
+    criterion, or a pruning by one (a magnitude pruning, e.g. drawing a ticket, needs none)."""
+    grow_grad = config.get("grow") in DENSE_GRAD_GROW
+    prune_grad = config.get("prune_criterion") in DENSE_GRAD_PRUNE
     counts = {net: 0 for net in NETS}
     for r in records:
-        if lo < int(r["step"]) <= hi and (r.get("grown", 0) or r.get("pruned", 0)):
+        if lo < int(r["step"]) <= hi and ((grow_grad and r.get("grown", 0)) or (prune_grad and r.get("pruned", 0))):
             counts[r["net"]] += 1
     return {k: v for k, v in counts.items() if v}
 
@@ -180,8 +192,13 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
     constant density, split at the topology records (see the module docstring)."""
     phases = []
     for e in external or []:
+        if e.get("within_run") or not isinstance(e.get("steps"), int):
+            # Within-run phases (early-bird's dense search) are already in the loop's segments;
+            # a phase of unknown length cannot be counted.
+            continue
         phases.append(Phase(str(e.get("phase", e.get("name", "external"))), int(e["steps"]),
-                            dict(e.get("density", {"G": 1.0, "D": 1.0})), dict(e.get("dense_grad_updates", {}))))
+                            dict(e.get("density", {"G": 1.0, "D": 1.0})), dict(e.get("dense_grad_updates", {})),
+                            {k: e[k] for k in ("batch_size", "g_batch_size", "n_dis") if e.get(k)}))
     topo = sorted((r for r in records if r.get("kind") == "topology" and r.get("net") in NETS
                    and "density" in r and 0 < int(r.get("step", 0)) <= steps_done), key=lambda r: int(r["step"]))
     if not _needs_dense_grad(config):
@@ -210,7 +227,7 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
     start = 0
     for step in sorted(changes) + [steps_done]:
         if step > start:
-            phases.append(Phase(name, step - start, dict(current), _updates_in(grad_records, start, step)))
+            phases.append(Phase(name, step - start, dict(current), _updates_in(grad_records, start, step, config)))
             start = step
         for net, after in changes.get(step, {}).items():
             current[net] = resolve(net, after)
