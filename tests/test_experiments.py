@@ -388,3 +388,17 @@ def test_interrupt_stops_the_sweep(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(load_grid(path), tmp_path / "s", progress=False)
     assert calls == ["train"]
+
+
+def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
+    from sparsegan.methods import METHODS
+
+    if "pf" not in METHODS:
+        pytest.skip("method pf not registered yet")
+    path = _grid(tmp_path, [{"method": ["pf"], "from_run": ["{out}/dense_seed{seed}"], "sparsity_g": [0.9], "seed": [0]},
+                            {"method": ["dense"], "seed": [0]}])
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
+    assert "dense_seed0" in lines[0] and "pf_sG0.9_seed0" in lines[1]
+    assert json.loads((out / "pf_sG0.9_seed0" / "config.json").read_text())["from_run"] == str(out / "dense_seed0")
