@@ -161,3 +161,12 @@ def test_spectral_norm_layers_leave_the_original_intact():
         S = sparsify(model, "scipy-csr")
         torch.testing.assert_close(S(x), ref, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(model(x), ref)  # the original still runs, unchanged
+
+
+def test_other_dtypes_fall_back_to_the_module():
+    m = nn.Linear(4, 3).double()
+    layer = SparseLinear(m, "scipy-csr")
+    x = torch.randn(2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), m(x))
+    assert set(layer.choice.values()) == {"module"}

@@ -60,7 +60,7 @@ class SparseMatrix:
     def __init__(self, dense: Tensor, workers: Workers | None = None):
         self.workers = workers or Workers()
         self._blocks: dict[int, list[tuple[int, int, sp.csr_matrix]]] = {}
-        dense = dense.detach().to(torch.float32).contiguous()
+        dense = dense.detach().to(device="cpu", dtype=torch.float32).contiguous()
         self.shape = tuple(dense.shape)
         self.dense = dense
         self.nnz = int((dense != 0).sum())

@@ -133,8 +133,8 @@ class SparseLayer(nn.Module):
         return self.run(x, name)
 
     def _choose(self, x: Tensor, key: tuple) -> str:
-        if not self.supports(x) or x.device.type != "cpu":
-            name = "module"
+        if not self.supports(x) or x.device.type != "cpu" or x.dtype != torch.float32:
+            name = "module"  # the sparse kernels are float32 CPU kernels
         elif self.mode != "auto":  # a forced kernel; layers that lack it use scipy's CSR
             name = self.mode if self.mode in (*self.candidates(), "module", "dense") else "scipy-csr"
         else:
