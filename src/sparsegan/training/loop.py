@@ -95,7 +95,7 @@ def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]
     return build_models(cfg.model, spec)
 
 
-def build_trainer(cfg: TrainConfig, run: RunDir) -> Trainer:
+def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
     dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size)
     try:
@@ -218,8 +218,11 @@ def train(
 
         summary_writer_class()
     # Under torchrun only rank 0 writes; the other ranks see the folder read-only.
+    # Validate everything (folder ownership, data, models, method inputs) before touching the folder.
+    RunDir.check(cfg.out, resume=resume is not None, overwrite=overwrite)
+    t = build_trainer(cfg, None)
     run = DistContext.from_env(cfg.device).prepare_run_dir(cfg.out, resume=resume is not None, overwrite=overwrite)
-    t = build_trainer(cfg, run)
+    t.run = run
 
     # --- resume: the newest valid checkpoint, or a given one -----------------------------
     ckpt = None

@@ -71,13 +71,15 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
 
     if resume not in (None, "auto"):
         raise UserError("--method imp resumes with --resume auto (rounds are separate runs)")
-    run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
+    RunDir.check(cfg.out, resume=resume is not None, overwrite=overwrite)
     plan = _rounds_plan(cfg)
+    if cfg.rewind_step >= cfg.steps:
+        raise UserError(f"--rewind-step {cfg.rewind_step} must be below --steps {cfg.steps}")
+    load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
     run.write_config(resolved_config(cfg, torch.device(cfg.device)) | {"imp_rounds": plan})
     rewind_dir = run.path / "rewind"
     rewind_prefix = "rewind" if cfg.rewind_step > 0 else "init"
-    if cfg.rewind_step >= cfg.steps:
-        raise UserError(f"--rewind-step {cfg.rewind_step} must be below --steps {cfg.steps}")
     done_rounds = {r["round"] for r in run_records(run.path, "round")}
 
     def log_round(k: int, sub: Path, density: dict[str, float]) -> None:

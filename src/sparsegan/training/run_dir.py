@@ -92,8 +92,8 @@ class RunDir:
         return self.path / "final"
 
     @classmethod
-    def prepare(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> "RunDir":
-        """Refuse to write into a folder that belongs to another run unless told to."""
+    def check(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+        """Refuse to write into a folder that belongs to another run unless told to (no changes)."""
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise UserError(f"--out {p} exists and is not a folder")
@@ -101,9 +101,16 @@ class RunDir:
         if p.exists() and any(p.iterdir()) and not (resume or overwrite):
             what = "holds another run" if is_run else "is not empty"
             raise UserError(f"--out {p} {what}; pass --resume auto to continue it or --overwrite to replace it")
+        if overwrite and not resume and p.exists() and not is_run and any(p.iterdir()):
+            raise UserError(f"--out {p} is not empty and not a sparsegan run; refusing to delete it")
+
+    @classmethod
+    def prepare(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> "RunDir":
+        """Check the folder, then (with ``overwrite``) replace it. Call this only once everything
+        else is validated, so that a bad option never costs an existing run."""
+        cls.check(path, resume=resume, overwrite=overwrite)
+        p = Path(path)
         if overwrite and p.exists() and not resume:
-            if not is_run and any(p.iterdir()):
-                raise UserError(f"--out {p} is not empty and not a sparsegan run; refusing to delete it")
             shutil.rmtree(p)
         for d in (p, p / "samples", p / "checkpoints", p / "final"):
             d.mkdir(parents=True, exist_ok=True)
