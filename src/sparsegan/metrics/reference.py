@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +24,11 @@ import torch
 from sparsegan.data import load_dataset, to_model_range, to_uint8
 from sparsegan.data.idx import default_cache_dir
 from sparsegan.errors import UserError
+from sparsegan.files import atomic_write_bytes
 from sparsegan.metrics.features import Extractor, FeatureStats, extract_from_images
 
 CACHE_VERSION = 1
 SUBSET_SEED = 0
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def reference_images(dataset: str, split: str, resolution: int, count: int | None, data_root=None) -> torch.Tensor:
@@ -97,5 +81,5 @@ def reference_stats(extractor: Extractor, dataset: str, split: str, resolution: 
     buf = io.BytesIO()
     np.savez(buf, key=json.dumps(key, sort_keys=True), features=feats.numpy().astype(np.float32),
              mu=stats.mu, sigma=stats.sigma)
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return stats, path

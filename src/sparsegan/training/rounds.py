@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from sparsegan.config import TrainConfig
 from sparsegan.data import load_dataset
 from sparsegan.errors import UserError
+from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import prune_to_density, random_masks_like, round_densities
 from sparsegan.models import NATIVE_RESOLUTION
@@ -47,23 +48,9 @@ def _done(folder: Path) -> bool:
         return False
 
 
-def _save_file(path: Path, state: dict[str, torch.Tensor]) -> None:
-    import os
-    import tempfile
-
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    save_file(clean, tmp)
-    os.replace(tmp, path)
-
-
 def _capture(folder: Path, prefix: str, t) -> None:
     for net, module in (("G", t.G), ("D", t.D)):
-        _save_file(folder / f"{prefix}-{FILES[net]}.safetensors", module.state_dict())
+        save_safetensors(folder / f"{prefix}-{FILES[net]}.safetensors", module.state_dict())
 
 
 def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progress: bool) -> Path:
@@ -179,5 +166,5 @@ def _make_ticket(cfg, data, prev: Path, out: Path, rewind_dir: Path, rewind_pref
         masks_out.update({f"{net}.{n}": m for n, m in masks.masks.items()})
         weights_out[net] = nets[net].state_dict()
     for net in NETS:
-        _save_file(out / f"{FILES[net]}.safetensors", weights_out[net])
-    _save_file(out / "masks.safetensors", masks_out)
+        save_safetensors(out / f"{FILES[net]}.safetensors", weights_out[net])
+    save_safetensors(out / "masks.safetensors", masks_out)

@@ -9,34 +9,17 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from sparsegan.errors import UserError
+from sparsegan.files import atomic_write_bytes, save_safetensors
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: readers see old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _json_default(o: Any) -> Any:
@@ -156,11 +139,7 @@ class RunDir:
     def save_final(self, tensors: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         """final/<name>.safetensors for each entry, e.g. {"generator": G.state_dict(), ...}."""
         for name, sd in tensors.items():
-            clean = {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
-            fd, tmp = tempfile.mkstemp(dir=self.final, prefix=f".{name}.", suffix=".tmp")
-            os.close(fd)
-            save_file(clean, tmp)
-            os.replace(tmp, self.final / f"{name}.safetensors")
+            save_safetensors(self.final / f"{name}.safetensors", sd)
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:

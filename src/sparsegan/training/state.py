@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from sparsegan.errors import UserError
-from sparsegan.training.run_dir import atomic_write_bytes
+from sparsegan.files import atomic_write_bytes
 
 FORMAT = "sparsegan-training-state"
 VERSION = 1
