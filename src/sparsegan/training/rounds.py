@@ -126,7 +126,25 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     run.write_summary({**last, "phases": phases[:-1], "rounds": n_rounds + 1,
                        "wall_time_s": sum(read_json(run.path / "rounds" / f"round-{k:02d}" / "summary.json")
                                           .get("wall_time_s", 0.0) for k in range(n_rounds + 1))})
+    # Training FLOPs of all rounds together: the earlier rounds as external phases, the last one here.
+    run.write_summary({**read_json(run.path / "summary.json"), "flops": _all_rounds_flops(run.path, phases[:-1])})
     return run.path
+
+
+def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    import sys
+
+    from sparsegan.efficiency import flops_summary
+    from sparsegan.efficiency.runs import RunFiles, read_records
+
+    try:
+        rf = RunFiles.open(path)
+        G, D, _ = rf.nets("raw")
+        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, read_records(rf.path), rf.steps_done(),
+                             external=phases)
+    except Exception as e:  # the summary must still be written
+        print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def run_records(path: Path, kind: str) -> list[dict[str, Any]]:
