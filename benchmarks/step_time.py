@@ -44,6 +44,7 @@ def one_step(t) -> float:
     for ev in t.method.end_of_step(step, t.opt, t.rng["topology"]):
         if ev.net == "G" and t.method.enforce_masks:
             t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries)
+    t.method.sync_optimizers(t.opt)
     t.ema.update(t.G, step)
     return time.perf_counter() - start
 

@@ -125,8 +125,26 @@ class Method:
             masks.mask_grads_()
 
     def after_step(self, net: str, step: int) -> None:
-        if self.enforce_masks:
+        # With masked gradients and zero optimizer moments at every inactive entry (reset below
+        # whenever a weight is deactivated), Adam leaves inactive weights exactly 0: its update
+        # there is 0 / (0 + eps). Re-zeroing is needed only when gradients are not masked.
+        if self.enforce_masks and not self.cfg.mask_gradients:
             self.masks[net].apply_()
+
+    def sync_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Zero the optimizer moments of every weight deactivated since the last call, and the
+        weights themselves, so that they stay 0 (called by the loop after topology changes)."""
+        if not self.enforce_masks:
+            return
+        from sparsegan.sparsity import reset_optimizer_state
+
+        for net, masks in self.masks.items():
+            removed = masks.pop_removed()
+            for name, gone in removed.items():
+                if gone.any():
+                    reset_optimizer_state(optimizers[net], masks.params[name], gone)
+            if removed:
+                masks.apply_()
 
     # --- per completed G step ----------------------------------------------------------
     def end_of_step(

@@ -70,6 +70,7 @@ class MaskSet:
         self.masks: dict[str, Tensor] = {}
         self._factors: dict[str, Tensor] = {}
         self.ever_active: dict[str, Tensor] = {}
+        self._removed: dict[str, Tensor] = {}  # deactivated since the last pop_removed()
         for name, mask in masks.items():
             self.set_mask(name, mask)
 
@@ -110,10 +111,19 @@ class MaskSet:
         if mask.shape != p.shape:
             raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(p.shape)}")
         mask = mask.to(device=p.device, dtype=torch.bool)
+        old = self.masks.get(name)
+        if old is not None:
+            gone = old & ~mask
+            self._removed[name] = gone if name not in self._removed else self._removed[name] | gone
         self.masks[name] = mask
         self._factors[name] = mask.to(p.dtype)
         prev = self.ever_active.get(name)
         self.ever_active[name] = mask.clone() if prev is None else prev | mask
+
+    def pop_removed(self) -> dict[str, Tensor]:
+        """Entries deactivated since the last call (for resetting their optimizer state)."""
+        out, self._removed = self._removed, {}
+        return out
 
     # --- the two things done every step -------------------------------------------------
     @torch.no_grad()
@@ -166,6 +176,7 @@ class MaskSet:
             raise KeyError(f"mask state lacks {missing}")
         for n in self.params:
             self.ever_active.pop(n, None)
+            self.masks.pop(n, None)
             self.set_mask(n, state[f"mask.{n}"])
             self.ever_active[n] = state[f"ever.{n}"].to(self.masks[n].device, torch.bool).clone()
 
