@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -40,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergenceError as e:
         print(f"sparsegan: training diverged: {e}; the last good checkpoint is kept", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("sparsegan: interrupted; resume with --resume auto", file=sys.stderr)
         return 130
