@@ -21,7 +21,7 @@ import math
 import torch
 
 from sparsegan.methods.base import METHODS, Method
-from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
+from sparsegan.sparsity import MaskSet, allocate_active_counts, magnitude_prune_to
 
 
 def round_densities(sparsity: float, rate: float) -> list[float]:
@@ -41,10 +41,7 @@ def prune_to_density(masks: MaskSet, density: float, ranking: str) -> None:
         return
     active = masks.layer_active()
     frac = total / max(1, masks.active())
-    numels = {n: active[n] for n in active}
-    from sparsegan.sparsity import allocate_active_counts
-
-    counts = allocate_active_counts(numels, {n: 1.0 - frac for n in numels}, total)
+    counts = allocate_active_counts(active, {n: 1.0 - frac for n in active}, total)
     magnitude_prune_to(masks, counts)
 
 
@@ -61,5 +58,3 @@ class IterativeMagnitudePruning(Method):
     name = "imp"
     rounds = True  # orchestrated by training.rounds
 
-
-__all__ = ["round_densities", "prune_to_density", "random_masks_like", "target_counts"]

@@ -13,8 +13,6 @@ dense gradient captured from the G step that completes the update step rather th
 
 from __future__ import annotations
 
-import torch
-
 from sparsegan.methods.base import METHODS, NETS, Method, TopologyEvent
 from sparsegan.sparsity import prune_and_regrow
 
