@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from conftest import needs_fashion
 from idx_files import write_fake_mnist
+from run_checks import assert_inactive_zero
 from sparsegan.cli import main
 from sparsegan.training import read_records
 
@@ -17,16 +18,6 @@ def _train(tmp_path, *extra, out="run", data=True):
     if data:
         args += ["--data-root", str(write_fake_mnist(tmp_path / "data", n_train=512, n_test=8))]
     return main(args)
-
-
-def _masked_zero(run):
-    masks = load_file(run / "final" / "masks.safetensors")
-    for fname in ("generator", "generator_ema"):
-        w = load_file(run / "final" / f"{fname}.safetensors")
-        for key, m in masks.items():
-            if key.startswith("G."):
-                assert (w[key[2:]][~m.bool()] == 0).all(), (fname, key)
-    return masks
 
 
 @needs_fashion
@@ -46,7 +37,7 @@ def test_acceptance_stu_mlp_on_fashion_mnist(tmp_path):
     assert summary["density"]["D"] == pytest.approx(0.5, abs=1 / summary["params"]["D"]["prunable"])
     assert summary["itop_rate"]["G"] > 0.1 + 0.01
     assert summary["status"] == "completed"
-    masks = _masked_zero(run)
+    masks = assert_inactive_zero(run)
     assert len(masks) == 7  # every prunable weight: 4 Linear in G, 3 in D
     assert sorted(run.joinpath("samples").iterdir())
     cfg = json.loads((run / "config.json").read_text())
@@ -59,7 +50,7 @@ def test_static_changes_no_mask(tmp_path):
     topo = [r for r in read_records(tmp_path / "run", "topology") if r["net"] == "G"]
     assert len(topo) == 2
     assert all(r["pruned"] == 0 and r["itop_rate"] == pytest.approx(r["density"]) for r in topo)
-    _masked_zero(tmp_path / "run")
+    assert_inactive_zero(tmp_path / "run")
 
 
 def test_dense_has_density_one_and_records_ignored_flags(tmp_path):
@@ -79,7 +70,7 @@ def test_stu_dcgan_explore(tmp_path, explore):
     for net in ("G", "D"):
         changed = [r["pruned"] for r in topo if r["net"] == net]
         assert (sum(changed) > 0) == (net in explore)
-    _masked_zero(tmp_path / "run")
+    assert_inactive_zero(tmp_path / "run")
 
 
 def test_grow_random_and_conv_scope(tmp_path):

@@ -1,13 +1,13 @@
 """The baselines through the CLI (tiny budgets), and their defining properties."""
 
 import json
-import math
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from idx_files import write_fake_mnist
+from run_checks import assert_inactive_zero
 from sparsegan.cli import main
 from sparsegan.config import build_config
 from sparsegan.methods import METHODS, MethodContext
@@ -38,12 +38,7 @@ def _check_densities(run, s_g, s_d):
     for net, target in (("G", s_g), ("D", s_d)):
         n = s["params"][net]["prunable"]
         assert abs(s["density"][net] * n - (1 - target) * n) <= 1, (net, s["density"][net])
-    masks = load_file(run / "final" / "masks.safetensors")
-    for fname, prefix in (("generator", "G."), ("generator_ema", "G."), ("discriminator", "D.")):
-        w = load_file(run / "final" / f"{fname}.safetensors")
-        for key, m in masks.items():
-            if key.startswith(prefix):
-                assert (w[key[2:]][~m.bool()] == 0).all(), (fname, key)
+    assert_inactive_zero(run)
 
 
 MODEL_ARGS = {"mlp": ["--model", "mlp", "--model-width", "8"], "dcgan": ["--model", "dcgan", "--model-width", "4"]}

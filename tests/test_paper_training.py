@@ -11,20 +11,12 @@ from safetensors.torch import load_file
 
 from sparsegan.cli import main
 from sparsegan.training import read_records
+from run_checks import assert_inactive_zero
 from test_data_cifar_folder import write_cifar
 
 
 def _run(tmp_path, *args, out="run"):
     return main(["train", "--out", str(tmp_path / out), "--no-progress", "--log-every", "1", *args])
-
-
-def _inactive_zero(run):
-    masks = load_file(run / "final" / "masks.safetensors")
-    for fname, prefix in (("generator", "G."), ("generator_ema", "G."), ("discriminator", "D.")):
-        w = load_file(run / "final" / f"{fname}.safetensors")
-        for key, m in masks.items():
-            if key.startswith(prefix):
-                assert (w[key[2:]][~m.bool()] == 0).all(), (fname, key)
 
 
 def test_biggan32_conditional_stu_bf16_channels_last(tmp_path):
@@ -37,7 +29,7 @@ def test_biggan32_conditional_stu_bf16_channels_last(tmp_path):
     rec = read_records(run, "train")
     assert len(rec) == 3 and all(np.isfinite(r["loss_d"]) for r in rec)
     assert [r["step"] for r in read_records(run, "topology") if r["net"] == "G"] == [2]
-    _inactive_zero(run)
+    assert_inactive_zero(run)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["precision"] == "bf16" and cfg["channels_last"] is True
     assert (run / "samples" / "step-00000003.png").exists()
@@ -81,7 +73,7 @@ def test_sngan32_on_an_image_folder_with_workers(tmp_path):
                 "--data-workers", "2", "--sparsity-g", "0.8") == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed"
-    _inactive_zero(tmp_path / "run")
+    assert_inactive_zero(tmp_path / "run")
 
 
 def test_cuda_refused_cleanly_without_a_gpu(tmp_path, capsys):
@@ -98,4 +90,4 @@ def test_compile_on_cpu(tmp_path):
     root, _ = write_cifar(tmp_path / "data", n_per_batch=4)
     assert _run(tmp_path, "--dataset", "cifar10", "--data-root", str(root), "--model", "dcgan", "--model-width", "4",
                 "--method", "stu", "--steps", "2", "--update-interval", "1", "--batch-size", "4", "--compile") == 0
-    _inactive_zero(tmp_path / "run")
+    assert_inactive_zero(tmp_path / "run")

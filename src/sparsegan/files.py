@@ -27,9 +27,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+def save_safetensors(
+    path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> None:
     """Atomically write a safetensors file (contiguous CPU copies, no shared storage)."""
     from safetensors.torch import save
 
     clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    atomic_write_bytes(Path(path), save(clean))
+    atomic_write_bytes(Path(path), save(clean, metadata=dict(metadata) if metadata else None))

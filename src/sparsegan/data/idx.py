@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from sparsegan.errors import UserError
+from sparsegan.files import atomic_write_bytes
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -75,12 +75,7 @@ def _download(url: str, dest: Path, md5: str) -> None:
     got = hashlib.md5(data).hexdigest()
     if got != md5:
         raise UserError(f"download of {url} failed its checksum (md5 {got}, expected {md5})")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
+    atomic_write_bytes(dest, data)
 
 
 def default_cache_dir() -> Path:

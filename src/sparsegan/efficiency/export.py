@@ -15,18 +15,16 @@ holding everything needed to rebuild the module (model name, spec, which generat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from sparsegan.errors import UserError
+from sparsegan.files import save_safetensors
 from sparsegan.efficiency.runs import RunFiles, masked, rebuild
 from sparsegan.models import ModelSpec, build_models
 
@@ -84,17 +82,7 @@ def export_generator(
         "prunable": prunable, "active": active, "density": active / prunable if prunable else 1.0,
         **dict(info or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"sparsegan": json.dumps(header)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_safetensors(Path(path), tensors, metadata={"sparsegan": json.dumps(header)})
     return header
 
 

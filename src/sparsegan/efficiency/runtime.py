@@ -24,6 +24,8 @@ and per input shape by timing them on the first input of that shape (``mode="aut
 
 from __future__ import annotations
 
+import abc
+
 import copy
 from typing import Callable
 
@@ -88,7 +90,7 @@ def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.
     return m
 
 
-class SparseLayer(nn.Module):
+class SparseLayer(nn.Module, abc.ABC):
     """Wraps a dense layer; runs it sparse where measured faster for the input's shape."""
 
     def __init__(self, dense: nn.Module, matrix: Tensor, mode: str = "auto", workers: Workers | None = None):
@@ -107,8 +109,10 @@ class SparseLayer(nn.Module):
     def bias(self) -> Tensor | None:
         return self.dense.bias
 
+    @abc.abstractmethod
     def sparse_forward(self, x: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
-        raise NotImplementedError
+        """The layer's forward with its weight product done by ``kernel`` (each subclass: Linear,
+        Conv2d, ConvTranspose2d)."""
 
     def supports(self, x: Tensor) -> bool:
         return True

@@ -10,14 +10,13 @@ function that saves a state dict, so metrics never import training.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from sparsegan.files import atomic_write_bytes
 from sparsegan.metrics.evaluate import METRICS, Evaluator, headline
 from sparsegan.metrics.generator import generator_sampler
 
@@ -92,7 +91,4 @@ class TrainingEvaluation:
         summary = json.loads(path.read_text()) if path.exists() else {}
         summary["metrics"] = {"final": self.final or {}, "best": self.best or {},
                               "best_generator": f"final/{BEST_FILE}.safetensors"}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())

@@ -26,7 +26,7 @@ from sparsegan.methods import NETS
 from sparsegan.methods.imp import prune_to_density, random_masks_like, round_densities
 from sparsegan.models import NATIVE_RESOLUTION
 from sparsegan.sparsity import MaskSet, prunable_parameters
-from sparsegan.training.run_dir import RunDir, read_json
+from sparsegan.training.run_dir import RunDir, read_json, read_records
 
 FILES = {"G": "generator", "D": "discriminator"}
 
@@ -67,7 +67,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     run.write_config(resolved_config(cfg, torch.device(cfg.device)) | {"imp_rounds": plan})
     rewind_dir = run.path / "rewind"
     rewind_prefix = "rewind" if cfg.rewind_step > 0 else "init"
-    done_rounds = {r["round"] for r in run_records(run.path, "round")}
+    done_rounds = {r["round"] for r in read_records(run.path, "round")}
 
     def log_round(k: int, sub: Path, density: dict[str, float]) -> None:
         if k in done_rounds:
@@ -145,12 +145,6 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
         return {"error": f"{type(e).__name__}: {e}"}
-
-
-def run_records(path: Path, kind: str) -> list[dict[str, Any]]:
-    from sparsegan.training.run_dir import read_records
-
-    return read_records(path, kind)
 
 
 def _make_ticket(cfg, data, prev: Path, out: Path, rewind_dir: Path, rewind_prefix: str,

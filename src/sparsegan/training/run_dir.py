@@ -10,7 +10,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -165,7 +165,3 @@ def encode_png(grid: np.ndarray) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def files_of(run: Path, names: Iterable[str]) -> list[Path]:
-    return [Path(run) / n for n in names]
