@@ -5,7 +5,9 @@ timing: the kernels only see the sparsity pattern). Each (model, s_G, batch) tim
 masked PyTorch module against ``sparsegan.efficiency.runtime.sparsify(G, "auto")`` in alternating
 rounds; medians are reported with the ideal speedups 1 / density (prunable weights) and
 dense / sparse FLOPs (whole generator, bias and BN included). A control times the same runtime
-restricted to dense GEMMs (BN folding and layout only) to show what sparsity itself buys.
+restricted to dense GEMMs (BN folding and layout only) to show what sparsity itself buys, and a
+second one the runtime without the numba kernel (torch's and scipy's CSR products only), to show
+what that kernel buys.
 
     python benchmarks/efficiency_inference.py --threads 1 --repeats 30 \
         --out benchmarks/results/efficiency_inference_<machine>.json
@@ -58,11 +60,15 @@ def main() -> None:
             timing = bench(G, S, batch_sizes, repeats=args.repeats, warmup=3)
             # Control: the same runtime allowed only dense GEMMs (BN folding + layout, no sparsity).
             layout = bench(G, sparsify(G, "auto", kernels=("dense",)), batch_sizes, repeats=args.repeats, warmup=3)
+            # Control: the runtime without this package's numba kernel (library kernels only).
+            library = bench(G, sparsify(G, "auto", kernels=("torch-csr", "scipy-csr", "scipy-phase", "dense")),
+                            batch_sizes, repeats=args.repeats, warmup=3)
             entry = {
                 "model": model, "sparsity_g": s, "density": masks.density(),
                 "ideal_1_over_density": 1.0 / masks.density(),
                 "ideal_flops": totals["dense_flops"] / totals["sparse_flops"],
                 "max_abs_diff": diff, "timing": timing, "layout_only_control": layout,
+                "library_kernels_control": library,
                 "layers": {n: {"density": round(c["density"], 4), "shape": c["shape"], "choice": c["choice"],
                                "calibration_ms": c["timings_ms"]}
                            for n, c in choices(S).items()},
@@ -71,8 +77,9 @@ def main() -> None:
             line = "  ".join(f"bs {bs}: {r['dense_ms']:.3f} -> {r['sparse_ms']:.3f} ms ({r['speedup']:.2f}x)"
                              for bs, r in timing.items())
             ctl = "  ".join(f"bs {bs}: {r['speedup']:.2f}x" for bs, r in layout.items())
+            lib = "  ".join(f"bs {bs}: {r['speedup']:.2f}x" for bs, r in library.items())
             print(f"{model:6} s_G {s:.2f}  ideal {entry['ideal_1_over_density']:5.1f}x (FLOPs {entry['ideal_flops']:5.1f}x)"
-                  f"  {line}  | dense-GEMM-only control {ctl}", flush=True)
+                  f"  {line}  | dense-GEMM-only control {ctl} | library kernels only {lib}", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
 

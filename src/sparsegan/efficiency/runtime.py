@@ -17,7 +17,8 @@ the batch innermost, col2im's strided adds run over contiguous blocks of N value
 made col2im 5-8x slower than the matmul it follows). An eval-mode BatchNorm right after a layer in an
 ``nn.Sequential`` is folded into that layer's rows (exact up to float rounding).
 
-Which kernel a layer runs (the original dense module, torch CSR or scipy CSR) is chosen per layer
+Which kernel a layer runs (the original dense module, torch's, scipy's or this package's numba
+CSR product, or a dense GEMM in this layout) is chosen per layer
 and per input shape by timing them on the first input of that shape (``mode="auto"``); a fixed
 ``mode`` forces one. Outputs equal the dense masked generator's in eval mode up to float rounding.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 import abc
 
 import copy
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,12 +36,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from sparsegan.efficiency.kernels import SparseMatrix, Workers, csr_matvecs, fastest
+from sparsegan.efficiency import csr_kernel
+from sparsegan.efficiency.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "scipy-phase", "dense")
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
-SPARSE_CANDIDATES = ("torch-csr", "scipy-csr")
+SPARSE_CANDIDATES = ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
 # torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
 # scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
 TORCH_CSR_MAX_COLS = 2048
@@ -104,15 +105,32 @@ class SparseLayer(nn.Module, abc.ABC):
         self.allowed: tuple[str, ...] | None = None  # restrict auto mode's candidates (benchmarks)
         self.choice: dict[tuple, str] = {}
         self.timings: dict[tuple, dict[str, float]] = {}
+        self.activation: nn.Module | None = None  # set by fuse(): applied after the layer
+        self.epilogue = Epilogue(self.bias, rows=self.A.shape[0]) if self.rows_are_channels else None
+
+    # Whether the weight matrix's rows are the output channels (Linear, Conv2d): then bias and
+    # activation run as the product's row epilogue, fused into the numba kernel.
+    rows_are_channels = True
 
     @property
     def bias(self) -> Tensor | None:
         return self.dense.bias
 
+    def fuse(self, activation: nn.Module) -> None:
+        """Take over the activation that follows this layer (the caller removes it from the net)."""
+        self.activation = activation
+        if self.rows_are_channels:
+            self.epilogue = Epilogue(self.bias, activation, rows=self.A.shape[0])
+        self.choice.clear()
+
+    def finish(self, out: Tensor) -> Tensor:
+        """The activation, where the product's epilogue did not apply it."""
+        return self.activation(out) if self.activation is not None else out
+
     @abc.abstractmethod
-    def sparse_forward(self, x: Tensor, kernel: Callable[[Tensor], Tensor]) -> Tensor:
-        """The layer's forward with its weight product done by ``kernel`` (each subclass: Linear,
-        Conv2d, ConvTranspose2d)."""
+    def sparse_forward(self, x: Tensor, name: str) -> Tensor:
+        """The layer's forward (activation included) with its weight product done by the kernel
+        ``name`` (each subclass: Linear, Conv2d, ConvTranspose2d)."""
 
     def supports(self, x: Tensor) -> bool:
         return True
@@ -126,8 +144,8 @@ class SparseLayer(nn.Module, abc.ABC):
 
     def run(self, x: Tensor, name: str) -> Tensor:
         if name == "module":
-            return self.dense(x)
-        return self.sparse_forward(x, self.A.kernel(name))
+            return self.finish(self.dense(x))
+        return self.sparse_forward(x, name)
 
     def forward(self, x: Tensor) -> Tensor:
         key = tuple(x.shape)
@@ -155,7 +173,8 @@ class SparseLayer(nn.Module, abc.ABC):
         return name
 
     def extra_repr(self) -> str:
-        return f"density={self.A.density:.4f}, choice={self.choice}"
+        act = f", activation={type(self.activation).__name__}" if self.activation is not None else ""
+        return f"density={self.A.density:.4f}, choice={self.choice}{act}"
 
 
 class SparseLinear(SparseLayer):
@@ -165,12 +184,9 @@ class SparseLinear(SparseLayer):
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 2
 
-    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+    def sparse_forward(self, x: Tensor, name: str) -> Tensor:
         X = x.t()  # (in, N): free when x is the transposed view a previous sparse layer returned
-        Y = kernel(X if X.is_contiguous() else X.contiguous())  # (out, N)
-        if self.bias is not None:
-            Y += self.bias[:, None]
-        return Y.t()
+        return self.A.kernel(name, self.epilogue)(X if X.is_contiguous() else X.contiguous()).t()  # (out, N).t()
 
 
 def _channel_major(x: Tensor) -> Tensor:
@@ -189,12 +205,19 @@ class SparseConvTranspose2d(SparseLayer):
       the input is zero-padded once in (C, H, W, N) order and each product reads it at an offset,
       accumulating in place (scipy's CSR x dense kernel adds into its output). No cols buffer
       (k^2 x the input), no col2im adds: the accumulation stays inside the sparse product.
+
+    The rows of ``W^T`` are (output channel, tap) pairs, so bias and activation follow col2im,
+    except on a 1 x 1 input, where every row is one output pixel of one channel and they run as
+    the product's epilogue (with the bias repeated over the k x k taps).
     """
+
+    rows_are_channels = False
 
     def __init__(self, dense: nn.ConvTranspose2d, mode: str = "auto", workers: Workers | None = None):
         cin, cout, kh, kw = dense.weight.shape
         super().__init__(dense, dense.weight.detach().reshape(cin, cout * kh * kw).t(), mode, workers)
         self.cout, self.kh, self.kw = cout, kh, kw
+        self.pixel_epilogue = self._pixel_epilogue()
         (sh, sw) = dense.stride
         self.phase_ok = kh % sh == 0 and kw % sw == 0 and csr_matvecs is not None
         self.taps: dict[tuple[int, int], sp.csr_matrix] = {}
@@ -206,6 +229,15 @@ class SparseConvTranspose2d(SparseLayer):
                     if tap.nnz:
                         tap.sort_indices()
                         self.taps[(ky, kx)] = tap
+
+    def _pixel_epilogue(self) -> Epilogue:
+        taps = self.kh * self.kw
+        bias = None if self.bias is None else self.bias.detach().repeat_interleave(taps)
+        return Epilogue(bias, self.activation, rows=self.A.shape[0])
+
+    def fuse(self, activation: nn.Module) -> None:
+        super().fuse(activation)
+        self.pixel_epilogue = self._pixel_epilogue()
 
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 4
@@ -221,36 +253,38 @@ class SparseConvTranspose2d(SparseLayer):
             return self.phase_forward(x)
         return super().run(x, name)
 
-    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+    def sparse_forward(self, x: Tensor, name: str) -> Tensor:
         m: nn.ConvTranspose2d = self.dense
         n, cin, h, w = x.shape
         (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
         kh, kw, cout = self.kh, self.kw, self.cout
         full_h, full_w = (h - 1) * sh + kh + oph, (w - 1) * sw + kw + opw
-        if h == 1 and w == 1 and oph == 0 and opw == 0:
-            # A transposed conv of a 1x1 input is a matmul: the columns already are the pixels.
-            full = kernel(_channel_major(x)).view(cout, kh, kw, n)
-        else:
-            # cols = W^T @ X in blocks of input rows (<= CHUNK_COLS columns each: sparse kernels
-            # stay in their fast regime and the block's cols stay in cache), each block's col2im
-            # done at once: every kernel tap's plane added into the strided output positions, with
-            # the batch innermost so each add runs over contiguous blocks of N values.
-            xs = x.permute(1, 2, 3, 0)  # (C_in, H, W, N), a free view after a sparse layer
-            rows = max(1, CHUNK_COLS // (w * n))
-            full = torch.zeros(cout, full_h, full_w, n, dtype=x.dtype)
-            for h0 in range(0, h, rows):
-                h1 = min(h, h0 + rows)
-                cols = kernel(xs[:, h0:h1].reshape(cin, -1)).view(cout, kh, kw, h1 - h0, w, n)
-                for ky in range(kh):
-                    y0 = ky + h0 * sh
-                    for kx in range(kw):
-                        full[:, y0 : y0 + (h1 - h0 - 1) * sh + 1 : sh, kx : kx + (w - 1) * sw + 1 : sw] += cols[:, ky, kx]
+        if h == 1 and w == 1 and oph == 0 and opw == 0 and ph == 0 and pw == 0:
+            # A transposed conv of a 1x1 input is a matmul: the columns already are the pixels,
+            # and bias and activation are the product's epilogue.
+            out = self.A.kernel(name, self.pixel_epilogue)(_channel_major(x)).view(cout, kh, kw, n)
+            return out.permute(3, 0, 1, 2)
+        kernel = self.A.kernel(name)
+        # cols = W^T @ X in blocks of input rows (<= CHUNK_COLS columns each: sparse kernels
+        # stay in their fast regime and the block's cols stay in cache), each block's col2im
+        # done at once: every kernel tap's plane added into the strided output positions, with
+        # the batch innermost so each add runs over contiguous blocks of N values.
+        xs = x.permute(1, 2, 3, 0)  # (C_in, H, W, N), a free view after a sparse layer
+        rows = max(1, CHUNK_COLS // (w * n))
+        full = torch.zeros(cout, full_h, full_w, n, dtype=x.dtype)
+        for h0 in range(0, h, rows):
+            h1 = min(h, h0 + rows)
+            cols = kernel(xs[:, h0:h1].reshape(cin, -1)).view(cout, kh, kw, h1 - h0, w, n)
+            for ky in range(kh):
+                y0 = ky + h0 * sh
+                for kx in range(kw):
+                    full[:, y0 : y0 + (h1 - h0 - 1) * sh + 1 : sh, kx : kx + (w - 1) * sw + 1 : sw] += cols[:, ky, kx]
         out = full[:, ph : full_h - ph, pw : full_w - pw]
         if not out.is_contiguous():
             out = out.contiguous()
         if self.bias is not None:
             out += self.bias.view(cout, 1, 1, 1)
-        return out.permute(3, 0, 1, 2)
+        return self.finish(out).permute(3, 0, 1, 2)
 
     def phase_forward(self, x: Tensor) -> Tensor:
         m: nn.ConvTranspose2d = self.dense
@@ -293,7 +327,7 @@ class SparseConvTranspose2d(SparseLayer):
         self.workers.map(phase, phases)
         if self.bias is not None:
             out += self.bias.view(cout, 1, 1, 1)
-        return out.permute(3, 0, 1, 2)
+        return self.finish(out).permute(3, 0, 1, 2)
 
 
 class SparseConv2d(SparseLayer):
@@ -303,8 +337,9 @@ class SparseConv2d(SparseLayer):
     def supports(self, x: Tensor) -> bool:
         return x.dim() == 4
 
-    def sparse_forward(self, x: Tensor, kernel) -> Tensor:
+    def sparse_forward(self, x: Tensor, name: str) -> Tensor:
         m: nn.Conv2d = self.dense
+        kernel = self.A.kernel(name, self.epilogue)  # bias and activation included
         n, cin, h, w = x.shape
         kh, kw = m.kernel_size
         out_h = (h + 2 * m.padding[0] - (kh - 1) - 1) // m.stride[0] + 1
@@ -319,8 +354,6 @@ class SparseConv2d(SparseLayer):
                 cols = F.unfold(x[i : i + chunk], (kh, kw), 1, m.padding, m.stride)  # (n', C k k, L)
                 X = cols.permute(1, 2, 0).reshape(cols.shape[1], -1)  # (C k k, L n')
                 out[..., i : i + chunk] = kernel(X).view(cout, out_h, out_w, -1)
-        if self.bias is not None:
-            out += self.bias.view(cout, 1, 1, 1)
         return out.permute(3, 0, 1, 2)
 
 
@@ -347,11 +380,14 @@ def _foldable(bn: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_sparsity: float = 0.0,
-             kernels: tuple[str, ...] | None = None) -> nn.Module:
+def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_activations: bool = True,
+             min_sparsity: float = 0.0, kernels: tuple[str, ...] | None = None) -> nn.Module:
     """A copy of ``G`` (eval mode) with its Linear / Conv2d / ConvTranspose2d layers wrapped as
     :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules.
-    ``kernels`` limits what auto mode times besides the module (e.g. ("dense",): the layout alone)."""
+    With ``fuse_activations``, a ReLU / LeakyReLU / Tanh that follows a wrapped layer in an
+    ``nn.Sequential`` (after BN folding) moves into the layer, where the numba kernel runs it as
+    the product's epilogue. ``kernels`` limits what auto mode times besides the module (e.g.
+    ("dense",): the layout alone)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     G = copy.deepcopy(G).eval()
@@ -372,12 +408,21 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, min_spar
                     layer = _wrap(child, mode, workers)
                     layer.allowed = kernels
                     setattr(parent, name, layer)
+    if fuse_activations:
+        for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
+            names = [n for n in seq._modules if not isinstance(seq._modules[n], nn.Identity)]
+            for a, b in zip(names, names[1:]):
+                layer, act = seq._modules[a], seq._modules[b]
+                if isinstance(layer, SparseLayer) and csr_kernel.activation_code(act) is not None:
+                    layer.fuse(act)
+                    seq._modules[b] = nn.Identity()
     return G
 
 
 def choices(G: nn.Module) -> dict[str, dict]:
     """Per sparse layer: its density and the kernel chosen for each input shape seen."""
     return {name: {"density": m.A.density, "shape": list(m.A.shape),
+                   "activation": type(m.activation).__name__ if m.activation is not None else None,
                    "choice": {"x".join(map(str, k)): v for k, v in m.choice.items()},
                    "timings_ms": {"x".join(map(str, k)): {c: t * 1e3 for c, t in v.items()}
                                   for k, v in m.timings.items()}}
