@@ -250,3 +250,22 @@ def test_other_dtypes_fall_back_to_the_module():
     with torch.no_grad():
         torch.testing.assert_close(layer(x), m(x))
     assert set(layer.choice.values()) == {"module"}
+
+
+def test_runtime_without_numba_falls_back(monkeypatch):
+    # numba is an install-time dependency, but a broken or missing numba must not break the
+    # runtime: its kernel is no longer a candidate, and forcing it runs scipy's CSR instead.
+    from sparsegan.efficiency import csr_kernel
+    from sparsegan.efficiency.kernels import SparseMatrix
+
+    monkeypatch.setattr(csr_kernel, "numba", None)
+    G, _ = _sparse_model("mlp", 0.9, width=32)
+    z = torch.randn(5, G.z_dim)
+    for mode in ("auto", "numba-csr"):
+        S = sparsify(G, mode)
+        with torch.no_grad():
+            torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+        chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
+        assert "numba-csr" not in chosen
+    with pytest.raises(ValueError, match="needs numba"):
+        SparseMatrix(torch.eye(3)).kernel("numba-csr")

@@ -42,7 +42,10 @@ from sparsegan.efficiency.kernels import Epilogue, SparseMatrix, Workers, csr_ma
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
-SPARSE_CANDIDATES = ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
+def sparse_candidates() -> tuple[str, ...]:
+    """The CSR kernels auto mode times; this package's own only where numba imports."""
+    return ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
+
 # torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
 # scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
 TORCH_CSR_MAX_COLS = 2048
@@ -136,7 +139,7 @@ class SparseLayer(nn.Module, abc.ABC):
         return True
 
     def candidates(self) -> tuple[str, ...]:
-        return SPARSE_CANDIDATES + ("dense",)
+        return sparse_candidates() + ("dense",)
 
     def columns(self, x: Tensor) -> int:
         """Columns of the right-hand side one kernel call sees."""
@@ -243,7 +246,7 @@ class SparseConvTranspose2d(SparseLayer):
         return x.dim() == 4
 
     def candidates(self) -> tuple[str, ...]:
-        return SPARSE_CANDIDATES + ("dense",) + (("scipy-phase",) if self.phase_ok else ())
+        return sparse_candidates() + ("dense",) + (("scipy-phase",) if self.phase_ok else ())
 
     def columns(self, x: Tensor) -> int:
         return min(x.numel() // max(1, x.shape[1]), max(CHUNK_COLS, x.shape[0] * x.shape[-1]))
