@@ -17,14 +17,17 @@ def inference_table(path: Path) -> list[str]:
     lines = [f"### {path.name}", "",
              f"`{d['command']}`  ", f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with "
              f"{m['torch_threads']} thread(s), Python {m['python']}; started {d['started']}", "",
-             "| model | s_G | ideal 1/density | ideal FLOPs | batch | dense ms | sparse ms | speedup | % of 1/density | layout-only control |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | s_G | ideal 1/density | ideal FLOPs | batch | dense ms | sparse ms | speedup | % of 1/density "
+             "| layout-only control | library-kernels-only control |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
         for bs, t in r["timing"].items():
             ctl = r.get("layout_only_control", {}).get(bs, {}).get("speedup")
+            lib = r.get("library_kernels_control", {}).get(bs, {}).get("speedup")
             lines.append(f"| {r['model']} | {r['sparsity_g']:.2f} | {r['ideal_1_over_density']:.1f}x | {r['ideal_flops']:.1f}x | "
                          f"{bs} | {t['dense_ms']:.3f} | {t['sparse_ms']:.3f} | **{t['speedup']:.2f}x** | "
-                         f"{100 * t['speedup'] / r['ideal_1_over_density']:.0f} % | {f'{ctl:.2f}x' if ctl else '-'} |")
+                         f"{100 * t['speedup'] / r['ideal_1_over_density']:.0f} % | {f'{ctl:.2f}x' if ctl else '-'} "
+                         f"| {f'{lib:.2f}x' if lib else '-'} |")
     lines += ["", "Kernels chosen at batch 64 (layer: density -> kernel):", ""]
     for r in d["runs"]:
         picks = []
