@@ -26,8 +26,8 @@ and per input shape by timing them on the first input of that shape (``mode="aut
 from __future__ import annotations
 
 import abc
-
 import copy
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,15 +42,17 @@ from sparsegan.efficiency.kernels import Epilogue, SparseMatrix, Workers, csr_ma
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
-def sparse_candidates() -> tuple[str, ...]:
-    """The CSR kernels auto mode times; this package's own only where numba imports."""
-    return ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
 
 # torch's CPU CSR x dense product degrades sharply with many columns (e.g. 23 ms vs 1 ms for
 # scipy on a 512 x 64 matrix at 5 % density times 64 x 4096); beyond this it is not a candidate.
 TORCH_CSR_MAX_COLS = 2048
 UNFOLD_CHUNK = 2**24  # floats of unfolded input per chunk (64 MiB)
 CHUNK_COLS = 1024  # transposed convs: columns per sparse product (blocks of input rows)
+
+
+def sparse_candidates() -> tuple[str, ...]:
+    """The CSR kernels auto mode times; this package's own only where numba imports."""
+    return ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
 
 
 def _effective(module: nn.Module) -> nn.Module:
@@ -109,6 +111,7 @@ class SparseLayer(nn.Module, abc.ABC):
         self.choice: dict[tuple, str] = {}
         self.timings: dict[tuple, dict[str, float]] = {}
         self.activation: nn.Module | None = None  # set by fuse(): applied after the layer
+        self.plans: dict[torch.Size, Callable[[Tensor], Tensor]] = {}
         self.epilogue = Epilogue(self.bias, rows=self.A.shape[0]) if self.rows_are_channels else None
 
     # Whether the weight matrix's rows are the output channels (Linear, Conv2d): then bias and
@@ -125,6 +128,7 @@ class SparseLayer(nn.Module, abc.ABC):
         if self.rows_are_channels:
             self.epilogue = Epilogue(self.bias, activation, rows=self.A.shape[0])
         self.choice.clear()
+        self.plans.clear()
 
     def finish(self, out: Tensor) -> Tensor:
         """The activation, where the product's epilogue did not apply it."""
@@ -151,11 +155,15 @@ class SparseLayer(nn.Module, abc.ABC):
         return self.sparse_forward(x, name)
 
     def forward(self, x: Tensor) -> Tensor:
-        key = tuple(x.shape)
-        name = self.choice.get(key)
-        if name is None:
-            name = self._choose(x, key)
-        return self.run(x, name)
+        plan = self.plans.get(x.shape)
+        if plan is None:
+            plan = self.plans[x.shape] = self.plan(self._choose(x, tuple(x.shape)))
+        return plan(x)
+
+    def plan(self, name: str) -> Callable[[Tensor], Tensor]:
+        """The forward with kernel ``name``, bound once per input shape: at batch 64 a sparse
+        layer's product takes 0.05-0.2 ms, so per-call Python work is worth binding away."""
+        return lambda x: self.run(x, name)
 
     def _choose(self, x: Tensor, key: tuple) -> str:
         if not self.supports(x) or x.device.type != "cpu" or x.dtype != torch.float32:
@@ -163,7 +171,7 @@ class SparseLayer(nn.Module, abc.ABC):
         elif self.mode != "auto":  # a forced kernel; layers that lack it use scipy's CSR
             name = self.mode if self.mode in (*self.candidates(), "module", "dense") else "scipy-csr"
         else:
-            cands = {"module": lambda: self.dense(x)}
+            cands = {"module": lambda: self.run(x, "module")}
             cols = self.columns(x)
             for k in self.candidates():
                 if self.allowed is not None and k not in self.allowed:
@@ -188,8 +196,18 @@ class SparseLinear(SparseLayer):
         return x.dim() == 2
 
     def sparse_forward(self, x: Tensor, name: str) -> Tensor:
-        X = x.t()  # (in, N): free when x is the transposed view a previous sparse layer returned
-        return self.A.kernel(name, self.epilogue)(X if X.is_contiguous() else X.contiguous()).t()  # (out, N).t()
+        return self.plan(name)(x)
+
+    def plan(self, name: str) -> Callable[[Tensor], Tensor]:
+        if name == "module":
+            return super().plan(name)
+        kernel = self.A.kernel(name, self.epilogue)
+
+        def forward(x: Tensor) -> Tensor:
+            X = x.t()  # (in, N): free when x is the transposed view a previous sparse layer returned
+            return kernel(X if X.is_contiguous() else X.contiguous()).t()  # (out, N) -> (N, out) view
+
+        return forward
 
 
 def _channel_major(x: Tensor) -> Tensor:
@@ -418,6 +436,8 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
                 layer, act = seq._modules[a], seq._modules[b]
                 if isinstance(layer, SparseLayer) and csr_kernel.activation_code(act) is not None:
                     layer.fuse(act)
+                    # an Identity in its place, not a deletion: a forward that indexes the
+                    # Sequential (seq[1](seq[0](x))) stays correct
                     seq._modules[b] = nn.Identity()
     return G
 
