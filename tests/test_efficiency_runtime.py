@@ -10,7 +10,11 @@ from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, Sp
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 
-KERNELS = ("torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense", "module", "auto")
+from sparsegan.efficiency import simd_kernel
+
+KERNELS = ("torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense", "module", "auto")
+needs_simd = pytest.mark.skipif(not simd_kernel.available(),
+                                reason="the AVX2 extension is not built here or the CPU lacks AVX2/FMA")
 
 
 def _sparse_model(name: str, sparsity: float, seed: int = 0, **spec):
@@ -51,7 +55,7 @@ def test_runtime_equals_dense_masked_generator(model, spec, mode):
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     if mode == "auto":
         chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
-        assert chosen <= {"module", "torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense"} and chosen
+        assert chosen <= {"module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense"} and chosen
 
 
 def test_sngan_generator_through_the_runtime():
@@ -121,7 +125,7 @@ def test_export_file_grows_with_active_weights(tmp_path):
     assert torch.equal(Export.read(dense_path).generator().net[0].weight, G.net[0].weight)
 
 
-@pytest.mark.parametrize("kernel", ["scipy-csr", "numba-csr"])
+@pytest.mark.parametrize("kernel", ["scipy-csr", "numba-csr", pytest.param("simd-csr", marks=needs_simd)])
 def test_parallel_kernels_equal_serial(kernel):
     from sparsegan.efficiency.kernels import SparseMatrix
 
@@ -185,7 +189,8 @@ def test_numba_epilogue_equals_torch(act):
     ref = a @ x + bias[:, None]
     ref = act(ref) if act is not None else ref
     m = SparseMatrix(a)
-    for kernel in ("numba-csr", "scipy-csr", "torch-csr", "dense"):
+    kernels = ("numba-csr", "scipy-csr", "torch-csr", "dense") + (("simd-csr",) if simd_kernel.available() else ())
+    for kernel in kernels:
         torch.testing.assert_close(m.kernel(kernel, ep)(x), ref, atol=2e-6, rtol=1e-5)
 
 
@@ -269,3 +274,58 @@ def test_runtime_without_numba_falls_back(monkeypatch):
         assert "numba-csr" not in chosen
     with pytest.raises(ValueError, match="needs numba"):
         SparseMatrix(torch.eye(3)).kernel("numba-csr")
+
+
+@needs_simd
+@pytest.mark.parametrize("cols", [1, 7, 8, 64, 65, 136])
+def test_simd_kernel_by_hand_every_column_tail(cols):
+    # 64-column register tiles, 8-column vectors and single columns: every tail path, with the
+    # rows of the by-hand test (0, 1, 4, 5 and 9 active weights) and a LeakyReLU epilogue.
+    import numpy as np
+
+    A = np.zeros((5, 10), np.float32)
+    A[1, 3] = 2.0
+    A[2, [0, 2, 4, 6]] = [1.0, -1.0, 0.5, 3.0]
+    A[3, [1, 3, 5, 7, 9]] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    A[4, 1:] = np.arange(1, 10)
+    X = np.arange(10 * cols, dtype=np.float32).reshape(10, cols) / cols
+    bias = np.array([-4, 0, -60, 0, 0], np.float32)
+    ref = A.astype(np.float64) @ X + bias[:, None]
+    ref = np.where(ref > 0, ref, 0.5 * ref)
+    Y = np.full((5, cols), np.nan, np.float32)
+    simd_kernel.csr_mm(*_csr32(A), bias, 2, 0.5, X, Y, 0, 5)
+    np.testing.assert_allclose(Y, ref, rtol=1e-6, atol=1e-4)
+
+
+@needs_simd
+def test_simd_kernel_rejects_what_would_corrupt_memory():
+    import numpy as np
+
+    A = np.eye(3, dtype=np.float32)
+    ip, ix, data = _csr32(A)
+    run = simd_kernel.bind(ip, ix, data, np.zeros(3, np.float32), 0, 0.0, 3)
+    with pytest.raises(ValueError, match="shapes"):
+        run(np.zeros((4, 2), np.float32), np.zeros((3, 2), np.float32), 0, 3)  # X has too many rows
+    with pytest.raises(ValueError, match="shapes"):
+        run(np.zeros((3, 2), np.float32), np.zeros((3, 2), np.float32), 0, 4)  # rows beyond Y
+    with pytest.raises(ValueError, match="float32"):
+        run(np.zeros((3, 2), np.float64), np.zeros((3, 2), np.float32), 0, 3)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        run(np.zeros((2, 3), np.float32).T, np.zeros((3, 2), np.float32), 0, 3)
+    with pytest.raises(ValueError, match="out of range"):
+        simd_kernel.bind(ip, ix, data, np.zeros(3, np.float32), 0, 0.0, 2)  # A has 3 columns, not 2
+
+
+def test_runtime_without_the_simd_extension_falls_back(monkeypatch):
+    from sparsegan.efficiency.kernels import SparseMatrix
+
+    monkeypatch.setattr(simd_kernel, "_csr_mm", None)
+    G, _ = _sparse_model("mlp", 0.9, width=32)
+    z = torch.randn(5, G.z_dim)
+    for mode in ("auto", "simd-csr"):
+        S = sparsify(G, mode)
+        with torch.no_grad():
+            torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+        assert "simd-csr" not in {c for layer in choices(S).values() for c in layer["choice"].values()}
+    with pytest.raises(ValueError, match="not available"):
+        SparseMatrix(torch.eye(3)).kernel("simd-csr")

@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from sparsegan.efficiency import csr_kernel
+from sparsegan.efficiency import csr_kernel, simd_kernel
 from sparsegan.efficiency.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "scipy-phase", "dense")
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
 
@@ -51,8 +51,10 @@ CHUNK_COLS = 1024  # transposed convs: columns per sparse product (blocks of inp
 
 
 def sparse_candidates() -> tuple[str, ...]:
-    """The CSR kernels auto mode times; this package's own only where numba imports."""
-    return ("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
+    """The CSR kernels auto mode times; this package's own where they can run (numba imports; the
+    AVX2 extension was built and the CPU has AVX2 and FMA)."""
+    return (("torch-csr", "scipy-csr") + (("numba-csr",) if csr_kernel.available() else ())
+            + (("simd-csr",) if simd_kernel.available() else ()))
 
 
 def _effective(module: nn.Module) -> nn.Module:

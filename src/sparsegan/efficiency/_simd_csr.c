@@ -1,0 +1,114 @@
+/* CSR x dense product with the output row held in AVX2 registers, and the row epilogue fused:
+ *
+ *     Y[i, :] = act(sum_p data[p] * X[indices[p], :] + bias[i])      for rows r0 <= i < r1
+ *
+ * X is row-major (K x cols), Y row-major (M x cols), float32. Columns go in tiles of 64: eight
+ * 8-float accumulators stay in registers across all the active weights of a row, so each active
+ * weight costs eight loads of X and eight FMAs, and the output row is stored once. (The numba
+ * kernel in csr_kernel.py re-reads and re-writes the output row every four weights; LLVM does not
+ * keep such accumulators in registers from numba code.) Narrower tails run 8 or 1 columns at a time.
+ *
+ * Loaded with ctypes by sparsegan.efficiency.simd_kernel; built as an optional extension (x86-64
+ * only, -mavx2 -mfma), and only called after sg_cpu_ok() says the CPU has AVX2 and FMA.
+ * act: 0 none, 1 ReLU, 2 LeakyReLU(slope), 3 tanh (the rational approximation of csr_kernel.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <immintrin.h>
+#include <stdint.h>
+
+int sg_cpu_ok(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static const float TANH_CLAMP = 7.90531110763549805f;
+static const float TANH_P[7] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                5.12229709037114e-08f, 1.48572235717979e-05f, 6.37261928875436e-04f,
+                                4.89352455891786e-03f};
+static const float TANH_Q[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
+                                4.89352518554385e-03f};
+
+static inline float tanh1(float v) {
+    v = v < -TANH_CLAMP ? -TANH_CLAMP : (v > TANH_CLAMP ? TANH_CLAMP : v);
+    float v2 = v * v, p = TANH_P[0], q = TANH_Q[0];
+    for (int j = 1; j < 7; j++) p = p * v2 + TANH_P[j];
+    for (int j = 1; j < 4; j++) q = q * v2 + TANH_Q[j];
+    return v * p / q;
+}
+
+static inline __m256 tanh8(__m256 v) {
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-TANH_CLAMP)), _mm256_set1_ps(TANH_CLAMP));
+    __m256 v2 = _mm256_mul_ps(v, v), p = _mm256_set1_ps(TANH_P[0]), q = _mm256_set1_ps(TANH_Q[0]);
+    for (int j = 1; j < 7; j++) p = _mm256_fmadd_ps(p, v2, _mm256_set1_ps(TANH_P[j]));
+    for (int j = 1; j < 4; j++) q = _mm256_fmadd_ps(q, v2, _mm256_set1_ps(TANH_Q[j]));
+    return _mm256_div_ps(_mm256_mul_ps(v, p), q);
+}
+
+static inline __m256 act8(__m256 v, __m256 b, int act, float slope) {
+    v = _mm256_add_ps(v, b);
+    if (act == 1) return _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == 2) {
+        __m256 neg = _mm256_mul_ps(v, _mm256_set1_ps(slope));
+        return _mm256_blendv_ps(neg, v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    }
+    if (act == 3) return tanh8(v);
+    return v;
+}
+
+static inline float act1(float v, float b, int act, float slope) {
+    v += b;
+    if (act == 1) return v > 0.0f ? v : 0.0f;
+    if (act == 2) return v > 0.0f ? v : v * slope;
+    if (act == 3) return tanh1(v);
+    return v;
+}
+
+void sg_csr_mm(const int32_t *indptr, const int32_t *indices, const float *data, const float *bias,
+               int act, float slope, const float *X, float *Y, int64_t cols, int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+        const int32_t p0 = indptr[i], p1 = indptr[i + 1];
+        float *y = Y + i * cols;
+        const __m256 b = _mm256_set1_ps(bias[i]);
+        int64_t c0 = 0;
+        for (; c0 + 64 <= cols; c0 += 64) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int32_t p = p0; p < p1; p++) {
+                const float *x = X + (int64_t)indices[p] * cols + c0;
+                const __m256 w = _mm256_broadcast_ss(data + p);
+                a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x), a0);
+                a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8), a1);
+                a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 16), a2);
+                a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 24), a3);
+                a4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 32), a4);
+                a5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 40), a5);
+                a6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 48), a6);
+                a7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 56), a7);
+            }
+            _mm256_storeu_ps(y + c0, act8(a0, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 8, act8(a1, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 16, act8(a2, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 24, act8(a3, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 32, act8(a4, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 40, act8(a5, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 48, act8(a6, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 56, act8(a7, b, act, slope));
+        }
+        for (; c0 + 8 <= cols; c0 += 8) {
+            __m256 a = _mm256_setzero_ps();
+            for (int32_t p = p0; p < p1; p++)
+                a = _mm256_fmadd_ps(_mm256_broadcast_ss(data + p), _mm256_loadu_ps(X + (int64_t)indices[p] * cols + c0), a);
+            _mm256_storeu_ps(y + c0, act8(a, b, act, slope));
+        }
+        for (; c0 < cols; c0++) {
+            float a = 0.0f;
+            for (int32_t p = p0; p < p1; p++) a += data[p] * X[(int64_t)indices[p] * cols + c0];
+            y[c0] = act1(a, bias[i], act, slope);
+        }
+    }
+}
+
+/* A Python module only so that setuptools builds and installs this file; the functions above are
+ * called through ctypes, which releases the GIL around each call (row blocks run on threads). */
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_simd_csr", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit__simd_csr(void) { return PyModule_Create(&module); }
