@@ -122,7 +122,8 @@ class SparseMatrix:
             if not csr_kernel.available():
                 raise ValueError("kernel 'numba-csr' needs numba, which is not installed (pip install numba)")
             ep = epilogue if epilogue else Epilogue(rows=self.shape[0])
-            return lambda x: self._numba(x, ep)
+            fixed = (self.indptr32, self.indices32, self.scipy_csr.data, ep.bias_np, ep.code, ep.slope)
+            return lambda x: self._rows(x, lambda X, Y, r0, r1: csr_kernel.csr_mm(*fixed, X, Y, r0, r1))
         if name == "simd-csr":
             if not simd_kernel.available():
                 raise ValueError("kernel 'simd-csr' is not available here (its C extension was not built, "
@@ -167,25 +168,17 @@ class SparseMatrix:
         return self._simd_bound[key][2]
 
     def _rows(self, x: Tensor, run: Callable[[np.ndarray, np.ndarray, int, int], None]) -> Tensor:
-        """``run(X, Y, r0, r1)`` over all rows, in balanced row blocks on the thread pool."""
+        """``run(X, Y, r0, r1)`` (this package's kernels) over all rows, in balanced row blocks on
+        the thread pool."""
+        # C order: a row-strided view (a transposed conv's block of input rows) made numba compile
+        # a generic-stride variant that LLVM does not vectorise (4x slower than copying first);
+        # the C kernel needs it anyway
         xn = np.ascontiguousarray(x.numpy())
         y = np.empty((self.shape[0], xn.shape[1]), dtype=np.float32)
         if self.workers.threads() == 1:
             run(xn, y, 0, self.shape[0])
         else:
             self.workers.map(lambda b: run(xn, y, b[0], b[1]), self.row_blocks(self.workers.threads()))
-        return torch.from_numpy(y)
-
-    def _numba(self, x: Tensor, ep: Epilogue) -> Tensor:
-        # C order: a row-strided view (a transposed conv's block of input rows) would compile a
-        # generic-stride variant that LLVM does not vectorise (4x slower than copying first)
-        xn = np.ascontiguousarray(x.numpy())
-        y = np.empty((self.shape[0], xn.shape[1]), dtype=np.float32)
-        args = (self.indptr32, self.indices32, self.scipy_csr.data, ep.bias_np, ep.code, ep.slope, xn, y)
-        if self.workers.threads() == 1:
-            csr_kernel.csr_mm(*args, 0, self.shape[0])
-        else:
-            self.workers.map(lambda b: csr_kernel.csr_mm(*args, b[0], b[1]), self.row_blocks(self.workers.threads()))
         return torch.from_numpy(y)
 
     def _parallel_scipy(self, x: Tensor) -> Tensor:
