@@ -257,25 +257,6 @@ def test_other_dtypes_fall_back_to_the_module():
     assert set(layer.choice.values()) == {"module"}
 
 
-def test_runtime_without_numba_falls_back(monkeypatch):
-    # numba is an install-time dependency, but a broken or missing numba must not break the
-    # runtime: its kernel is no longer a candidate, and forcing it runs scipy's CSR instead.
-    from sparsegan.efficiency import csr_kernel
-    from sparsegan.efficiency.kernels import SparseMatrix
-
-    monkeypatch.setattr(csr_kernel, "numba", None)
-    G, _ = _sparse_model("mlp", 0.9, width=32)
-    z = torch.randn(5, G.z_dim)
-    for mode in ("auto", "numba-csr"):
-        S = sparsify(G, mode)
-        with torch.no_grad():
-            torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
-        chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
-        assert "numba-csr" not in chosen
-    with pytest.raises(ValueError, match="needs numba"):
-        SparseMatrix(torch.eye(3)).kernel("numba-csr")
-
-
 @needs_simd
 @pytest.mark.parametrize("cols", [1, 7, 8, 64, 65, 136])
 def test_simd_kernel_by_hand_every_column_tail(cols):
@@ -316,16 +297,24 @@ def test_simd_kernel_rejects_what_would_corrupt_memory():
         simd_kernel.bind(ip, ix, data, np.zeros(3, np.float32), 0, 0.0, 2)  # A has 3 columns, not 2
 
 
-def test_runtime_without_the_simd_extension_falls_back(monkeypatch):
+@pytest.mark.parametrize("kernel,module,attr,message", [
+    ("numba-csr", "csr_kernel", "numba", "needs numba"),
+    ("simd-csr", "simd_kernel", "_csr_mm", "not available"),
+])
+def test_runtime_without_an_own_kernel_falls_back(monkeypatch, kernel, module, attr, message):
+    # numba is an install-time dependency and the C extension optional: a kernel that cannot run
+    # is no candidate, and forcing it runs scipy's CSR instead.
+    import importlib
+
     from sparsegan.efficiency.kernels import SparseMatrix
 
-    monkeypatch.setattr(simd_kernel, "_csr_mm", None)
+    monkeypatch.setattr(importlib.import_module(f"sparsegan.efficiency.{module}"), attr, None)
     G, _ = _sparse_model("mlp", 0.9, width=32)
     z = torch.randn(5, G.z_dim)
-    for mode in ("auto", "simd-csr"):
+    for mode in ("auto", kernel):
         S = sparsify(G, mode)
         with torch.no_grad():
             torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
-        assert "simd-csr" not in {c for layer in choices(S).values() for c in layer["choice"].values()}
-    with pytest.raises(ValueError, match="not available"):
-        SparseMatrix(torch.eye(3)).kernel("simd-csr")
+        assert kernel not in {c for layer in choices(S).values() for c in layer["choice"].values()}
+    with pytest.raises(ValueError, match=message):
+        SparseMatrix(torch.eye(3)).kernel(kernel)
