@@ -69,14 +69,16 @@ def test_prune_regrow_invariants(layer_shapes, sparsity, fraction, seed, grow):
     grads = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(seed + 1)) for n, p in params.items()}
     changes, grown = prune_and_regrow(ms, fraction, grow=grow, dense_grads=grads, optimizer=opt,
                                       generator=torch.Generator().manual_seed(seed))
-    ema.on_topology_change(ms, grown)
+    ema.on_topology_change(ms, grown, step=1)
     assert ms.layer_active() == before  # counts never change
     for n, p in params.items():
         m, g = ms.masks[n], grown[n]
         assert (p.detach()[~m] == 0).all()
         assert (p.detach()[g] == 0).all()  # regrown weights start at 0
         st_ = opt.state[p]
-        assert (st_["exp_avg"][g] == 0).all() and (st_["exp_avg_sq"][g] == 0).all()
+        # Regrown: the bias-corrected moments of a fresh weight's first step (t = 1 here).
+        torch.testing.assert_close(st_["exp_avg"][g], grads[n][g] * (1 - 0.9))
+        torch.testing.assert_close(st_["exp_avg_sq"][g], grads[n][g] ** 2 * (1 - 0.999))
         assert (ema.model.get_parameter(n).detach()[~m] == 0).all()  # EMA zero outside the masks
         assert not (g & ~m).any()
     # One more optimizer step and EMA update keep everything inside the masks.

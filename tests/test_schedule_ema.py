@@ -31,31 +31,55 @@ def test_cubic():
     assert cubic_sparsity(95, start=10, end=90, initial=0.0, final=0.8) == 0.8
 
 
-def test_sema_grown_weight_takes_current_value_and_pruned_zero():
+def test_sema_follows_eq5_in_the_loops_order():
+    """Eq. 5: T = 0 (the update step) EMA 0, T = 1 the weight itself, then the usual average,
+    with the topology change before the step's EMA update, as train() calls them."""
     lin = nn.Linear(2, 2, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 0.0]]))
     ms = MaskSet({"weight": lin.weight}, {"weight": torch.tensor([[1, 1], [1, 0]], dtype=torch.bool)})
     ema = SparseEMA(lin, beta=0.9)
-    # Topology change: prune (0, 1), grow (1, 1); the grown weight is 0 right now.
+    # Step 1's topology change: prune (0, 1), grow (1, 1); the grown weight is 0 right now.
     with torch.no_grad():
         lin.weight[0, 1] = 0.0
-    new = torch.tensor([[1, 0], [1, 1]], dtype=torch.bool)
-    ms.set_mask("weight", new)
-    grown = {"weight": torch.tensor([[0, 0], [0, 1]], dtype=torch.bool)}
-    ema.on_topology_change(ms, grown)
+    ms.set_mask("weight", torch.tensor([[1, 0], [1, 1]], dtype=torch.bool))
+    ema.on_topology_change(ms, {"weight": torch.tensor([[0, 0], [0, 1]], dtype=torch.bool)}, step=1)
+    ema.update(lin, step=1)
     w_ema = ema.model.weight
-    assert w_ema[0, 1] == 0.0 and w_ema[1, 1] == 0.0
-    # After one step the grown weight is 0.5: SEMA gives its EMA 0.5, not (1 - 0.9) * 0.5.
+    assert w_ema[0, 1] == 0.0 and w_ema[1, 1] == 0.0  # pruned out; grown at T = 0
+    # Step 2: the grown weight is 0.5; SEMA gives its EMA 0.5, not (1 - 0.9) * 0.5.
     with torch.no_grad():
         lin.weight[1, 1] = 0.5
         lin.weight[0, 0] = 2.0
-    ema.update(lin, step=1, masks=ms)
-    assert w_ema[1, 1].item() == pytest.approx(0.5)
+    ema.update(lin, step=2)
+    assert w_ema[1, 1].item() == 0.5
     assert w_ema[0, 0].item() == pytest.approx(0.9 * 1.0 + 0.1 * 2.0)
     assert w_ema[0, 1] == 0.0
-    # The next step averages as usual.
+    # Step 3 averages as usual.
     with torch.no_grad():
         lin.weight[1, 1] = 1.5
-    ema.update(lin, step=2, masks=ms)
+    ema.update(lin, step=3)
     assert w_ema[1, 1].item() == pytest.approx(0.9 * 0.5 + 0.1 * 1.5)
+
+
+def test_sema_order_of_calls_does_not_matter():
+    """A change reported after the step's EMA update gives the same average."""
+    results = []
+    for change_first in (True, False):
+        lin = nn.Linear(2, 1, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        ms = MaskSet({"weight": lin.weight}, {"weight": torch.tensor([[1, 0]], dtype=torch.bool)})
+        ema = SparseEMA(lin, beta=0.9)
+        ms.set_mask("weight", torch.tensor([[1, 1]], dtype=torch.bool))
+        grown = {"weight": torch.tensor([[0, 1]], dtype=torch.bool)}
+        if change_first:
+            ema.on_topology_change(ms, grown, step=5)
+        ema.update(lin, step=5)
+        if not change_first:
+            ema.on_topology_change(ms, grown, step=5)
+        with torch.no_grad():
+            lin.weight[0, 1] = -0.25
+        ema.update(lin, step=6)
+        results.append(ema.model.weight.detach().clone())
+    assert results[0][0, 1] == results[1][0, 1] == -0.25

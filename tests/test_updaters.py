@@ -48,24 +48,70 @@ def test_magnitude_prune_gradient_grow():
     assert grown["weight"].nonzero().tolist() == [[0, 2], [1, 1]]
     assert int(new.sum()) == 8
     assert changes[0].pruned == changes[0].grown == 2
-    # Regrown weights are 0 and their Adam moments reset; survivors keep theirs.
+    # Regrown weights are 0, with the bias-corrected Adam moments of a fresh weight's first step
+    # (g, g^2) stored divided by the tensor's correction at step 1; survivors keep theirs.
     assert lin.weight[0, 2] == 0 and lin.weight[1, 1] == 0
     st = opt.state[lin.weight]
-    assert st["exp_avg"][0, 2] == 0 and st["exp_avg_sq"][1, 1] == 0
+    assert st["exp_avg"][0, 2].item() == pytest.approx(5.0 * (1 - 0.9))
+    assert st["exp_avg_sq"][1, 1].item() == pytest.approx(16.0 * (1 - 0.999))
     assert st["exp_avg_sq"][0, 1] != 0
     assert (lin.weight[~new] == 0).all()
     assert ms.itop_rate() == 10 / 16
 
 
+def test_weight_dropped_and_regrown_in_one_update_keeps_value_and_state():
+    """RigL's reinit_when_same=False: (0, 0) is the smallest active weight and also has the
+    largest gradient, so it is dropped and taken back; it was never removed."""
+    lin, ms = _layer(W, M)
+    opt = torch.optim.Adam(lin.parameters())
+    lin(torch.randn(3, 4)).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(W))
+    ms.apply_()
+    st = opt.state[lin.weight]
+    before = {k: st[k][0, 0].item() for k in ("exp_avg", "exp_avg_sq")}
+    g = torch.zeros(4, 4)
+    g[0, 0], g[0, 2] = 9.0, 5.0
+    changes, grown = prune_and_regrow(ms, 0.25, dense_grads={"weight": g}, optimizer=opt)
+    # Dropped: (0, 0) and (1, 2); grown: (0, 0) again and (0, 2). Really: one out, one in.
+    assert ms.masks["weight"][0, 0] and ms.masks["weight"][0, 2] and not ms.masks["weight"][1, 2]
+    assert lin.weight[0, 0].item() == pytest.approx(0.1)
+    assert {k: st[k][0, 0].item() for k in before} == before
+    assert (changes[0].pruned, changes[0].grown) == (1, 1)
+    assert grown["weight"].nonzero().tolist() == [[0, 2]]
+    assert ms.pop_removed()["weight"].nonzero().tolist() == [[1, 2]]
+
+
+def test_regrown_weights_first_adam_step_is_lr():
+    """At a large step count, zeroed moments make a regrown weight's first step
+    lr (1 - b1) / sqrt(1 - b2) = 15.8 lr; a fresh weight's, and ours, is lr."""
+    lr = 1e-3
+    lin, ms = _layer(W, M)
+    opt = torch.optim.Adam(lin.parameters(), lr=lr, betas=(0.5, 0.999))
+    for _ in range(3000):
+        opt.zero_grad()
+        lin.weight.grad = torch.randn(4, 4) * torch.tensor(M, dtype=torch.float32)
+        opt.step()
+    ms.apply_()
+    _, grown = prune_and_regrow(ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt)
+    g = grown["weight"]
+    opt.zero_grad()
+    lin.weight.grad = torch.tensor(G) * ms.masks["weight"]  # the same gradient one step later
+    opt.step()
+    torch.testing.assert_close(lin.weight.detach()[g].abs(), torch.full((2,), lr), rtol=1e-4, atol=0)
+
+
 def test_random_growth_only_among_inactive():
     lin, ms = _layer(W, M)
     before = ms.masks["weight"].clone()
-    _, grown = prune_and_regrow(ms, 0.5, grow="random", generator=torch.Generator().manual_seed(0))
-    g = grown["weight"]
-    assert int(g.sum()) == 4
-    kept = before & ms.masks["weight"] & ~g
-    assert int(kept.sum()) == 4
-    assert not (g & kept).any()
+    changes, grown = prune_and_regrow(ms, 0.5, grow="random", generator=torch.Generator().manual_seed(0))
+    g, after = grown["weight"], ms.masks["weight"]
+    assert not (g & before).any()  # really new connections were inactive
+    assert int(after.sum()) == 8
+    # 4 dropped, 4 grown among the 12 not kept; the grown ones that had been dropped count in neither.
+    assert changes[0].grown == int(g.sum()) == int((before & ~after).sum()) == changes[0].pruned
+    assert int((before & after).sum()) >= 4
 
 
 def test_momentum_growth_uses_adam_first_moment():

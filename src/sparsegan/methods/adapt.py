@@ -64,9 +64,10 @@ class ADAPT(STUGAN):
             # Distribution counts can fall below a layer's current count after earlier changes;
             # never prune while growing, and put the whole increase where the distribution allows.
             counts = _at_least(counts, active, round(target * masks.numel()))
-            grads = self._dense_grads.pop("D", None) or {n: p.detach().abs() for n, p in masks.params.items()}
-            grow_to(masks, counts, {n: g.abs() for n, g in grads.items()}, optimizer=optimizer,
-                    reset_state=self.cfg.reset_regrown_state)
+            grads = self._dense_grads.pop("D", None)
+            scores = {n: g.abs() for n, g in grads.items()} if grads else {n: p.detach().abs() for n, p in masks.params.items()}
+            grow_to(masks, counts, scores, optimizer=optimizer, reset_state=self.cfg.reset_regrown_state,
+                    dense_grads=grads)
             grown = masks.active() - n_before
         elif action == "prune":
             prune_once(masks, 1.0 - target, "layer", self.cfg.distribution, self.cfg.erk_power_scale)

@@ -118,23 +118,41 @@ class Method:
     def before_step(self, net: str, step: int) -> None:
         masks = self.masks[net]
         if self.wants_dense_grad(net, step):
-            self._dense_grads[net] = {
-                n: p.grad.detach().clone() for n, p in masks.params.items() if p.grad is not None
-            }
+            # D takes n_dis steps per G step: the last one's gradient is kept, in one buffer.
+            kept = self._dense_grads.setdefault(net, {})
+            for n, p in masks.params.items():
+                if p.grad is None:
+                    kept.pop(n, None)
+                elif n in kept and kept[n].shape == p.grad.shape:
+                    kept[n].copy_(p.grad)
+                else:
+                    kept[n] = p.grad.detach().clone()
         if self.enforce_masks and self.cfg.mask_gradients:
             masks.mask_grads_()
 
+    @property
+    def inactive_moments_zero(self) -> bool:
+        """Whether the optimizer history of every inactive weight is 0. Then, with masked
+        gradients, Adam leaves inactive weights exactly 0 (its update there is 0 / (0 + eps)) and
+        no re-zeroing is needed after the step. Not so in the reference code's mode
+        (``--no-reset-regrown-state``: stale moments are kept) or without gradient masking."""
+        return self.cfg.mask_gradients and self.cfg.reset_regrown_state
+
     def after_step(self, net: str, step: int) -> None:
-        # With masked gradients and zero optimizer moments at every inactive entry (reset below
-        # whenever a weight is deactivated), Adam leaves inactive weights exactly 0: its update
-        # there is 0 / (0 + eps). Re-zeroing is needed only when gradients are not masked.
-        if self.enforce_masks and not self.cfg.mask_gradients:
-            self.masks[net].apply_()
+        if self.enforce_masks and not self.inactive_moments_zero:
+            self.masks[net].apply_()  # the reference code's apply_mask after every step
 
     def sync_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
         """Zero the optimizer moments of every weight deactivated since the last call, and the
-        weights themselves, so that they stay 0 (called by the loop after topology changes)."""
+        weights themselves, so that they stay 0 (called by the loop after topology changes).
+        In the reference code's mode (``--no-reset-regrown-state``) the moments are kept, as
+        there: a weight regrown later resumes its stale history."""
         if not self.enforce_masks:
+            return
+        if not self.cfg.reset_regrown_state:
+            for masks in self.masks.values():
+                if masks.pop_removed():
+                    masks.apply_()
             return
         from sparsegan.sparsity import reset_optimizer_state
 

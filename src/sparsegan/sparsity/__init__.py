@@ -9,7 +9,7 @@ from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts, er, erk, uniform
 from sparsegan.sparsity.ema import SparseEMA
 from sparsegan.sparsity.masks import SCOPES, MaskSet, prunable_parameters, target_counts
-from sparsegan.sparsity.optim import reset_optimizer_state
+from sparsegan.sparsity.optim import reset_optimizer_state, start_regrown_state
 from sparsegan.sparsity.schedules import UpdateSchedule, cubic_sparsity
 from sparsegan.sparsity.stats import mask_distance
 from sparsegan.sparsity.topk import global_topk_masks, topk_indices, topk_mask
@@ -20,5 +20,5 @@ __all__ = [
     "LayerChange", "MaskSet", "SparseEMA", "UpdateSchedule",
     "allocate_active_counts", "cubic_sparsity", "er", "erk", "global_topk_masks", "grow_to",
     "magnitude_prune_to", "mask_distance", "prunable_parameters", "prune_and_regrow",
-    "reset_optimizer_state", "target_counts", "topk_indices", "topk_mask", "uniform",
+    "reset_optimizer_state", "start_regrown_state", "target_counts", "topk_indices", "topk_mask", "uniform",
 ]

@@ -1,9 +1,15 @@
-"""EMA of the generator's weights, sparse-aware (SEMA, STU-GAN §3.3).
+"""EMA of the generator's weights, sparse-aware (SEMA, STU-GAN §3.3, Eq. 5).
 
 Plain EMA would give a newly grown weight the value (1 - beta) * theta after its first step and
-let it creep up for thousands of steps; SEMA starts its average at the weight's current value
-instead, and keeps pruned weights at exactly 0. Buffers (BN statistics) are copied, not
-averaged; the choice is recorded in the run config (REFERENCE §6.7).
+let it creep up for thousands of steps. SEMA, with T the number of G steps since the weight was
+grown: EMA = 0 at T = 0 (the update step itself, where the grown weight is 0), theta_t at T = 1
+(the next G step), beta * EMA + (1 - beta) * theta_t for T > 1; pruned weights are 0 in the EMA.
+Buffers (BN statistics) are copied, not averaged; the choice is recorded in the run config
+(REFERENCE §6.7).
+
+Use: ``update(model, step)`` after every G optimizer step, and ``on_topology_change(masks,
+grown, step)`` when the masks changed at ``step``, before or after that step's ``update``: a
+grown weight's average restarts at the first ``update`` of a *later* step, whatever the order.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ class SparseEMA:
         self.start_step = start_step
         self.sparse = sparse
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self._fresh: dict[str, Tensor] = {}
+        self._fresh: dict[int, dict[str, Tensor]] = {}  # step of the change -> grown entries
 
     def _pairs(self, model: nn.Module):
         src = dict(model.named_parameters())
@@ -33,8 +39,9 @@ class SparseEMA:
             yield name, p_ema, src[name]
 
     @torch.no_grad()
-    def on_topology_change(self, masks: MaskSet, grown: Mapping[str, Tensor]) -> None:
-        """Pruned weights leave the average; grown ones start from their current value."""
+    def on_topology_change(self, masks: MaskSet, grown: Mapping[str, Tensor], step: int) -> None:
+        """The masks changed at G step ``step``: pruned weights leave the average (0), grown ones
+        take their current value (0, T = 0) and restart their average at the next step (T = 1)."""
         ema_params = dict(self.model.named_parameters())
         for name, mask in masks.masks.items():
             p_ema, p = ema_params[name], masks.params[name]
@@ -42,21 +49,24 @@ class SparseEMA:
             if g is not None and g.any():
                 p_ema[g] = p.detach()[g]
                 if self.sparse:
-                    prev = self._fresh.get(name)
-                    self._fresh[name] = g.clone() if prev is None else prev | g
+                    marks = self._fresh.setdefault(step, {})
+                    marks[name] = g.clone() if name not in marks else marks[name] | g
             p_ema.mul_(mask)
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int, masks: MaskSet | None = None) -> None:
         """Average after the G step that completes ``step``; before ``start_step`` copy."""
         beta = self.beta if step >= self.start_step else 0.0
-        for name, p_ema, p in self._pairs(model):
+        for _, p_ema, p in self._pairs(model):
             p_ema.lerp_(p.detach(), 1.0 - beta)
-            fresh = self._fresh.pop(name, None)
-            if fresh is not None:
-                p_ema[fresh] = p.detach()[fresh]
+        # SEMA's T = 1: weights grown at an earlier step take their current value.
+        due = sorted(s for s in self._fresh if s < step)
+        if due or masks is not None:
+            ema_params, src = dict(self.model.named_parameters()), dict(model.named_parameters())
+        for changed_at in due:
+            for name, fresh in self._fresh.pop(changed_at).items():
+                ema_params[name][fresh] = src[name].detach()[fresh]
         if masks is not None:
-            ema_params = dict(self.model.named_parameters())
             for name, mask in masks.masks.items():
                 ema_params[name].mul_(mask)
         src_buffers = dict(model.named_buffers())
@@ -66,10 +76,13 @@ class SparseEMA:
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),
-            "fresh": {n: t.cpu() for n, t in self._fresh.items()},
+            "fresh": {step: {n: t.cpu() for n, t in marks.items()} for step, marks in self._fresh.items()},
         }
 
     def load_state_dict(self, state: Mapping) -> None:
         self.model.load_state_dict(state["model"])
         dev = next(self.model.parameters()).device
-        self._fresh = {n: t.to(dev) for n, t in state["fresh"].items()}
+        fresh = state["fresh"]
+        if any(isinstance(v, Tensor) for v in fresh.values()):  # written before marks had a step
+            fresh = {0: fresh} if fresh else {}
+        self._fresh = {int(step): {n: t.to(dev) for n, t in marks.items()} for step, marks in fresh.items()}

@@ -1,26 +1,77 @@
-"""Optimizer-state surgery for changing masks."""
+"""Optimizer-state surgery for changing masks.
+
+Two operations, one per kind of mask change:
+
+* a **removed** weight loses its history (:func:`reset_optimizer_state`): with masked gradients,
+  zero moments make Adam's update there 0 / (0 + eps) = 0, so the weight stays exactly 0;
+* a **regrown** weight starts a history of its own (:func:`start_regrown_state`), sized like
+  a freshly initialised weight's.
+
+Why the second one is not a plain reset. Adam's bias correction is per tensor: it divides the
+moments by 1 - beta^t with the tensor's step count t. For a weight whose moments were zeroed at
+step t >> 1 that correction is ~1, so its first update is lr * (1 - b1) g / sqrt((1 - b2) g^2) =
+lr (1 - b1) / sqrt(1 - b2): 15.8 lr at betas (0.5, 0.999), 31.6 lr at (0, 0.999), and its steps
+stay oversized for ~1/(1 - b2) steps (REFERENCE §2). A fresh Adam's first step is lr: its
+bias-corrected moments after one step are exactly g and g^2. We give the regrown entry those
+bias-corrected moments from the dense gradient g seen at the update, stored pre-divided by the
+tensor's correction, m = g (1 - b1^t) and v = g^2 (1 - b2^t), so that Adam's next step sees
+m_hat = b1 g + (1 - b1) g' and v_hat = b2 g^2 + (1 - b2) g'^2 (g' its next gradient): lr in size
+when g' ~ g, as a fresh weight's. This costs nothing per step (the per-entry step-count
+alternative needs a custom optimizer), so sparse steps keep the speed of dense ones.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-
 # State entries shaped like the parameter that carry history (Adam moments, SGD momentum).
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 
+def _moments(optimizer: torch.optim.Optimizer, param: Tensor) -> dict[str, Tensor]:
+    state = optimizer.state.get(param) or {}
+    return {k: state[k] for k in _MOMENT_KEYS
+            if isinstance(state.get(k), Tensor) and state[k].shape == param.shape}
+
+
+def _group_of(optimizer: torch.optim.Optimizer, param: Tensor) -> dict:
+    for group in optimizer.param_groups:
+        if any(p is param for p in group["params"]):
+            return group
+    raise ValueError("the optimizer does not hold this parameter")
+
+
 @torch.no_grad()
 def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, entries: Tensor) -> None:
-    """Zero the optimizer's per-entry history of ``param`` where ``entries`` is True.
+    """Zero the optimizer's per-entry history of ``param`` where ``entries`` is True."""
+    for buf in _moments(optimizer, param).values():
+        buf.masked_fill_(entries, 0.0)
 
-    A regrown weight starts at 0 and, by default here, with no stale momentum (REFERENCE §6.2:
-    the reference code keeps Adam moments of regrown weights, so their first step is not fresh).
+
+@torch.no_grad()
+def start_regrown_state(
+    optimizer: torch.optim.Optimizer, param: Tensor, entries: Tensor, grad: Tensor | None
+) -> None:
+    """Give the regrown ``entries`` of ``param`` the optimizer history of a weight that has just
+    taken its first step with gradient ``grad`` (the dense gradient seen at the update).
+
+    Adam / AdamW (``exp_avg``, ``exp_avg_sq``): bias-corrected moments g and g^2, stored divided
+    by the tensor's bias correction at its current step count (module docstring). SGD momentum:
+    0, which a fresh SGD weight's first step reaches too (its buffer becomes g). Without a
+    gradient (none was captured) the history is zeroed, the best that can be done then.
     """
-    state = optimizer.state.get(param)
-    if not state:
+    moments = _moments(optimizer, param)
+    if not moments:
+        return  # no step taken yet: the optimizer initialises these entries like every other
+    if grad is None or "exp_avg" not in moments:
+        reset_optimizer_state(optimizer, param, entries)
         return
-    for key in _MOMENT_KEYS:
-        buf = state.get(key)
-        if isinstance(buf, Tensor) and buf.shape == param.shape:
-            buf.masked_fill_(entries, 0.0)
+    step = optimizer.state[param].get("step", 0)
+    t = float(step.item() if isinstance(step, Tensor) else step)
+    beta1, beta2 = _group_of(optimizer, param)["betas"]
+    g = grad.detach().to(param.dtype)
+    moments["exp_avg"].copy_(torch.where(entries, g * (1.0 - beta1 ** t), moments["exp_avg"]))
+    for key in ("exp_avg_sq", "max_exp_avg_sq"):
+        if key in moments:
+            moments[key].copy_(torch.where(entries, g.square() * (1.0 - beta2 ** t), moments[key]))

@@ -15,12 +15,15 @@ from torch import Tensor
 
 from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA
 from sparsegan.sparsity.masks import MaskSet
-from sparsegan.sparsity.optim import reset_optimizer_state
+from sparsegan.sparsity.optim import start_regrown_state
 from sparsegan.sparsity.topk import global_topk_masks, topk_mask
 
 
 @dataclass
 class LayerChange:
+    """One layer's update: ``pruned`` connections really removed, ``grown`` really new ones
+    (a weight dropped and regrown in the same update counts in neither)."""
+
     name: str
     active: int
     pruned: int
@@ -46,11 +49,19 @@ def prune_and_regrow(
 ) -> tuple[list[LayerChange], dict[str, Tensor]]:
     """One prune-and-regrow update of every layer in ``masks``.
 
-    Regrown weights are set to 0 and, with ``reset_state``, their optimizer moments are zeroed.
-    A weight pruned in this update may be regrown in the same update (as in RigL); it then
-    restarts from 0 like any other grown weight. Returns the per-layer changes and the grown
-    entries (for SEMA). ``prune_inputs`` replaces the gradient seen by the prune criterion
-    (GraSP's Hessian-gradient product); by default it sees ``dense_grads``.
+    Per layer, the ``fraction`` of active weights with the lowest prune score is dropped and as
+    many weights are grown among all the others, the just-dropped ones included (RigL). A weight
+    dropped and regrown in the same update was never removed: it keeps its value and optimizer
+    state (RigL's ``reinit_when_same=False``, the STU-GAN code). Really new connections start at
+    0 and, with ``reset_state``, with the optimizer history of a fresh weight
+    (:func:`~sparsegan.sparsity.optim.start_regrown_state`, from ``dense_grads``); without it
+    they keep whatever history the optimizer has there (the reference code's behaviour).
+    Removed weights are zeroed here; their optimizer history is the caller's to clear (the
+    MaskSet remembers them until :meth:`MaskSet.pop_removed`).
+
+    Returns the per-layer changes and the really new entries (for SEMA). ``prune_inputs``
+    replaces the gradient seen by the prune criterion (GraSP's Hessian-gradient product); by
+    default it sees ``dense_grads``.
     """
     prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
     grads = dense_grads or {}
@@ -72,12 +83,13 @@ def prune_and_regrow(
         # Grow n_swap weights among those not kept.
         grow_scores = _minus_inf_where(grow_fn(param, grad, state, generator), kept)
         grown = topk_mask(grow_scores, n_swap)
+        new = grown & ~mask  # really new connections; grown & mask were dropped and taken back
         masks.set_mask(name, kept | grown)
-        param.masked_fill_(grown, 0.0)
+        param.masked_fill_(new, 0.0)
         if reset_state and optimizer is not None:
-            reset_optimizer_state(optimizer, param, grown)
-        changes.append(LayerChange(name, n_active, n_swap, n_swap))
-        grown_entries[name] = grown
+            start_regrown_state(optimizer, param, new, grad)
+        changes.append(LayerChange(name, n_active, int((mask & ~kept & ~grown).sum()), int(new.sum())))
+        grown_entries[name] = new
     masks.apply_()
     return changes, grown_entries
 
@@ -110,9 +122,11 @@ def grow_to(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     reset_state: bool = True,
+    dense_grads: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Grow each layer to ``counts[name]`` active weights, taking the inactive weights with the
-    highest score; grown weights start at 0 (with reset optimizer moments). Returns grown entries."""
+    highest score; grown weights start at 0, with ``reset_state`` with a fresh weight's optimizer
+    history from ``dense_grads`` (as in :func:`prune_and_regrow`). Returns the grown entries."""
     grown_entries = {}
     for name, param in masks.params.items():
         mask = masks.masks[name]
@@ -124,7 +138,7 @@ def grow_to(
         masks.set_mask(name, mask | grown)
         param.masked_fill_(grown, 0.0)
         if reset_state and optimizer is not None:
-            reset_optimizer_state(optimizer, param, grown)
+            start_regrown_state(optimizer, param, grown, (dense_grads or {}).get(name))
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries

@@ -284,16 +284,17 @@ def train(
 
             # 3. Topology: every Delta T completed G steps, never at step 0 or the final step.
             for ev in t.method.end_of_step(step, t.opt, t.rng["topology"]):
-                if ev.net == "G" and t.method.enforce_masks:  # SEMA: pruned out, grown in at their value
-                    t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries)
+                if ev.net == "G" and t.method.enforce_masks:  # SEMA: pruned out, grown in at 0 (T = 0)
+                    t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries, step)
                 run.log({"kind": "topology", "step": step, **ev.record(),
                          "mask_checksums": t.dist.mask_checksums(t.method.masks[ev.net])})  # one per rank
             t.method.sync_optimizers(t.opt)  # deactivated weights: moments reset, so they stay 0
             for rec in t.method.drain_records():
                 run.log({"step": step, **rec})
 
-            # 4. EMA of G (SEMA for sparse methods). Inactive entries stay exactly 0 without a mask
-            # multiply: G's inactive weights are 0 and every mask change above zeroed the EMA there.
+            # 4. EMA of G (SEMA for sparse methods: weights grown above take their value at the next
+            # step, T = 1). Inactive entries stay exactly 0 without a mask multiply: G's inactive
+            # weights are 0 and every mask change above zeroed the EMA there.
             t.ema.update(t.G, step)
 
             # 5. Bookkeeping at tick boundaries.
