@@ -47,8 +47,8 @@ class TrainConfig:
     prune_criterion: str = _f("magnitude", "which active weights to drop", choices="prune_criterion")
     grow: str = _f("gradient", "which inactive weights to grow: gradient (RigL), random (SET), momentum", choices="grow")
     explore: str = _f("G", "which net's topology STU-GAN explores", choices="explore")
-    reset_regrown_state: bool = _f(True, "zero the optimizer moments of regrown weights (reference code: no)")
-    mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no)")
+    reset_regrown_state: bool = _f(True, "optimizer state surgery at topology changes: a new weight gets a fresh weight's Adam history (first step ~lr), a removed one loses its history (reference code: neither)")
+    mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no; inactive weights are then re-zeroed after every step)")
     # --- baselines (pf, gmp, imp, early_bird, snip, grasp, adapt) and ticket transfer ------
     from_run: str | None = _f(None, "pf: the dense run folder to prune (its final weights)", flag="--from")
     ranking: str = _f("layer", "pf / imp magnitude ranking: per layer (counts from --distribution) or global", choices="ranking")

@@ -3,12 +3,15 @@
 Algorithm 1: ERK masks at s_G and s_D; every Delta T completed G steps (never at step 0 nor at
 the final step) the explored net drops the fraction p of its active weights with the smallest
 magnitude, per layer, and regrows as many with the largest dense-gradient magnitude (RigL).
-p decays with a non-periodic cosine from 0.5. Grown weights start at 0. The EMA generator
-follows SEMA (handled by the loop through the grown entries each event carries).
+p decays with a non-periodic cosine from 0.5. New connections start at 0; a weight dropped and
+regrown in the same update keeps its value and state. The EMA generator follows SEMA (Eq. 5; the
+loop passes the new entries each event carries to :class:`~sparsegan.sparsity.SparseEMA`).
 
 Deliberate differences from the reference code (REFERENCE §6): exact-count masks, gradients
-of inactive weights masked and Adam moments of regrown weights reset (both switchable), the
-dense gradient captured from the G step that completes the update step rather than recomputed.
+of inactive weights masked, removed weights' Adam moments cleared and new weights given a fresh
+weight's Adam history so their first step is ~lr (both switchable: ``--no-mask-gradients
+--no-reset-regrown-state``), the dense gradient captured from the G step that completes the
+update step rather than recomputed.
 """
 
 from __future__ import annotations
