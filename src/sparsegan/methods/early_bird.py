@@ -25,8 +25,8 @@ Records (metrics.jsonl). Each check, kind=early_bird_check:
                     ticket is drawn when it is below the threshold and the window is full
     "window_full"   whether the window held ``--eb-window`` masks (the newest included)
     "threshold"
-The draw, kind=early_bird: "detected" (False: drawn at the budget), "check", "distances",
-"max_distance", "threshold" and the ticket's "density" per net; its "step" is the draw step.
+The draw, kind=early_bird: the keys of its check's record, "detected" (False: drawn at the end of
+the budget) and the ticket's "density" per net; its "step" is the draw step.
 
 Differences from You et al.: magnitude masks of all prunable weights instead of BN-scale channel
 masks (the Generative Tickets variant), ranked per ``--ranking``.
@@ -122,7 +122,7 @@ class EarlyBird(Method):
         self.enforce_masks = True
         self.drawn_at = step
         self.history = []  # no further checks
-        self.emit({"kind": "early_bird", "detected": detected, **{k: v for k, v in record.items() if k != "window_full"},
+        self.emit({"kind": "early_bird", "detected": detected, **record,
                    "density": {net: self.masks[net].density() for net in NETS}})
         return [self.event(net, pruned=self.masks[net].numel() - self.masks[net].active()) for net in NETS]
 
