@@ -171,7 +171,8 @@ def test_early_bird_records_distances_that_triggered(tmp_path, data):
                   "--lr-d", "1e-6", "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
     eb = read_records(tmp_path / "r", "early_bird")
     assert len(eb) == 1 and eb[0]["detected"] is True and eb[0]["step"] == 6
-    assert len(eb[0]["distances"]) == 2 and max(eb[0]["distances"]) < 0.5
+    assert {net: len(d) for net, d in eb[0]["distances"].items()} == {"G": 2, "D": 2}
+    assert eb[0]["max_distance"] == max(d for ds in eb[0]["distances"].values() for d in ds) < 0.5
     checks = read_records(tmp_path / "r", "early_bird_check")
     assert [c["step"] for c in checks] == [2, 4, 6]
     _check_densities(tmp_path / "r", 0.8, 0.5)

@@ -60,8 +60,10 @@ class TrainConfig:
     imp_d: str = _f("init", "imp: D at the start of each round: reset to init, rewound, or kept", choices="imp_d")
     imp_control: str = _f("none", "imp: lottery-ticket controls: random re-init of the ticket, or random masks", choices="imp_control")
     eb_interval: int = _f(100, "early_bird: G steps between mask checks")
-    eb_window: int = _f(5, "early_bird: masks compared at each check (the newest and the previous ones)")
-    eb_threshold: float = _f(0.1, "early_bird: draw the ticket when the max mask distance is below this")
+    eb_window: int = _f(5, "early_bird: masks compared at each check from the window-th on: the newest and the previous window-1 (at least 2)")
+    eb_threshold: float = _f(0.1, "early_bird: draw the ticket when the largest distance between the newest mask and the window's older ones, "
+                                  "per pruned net, is below this; distance = differing positions / the most two masks of that density "
+                                  "can differ in (2 min(k, n-k)), in [0, 1]: 0.1 = at most 10%% of the kept weights changed")
     eb_max_steps: int | None = _f(None, "early_bird: search budget in G steps (default: half the run)")
     probe_batches: int = _f(1, "snip / grasp: batches of the training loss used to score weights at init")
     balance_every: int = _f(10, "log ADAPT's balance ratio every this many G steps (GANs)")

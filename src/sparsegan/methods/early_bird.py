@@ -1,10 +1,33 @@
 """Early-bird tickets (You et al. 2020; for GANs, Kalibhat et al. 2021).
 
-Train dense; every ``--eb-interval`` G steps compute the magnitude masks at the targets and keep
-the last ``--eb-window``; when the largest normalised Hamming distance between the newest mask
-and the others falls below ``--eb-threshold``, draw the ticket (prune to those masks) and go on
-training it sparse with fixed masks. If no ticket emerges within ``--eb-max-steps`` (default: half
-the run), the ticket is drawn at the end of the budget, and the record says it was not detected.
+Train dense; every ``--eb-interval`` G steps compute the magnitude masks at the targets on
+detached copies of the weights (a check never changes the live weights: until the ticket is
+drawn the run is exactly dense training), and keep the newest ``--eb-window`` masks. At every
+check from the ``--eb-window``-th on, compare the newest mask with each of the window's older
+ones, per pruned net; when the largest of these distances, over the pruned nets and the older
+masks, is below ``--eb-threshold``, draw the ticket: prune the current (dense-trained) weights to
+the newest masks and go on training them sparse with fixed masks. If no ticket emerges within
+``--eb-max-steps`` (default: half the run), the ticket is drawn at the end of the budget from
+that step's masks, and the record says it was not detected.
+
+Distance (``sparsegan.sparsity.mask_distance``): per net, the Hamming distance between two masks
+divided by the most two masks of that density can differ in (2 min(k, n - k) of a net's n
+prunable weights, k active), so it lies in [0, 1] at every sparsity. A threshold of 0.1 means: at
+most 10 % of the kept weights (of the pruned ones if the density is above 0.5) changed between
+the newest mask and any mask of the window. A net whose target sparsity is 0 is never pruned and
+takes no part in the criterion (a dense D would otherwise dilute G's distance).
+
+Records (metrics.jsonl). Each check, kind=early_bird_check:
+    "check"         1-based index of this check
+    "distances"     {net: [distance from the newest mask to each older mask of the window,
+                    oldest first]}, pruned nets only
+    "max_distance"  the largest of them over nets and masks (None at the first check); the
+                    ticket is drawn when it is below the threshold and the window is full
+    "window_full"   whether the window held ``--eb-window`` masks (the newest included)
+    "threshold"
+The draw, kind=early_bird: the keys of its check's record, "detected" (False: drawn at the end of
+the budget) and the ticket's "density" per net; its "step" is the draw step.
+
 Differences from You et al.: magnitude masks of all prunable weights instead of BN-scale channel
 masks (the Generative Tickets variant), ranked per ``--ranking``.
 """
@@ -15,6 +38,7 @@ from typing import Any
 
 import torch
 
+from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, NETS, Method
 from sparsegan.methods.pf import prune_once
 from sparsegan.sparsity import MaskSet, mask_distance
@@ -27,7 +51,18 @@ class EarlyBird(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
+        if cfg.eb_window < 2:
+            raise UserError(f"--eb-window must be at least 2 (the newest mask and an older one), got {cfg.eb_window}")
+        if not 0.0 <= cfg.eb_threshold <= 1.0:
+            raise UserError(f"--eb-threshold must be in [0, 1] (mask distances are normalised to it), "
+                            f"got {cfg.eb_threshold}")
+        self.pruned_nets = [net for net in NETS if self.target_sparsity(net) > 0]
+        if not self.pruned_nets:
+            raise UserError("--method early_bird needs --sparsity-g or --sparsity-d above 0: "
+                            "with both at 0 there is no ticket to search for")
+        # The older masks of the window (at most eb_window - 1), oldest first, keyed "<net>.<name>".
         self.history: list[dict[str, torch.Tensor]] = []
+        self.checks = 0
         self.drawn_at: int | None = None
 
     @property
@@ -39,30 +74,46 @@ class EarlyBird(Method):
         return MaskSet.dense(params)
 
     def _candidate(self) -> dict[str, torch.Tensor]:
-        """Magnitude masks at the targets for the current weights, keyed "G.<name>" / "D.<name>"."""
+        """Magnitude masks at the targets for the current weights, keyed "<net>.<name>", pruned
+        nets only. The ranking runs on detached copies: ``prune_once`` (shared with PF, so both
+        rank alike) zeroes the weights it prunes, and the live weights must stay dense."""
         out = {}
-        for net in NETS:
-            s = self.target_sparsity(net)
-            m = self.masks[net]
-            probe = MaskSet.dense(m.params)
-            if s > 0:
-                prune_once(probe, s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
-            out.update({f"{net}.{n}": t.clone() for n, t in probe.masks.items()})
+        for net in self.pruned_nets:
+            probe = MaskSet.dense({n: p.detach().clone() for n, p in self.masks[net].params.items()})
+            prune_once(probe, self.target_sparsity(net), self.cfg.ranking, self.cfg.distribution,
+                       self.cfg.erk_power_scale)
+            out.update({f"{net}.{n}": t for n, t in probe.masks.items()})
+        return out
+
+    def distances(self, newest: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+        """Per pruned net, the distance from ``newest`` to each older mask of the window."""
+        out = {}
+        for net in self.pruned_nets:
+            keys = [k for k in newest if k.startswith(f"{net}.")]
+            out[net] = [mask_distance({k: newest[k] for k in keys}, {k: old[k] for k in keys})
+                        for old in self.history]
         return out
 
     def end_of_step(self, step, optimizers, generator):
         if self.drawn_at is not None or step % self.cfg.eb_interval != 0 and step < self.budget:
             return []
         newest = self._candidate()
-        distances = [mask_distance(newest, old) for old in self.history]
-        self.history = (self.history + [newest])[-self.cfg.eb_window:]
-        self.emit({"kind": "early_bird_check", "distances": distances,
-                   "max_distance": max(distances) if distances else None})
-        detected = len(distances) == self.cfg.eb_window - 1 and max(distances) < self.cfg.eb_threshold
+        self.checks += 1
+        distances = self.distances(newest)
+        flat = [d for ds in distances.values() for d in ds]
+        max_distance = max(flat) if flat else None
+        window_full = len(self.history) == self.cfg.eb_window - 1
+        # Keep the window's older masks for the next check: the newest and the eb_window - 2 before it.
+        self.history = (self.history + [newest])[-(self.cfg.eb_window - 1):]
+        record = {"check": self.checks, "distances": distances, "max_distance": max_distance,
+                  "window_full": window_full, "threshold": self.cfg.eb_threshold}
+        self.emit({"kind": "early_bird_check", **record})
+        detected = window_full and max_distance < self.cfg.eb_threshold
         if not detected and step < self.budget:
             return []
-        # Draw the ticket: prune to the newest masks and train it sparse from here on.
-        for net in NETS:
+        # Draw the ticket: prune the current weights to the newest masks and train them sparse
+        # from here on (You et al.: the ticket keeps the weights trained so far).
+        for net in self.pruned_nets:
             m = self.masks[net]
             for n in m.params:
                 m.set_mask(n, newest[f"{net}.{n}"])
@@ -70,8 +121,8 @@ class EarlyBird(Method):
             m.apply_()
         self.enforce_masks = True
         self.drawn_at = step
-        self.emit({"kind": "early_bird", "detected": detected, "distances": distances,
-                   "threshold": self.cfg.eb_threshold,
+        self.history = []  # no further checks
+        self.emit({"kind": "early_bird", "detected": detected, **record,
                    "density": {net: self.masks[net].density() for net in NETS}})
         return [self.event(net, pruned=self.masks[net].numel() - self.masks[net].active()) for net in NETS]
 
@@ -82,11 +133,13 @@ class EarlyBird(Method):
 
     def state_dict(self):
         out = super().state_dict()
-        out["early_bird"] = {"history": self.history, "drawn_at": -1 if self.drawn_at is None else self.drawn_at}
+        out["early_bird"] = {"history": self.history, "checks": self.checks,
+                             "drawn_at": -1 if self.drawn_at is None else self.drawn_at}
         return out
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         eb = state["early_bird"]
-        self.history = [dict(h) for h in eb["history"]]
+        self.history = [dict(h) for h in eb["history"]][-(self.cfg.eb_window - 1):]
+        self.checks = int(eb.get("checks", len(self.history)))
         self.drawn_at = None if eb["drawn_at"] < 0 else int(eb["drawn_at"])
