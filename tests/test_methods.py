@@ -61,7 +61,7 @@ def test_method_runs_and_hits_targets(tmp_path, data, model, method):
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_pf_from_dense_run(tmp_path, data, model):
     assert _train(data, tmp_path / "dense", *MODEL_ARGS[model], "--method", "dense", "--steps", "4") == 0
-    for ranking, nets in (("layer", "G"), ("global", "GD")):
+    for ranking, nets in (("uniform", "G"), ("global", "GD")):
         out = tmp_path / f"pf-{ranking}"
         assert _train(data, out, *MODEL_ARGS[model], "--method", "pf", "--from", str(tmp_path / "dense"),
                       "--ranking", ranking, "--prune-nets", nets, "--steps", "4",
@@ -83,7 +83,7 @@ def test_pf_needs_a_source(tmp_path, data, capsys):
 
 def test_gmp_follows_cubic_schedule(tmp_path, data):
     assert _train(data, tmp_path / "r", *MODEL_ARGS["mlp"], "--method", "gmp", "--steps", "40",
-                  "--update-interval", "5", "--gmp-start", "0.1", "--gmp-end", "0.8", "--sparsity-g", "0.9",
+                  "--gmp-interval", "5", "--gmp-start", "0.1", "--gmp-end", "0.8", "--sparsity-g", "0.9",
                   "--sparsity-d", "0.0") == 0
     topo = [r for r in read_records(tmp_path / "r", "topology") if r["net"] == "G"]
     assert [r["step"] for r in topo] == [9, 14, 19, 24, 29, 32]

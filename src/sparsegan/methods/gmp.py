@@ -10,7 +10,8 @@ At a pruning step t each sparse net is pruned by magnitude to
 
 so the last pruning step (t1) lands exactly on the target. Zhu & Gupta prune every layer to the
 same s_t: ``--ranking uniform`` (the default); ``distribution`` (per-layer counts from
-``--distribution``) and ``global`` are options, recorded in each topology record. A window with
+``--distribution``) and ``global`` are options; each topology record holds the ranking, s_t
+("target_sparsity") and every layer's sparsity ("layer_sparsity"). A window with
 fewer than two pruning steps is refused: that would be one-shot pruning, not GMP.
 """
 
@@ -68,6 +69,7 @@ class GradualMagnitudePruning(Method):
             s = self.sparsity_at(net, step)
             if s > 0:
                 prune_once(masks, s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
-            events.append(self.event(net, pruned=before - masks.active(),
-                                     extra={"target_sparsity": s, "ranking": self.cfg.ranking}))
+            layer_sparsity = {n: 1.0 - int(m.sum()) / m.numel() for n, m in masks.masks.items()}
+            events.append(self.event(net, pruned=before - masks.active(), extra={
+                "target_sparsity": s, "ranking": self.cfg.ranking, "layer_sparsity": layer_sparsity}))
         return events
