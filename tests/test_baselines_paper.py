@@ -111,7 +111,7 @@ def test_gmp_refuses_a_one_shot_schedule(tmp_path, data, capsys):
     # An interval longer than the window would be one-shot pruning: refused in one line.
     rc = _train(data, tmp_path / "bad", "--method", "gmp", "--steps", "40", "--gmp-interval", "100")
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "--gmp-interval" in err[0]
+    assert rc == 2 and len(err) == 1 and "--gmp-interval 100" in err[0] and "at least 2" in err[0]
 
 
 # --- item 9: ADAPT strict does prune-and-regrow on D at its cap; relaxed grows beyond --------------
@@ -232,3 +232,22 @@ def test_grasp_gradient_and_hessian_use_the_same_batches(batches):
     g = sum(cs[b] * w.detach() + ds[b] for b in used)
     assert calls == list(used)
     assert hg["w"].tolist() == pytest.approx((sum(cs[b] for b in used) * g).tolist())
+
+
+# --- the recipes that claim these baselines run them as the papers do -----------------------------
+def test_pf_sweep_and_adapt_recipes_match_the_papers():
+    from pathlib import Path
+
+    from sparsegan.config import build_config, load_yaml
+    from sparsegan.experiments.grid import load_grid
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    pf = [p.values for p in load_grid(configs / "sweeps" / "pf-g-vs-gd.yaml").points if p.values["method"] == "pf"]
+    assert {p["ranking"] for p in pf} == {"uniform", "global"}  # Table 1's "PF (uniform)" and "PF (global)"
+    strict = build_config(load_yaml(configs / "sngan-cifar10-adapt-strict-g70.yaml"))
+    assert (strict.method, strict.adapt_variant, strict.adapt_ranking, strict.steps) == ("adapt", "strict", "global", 100000)
+    assert (strict.update_interval, strict.adapt_interval, strict.balance_every, strict.adapt_step) == (500, 2000, 10, 0.05)
+    assert (strict.adapt_low, strict.adapt_high, strict.sparsity_g, strict.sparsity_d) == (0.45, 0.55, 0.7, 0.7)
+    adapt = [p.values for p in load_grid(configs / "sweeps" / "adapt-sngan.yaml").points if p.values["method"] == "adapt"]
+    assert {(p["adapt_variant"], p["adapt_interval"], round(1 - p["sparsity_g"], 2)) for p in adapt} == {
+        (v, i, d) for v, i in (("relaxed", 1000), ("strict", 2000)) for d in (0.1, 0.2, 0.3, 0.5)}
