@@ -2,7 +2,8 @@
 
 The window runs from t0 = ``--gmp-start`` to t1 = ``--gmp-end`` (fractions of ``--steps``, in
 completed G steps). Pruning happens n times in it, at t_k = t0 + round(k (t1 - t0) / n), k = 1..n,
-with n = ``--gmp-prunes`` (20) by default, so every run length gets a gradual schedule; or every
+with n = ``--gmp-prunes`` (20; at most one per step in a shorter window) by default, so every
+run length gets a gradual schedule; or every
 ``--gmp-interval`` (Delta t) steps from t0, plus t1 itself when Delta t does not divide the window.
 At a pruning step t each sparse net is pruned by magnitude to
 
