@@ -78,8 +78,8 @@ def test_checks_leave_the_dense_run_untouched(tmp_path, data):
         for k in dense[step]:
             assert torch.equal(eb[step][k], dense[step][k]), (step, k)
     # The draw: the surviving weights are the dense run's, the ticket is their per-layer magnitude
-    # top-k at ERK counts, everything else is 0.
-    counts = target_counts({n: dense[11][f"G.{n}"] for n in masks[11]}, 0.8, "erk")
+    # top-k at the default --ranking uniform's counts (every layer at density 0.2), everything else is 0.
+    counts = target_counts({n: dense[11][f"G.{n}"] for n in masks[11]}, 0.8, "uniform")
     for n, m in masks[11].items():
         w_dense, w_eb = dense[11][f"G.{n}"], eb[11][f"G.{n}"]
         assert int(m.sum()) == counts[n]

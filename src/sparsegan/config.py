@@ -51,10 +51,14 @@ class TrainConfig:
     mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no; inactive weights are then re-zeroed after every step)")
     # --- baselines (pf, gmp, imp, early_bird, snip, grasp, adapt) and ticket transfer ------
     from_run: str | None = _f(None, "pf: the dense run folder to prune (its final weights)", flag="--from")
-    ranking: str = _f("layer", "pf / imp magnitude ranking: per layer (counts from --distribution) or global", choices="ranking")
+    ranking: str = _f("uniform", "pf / gmp / imp / early_bird magnitude pruning across layers: uniform (every layer at the "
+                      "same density, the papers' 'uniform'), distribution (per-layer counts from --distribution) or global "
+                      "(one ranking over all of a net's layers)", choices="ranking")
     prune_nets: str = _f("G", "pf / imp: prune G only or G and D", choices="prune_nets")
     gmp_start: float = _f(0.1, "gmp: fraction of training at which pruning starts")
     gmp_end: float = _f(0.8, "gmp: fraction of training at which the target is reached")
+    gmp_prunes: int = _f(20, "gmp: number of pruning steps n spread evenly over the window (Zhu & Gupta's n)")
+    gmp_interval: int | None = _f(None, "gmp: G steps between pruning steps (Zhu & Gupta's Delta t); default: the window / --gmp-prunes")
     imp_rate: float = _f(0.2, "imp: fraction of the remaining weights pruned per round")
     rewind_step: int = _f(0, "imp: rewind surviving weights to this step of the dense run (0: init)")
     imp_d: str = _f("init", "imp: D at the start of each round: reset to init, rewound, or kept", choices="imp_d")
@@ -69,9 +73,13 @@ class TrainConfig:
     balance_every: int = _f(10, "log ADAPT's balance ratio every this many G steps (GANs)")
     adapt_interval: int = _f(1000, "adapt: G steps between D density adjustments (Delta T_D)")
     adapt_step: float = _f(0.05, "adapt: change of D's density per adjustment")
-    adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this")
+    adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this (BR may be negative)")
     adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this")
-    adapt_variant: str = _f("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5)", choices="adapt_variant")
+    adapt_variant: str = _f("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5; at the cap D does "
+                            "prune-and-regrow instead of growing)", choices="adapt_variant")
+    adapt_ranking: str = _f("global", "adapt: rank weights over all of a net's layers (global, ADAPT's scripts: G's "
+                            "prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's per-layer update)",
+                            choices="adapt_ranking")
     masks_from: str | None = _f(None, "start from another run's final masks (a ticket)")
     masks_with_weights: bool = _f(False, "with --masks-from: also take that run's final weights")
     kl_weight: float = _f(1.0, "vae: weight of the KL term of the ELBO")
@@ -122,7 +130,7 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}")
         positive = ("steps", "batch_size", "n_dis", "update_interval", "log_every", "sample_every",
                     "checkpoint_every", "keep_checkpoints", "z_dim", "num_sample_images", "eb_interval",
-                    "eb_window", "probe_batches", "balance_every", "adapt_interval")
+                    "eb_window", "probe_batches", "balance_every", "adapt_interval", "gmp_prunes")
         for name in positive:
             v = getattr(self, name)
             if v <= 0:
@@ -140,12 +148,20 @@ class TrainConfig:
             raise UserError(f"--ema-beta must be in [0, 1), got {self.ema_beta}")
         if not 0.0 <= self.gmp_start < self.gmp_end <= 1.0:
             raise UserError(f"need 0 <= --gmp-start < --gmp-end <= 1, got {self.gmp_start}, {self.gmp_end}")
+        if self.gmp_interval is not None and self.gmp_interval <= 0:
+            raise UserError(f"--gmp-interval must be a positive integer, got {self.gmp_interval}")
+        if self.ranking == "layer":
+            raise UserError("--ranking layer is gone (it meant per-layer counts from --distribution, not the papers' "
+                            "'uniform'); use uniform (same density in every layer), distribution or global")
+        if self.method == "imp" and self.ranking == "distribution":
+            raise UserError("--method imp prunes a fraction of each round's survivors: --ranking uniform (the same "
+                            "fraction in every layer) or global, not distribution")
         if not 0.0 < self.imp_rate < 1.0:
             raise UserError(f"--imp-rate must be in (0, 1), got {self.imp_rate}")
         if self.rewind_step < 0:
             raise UserError(f"--rewind-step must be >= 0, got {self.rewind_step}")
-        if not 0.0 < self.adapt_step < 1.0 or not 0.0 <= self.adapt_low < self.adapt_high:
-            raise UserError("need 0 < --adapt-step < 1 and 0 <= --adapt-low < --adapt-high")
+        if not 0.0 < self.adapt_step < 1.0 or not self.adapt_low < self.adapt_high:
+            raise UserError("need 0 < --adapt-step < 1 and --adapt-low < --adapt-high")
         if self.eb_max_steps is not None and self.eb_max_steps <= 0:
             raise UserError(f"--eb-max-steps must be positive, got {self.eb_max_steps}")
         if not 0.0 <= self.prune_fraction_final <= self.prune_fraction <= 1.0:
@@ -180,9 +196,9 @@ def choice_values() -> dict[str, list[str]]:
         "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
         "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
         "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
-        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["layer", "global"], "prune_nets": ["G", "GD"],
+        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"], "prune_nets": ["G", "GD"],
         "imp_d": ["init", "rewind", "keep"], "imp_control": ["none", "reinit", "random"],
-        "adapt_variant": ["relaxed", "strict"],
+        "adapt_variant": ["relaxed", "strict"], "adapt_ranking": ["global", "layer"],
     }
     return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
 

@@ -1,22 +1,33 @@
 """ADAPT (Wang et al., "Balanced Training for Sparse GANs", NeurIPS 2023).
 
-G is trained with dynamic sparse training exactly as STU-GAN explores G. D's density adapts:
-the loop measures the balance ratio BR every ``--balance-every`` G steps; every
-``--adapt-interval`` G steps its mean over the interval decides: BR >= ``--adapt-high`` (G moves
-the fakes far: D is too weak) grows D by ``--adapt-step`` of its prunable weights, by dense
-gradient; BR <= ``--adapt-low`` (D dominates) prunes D by the same amount, by magnitude. D's
-density stays within [adapt_step, 1] ("relaxed") or [adapt_step, 0.5] ("strict").
+G is trained with dynamic sparse training: every ``--update-interval`` G steps it drops a
+cosine-decaying fraction p of its active weights by magnitude and regrows as many by dense
+gradient. D's density adapts: the loop measures the balance ratio BR every ``--balance-every``
+G steps; every ``--adapt-interval`` G steps its mean over the interval decides: BR >=
+``--adapt-high`` (G moves the fakes far: D is too weak) grows D by ``--adapt-step`` of its
+prunable weights, by dense gradient; BR <= ``--adapt-low`` (D dominates) prunes D by the same
+amount, by magnitude. D's density stays within [adapt_step, 1] ("relaxed") or
+[adapt_step, 0.5] ("strict"). Strict at the cap does what ADAPT's code does (``--dd-b``): when
+BR asks for a stronger D, D itself does prune-and-regrow (magnitude out, dense gradient in, the
+same cosine fraction p as G) instead of growing further, so its density stays 0.5.
+
+``--adapt-ranking global`` (the default, ADAPT's scripts: global_magnitude death,
+global_gradient growth) ranks weights over all layers of a net at once, in G's prune-and-regrow
+and in every change of D; ``layer`` ranks per layer (G as STU-GAN explores it, D's growth and
+pruning per ``--distribution`` counts). Global ranking compares raw ``weight_orig`` scales under
+spectral norm (REFERENCE §6.8); ADAPT does it anyway, and the records say which ranking ran.
 D starts at 1 - ``--sparsity-d``. Its final density is by design not the requested one; every
-change is recorded as a kind=adapt record.
+change is recorded as a kind=adapt record. Difference from ADAPT's code: BR is averaged over all
+samples since the previous adjustment (the code keeps the last 1000 iterations' samples).
 """
 
 from __future__ import annotations
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS
+from sparsegan.methods.base import METHODS, NETS
 from sparsegan.methods.pf import prune_once
 from sparsegan.methods.stu import STUGAN
-from sparsegan.sparsity import grow_to, target_counts
+from sparsegan.sparsity import grow_to, prune_and_regrow, prune_and_regrow_global, target_counts
 
 
 @METHODS.register("adapt")
@@ -28,6 +39,9 @@ class ADAPT(STUGAN):
         super().__init__(cfg)
         if "D" in cfg.explore:
             raise UserError("--method adapt explores G only (D's density is adapted instead); use --explore G")
+        if cfg.adapt_ranking == "global" and cfg.prune_criterion == "grasp":
+            raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
+                            "use --adapt-ranking layer for grasp")
         self.ratios: list[float] = []
 
     @property
@@ -44,10 +58,14 @@ class ADAPT(STUGAN):
         return super().wants_dense_grad(net, step) or (net == "D" and self.is_adapt_step(step))
 
     def adapt_d(self, mean_ratio: float, optimizer, step: int):
-        """Move D's density one step toward balance; returns the topology event, or None."""
+        """Move D's density one step toward balance (or, strict at the cap, prune-and-regrow D);
+        returns the topology event."""
         masks = self.masks["D"]
         before = masks.density()
         lo, hi = self.density_bounds
+        glob = self.cfg.adapt_ranking == "global"
+        dense = self._dense_grads.pop("D", None)  # captured at every adapt step
+        grads = dense or {n: p.detach().abs() for n, p in masks.params.items()}
         if mean_ratio >= self.cfg.adapt_high:
             target, action = min(hi, before + self.cfg.adapt_step), "grow"
         elif mean_ratio <= self.cfg.adapt_low:
@@ -55,29 +73,67 @@ class ADAPT(STUGAN):
         else:
             target, action = before, "keep"
         if abs(target - before) * masks.numel() < 0.5:
-            action = "keep"
+            # D is at a bound. Strict ADAPT at its cap keeps exploring D instead of growing it.
+            action = "regrow" if action == "grow" and self.cfg.adapt_variant == "strict" else "keep"
         pruned = grown = 0
+        fraction = 0.0
         n_before = masks.active()
         if action == "grow":
-            counts = target_counts(masks.params, 1.0 - target, self.cfg.distribution, power_scale=self.cfg.erk_power_scale)
-            active = masks.layer_active()
-            # Distribution counts can fall below a layer's current count after earlier changes;
-            # never prune while growing, and put the whole increase where the distribution allows.
-            counts = _at_least(counts, active, round(target * masks.numel()))
-            grads = self._dense_grads.pop("D", None)
-            scores = {n: g.abs() for n, g in grads.items()} if grads else {n: p.detach().abs() for n, p in masks.params.items()}
-            grow_to(masks, counts, scores, optimizer=optimizer, reset_state=self.cfg.reset_regrown_state,
-                    dense_grads=grads)
+            total = round(target * masks.numel())
+            if glob:
+                counts = total
+            else:
+                counts = target_counts(masks.params, 1.0 - target, self.cfg.distribution,
+                                       power_scale=self.cfg.erk_power_scale)
+                # Distribution counts can fall below a layer's current count after earlier changes;
+                # never prune while growing, and put the whole increase where the distribution allows.
+                counts = _at_least(counts, masks.layer_active(), total)
+            grow_to(masks, counts, {n: g.abs() for n, g in grads.items()}, optimizer=optimizer,
+                    reset_state=self.cfg.reset_regrown_state, dense_grads=dense)
             grown = masks.active() - n_before
         elif action == "prune":
-            prune_once(masks, 1.0 - target, "layer", self.cfg.distribution, self.cfg.erk_power_scale)
+            prune_once(masks, 1.0 - target, "global" if glob else "distribution", self.cfg.distribution,
+                       self.cfg.erk_power_scale)
             pruned = n_before - masks.active()
+        elif action == "regrow":
+            fraction = self.schedule.fraction(step)
+            update = prune_and_regrow_global if glob else prune_and_regrow
+            changes, _ = update(masks, fraction, prune="magnitude", grow="gradient", dense_grads=dense,
+                                optimizer=optimizer, reset_state=self.cfg.reset_regrown_state)
+            pruned, grown = sum(c.pruned for c in changes), sum(c.grown for c in changes)
         self.emit({"kind": "adapt", "balance_ratio_mean": mean_ratio, "action": action,
-                   "d_density_before": before, "d_density_after": masks.density()})
-        return self.event("D", pruned=pruned, grown=grown, extra={"adapt": action})
+                   "d_density_before": before, "d_density_after": masks.density(),
+                   "variant": self.cfg.adapt_variant, "ranking": self.cfg.adapt_ranking})
+        return self.event("D", pruned=pruned, grown=grown, prune_fraction=fraction,
+                          extra={"adapt": action, "ranking": self.cfg.adapt_ranking})
+
+    def explore_g_globally(self, step, optimizers, generator):
+        """G's prune-and-regrow with one ranking over all of G's layers (ADAPT's scripts)."""
+        if not self.schedule.is_update_step(step):
+            return []
+        fraction = self.schedule.fraction(step)
+        events = []
+        for net in NETS:
+            masks = self.masks[net]
+            if net not in self.explored or masks.density() == 1.0:
+                events.append(self.event(net))
+                continue
+            changes, grown = prune_and_regrow_global(
+                masks, fraction, prune=self.cfg.prune_criterion, grow=self.cfg.grow,
+                dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
+                reset_state=self.cfg.reset_regrown_state, generator=generator,
+            )
+            events.append(self.event(
+                net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),
+                prune_fraction=fraction, grown_entries=grown, extra={"ranking": "global"},
+            ))
+        return events
 
     def end_of_step(self, step, optimizers, generator):
-        events = super().end_of_step(step, optimizers, generator)
+        if self.cfg.adapt_ranking == "global":
+            events = self.explore_g_globally(step, optimizers, generator)
+        else:
+            events = super().end_of_step(step, optimizers, generator)
         if self.is_adapt_step(step) and self.ratios:
             mean = sum(self.ratios) / len(self.ratios)
             self.ratios = []

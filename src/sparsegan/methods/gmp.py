@@ -1,12 +1,24 @@
 """Gradual magnitude pruning (Zhu & Gupta 2017): dense to the target on a cubic schedule.
 
-Every ``--update-interval`` G steps between ``--gmp-start`` and ``--gmp-end`` (fractions of the
-run) each sparse net is pruned by magnitude, per layer, to s_t = s_f (1 - (1 - frac)^3); the
-last pruning step lands exactly on the target. Each pruning step writes a topology record.
+The window runs from t0 = ``--gmp-start`` to t1 = ``--gmp-end`` (fractions of ``--steps``, in
+completed G steps). Pruning happens n times in it, at t_k = t0 + round(k (t1 - t0) / n), k = 1..n,
+with n = ``--gmp-prunes`` (20; at most one per step in a shorter window) by default, so every
+run length gets a gradual schedule; or every
+``--gmp-interval`` (Delta t) steps from t0, plus t1 itself when Delta t does not divide the window.
+At a pruning step t each sparse net is pruned by magnitude to
+
+    s_t = s_f + (s_i - s_f) (1 - (t - t0) / (t1 - t0))^3,   s_i = 0, s_f = the net's target,
+
+so the last pruning step (t1) lands exactly on the target. Zhu & Gupta prune every layer to the
+same s_t: ``--ranking uniform`` (the default); ``distribution`` (per-layer counts from
+``--distribution``) and ``global`` are options; each topology record holds the ranking, s_t
+("target_sparsity") and every layer's sparsity ("layer_sparsity"). A window with
+fewer than two pruning steps is refused: that would be one-shot pruning, not GMP.
 """
 
 from __future__ import annotations
 
+from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, NETS, Method, TopologyEvent
 from sparsegan.methods.pf import prune_once
 from sparsegan.sparsity import MaskSet, cubic_sparsity
@@ -16,6 +28,16 @@ from sparsegan.sparsity import MaskSet, cubic_sparsity
 class GradualMagnitudePruning(Method):
     name = "gmp"
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.prune_steps = self._prune_steps()
+        if len(self.prune_steps) < 2:
+            start, end = self.window
+            how = f"--gmp-interval {cfg.gmp_interval}" if cfg.gmp_interval else f"--gmp-prunes {cfg.gmp_prunes}"
+            raise UserError(f"--method gmp: the window (G steps {start}..{end} of {cfg.steps}) with {how} gives "
+                            f"{len(self.prune_steps)} pruning step(s); gradual pruning needs at least 2 "
+                            "(lengthen --steps or the window, or shorten --gmp-interval)")
+
     def initial_masks(self, net, params):
         return MaskSet.dense(params)
 
@@ -23,9 +45,16 @@ class GradualMagnitudePruning(Method):
     def window(self) -> tuple[int, int]:
         return round(self.cfg.gmp_start * self.cfg.steps), max(1, round(self.cfg.gmp_end * self.cfg.steps))
 
-    def is_prune_step(self, step: int) -> bool:
+    def _prune_steps(self) -> list[int]:
         start, end = self.window
-        return start < step <= end and ((step - start) % self.cfg.update_interval == 0 or step == end)
+        if self.cfg.gmp_interval is not None:
+            steps = list(range(start + self.cfg.gmp_interval, end + 1, self.cfg.gmp_interval))
+            return steps if steps and steps[-1] == end else steps + [end]
+        n = min(self.cfg.gmp_prunes, end - start)
+        return sorted({start + round(k * (end - start) / n) for k in range(1, n + 1)})
+
+    def is_prune_step(self, step: int) -> bool:
+        return step in self.prune_steps
 
     def sparsity_at(self, net: str, step: int) -> float:
         start, end = self.window
@@ -40,6 +69,8 @@ class GradualMagnitudePruning(Method):
             before = masks.active()
             s = self.sparsity_at(net, step)
             if s > 0:
-                prune_once(masks, s, "layer", self.cfg.distribution, self.cfg.erk_power_scale)
-            events.append(self.event(net, pruned=before - masks.active(), extra={"target_sparsity": s}))
+                prune_once(masks, s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
+            layer_sparsity = {n: 1.0 - int(m.sum()) / m.numel() for n, m in masks.masks.items()}
+            events.append(self.event(net, pruned=before - masks.active(), extra={
+                "target_sparsity": s, "ranking": self.cfg.ranking, "layer_sparsity": layer_sparsity}))
         return events

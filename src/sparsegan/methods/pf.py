@@ -1,10 +1,14 @@
 """Prune + fine-tune (PF): the post-hoc baseline of STU-GAN Table 1 and GAN Tickets.
 
 Start from a finished dense run (``--from RUN``), prune its final weights once by magnitude to
-the targets, layer-wise (per-layer counts from ``--distribution``; the paper's "uniform" is
-``--distribution uniform``) or globally (``--ranking global``), G only or G and D
-(``--prune-nets``), then train again for ``--steps`` with the masks fixed. The nets not pruned
-stay dense whatever their ``--sparsity-*`` says (recorded in the pf record).
+the targets, G only or G and D (``--prune-nets``), then train again for ``--steps`` with the
+masks fixed. The nets not pruned stay dense whatever their ``--sparsity-*`` says (recorded in the
+pf record). ``--ranking`` decides how the removed weights are spread over the layers:
+
+    uniform        every layer keeps the same density 1 - s (to one weight): the same fraction is
+                   removed from every layer (STU-GAN Table 1's "PF (uniform)"; the default)
+    global         one magnitude ranking over all of the net's layers (Table 1's "PF (global)")
+    distribution   per-layer counts from ``--distribution`` (ERK by default), ranked per layer
 
 With spectral-normed layers, global ranking compares raw ``weight_orig`` scales that spectral
 norm makes arbitrary (REFERENCE §6.8); prefer layer-wise ranking there.
@@ -21,14 +25,25 @@ from sparsegan.methods.transfer import WEIGHT_FILES, read_final
 from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
 
 
+RANKINGS = ("uniform", "distribution", "global")
+
+
 def prune_once(masks: MaskSet, sparsity: float, ranking: str, distribution: str, power_scale: float) -> None:
-    """One-shot magnitude pruning of (dense or sparse) masks to ``sparsity``."""
+    """One-shot magnitude pruning of (dense or sparse) masks to ``sparsity``, among active weights.
+
+    ``uniform``: layer l keeps round((1 - s) * numel_l) weights (largest-remainder rounding, so the
+    net total is exact); ``distribution``: the counts of ``distribution`` at ``s``; ``global``: the
+    round((1 - s) * numel) largest magnitudes of the whole net. A layer already below its count
+    (sparse masks) keeps what it has."""
     if ranking == "global":
         magnitude_prune_to(masks, round((1.0 - sparsity) * masks.numel()))
-    else:
-        counts = target_counts(masks.params, sparsity, distribution, power_scale=power_scale)
-        active = masks.layer_active()
-        magnitude_prune_to(masks, {n: min(c, active[n]) for n, c in counts.items()})
+        return
+    if ranking not in RANKINGS:
+        raise ValueError(f"unknown ranking {ranking!r}; valid: {', '.join(RANKINGS)}")
+    by = "uniform" if ranking == "uniform" else distribution
+    counts = target_counts(masks.params, sparsity, by, power_scale=power_scale)
+    active = masks.layer_active()
+    magnitude_prune_to(masks, {n: min(c, active[n]) for n, c in counts.items()})
 
 
 @METHODS.register("pf")
@@ -64,6 +79,7 @@ class PruneFinetune(Method):
             if s > 0:
                 prune_once(self.masks[net], s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
         self.emit({"kind": "pf", "source": str(self.cfg.from_run), "ranking": self.cfg.ranking,
+                   "distribution": self.cfg.distribution if self.cfg.ranking == "distribution" else None,
                    "nets": self.cfg.prune_nets,
                    "density": {net: self.masks[net].density() for net in NETS}})
 

@@ -5,7 +5,8 @@ weights whose removal would most reduce gradient flow, i.e. drop the largest -w 
 the top-k of w * (H g). Scores come from ``--probe-batches`` batches of each net's own training
 loss (G: the generator loss through D; D: the discriminator loss; autoencoders: the ELBO), and
 the top-k is global within each net, as the Generative Tickets comparison does.
-Differences from the original papers: no GraSP logit temperature (GAN losses have no softmax).
+Differences from the original papers: no GraSP logit temperature (GAN losses have no softmax);
+GraSP's g and Hg come from the same batches (see :func:`hessian_gradient`).
 """
 
 from __future__ import annotations
@@ -30,17 +31,25 @@ def snip_scores(params: dict[str, Tensor], loss_fn: Callable[[], Tensor], batche
 
 
 def hessian_gradient(params: dict[str, Tensor], loss_fn: Callable[[], Tensor], batches: int) -> dict[str, Tensor]:
-    """H g, with g the loss gradient summed over ``batches`` batches (GraSP's two passes)."""
+    """H g over ``batches`` batches, g and H on the same batches (GraSP's two passes).
+
+    g = sum_b g_b and Hg = sum_b H_b g. ``loss_fn`` draws a fresh batch at every call, so it is
+    called once per batch: each batch's gradient is taken with its graph kept, g is their
+    (detached) sum, and one backward pass of sum_b <g_b, g> gives sum_b H_b g on those very
+    batches (a second draw would pair g with the Hessian of other batches). The price: the B
+    graphs are held at once (B = ``--probe-batches``, 1 by default)."""
     names, tensors = list(params), list(params.values())
+    per_batch = []
+    for _ in range(batches):
+        per_batch.append(torch.autograd.grad(loss_fn(), tensors, create_graph=True, allow_unused=True))
     g_total = [torch.zeros_like(p) for p in tensors]
-    for _ in range(batches):
-        for acc, gi in zip(g_total, torch.autograd.grad(loss_fn(), tensors, allow_unused=True)):
+    for g in per_batch:
+        for acc, gi in zip(g_total, g):
             if gi is not None:
-                acc += gi
+                acc += gi.detach()
+    z = sum((gi * gt).sum() for g in per_batch for gi, gt in zip(g, g_total) if gi is not None)
     hg = [torch.zeros_like(p) for p in tensors]
-    for _ in range(batches):
-        g = torch.autograd.grad(loss_fn(), tensors, create_graph=True, allow_unused=True)
-        z = sum((gi * gt).sum() for gi, gt in zip(g, g_total) if gi is not None)
+    if torch.is_tensor(z) and z.requires_grad:
         for acc, h in zip(hg, torch.autograd.grad(z, tensors, allow_unused=True)):
             if h is not None:
                 acc += h

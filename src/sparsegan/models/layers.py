@@ -63,6 +63,9 @@ class ConditionalBN(nn.Module):
         elif kind == "linear":
             self.gain = sn(nn.Linear(cond_dim, channels, bias=False), use_sn)
             self.bias = sn(nn.Linear(cond_dim, channels, bias=False), use_sn)
+            # They produce a norm's gain and bias: norms stay dense, so the sparsity engine must
+            # not prune them even under `--prunable all` (it skips modules marked keep_dense).
+            self.gain.keep_dense = self.bias.keep_dense = True
         else:
             raise ValueError(f"unknown conditional BN kind {kind!r}")
 

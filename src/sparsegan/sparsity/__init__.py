@@ -5,7 +5,7 @@ how much changes), *criterion* (which weights), *top-k* (how masks are formed), 
 that ties them to a module (:class:`MaskSet`), optimizer-state surgery and the sparse EMA.
 """
 
-from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA
+from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts, er, erk, uniform
 from sparsegan.sparsity.ema import SparseEMA
 from sparsegan.sparsity.masks import SCOPES, MaskSet, prunable_parameters, target_counts
@@ -13,12 +13,14 @@ from sparsegan.sparsity.optim import reset_optimizer_state, start_regrown_state
 from sparsegan.sparsity.schedules import UpdateSchedule, cubic_sparsity
 from sparsegan.sparsity.stats import mask_distance
 from sparsegan.sparsity.topk import global_topk_masks, topk_indices, topk_mask
-from sparsegan.sparsity.updaters import LayerChange, grow_to, magnitude_prune_to, prune_and_regrow
+from sparsegan.sparsity.updaters import (
+    LayerChange, grow_to, magnitude_prune_to, prune_and_regrow, prune_and_regrow_global,
+)
 
 __all__ = [
     "DISTRIBUTIONS", "GROW_CRITERIA", "PRUNE_CRITERIA", "SCOPES",
     "LayerChange", "MaskSet", "SparseEMA", "UpdateSchedule",
-    "allocate_active_counts", "cubic_sparsity", "er", "erk", "global_topk_masks", "grow_to",
-    "magnitude_prune_to", "mask_distance", "prunable_parameters", "prune_and_regrow",
+    "allocate_active_counts", "criterion_state", "cubic_sparsity", "er", "erk", "global_topk_masks", "grow_to",
+    "magnitude_prune_to", "mask_distance", "prunable_parameters", "prune_and_regrow", "prune_and_regrow_global",
     "reset_optimizer_state", "start_regrown_state", "target_counts", "topk_indices", "topk_mask", "uniform",
 ]

@@ -1,7 +1,9 @@
 """Scores that decide which weights to prune (lowest first) or grow (highest first).
 
 Every criterion has the same signature: ``(weight, grad, state, generator) -> scores`` with
-``weight``'s shape; ``state`` is the optimizer state of the weight (for momentum growth).
+``weight``'s shape; ``state`` is what :func:`criterion_state` gives: the optimizer state of the
+weight plus, under ``"group"``, its param group's hyper-parameters (momentum growth needs Adam's
+beta1 or SGD's momentum).
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ Criterion = Callable[[Tensor, Optional[Tensor], dict, Optional[torch.Generator]]
 
 PRUNE_CRITERIA: Registry[Criterion] = Registry("prune criterion")
 GROW_CRITERIA: Registry[Criterion] = Registry("grow criterion")
+
+
+def criterion_state(optimizer: torch.optim.Optimizer | None, param: Tensor) -> dict:
+    """The optimizer's view of ``param`` for a criterion: its state entries and ``"group"``, the
+    hyper-parameters of the param group that holds it (empty when there is no optimizer)."""
+    if optimizer is None:
+        return {}
+    group = next((g for g in optimizer.param_groups if any(p is param for p in g["params"])), {})
+    return {**optimizer.state.get(param, {}), "group": {k: v for k, v in group.items() if k != "params"}}
 
 
 def _need_grad(grad: Tensor | None, name: str) -> Tensor:
@@ -58,14 +69,26 @@ def gradient(weight: Tensor, grad, state, generator) -> Tensor:
 
 @GROW_CRITERIA.register("momentum")
 def momentum(weight: Tensor, grad, state, generator) -> Tensor:
-    """|Adam's first moment| (Dettmers & Zettlemoyer's sparse momentum); falls back to |grad|."""
-    # Gradients of inactive weights are masked, so their optimizer moment is 0; the score is the
-    # moment the weight would have had with this step's dense gradient folded in (beta1 = 0.9).
-    buf = state.get("exp_avg", state.get("momentum_buffer")) if state else None
+    """|first moment| (Dettmers & Zettlemoyer's sparse momentum); |grad| without optimizer state.
+
+    Gradients of inactive weights are masked, so their moment holds no history; the score is the
+    moment the weight would have had with this step's dense gradient folded in by the optimizer's
+    own rule and coefficient: Adam beta1 * m + (1 - beta1) * g (beta1 from the param group), SGD
+    mu * buf + (1 - dampening) * g."""
     g = _need_grad(grad, "momentum")
-    if buf is None:
-        return g.abs()
-    return (0.9 * buf.detach() + 0.1 * g).abs()
+    state = state or {}
+    group = state.get("group")
+    if "exp_avg" in state:
+        if not group or "betas" not in group:
+            raise RuntimeError("criterion 'momentum' needs the optimizer's betas (pass criterion_state(optimizer, param))")
+        beta1 = float(group["betas"][0])
+        return (beta1 * state["exp_avg"].detach() + (1.0 - beta1) * g).abs()
+    if state.get("momentum_buffer") is not None:
+        if not group or "momentum" not in group:
+            raise RuntimeError("criterion 'momentum' needs the optimizer's momentum (pass criterion_state(optimizer, param))")
+        mu, damp = float(group["momentum"]), float(group.get("dampening", 0.0))
+        return (mu * state["momentum_buffer"].detach() + (1.0 - damp) * g).abs()
+    return g.abs()
 
 
 @GROW_CRITERIA.register("random")

@@ -19,6 +19,8 @@ from sparsegan.sparsity.topk import topk_mask
 _LINEAR = (nn.Linear, nn.Bilinear)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 SCOPES = ("all", "conv")
+#: Module attribute that exempts a layer from pruning (set by models, read here; no imports either way).
+KEEP_DENSE = "keep_dense"
 
 
 def _weight_of(module: nn.Module) -> nn.Parameter | None:
@@ -34,13 +36,15 @@ def _weight_of(module: nn.Module) -> nn.Parameter | None:
 def prunable_parameters(module: nn.Module, scope: str = "all") -> dict[str, nn.Parameter]:
     """Weights of Linear / Conv / ConvTranspose layers (``scope='all'``) or of conv layers only
     (``scope='conv'``, the STU-GAN reference code's choice, REFERENCE §6.9), keyed by their name
-    in ``module.named_parameters()``. Biases, norms and embeddings stay dense."""
+    in ``module.named_parameters()``. Biases, norms and embeddings stay dense, and so does any
+    layer whose module has a true ``keep_dense`` attribute: a model marks that way the layers
+    that are part of a norm (e.g. the linear maps that produce conditional-BN gains and biases)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown prunable scope {scope!r}; valid: {', '.join(SCOPES)}")
     kinds = _CONV if scope == "conv" else _CONV + _LINEAR
     ids = set()
     for m in module.modules():
-        if isinstance(m, kinds):
+        if isinstance(m, kinds) and not getattr(m, KEEP_DENSE, False):
             w = _weight_of(m)
             if w is not None:
                 ids.add(id(w))

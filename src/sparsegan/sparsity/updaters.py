@@ -13,7 +13,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA
+from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
 from sparsegan.sparsity.masks import MaskSet
 from sparsegan.sparsity.optim import start_regrown_state
 from sparsegan.sparsity.topk import global_topk_masks, topk_mask
@@ -71,7 +71,7 @@ def prune_and_regrow(
         mask = masks.masks[name]
         n_active = int(mask.sum())
         n_swap = int(fraction * n_active)
-        state = optimizer.state.get(param, {}) if optimizer is not None else {}
+        state = criterion_state(optimizer, param)
         if n_swap == 0 or n_active == mask.numel():
             changes.append(LayerChange(name, n_active, 0, 0))
             grown_entries[name] = torch.zeros_like(mask)
@@ -117,7 +117,7 @@ def magnitude_prune_to(
 @torch.no_grad()
 def grow_to(
     masks: MaskSet,
-    counts: Mapping[str, int],
+    counts: Mapping[str, int] | int,
     scores: Mapping[str, Tensor],
     *,
     optimizer: torch.optim.Optimizer | None = None,
@@ -125,8 +125,14 @@ def grow_to(
     dense_grads: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Grow each layer to ``counts[name]`` active weights, taking the inactive weights with the
-    highest score; grown weights start at 0, with ``reset_state`` with a fresh weight's optimizer
-    history from ``dense_grads`` (as in :func:`prune_and_regrow`). Returns the grown entries."""
+    highest score; a single int is a total for the net, the inactive weights ranked across all
+    layers together (global). Grown weights start at 0, with ``reset_state`` with a fresh weight's
+    optimizer history from ``dense_grads`` (as in :func:`prune_and_regrow`). Returns the grown
+    entries."""
+    if isinstance(counts, int):
+        extra = max(0, counts - masks.active())
+        chosen = global_topk_masks({n: _minus_inf_where(scores[n], masks.masks[n]) for n in masks.params}, extra)
+        counts = {n: int(masks.masks[n].sum()) + int(chosen[n].sum()) for n in masks.params}
     grown_entries = {}
     for name, param in masks.params.items():
         mask = masks.masks[name]
@@ -142,3 +148,54 @@ def grow_to(
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
+
+
+@torch.no_grad()
+def prune_and_regrow_global(
+    masks: MaskSet,
+    fraction: float,
+    *,
+    prune: str = "magnitude",
+    grow: str = "gradient",
+    dense_grads: Mapping[str, Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    reset_state: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[list[LayerChange], dict[str, Tensor]]:
+    """Prune-and-regrow ranked over all layers together (ADAPT's global_magnitude death and
+    global_gradient growth): drop the ``fraction`` of the net's active weights with the lowest
+    prune score, then grow as many among the weights not kept with the highest grow score. The
+    net's active count never changes; a layer's may.
+
+    A weight dropped and grown back in the same update was never removed: it keeps its value and
+    optimizer state (RigL's ``reinit_when_same=False``). Truly new connections start at 0, with
+    ``reset_state`` with a fresh weight's optimizer history (as in :func:`prune_and_regrow`). The changes count real removals and real new
+    connections; the grown entries returned (for SEMA) are the new connections only.
+    """
+    prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
+    grads = dense_grads or {}
+    old = {n: m.clone() for n, m in masks.masks.items()}
+    n_active = masks.active()
+    n_swap = int(fraction * n_active)
+    if n_swap == 0 or n_active == masks.numel():
+        return ([LayerChange(n, int(m.sum()), 0, 0) for n, m in old.items()],
+                {n: torch.zeros_like(m) for n, m in old.items()})
+    states = {n: criterion_state(optimizer, p) for n, p in masks.params.items()}
+    keep_scores = {n: _minus_inf_where(prune_fn(p, grads.get(n), states[n], generator), ~old[n])
+                   for n, p in masks.params.items()}
+    kept = global_topk_masks(keep_scores, n_active - n_swap)
+    grow_scores = {n: _minus_inf_where(grow_fn(p, grads.get(n), states[n], generator), kept[n])
+                   for n, p in masks.params.items()}
+    chosen = global_topk_masks(grow_scores, n_swap)
+    changes, grown_entries = [], {}
+    for name, param in masks.params.items():
+        new = kept[name] | chosen[name]
+        fresh = new & ~old[name]
+        masks.set_mask(name, new)
+        param.masked_fill_(fresh, 0.0)
+        if reset_state and optimizer is not None:
+            start_regrown_state(optimizer, param, fresh, grads.get(name))
+        changes.append(LayerChange(name, int(new.sum()), int((old[name] & ~new).sum()), int(fresh.sum())))
+        grown_entries[name] = fresh
+    masks.apply_()
+    return changes, grown_entries
