@@ -59,8 +59,8 @@ class TrainConfig:
                                    methods=("stu", "adapt"))
     mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no)")
     # --- baselines (pf, gmp, imp, early_bird, snip, grasp, adapt) and ticket transfer ------
-    from_run: str | None = _f(None, "pf: the finished dense run to prune (its final weights; same dataset, model and widths)", flag="--from",
-                              methods=("pf",))
+    from_run: str | None = _f(None, "pf: the finished dense run to prune (its final weights; same dataset, model "
+                              "and widths)", flag="--from", methods=("pf",))
     ranking: str = _f("layer", "pf / early_bird magnitude ranking: per layer (counts from --distribution) or global",
                       choices="ranking", methods=("pf", "early_bird"))
     prune_nets: str = _f("G", "pf / imp: prune G only or G and D", choices="prune_nets", methods=("pf", "imp"))
