@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if problems and not args.allow_ignored:
         raise UserError(describe_inapplicable(cfg, problems))
     cfg.ignored = problems  # read by training.loop.resolved_config into config.json
-    for name, why in problems.items():
-        print(f"sparsegan: ignored: {flag_of(name)} {why}", file=sys.stderr)
     if args.dry_run:
+        for name, why in problems.items():  # the config below lists them; here is why
+            print(f"sparsegan: ignored: {flag_of(name)} {why}", file=sys.stderr)
         from sparsegan.training.loop import ignored_keys
 
         print(json.dumps(cfg.to_dict() | ignored_keys(cfg), indent=2))
