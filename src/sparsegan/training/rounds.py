@@ -101,6 +101,15 @@ def _capture_position(folder: Path, t) -> None:
     tmp.replace(folder / "rewind-position.json")
 
 
+def _read_position(folder: Path) -> dict[str, Any]:
+    try:
+        return read_json(folder / "rewind-position.json")
+    except (OSError, ValueError):
+        raise UserError(f"{folder} holds no rewind-position.json (the data position of --rewind-step): "
+                        "this IMP run predates late rewinding from that position; start it again with --overwrite"
+                        ) from None
+
+
 def _start_at(position: dict[str, Any] | None) -> Callable | None:
     """An ``on_start`` hook that puts a fresh round at the rewind step's data position."""
     if position is None:
@@ -201,7 +210,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
         train(cfg0, resume="auto" if sub0.exists() else None, progress=progress, on_start=on_start, on_step=on_step)
     rounds.log(0, sub0, {"G": 1.0, "D": 1.0}, start_step=0)
 
-    position = read_json(rewind_dir / "rewind-position.json") if k_rewind > 0 else None
+    position = _read_position(rewind_dir) if k_rewind > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
         density = {net: plan[net][k - 1] for net in NETS}
@@ -303,7 +312,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     reinit_seed = cfg.seed + REINIT_SEED
     rounds = _Rounds(cfg, resume, overwrite, {"imp_rounds": plan, "reinit_seed": reinit_seed})
     path = rounds.run.path
-    position = read_json(src / "rewind" / "rewind-position.json") if cfg.rewind_step > 0 else None
+    position = _read_position(src / "rewind") if cfg.rewind_step > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
         density = {net: plan[net][k - 1] for net in NETS}
