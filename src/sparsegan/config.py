@@ -11,15 +11,21 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
 from sparsegan.errors import UserError
 
 
+# Every training method, for the ``methods`` metadata below (the registry itself is imported lazily).
+ALL_METHODS = ("dense", "static", "stu", "adapt", "pf", "gmp", "imp", "early_bird", "snip", "grasp")
+
+
 def _f(default, help: str, choices: str | None = None, **kw):
-    """A config field with its help text; ``choices`` names a registry that lists valid values."""
+    """A config field with its help text; ``choices`` names a registry that lists valid values.
+    ``methods`` / ``models``: the only methods / models the option has an effect for (see
+    :func:`inapplicable`); absent: every one."""
     return field(default=default, metadata={"help": help, "choices": choices, **kw})
 
 
@@ -42,47 +48,80 @@ class TrainConfig:
     prunable: str = _f("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)", choices="prunable")
     update_interval: int = _f(1000, "topology update every this many completed G steps (Delta T)")
     update_end: int | None = _f(None, "last step at which the topology may change (default: whole run)")
-    prune_fraction: float = _f(0.5, "initial prune fraction p of each update (cosine decay)")
-    prune_fraction_final: float = _f(0.005, "prune fraction at the end of the cosine decay")
-    prune_criterion: str = _f("magnitude", "which active weights to drop", choices="prune_criterion")
-    grow: str = _f("gradient", "which inactive weights to grow: gradient (RigL), random (SET), momentum", choices="grow")
-    explore: str = _f("G", "which net's topology STU-GAN explores", choices="explore")
-    reset_regrown_state: bool = _f(True, "optimizer state surgery at topology changes: a new weight gets a fresh weight's Adam history (first step ~lr), a removed one loses its history (reference code: neither)")
-    mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no; inactive weights are then re-zeroed after every step)")
+    prune_fraction: float = _f(0.5, "initial prune fraction p of each update (cosine decay)", methods=("stu", "adapt"))
+    prune_fraction_final: float = _f(0.005, "prune fraction at the end of the cosine decay", methods=("stu", "adapt"))
+    prune_criterion: str = _f("magnitude", "which active weights to drop", choices="prune_criterion",
+                              methods=("stu", "adapt"))
+    grow: str = _f("gradient", "which inactive weights to grow: gradient (RigL), random (SET), momentum",
+                   choices="grow", methods=("stu", "adapt"))
+    explore: str = _f("G", "which net's topology STU-GAN explores", choices="explore", methods=("stu", "adapt"))
+    reset_regrown_state: bool = _f(True, "optimizer state surgery at topology changes: a new weight gets a fresh "
+                                   "weight's Adam history (first step ~lr), a removed one loses its history "
+                                   "(reference code: neither)", methods=("stu", "adapt", "gmp", "early_bird"))
+    mask_gradients: bool = _f(True, "zero the gradients of inactive weights (reference code: no; inactive weights "
+                              "are then re-zeroed after every step)")
     # --- baselines (pf, gmp, imp, early_bird, snip, grasp, adapt) and ticket transfer ------
-    from_run: str | None = _f(None, "pf: the dense run folder to prune (its final weights)", flag="--from")
-    ranking: str = _f("uniform", "pf / gmp / imp / early_bird magnitude pruning across layers: uniform (every layer at the "
-                      "same density, the papers' 'uniform'), distribution (per-layer counts from --distribution) or global "
-                      "(one ranking over all of a net's layers)", choices="ranking")
-    prune_nets: str = _f("G", "pf / imp: prune G only or G and D", choices="prune_nets")
-    gmp_start: float = _f(0.1, "gmp: fraction of training at which pruning starts")
-    gmp_end: float = _f(0.8, "gmp: fraction of training at which the target is reached")
-    gmp_prunes: int = _f(20, "gmp: number of pruning steps n spread evenly over the window (Zhu & Gupta's n)")
-    gmp_interval: int | None = _f(None, "gmp: G steps between pruning steps (Zhu & Gupta's Delta t); default: the window / --gmp-prunes")
-    imp_rate: float = _f(0.2, "imp: fraction of the remaining weights pruned per round")
-    rewind_step: int = _f(0, "imp: rewind surviving weights to this step of the dense run (0: init)")
-    imp_d: str = _f("init", "imp: D at the start of each round: reset to init, rewound, or kept", choices="imp_d")
-    imp_control: str = _f("none", "imp: lottery-ticket controls: random re-init of the ticket, or random masks", choices="imp_control")
-    eb_interval: int = _f(100, "early_bird: G steps between mask checks")
-    eb_window: int = _f(5, "early_bird: masks compared at each check from the window-th on: the newest and the previous window-1 (at least 2)")
-    eb_threshold: float = _f(0.1, "early_bird: draw the ticket when the largest distance between the newest mask and the window's older ones, "
-                                  "per pruned net, is below this; distance = differing positions / the most two masks of that density "
-                                  "can differ in (2 min(k, n-k)), in [0, 1]: 0.1 = at most 10%% of the kept weights changed")
-    eb_max_steps: int | None = _f(None, "early_bird: search budget in G steps (default: half the run)")
-    probe_batches: int = _f(1, "snip / grasp: batches of the training loss used to score weights at init")
+    from_run: str | None = _f(None, "pf: the finished dense run to prune (its final weights; same dataset, model "
+                              "and widths)", flag="--from", methods=("pf",))
+    ranking: str = _f("uniform", "pf / gmp / early_bird magnitude pruning across layers: uniform (every layer at the "
+                      "same density, the papers' 'uniform'), distribution (per-layer counts from --distribution) or "
+                      "global (one ranking over all of a net's layers)", choices="ranking",
+                      methods=("pf", "gmp", "early_bird"))
+    prune_nets: str = _f("G", "pf / imp: prune G only or G and D", choices="prune_nets", methods=("pf", "imp"))
+    gmp_start: float = _f(0.1, "gmp: fraction of training at which pruning starts", methods=("gmp",))
+    gmp_end: float = _f(0.8, "gmp: fraction of training at which the target is reached", methods=("gmp",))
+    gmp_prunes: int = _f(20, "gmp: number of pruning steps n spread evenly over the window (Zhu & Gupta's n)",
+                         methods=("gmp",))
+    gmp_interval: int | None = _f(None, "gmp: G steps between pruning steps (Zhu & Gupta's Delta t); default: the "
+                                  "window / --gmp-prunes", methods=("gmp",))
+    imp_rate: float = _f(0.2, "imp: fraction of the remaining weights pruned per round", methods=("imp",))
+    imp_ranking: str = _f("paper", "imp: magnitude ranking of each round: paper (global within a net, layer-wise "
+                          "for a net with spectral-normed layers, e.g. SNGAN's D), global or layer",
+                          choices="imp_ranking", methods=("imp",))
+    rewind_step: int = _f(0, "imp: rewind survivors (and D, see --imp-d) to their weights at this step of the dense "
+                          "round 0 (0: init); rounds then train the remaining --steps minus this, from the data "
+                          "position of that step (late rewinding)", methods=("imp",))
+    imp_d: str = _f("rewind", "imp: D at the start of each round: rewind (its weights at --rewind-step, the same "
+                    "point as G; init when 0), init (its initial weights even with late rewinding), or keep "
+                    "(the previous round's final trained D, with its mask)", choices="imp_d", methods=("imp",))
+    imp_control: str = _f("none", "imp: lottery-ticket control of the IMP run --tickets-from: reinit (each "
+                          "round's ticket masks, fresh random weights) or random (random masks with the "
+                          "ticket's per-layer counts, the ticket's rewound weights)", choices="imp_control",
+                          methods=("imp",))
+    tickets_from: str | None = _f(None, "imp controls: the finished IMP run whose tickets (RUN/tickets/round-KK) "
+                                  "the control trains", methods=("imp",))
+    control_nets: str = _f("G", "imp controls: the nets re-initialised / given random masks; the other net keeps "
+                           "the ticket's weights and mask (GAN Tickets: D's init matters on its own)",
+                           choices="prune_nets", methods=("imp",))
+    eb_interval: int = _f(100, "early_bird: G steps between mask checks", methods=("early_bird",))
+    eb_window: int = _f(5, "early_bird: masks compared at each check from the window-th on: the newest and the "
+                        "previous window-1 (at least 2)", methods=("early_bird",))
+    eb_threshold: float = _f(0.1, "early_bird: draw the ticket when the largest distance between the newest mask and "
+                             "the window's older ones, per pruned net, is below this; distance = differing positions / "
+                             "the most two masks of that density can differ in (2 min(k, n-k)), in [0, 1]: 0.1 = at "
+                             "most 10%% of the kept weights changed", methods=("early_bird",))
+    eb_max_steps: int | None = _f(None, "early_bird: search budget in G steps (default: half the run)",
+                                  methods=("early_bird",))
+    probe_batches: int = _f(1, "snip / grasp (and stu's grasp criterion): batches of the training loss used to "
+                            "score weights", methods=("snip", "grasp", "stu", "adapt"))
     balance_every: int = _f(10, "log ADAPT's balance ratio every this many G steps (GANs)")
-    adapt_interval: int = _f(1000, "adapt: G steps between D density adjustments (Delta T_D)")
-    adapt_step: float = _f(0.05, "adapt: change of D's density per adjustment")
-    adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this (BR may be negative)")
-    adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this")
+    adapt_interval: int = _f(1000, "adapt: G steps between D density adjustments (Delta T_D)", methods=("adapt",))
+    adapt_step: float = _f(0.05, "adapt: change of D's density per adjustment", methods=("adapt",))
+    adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this (BR may be "
+                          "negative)", methods=("adapt",))
+    adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this", methods=("adapt",))
     adapt_variant: str = _f("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5; at the cap D does "
-                            "prune-and-regrow instead of growing)", choices="adapt_variant")
+                            "prune-and-regrow instead of growing)", choices="adapt_variant", methods=("adapt",))
     adapt_ranking: str = _f("global", "adapt: rank weights over all of a net's layers (global, ADAPT's scripts: G's "
                             "prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's per-layer update)",
-                            choices="adapt_ranking")
-    masks_from: str | None = _f(None, "start from another run's final masks (a ticket)")
-    masks_with_weights: bool = _f(False, "with --masks-from: also take that run's final weights")
-    kl_weight: float = _f(1.0, "vae: weight of the KL term of the ELBO")
+                            choices="adapt_ranking", methods=("adapt",))
+    masks_from: str | None = _f(None, "start from another run's masks: RUN/final (its trained result) or an IMP "
+                                "ticket RUN/tickets/round-KK (masks + rewound weights)",
+                                methods=tuple(m for m in ALL_METHODS if m not in ("dense", "imp")))
+    masks_with_weights: bool = _f(False, "with --masks-from: also take that folder's weights (RUN: the trained final "
+                                  "weights; an IMP ticket: the rewound weights the round starts from)",
+                                  methods=tuple(m for m in ALL_METHODS if m not in ("dense", "imp")))
+    kl_weight: float = _f(1.0, "vae: weight of the KL term of the ELBO", models=("vae",))
     # --- optimisation ------------------------------------------------------------------
     steps: int = _f(2000, "generator updates")
     batch_size: int = _f(64, "images per D step (and per G step)")
@@ -153,9 +192,6 @@ class TrainConfig:
         if self.ranking == "layer":
             raise UserError("--ranking layer is gone (it meant per-layer counts from --distribution, not the papers' "
                             "'uniform'); use uniform (same density in every layer), distribution or global")
-        if self.method == "imp" and self.ranking == "distribution":
-            raise UserError("--method imp prunes a fraction of each round's survivors: --ranking uniform (the same "
-                            "fraction in every layer) or global, not distribution")
         if not 0.0 < self.imp_rate < 1.0:
             raise UserError(f"--imp-rate must be in (0, 1), got {self.imp_rate}")
         if self.rewind_step < 0:
@@ -196,11 +232,64 @@ def choice_values() -> dict[str, list[str]]:
         "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
         "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
         "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
-        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"], "prune_nets": ["G", "GD"],
-        "imp_d": ["init", "rewind", "keep"], "imp_control": ["none", "reinit", "random"],
+        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"],
+        "prune_nets": ["G", "GD"], "imp_d": ["rewind", "init", "keep"], "imp_control": ["none", "reinit", "random"],
+        "imp_ranking": ["paper", "global", "layer"],
         "adapt_variant": ["relaxed", "strict"], "adapt_ranking": ["global", "layer"],
     }
     return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a config key (``from_run`` is ``--from``)."""
+    f = {f.name: f for f in fields(TrainConfig)}[name]
+    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
+    """The keys among ``given`` (the ones the user set, on the command line or in YAML) that would
+    have no effect on this run, each with the reason: an option of other methods (field metadata
+    ``methods`` / ``models``), or a value that contradicts another option (a D sparsity for a method
+    that leaves D dense under ``--prune-nets G``; ``--masks-with-weights`` without ``--masks-from``).
+
+    ``sparsegan train`` refuses them before anything is written, or records them as "ignored" in
+    config.json with ``--allow-ignored`` (what sweeps pass). ``dense`` is the one method that takes
+    the sparsity flags and records them as ignored, always: it is the s = 0 baseline of every sweep.
+    """
+    from sparsegan.models import MODEL_KIND
+
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    out: dict[str, str] = {}
+    for name in given:
+        meta = by_name[name].metadata
+        methods, models = meta.get("methods"), meta.get("models")
+        if methods is not None and cfg.method not in methods:
+            out[name] = f"has no effect with --method {cfg.method} (it applies to {', '.join(methods)})"
+        elif models is not None and MODEL_KIND.get(cfg.model, cfg.model) not in models:
+            out[name] = f"has no effect with --model {cfg.model} (it applies to {', '.join(models)})"
+    given = set(given)
+    if cfg.method in ("pf", "imp") and cfg.prune_nets == "G" and "sparsity_d" in given and cfg.sparsity_d > 0:
+        out["sparsity_d"] = (f"has no effect with --method {cfg.method} --prune-nets G (D stays dense); "
+                             "add --prune-nets GD to prune D too")
+    if "masks_with_weights" in given and cfg.masks_with_weights and cfg.masks_from is None \
+            and "masks_with_weights" not in out:
+        out["masks_with_weights"] = "has no effect without --masks-from"
+    if cfg.method == "imp" and cfg.imp_control == "none":
+        for name in ("tickets_from", "control_nets"):
+            if name in given:
+                out[name] = "has no effect without --imp-control reinit|random"
+    return {k: out[k] for k in sorted(out, key=list(by_name).index)}
+
+
+def describe_inapplicable(cfg: TrainConfig, problems: Mapping[str, str]) -> str:
+    """One line naming the first option that has no effect, and how many more there are."""
+    name, why = next(iter(problems.items()))
+    value = getattr(cfg, name)
+    shown = "" if isinstance(value, bool) else f" {value}"
+    more = f" (and {len(problems) - 1} more: {', '.join(flag_of(k) for k in list(problems)[1:])})" \
+        if len(problems) > 1 else ""
+    return (f"{flag_of(name)}{shown} {why}{more}; drop it, or pass --allow-ignored to record it in "
+            "config.json as ignored")
 
 
 def field_type(f: dataclasses.Field) -> tuple[type, bool]:

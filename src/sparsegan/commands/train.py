@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import MISSING, fields
 from typing import Callable
 
-from sparsegan.config import TrainConfig, build_config, choice_values, field_type, load_yaml
+from sparsegan.config import (TrainConfig, build_config, choice_values, describe_inapplicable, field_type,
+                              flag_of, inapplicable, load_yaml)
+from sparsegan.errors import UserError
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -44,8 +47,18 @@ def run(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     cfg = build_config(values)
+    # Every key the user gave (YAML or flag) must have an effect for this method, or be recorded as
+    # ignored when asked (sweeps share one base across methods); checked before anything is written.
+    problems = inapplicable(cfg, values)
+    if problems and not args.allow_ignored:
+        raise UserError(describe_inapplicable(cfg, problems))
+    cfg.ignored = problems  # read by training.loop.resolved_config into config.json
     if args.dry_run:
-        print(json.dumps(cfg.to_dict(), indent=2))
+        for name, why in problems.items():  # the config below lists them; here is why
+            print(f"sparsegan: ignored: {flag_of(name)} {why}", file=sys.stderr)
+        from sparsegan.training.loop import ignored_keys
+
+        print(json.dumps(cfg.to_dict() | ignored_keys(cfg), indent=2))
         return 0
     from sparsegan.training import train
 
@@ -58,7 +71,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train one run into a run folder",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML recipe; flags given on the command line win")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config (and what it ignores) and exit")
+    p.add_argument("--allow-ignored", action="store_true",
+                   help="record options that have no effect for this method in config.json (\"ignored\") "
+                        "instead of refusing them; sweeps pass it, since one base serves several methods")
     p.add_argument("--resume", metavar="auto|PATH", help="continue from the newest valid checkpoint or a given one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

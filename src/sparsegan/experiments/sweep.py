@@ -93,7 +93,9 @@ def write_point_config(out: Path, point: Point) -> Path:
 
 def train_argv(out: Path, point: Point, state: str) -> list[str]:
     cfg = write_point_config(out, point)
-    argv = ["train", "--config", str(cfg), "--out", str(out / point.name), "--no-progress"]
+    # One base serves points of several methods: a key without effect for a point is recorded in its
+    # config.json as ignored, not refused (sparsegan train --allow-ignored).
+    argv = ["train", "--config", str(cfg), "--out", str(out / point.name), "--no-progress", "--allow-ignored"]
     return argv + (["--resume", "auto"] if state == "resume" else ["--overwrite"])
 
 

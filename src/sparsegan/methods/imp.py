@@ -2,16 +2,24 @@
 al. 2021 for late rewinding, VAEs and AEs).
 
 Round 0 trains dense. After each round, ``--imp-rate`` (20 %) of the remaining weights of each
-pruned net (``--prune-nets G|GD``) are removed by magnitude (``--ranking global``, the paper's
-choice, or ``layer``), the survivors are rewound to their values at ``--rewind-step`` of round 0
-(0: initialisation), D is reset to init, rewound or kept (``--imp-d``), and the ticket is trained
-again for ``--steps``. Densities are 0.8^k per round until the target, the last round pruning
+pruned net (``--prune-nets G|GD``) are removed by magnitude. ``--imp-ranking paper`` (default)
+ranks globally within a net, as the paper does, except in a net with spectral-normed layers
+(e.g. SNGAN's D), where raw ``weight_orig`` scales are not comparable across layers and the
+ranking is layer-wise (REFERENCE §6.8); the choice per net is recorded in config.json
+("imp_ranking_by_net") and in every kind=round record. The survivors are rewound to their values
+at ``--rewind-step`` k of round 0 (0: initialisation), D likewise by default (``--imp-d rewind``;
+``init``: D's initial weights even when k > 0; ``keep``: the previous round's final trained D and
+its mask), and the ticket is trained again for the remaining ``steps - k`` steps from round 0's
+data position at step k. Densities are 0.8^k per round until the target, the last round pruning
 exactly to it: 80 % sparsity takes ceil(log 0.2 / log 0.8) = 8 rounds (0.8, ..., 0.8^7, 0.2).
 
-Controls: ``--imp-control reinit`` trains the same masks from a fresh random initialisation;
-``random`` trains random masks with the ticket's layer-wise counts. Each round is a sub-run folder
-(``RUN/rounds/round-KK``); the orchestration lives in :mod:`sparsegan.training.rounds`. This class
-holds the per-round training (a ticket with fixed masks) and the IMP arithmetic.
+Controls run on the tickets of a finished IMP run (``--imp-control reinit|random --tickets-from
+IMP_RUN``), not a pruning chain of their own: ``reinit`` trains each round's ticket masks from a
+fresh random initialisation; ``random`` trains random masks with the ticket's exact per-layer
+counts on the rewound weights; only the nets of ``--control-nets`` (G) change, D stays the
+ticket's. Each round is a sub-run folder (``RUN/rounds/round-KK``) and each ticket a folder
+``RUN/tickets/round-KK`` that ``--masks-from ... --masks-with-weights`` accepts; the
+orchestration lives in :mod:`sparsegan.training.rounds`. This module holds the IMP arithmetic.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
 from sparsegan.methods.base import METHODS, Method
 from sparsegan.sparsity import MaskSet, allocate_active_counts, magnitude_prune_to
@@ -43,6 +53,24 @@ def prune_to_density(masks: MaskSet, density: float, ranking: str) -> None:
     frac = total / max(1, masks.active())
     counts = allocate_active_counts(active, {n: 1.0 - frac for n in active}, total)
     magnitude_prune_to(masks, counts)
+
+
+def has_spectral_norm(module: nn.Module) -> bool:
+    """Whether any layer of ``module`` is spectral-normed (parametrization or legacy hook)."""
+    for m in module.modules():
+        if parametrize.is_parametrized(m, "weight") and any(
+                "SpectralNorm" in type(p).__name__ for p in m.parametrizations.weight):
+            return True
+        if isinstance(getattr(m, "weight_orig", None), nn.Parameter):
+            return True
+    return False
+
+
+def net_rankings(choice: str, nets: dict[str, nn.Module]) -> dict[str, str]:
+    """The magnitude ranking of each net: ``paper`` is global, layer-wise for spectral-normed nets."""
+    if choice != "paper":
+        return {net: choice for net in nets}
+    return {net: "layer" if has_spectral_norm(m) else "global" for net, m in nets.items()}
 
 
 def random_masks_like(masks: MaskSet, generator: torch.Generator) -> MaskSet:

@@ -59,7 +59,9 @@ class PruneFinetune(Method):
             self.source_config = json.loads((src / "config.json").read_text())
         except (OSError, json.JSONDecodeError):
             raise UserError(f"--from {src}: no readable config.json; is it a sparsegan run?") from None
-        for key in ("model", "model_width", "width_multiplier", "z_dim"):
+        # The dataset too: fine-tuning weights trained on another dataset is a transfer, not PF
+        # (``--masks-from RUN --masks-with-weights`` does that, and says so in its ticket record).
+        for key in ("dataset", "model", "model_width", "width_multiplier", "z_dim"):
             if self.source_config.get(key) != getattr(cfg, key):
                 raise UserError(f"--from {src} was trained with {key}={self.source_config.get(key)!r}, "
                                 f"this run asks for {getattr(cfg, key)!r}")

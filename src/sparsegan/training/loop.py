@@ -167,10 +167,17 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     )
 
 
-def resolved_config(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
-    out = cfg.to_dict()
+def ignored_keys(cfg: TrainConfig) -> dict[str, Any]:
+    """config.json's "ignored": the keys given without effect (``sparsegan train --allow-ignored``,
+    see config.inapplicable); dense always lists the sparsity flags, which it accepts and ignores."""
+    keys = list(getattr(cfg, "ignored", {}))
     if cfg.method == "dense":
-        out["ignored"] = ["sparsity_g", "sparsity_d"]  # dense accepts the flags and ignores them
+        keys = ["sparsity_g", "sparsity_d"] + [k for k in keys if k not in ("sparsity_g", "sparsity_d")]
+    return {"ignored": keys} if keys else {}
+
+
+def resolved_config(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    out = cfg.to_dict() | ignored_keys(cfg)
     out["ema_scope"] = "parameters averaged, buffers copied"
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),

@@ -1,9 +1,42 @@
 """IMP / GAN Tickets orchestration: rounds of whole runs, each a sub-run folder.
 
-    RUN/config.json, RUN/metrics.jsonl (kind=round records), RUN/summary.json, RUN/final/*
-    RUN/rewind/{init,rewind}-{generator,discriminator}.safetensors   weights to rewind to
-    RUN/rounds/round-KK/        a full run folder per round (round 0 is dense)
-    RUN/tickets/round-KK/final/ the ticket each round trains: masks + rewound weights
+An IMP run (``--method imp``)::
+
+    RUN/config.json             the resolved config + "imp_rounds" (density plan) + "imp_ranking_by_net"
+    RUN/metrics.jsonl           one kind=round record per round (density, ranking, start step, metrics)
+    RUN/summary.json, RUN/final/*   the last round's result (trained weights, not a ticket)
+    RUN/rewind/init-{generator,discriminator}.safetensors    both nets at step 0 of round 0
+    RUN/rewind/rewind-{generator,discriminator}.safetensors  both nets at --rewind-step k of round 0
+    RUN/rewind/rewind-position.json                          the data order / noise state at step k
+    RUN/rounds/round-00/        round 0: dense training, where the rewind weights are captured
+    RUN/rounds/round-KK/        round K: a ``static`` run of ticket K
+    RUN/tickets/round-KK/final/ ticket K: masks.safetensors + the weights round K starts from
+                                (survivors rewound, pruned weights 0), same file names as a run's final/
+
+A ticket is what ``--masks-from RUN/tickets/round-KK --masks-with-weights`` starts any method
+from (masks + rewound weights); ``--masks-from RUN`` instead takes the last round's *trained*
+final weights and masks.
+
+Round K (K >= 1) prunes round K-1's final weights to the planned density by magnitude (per net:
+global, or layer-wise for a net with spectral-normed layers, REFERENCE §6.8; ``--imp-ranking``),
+then rewinds both nets to their step-k weights (G's survivors, and D per ``--imp-d``: rewound to
+the same step by default, its init, or round K-1's final D kept). With late rewinding (k > 0) a
+round trains the remaining ``steps - k`` steps from the data order and noise position of step k,
+with fresh Adam moments (OpenLTH's convention; the learning rate is constant), so every round
+ends at the same point of the schedule as round 0.
+
+Controls (Frankle & Carbin; GAN Tickets) are separate runs that take the tickets of a finished
+IMP run instead of running their own pruning chain: ``--imp-control reinit|random --tickets-from
+IMP_RUN`` (with the IMP run's model, sparsity and round options). Round K of a control trains
+ticket K of IMP_RUN with, for the nets of ``--control-nets`` (G by default):
+
+    reinit   the same masks, fresh random weights (one fresh initialisation for all rounds)
+    random   random masks with ticket K's exact per-layer counts, on the IMP run's rewound weights
+
+while the other net keeps the ticket's weights and mask exactly (D's initialisation matters on
+its own in GAN Tickets, so the default does not mix the two effects). A control run has rounds
+1..K only (round 0 is the IMP run's) and the same layout otherwise (its tickets under
+``RUN/tickets``). Keeping controls separate lets several controls and seeds share one IMP chain.
 
 Re-running with ``--resume auto`` skips finished rounds and resumes the interrupted one.
 """
@@ -11,24 +44,30 @@ Re-running with ``--resume auto`` skips finished rounds and resumes the interrup
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from sparsegan.config import TrainConfig
 from sparsegan.data import load_dataset
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
-from sparsegan.methods.imp import prune_to_density, random_masks_like, round_densities
+from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.models import NATIVE_RESOLUTION
 from sparsegan.sparsity import MaskSet, prunable_parameters
 from sparsegan.training.run_dir import RunDir, read_json, read_records
 
 FILES = {"G": "generator", "D": "discriminator"}
+# What a control must share with the IMP run whose tickets it trains.
+CONTROL_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "loss", "prunable", "prune_nets",
+                "imp_rate", "rewind_step", "imp_d", "imp_ranking", "steps", "batch_size", "g_batch_size", "n_dis")
+REINIT_SEED = 7919  # the reinit control's fresh initialisation: seed + this
 
 
 def _rounds_plan(cfg: TrainConfig) -> dict[str, list[float]]:
@@ -53,82 +92,137 @@ def _capture(folder: Path, prefix: str, t) -> None:
         save_safetensors(folder / f"{prefix}-{FILES[net]}.safetensors", module.state_dict())
 
 
+def _capture_position(folder: Path, t) -> None:
+    """The data order and noise stream at the rewind step, where late-rewound rounds continue."""
+    state = {"step": t.step, "sampler": t.sampler.state_dict(),
+             "noise_rng": t.rng["noise"].get_state().numpy().tobytes().hex()}
+    tmp = folder / "rewind-position.json.tmp"
+    tmp.write_text(json.dumps(state))
+    tmp.replace(folder / "rewind-position.json")
+
+
+def _read_position(folder: Path) -> dict[str, Any]:
+    try:
+        return read_json(folder / "rewind-position.json")
+    except (OSError, ValueError):
+        raise UserError(f"{folder} holds no rewind-position.json (the data position of --rewind-step): "
+                        "this IMP run predates late rewinding from that position; start it again with --overwrite"
+                        ) from None
+
+
+def _start_at(position: dict[str, Any] | None) -> Callable | None:
+    """An ``on_start`` hook that puts a fresh round at the rewind step's data position."""
+    if position is None:
+        return None
+
+    def on_start(t) -> None:
+        if t.step == 0:  # a resumed round continues from its own checkpoint instead
+            t.sampler.load_state_dict(position["sampler"])
+            t.rng["noise"].set_state(torch.frombuffer(bytearray.fromhex(position["noise_rng"]), dtype=torch.uint8))
+
+    return on_start
+
+
+def _round_cfg(cfg: TrainConfig, sub: Path, ticket: Path, density: dict[str, float]) -> TrainConfig:
+    """Round K: a ``static`` run of its ticket for the steps left after the rewind step."""
+    return dataclasses.replace(
+        cfg, method="static", out=str(sub), masks_from=str(ticket), masks_with_weights=True,
+        sparsity_g=1.0 - density["G"], sparsity_d=1.0 - density["D"], steps=cfg.steps - cfg.rewind_step,
+        imp_control="none", tickets_from=None,
+    )
+
+
+class _Rounds:
+    """The run folder of an IMP run or of a control, and its kind=round records."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, extra: dict[str, Any]):
+        from sparsegan.training.loop import resolved_config
+
+        self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
+        self.run.write_config(resolved_config(cfg, torch.device(cfg.device)) | extra)
+        self.done = {r["round"] for r in read_records(self.run.path, "round")}
+
+    def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:
+        if k in self.done:
+            return
+        summary = read_json(sub / "summary.json")
+        self.run.log({"kind": "round", "step": k, "round": k, "density": density,
+                      "run": str(sub.relative_to(self.run.path)), **extra,
+                      "final_density": summary.get("density"), "metrics": summary.get("metrics", {}),
+                      "wall_time_s": summary.get("wall_time_s")})
+        self.done.add(k)
+
+    def finish(self, rounds: list[int]) -> Path:
+        """The last round is the result: its final files and summary, plus every round as a phase."""
+        path = self.run.path
+        last_sub = path / "rounds" / f"round-{rounds[-1]:02d}"
+        for f in last_sub.joinpath("final").iterdir():
+            shutil.copy2(f, self.run.final / f.name)
+        phases = []
+        for k in rounds:
+            sc = read_json(path / "rounds" / f"round-{k:02d}" / "config.json")
+            phases.append({"phase": f"round-{k:02d}", "steps": sc["steps"], "n_dis": sc["n_dis"],
+                           "batch_size": sc["batch_size"],
+                           "density": {"G": 1.0 - sc["sparsity_g"], "D": 1.0 - sc["sparsity_d"]}
+                           if sc["method"] != "dense" else {"G": 1.0, "D": 1.0}})
+        wall = sum(read_json(path / "rounds" / f"round-{k:02d}" / "summary.json").get("wall_time_s", 0.0)
+                   for k in rounds)
+        self.run.write_summary({**read_json(last_sub / "summary.json"), "phases": phases[:-1], "rounds": len(rounds),
+                                "wall_time_s": wall})
+        # Training FLOPs of all rounds together: the earlier rounds as external phases, the last one here.
+        self.run.write_summary({**read_json(path / "summary.json"), "flops": _all_rounds_flops(path, phases[:-1])})
+        return path
+
+
 def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progress: bool) -> Path:
-    from sparsegan.training.loop import build_nets, resolved_config, train
+    from sparsegan.training.loop import build_nets, train
 
     if resume not in (None, "auto"):
         raise UserError("--method imp resumes with --resume auto (rounds are separate runs)")
     RunDir.check(cfg.out, resume=resume is not None, overwrite=overwrite)
-    plan = _rounds_plan(cfg)
     if cfg.rewind_step >= cfg.steps:
         raise UserError(f"--rewind-step {cfg.rewind_step} must be below --steps {cfg.steps}")
-    load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
-    run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
-    run.write_config(resolved_config(cfg, torch.device(cfg.device)) | {"imp_rounds": plan})
-    rewind_dir = run.path / "rewind"
-    rewind_prefix = "rewind" if cfg.rewind_step > 0 else "init"
-    done_rounds = {r["round"] for r in read_records(run.path, "round")}
+    if cfg.imp_control != "none":
+        return _train_control(cfg, resume=resume, overwrite=overwrite, progress=progress)
+    plan = _rounds_plan(cfg)
+    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
+    rounds = _Rounds(cfg, resume, overwrite, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
+    path = rounds.run.path
+    rewind_dir = path / "rewind"
+    rewind_dir.mkdir(exist_ok=True)
+    k_rewind = cfg.rewind_step
 
-    def log_round(k: int, sub: Path, density: dict[str, float]) -> None:
-        if k in done_rounds:
-            return
-        summary = read_json(sub / "summary.json")
-        run.log({"kind": "round", "step": k, "round": k, "density": density, "run": str(sub.relative_to(run.path)),
-                 "final_density": summary.get("density"), "metrics": summary.get("metrics", {}),
-                 "wall_time_s": summary.get("wall_time_s")})
-        done_rounds.add(k)
-
-    # Round 0: dense, capturing the weights to rewind to.
-    sub0 = run.path / "rounds" / "round-00"
-    cfg0 = dataclasses.replace(cfg, method="dense", out=str(sub0), masks_from=None)
+    # Round 0: dense, capturing the weights (and data position) to rewind to.
+    sub0 = path / "rounds" / "round-00"
+    cfg0 = dataclasses.replace(cfg, method="dense", out=str(sub0), masks_from=None, masks_with_weights=False)
 
     def on_start(t) -> None:
         if t.step == 0:
             _capture(rewind_dir, "init", t)
 
     def on_step(t) -> None:
-        if t.step == cfg.rewind_step:
+        if t.step == k_rewind:
             _capture(rewind_dir, "rewind", t)
+            _capture_position(rewind_dir, t)
 
     if not _done(sub0):
         train(cfg0, resume="auto" if sub0.exists() else None, progress=progress, on_start=on_start, on_step=on_step)
-    log_round(0, sub0, {"G": 1.0, "D": 1.0})
+    rounds.log(0, sub0, {"G": 1.0, "D": 1.0}, start_step=0)
 
-    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
-    prev = sub0
+    position = _read_position(rewind_dir) if k_rewind > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
         density = {net: plan[net][k - 1] for net in NETS}
-        sub = run.path / "rounds" / f"round-{k:02d}"
-        ticket = run.path / "tickets" / f"round-{k:02d}"
+        sub = path / "rounds" / f"round-{k:02d}"
+        ticket = path / "tickets" / f"round-{k:02d}"
         if not (ticket / "final" / "masks.safetensors").exists():
-            _make_ticket(cfg, data, prev, ticket / "final", rewind_dir, rewind_prefix, density, k, build_nets)
-        sub_cfg = dataclasses.replace(
-            cfg, method="static", out=str(sub), masks_from=str(ticket), masks_with_weights=True,
-            sparsity_g=1.0 - density["G"], sparsity_d=1.0 - density["D"],
-        )
+            _make_ticket(cfg, data, path, k, density, ranking, ticket / "final", build_nets)
         if not _done(sub):
-            train(sub_cfg, resume="auto" if sub.exists() else None, progress=progress)
-        log_round(k, sub, density)
-        prev = sub
-
-    # The last round is the result: its final files and summary, plus every round as a phase.
-    for f in prev.joinpath("final").iterdir():
-        shutil.copy2(f, run.final / f.name)
-    last = read_json(prev / "summary.json")
-    phases = []
-    for k in range(0, n_rounds + 1):
-        sc = read_json(run.path / "rounds" / f"round-{k:02d}" / "config.json")
-        phases.append({"phase": f"round-{k:02d}", "steps": sc["steps"], "n_dis": sc["n_dis"],
-                       "batch_size": sc["batch_size"],
-                       "density": {"G": 1.0 - sc["sparsity_g"], "D": 1.0 - sc["sparsity_d"]} if k else
-                       {"G": 1.0, "D": 1.0}})
-    run.write_summary({**last, "phases": phases[:-1], "rounds": n_rounds + 1,
-                       "wall_time_s": sum(read_json(run.path / "rounds" / f"round-{k:02d}" / "summary.json")
-                                          .get("wall_time_s", 0.0) for k in range(n_rounds + 1))})
-    # Training FLOPs of all rounds together: the earlier rounds as external phases, the last one here.
-    run.write_summary({**read_json(run.path / "summary.json"), "flops": _all_rounds_flops(run.path, phases[:-1])})
-    return run.path
+            train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
+                  progress=progress, on_start=_start_at(position))
+        rounds.log(k, sub, density, ranking=ranking, start_step=k_rewind, imp_d=cfg.imp_d)
+    return rounds.finish(list(range(n_rounds + 1)))
 
 
 def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,36 +241,112 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def _make_ticket(cfg, data, prev: Path, out: Path, rewind_dir: Path, rewind_prefix: str,
-                 density: dict[str, float], k: int, build_nets) -> None:
-    """Prune the previous round's final weights, rewind the survivors, write the ticket."""
-    G, D = build_nets(cfg, data, cfg.seed)
-    nets = {"G": G, "D": D}
-    prev_masks = load_file(str(prev / "final" / "masks.safetensors"))
-    masks_out, weights_out = {}, {}
+def _load(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / name))
+
+
+def _start_weights(imp_run: Path, imp_d: str, rewind_step: int, net: str, k: int) -> dict[str, torch.Tensor]:
+    """The unpruned weights round k of an IMP run starts ``net`` from: its rewind-step weights
+    (init when 0), D's init (``--imp-d init``), or round k-1's final D (``--imp-d keep``)."""
+    if net == "D" and imp_d == "keep":
+        return _load(imp_run / "rounds" / f"round-{k - 1:02d}" / "final", "discriminator.safetensors")
+    prefix = "init" if rewind_step == 0 or (net == "D" and imp_d == "init") else "rewind"
+    return _load(imp_run / "rewind", f"{prefix}-{FILES[net]}.safetensors")
+
+
+def _write_ticket(out: Path, nets: dict[str, nn.Module], masks: dict[str, MaskSet]) -> None:
     for net in NETS:
-        nets[net].load_state_dict(load_file(str(prev / "final" / f"{FILES[net]}.safetensors")))
-        params = prunable_parameters(nets[net], cfg.prunable)
-        masks = MaskSet(params, {n: prev_masks[f"{net}.{n}"].bool() for n in params})
-        if net in cfg.prune_nets and density[net] < masks.density() - 0.5 / masks.numel():
-            prune_to_density(masks, density[net], cfg.ranking)
-        if cfg.imp_control == "random":
-            masks = random_masks_like(masks, torch.Generator().manual_seed(cfg.seed * 7919 + k))
-        # Weights the ticket starts from.
-        if net == "D" and cfg.imp_d == "keep":
-            state = nets["D"].state_dict()
-        elif net == "D" and cfg.imp_d == "init":
-            state = load_file(str(rewind_dir / f"init-{FILES[net]}.safetensors"))
-        else:
-            state = load_file(str(rewind_dir / f"{rewind_prefix}-{FILES[net]}.safetensors"))
+        masks[net].apply_()
+        save_safetensors(out / f"{FILES[net]}.safetensors", nets[net].state_dict())
+    save_safetensors(out / "masks.safetensors",
+                     {f"{net}.{n}": m for net in NETS for n, m in masks[net].masks.items()})
+
+
+def _masks_of(module: nn.Module, prunable: str, saved: dict[str, torch.Tensor], net: str) -> MaskSet:
+    params = prunable_parameters(module, prunable)
+    return MaskSet(params, {n: saved[f"{net}.{n}"].bool() for n in params})
+
+
+def _make_ticket(cfg: TrainConfig, data, run: Path, k: int, density: dict[str, float], ranking: dict[str, str],
+                 out: Path, build_nets) -> None:
+    """Ticket k: prune round k-1's final weights to the round's densities, rewind the survivors."""
+    prev = run / "rounds" / f"round-{k - 1:02d}" / "final"
+    nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
+    prev_masks = _load(prev, "masks.safetensors")
+    masks = {}
+    for net in NETS:
+        nets[net].load_state_dict(_load(prev, f"{FILES[net]}.safetensors"))
+        masks[net] = _masks_of(nets[net], cfg.prunable, prev_masks, net)
+        if net in cfg.prune_nets and density[net] < masks[net].density() - 0.5 / masks[net].numel():
+            prune_to_density(masks[net], density[net], ranking[net])
+        nets[net].load_state_dict(_start_weights(run, cfg.imp_d, cfg.rewind_step, net, k))
+    _write_ticket(out, nets, masks)
+
+
+def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progress: bool) -> Path:
+    from sparsegan.training.loop import build_nets, train
+
+    if cfg.tickets_from is None:
+        raise UserError(f"--imp-control {cfg.imp_control} needs --tickets-from IMP_RUN: the finished IMP run "
+                        "whose tickets it trains (controls run no pruning chain of their own)")
+    src = Path(cfg.tickets_from)
+    try:
+        src_cfg = read_json(src / "config.json")
+    except (OSError, ValueError):
+        raise UserError(f"--tickets-from {src}: no readable config.json; is it a sparsegan imp run?") from None
+    if src_cfg.get("method") != "imp" or src_cfg.get("imp_control", "none") != "none" or "imp_rounds" not in src_cfg:
+        raise UserError(f"--tickets-from {src} is not an IMP run (method {src_cfg.get('method')!r}, "
+                        f"control {src_cfg.get('imp_control')!r}); give the run of --method imp without a control")
+    if not _done(src):
+        raise UserError(f"--tickets-from {src} has not finished all its rounds; finish it first "
+                        "(sparsegan train ... --resume auto)")
+    for key in CONTROL_KEYS:
+        if src_cfg.get(key) != getattr(cfg, key):
+            raise UserError(f"--tickets-from {src} was trained with {key}={src_cfg.get(key)!r}, this control asks "
+                            f"for {getattr(cfg, key)!r}; a control trains the IMP run's tickets: give its options")
+    plan = src_cfg["imp_rounds"]
+    if plan != _rounds_plan(cfg):
+        raise UserError(f"--tickets-from {src} reached densities {plan}, this control's --sparsity-g/-d plan "
+                        f"{_rounds_plan(cfg)}; give the IMP run's sparsities")
+    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    reinit_seed = cfg.seed + REINIT_SEED
+    rounds = _Rounds(cfg, resume, overwrite, {"imp_rounds": plan, "reinit_seed": reinit_seed})
+    path = rounds.run.path
+    position = _read_position(src / "rewind") if cfg.rewind_step > 0 else None
+    n_rounds = len(plan["G"])
+    for k in range(1, n_rounds + 1):
+        density = {net: plan[net][k - 1] for net in NETS}
+        source_ticket = src / "tickets" / f"round-{k:02d}"
+        sub = path / "rounds" / f"round-{k:02d}"
+        ticket = path / "tickets" / f"round-{k:02d}"
+        if not (ticket / "final" / "masks.safetensors").exists():
+            _make_control_ticket(cfg, data, src, k, source_ticket / "final", ticket / "final", reinit_seed, build_nets)
+        if not _done(sub):
+            train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
+                  progress=progress, on_start=_start_at(position))
+        rounds.log(k, sub, density, control=cfg.imp_control, control_nets=cfg.control_nets,
+                   ticket_from=str(source_ticket), start_step=cfg.rewind_step)
+    return rounds.finish(list(range(1, n_rounds + 1)))
+
+
+def _make_control_ticket(cfg: TrainConfig, data, src: Path, k: int, source: Path, out: Path, reinit_seed: int,
+                         build_nets) -> None:
+    """Ticket k of the IMP run, re-initialised (reinit) or re-drawn with its counts (random), for
+    the nets of --control-nets; the other net is the ticket's exactly."""
+    nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
+    fresh = dict(zip(NETS, build_nets(cfg, data, reinit_seed)))
+    ticket_masks = _load(source, "masks.safetensors")
+    masks = {}
+    for net in NETS:
+        nets[net].load_state_dict(_load(source, f"{FILES[net]}.safetensors"))
+        masks[net] = _masks_of(nets[net], cfg.prunable, ticket_masks, net)
+        if net not in cfg.control_nets:
+            continue
         if cfg.imp_control == "reinit":
-            fresh = build_nets(cfg, data, cfg.seed + 7919 * k)[0 if net == "G" else 1]
-            state = fresh.state_dict() if net == "G" or cfg.imp_d != "keep" else state
-        nets[net].load_state_dict(state)
-        masks.params = prunable_parameters(nets[net], cfg.prunable)
-        masks.apply_()
-        masks_out.update({f"{net}.{n}": m for n, m in masks.masks.items()})
-        weights_out[net] = nets[net].state_dict()
-    for net in NETS:
-        save_safetensors(out / f"{FILES[net]}.safetensors", weights_out[net])
-    save_safetensors(out / "masks.safetensors", masks_out)
+            nets[net].load_state_dict(fresh[net].state_dict())
+        else:
+            nets[net].load_state_dict(_start_weights(src, cfg.imp_d, cfg.rewind_step, net, k))
+            g = torch.Generator().manual_seed(cfg.seed * 7919 + k)
+            masks[net] = random_masks_like(masks[net], g)
+        masks[net].params = prunable_parameters(nets[net], cfg.prunable)
+    _write_ticket(out, nets, masks)

@@ -1,0 +1,102 @@
+"""Options given without effect for the chosen method: refused in one line before anything is
+written, or recorded as ignored with --allow-ignored (what sweeps pass); pf --from checks the dataset."""
+
+import json
+
+import pytest
+import yaml
+
+from idx_files import write_fake_mnist
+from sparsegan.cli import main
+from sparsegan.config import build_config, inapplicable
+
+TINY = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--steps", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=64, n_test=8)
+
+
+def _train(data, out, *args):
+    return main(["train", "--data-root", str(data), "--out", str(out), *TINY, *args])
+
+
+def _one_error_line(capsys) -> str:
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_imp_sparsity_d_without_prune_nets_gd_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert _train(data, out, "--method", "imp", "--sparsity-g", "0.2", "--sparsity-d", "0.5") == 2
+    line = _one_error_line(capsys)
+    assert "--sparsity-d 0.5" in line and "--prune-nets GD" in line
+    assert not out.exists()
+    # A D sparsity of 0 says what happens anyway: accepted.
+    assert main(["train", "--method", "imp", "--sparsity-d", "0", "--dry-run"]) == 0
+
+
+@pytest.mark.parametrize("method, args, flag", [
+    ("stu", ["--eb-interval", "3"], "--eb-interval 3"),
+    ("static", ["--rewind-step", "1"], "--rewind-step 1"),
+    ("pf", ["--imp-rate", "0.3"], "--imp-rate 0.3"),
+    ("dense", ["--explore", "D"], "--explore D"),
+    ("stu", ["--masks-with-weights"], "--masks-with-weights"),
+    ("imp", ["--sparsity-g", "0.2", "--tickets-from", "x"], "--tickets-from x"),
+    ("stu", ["--kl-weight", "2"], "--kl-weight 2.0"),
+])
+def test_option_of_another_method_is_refused(data, tmp_path, capsys, method, args, flag):
+    assert _train(data, tmp_path / "r", "--method", method, *args) == 2
+    assert _one_error_line(capsys).startswith(f"sparsegan: error: {flag} has no effect")
+    assert not (tmp_path / "r").exists()
+
+
+def test_yaml_keys_are_checked_too(data, tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"method": "stu", "gmp_start": 0.2}))
+    assert _train(data, tmp_path / "r", "--config", str(recipe)) == 2
+    assert "--gmp-start 0.2 has no effect with --method stu" in _one_error_line(capsys)
+
+
+def test_allow_ignored_records_them_and_dry_run_shows_them(data, tmp_path, capsys):
+    args = ["--method", "stu", "--eb-interval", "3", "--gmp-start", "0.2", "--allow-ignored"]
+    assert main(["train", *args, "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["ignored"] == ["gmp_start", "eb_interval"]
+    assert "ignored: --eb-interval has no effect with --method stu" in err
+    assert _train(data, tmp_path / "r", *args) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["ignored"] == ["gmp_start", "eb_interval"]
+
+
+def test_sweep_records_keys_its_base_gives_points_they_do_not_apply_to(data, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "name": "t", "out": str(tmp_path / "sweep"),
+        "base": {"data_root": str(data), "model": "mlp", "model_width": 8, "batch_size": 8, "steps": 2,
+                 "sparsity_g": 0.5, "sparsity_d": 0.5},
+        "grid": [{"method": ["dense"], "seed": [0]},
+                 {"method": ["pf"], "from_run": ["{out}/dense_seed{seed}"], "prune_nets": ["G"], "seed": [0]}],
+    }))
+    assert main(["sweep", str(grid), "--no-progress"]) == 0
+    pf = json.loads((tmp_path / "sweep" / "pf_prune_nets=G_seed0" / "config.json").read_text())
+    assert pf["ignored"] == ["sparsity_d"]
+    summary = json.loads((tmp_path / "sweep" / "pf_prune_nets=G_seed0" / "summary.json").read_text())
+    assert summary["density"]["D"] == 1.0
+
+
+def test_pf_refuses_a_source_trained_on_another_dataset(data, tmp_path, capsys):
+    assert _train(data, tmp_path / "dense", "--method", "dense", "--dataset", "mnist") == 0
+    out = tmp_path / "pf"
+    assert _train(data, out, "--method", "pf", "--from", str(tmp_path / "dense"), "--sparsity-g", "0.5",
+                  "--dataset", "fashion-mnist") == 2
+    assert "dataset='mnist'" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_inapplicable_is_empty_for_what_the_method_uses():
+    values = {"method": "imp", "prune_nets": "GD", "sparsity_d": 0.5, "rewind_step": 2, "imp_d": "init"}
+    assert inapplicable(build_config(values), values) == {}
+    values = {"method": "dense", "sparsity_g": 0.9}  # dense records its sparsity flags, never refuses them
+    assert inapplicable(build_config(values), values) == {}
