@@ -122,10 +122,12 @@ def test_acceptance_sweep_skip_and_report(tmp_path, capsys):
     rep = tmp_path / "report"
     assert main(["report", str(out), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
-    assert "| method | s_D | s_G = 90 % | s_G = 80 % |" in md
+    # one protocol per table, named with its sample count; the steps of the weights per row
+    assert "## Table 1: fid_domain@10 (lower is better)" in md and "10 generated vs 10 real train images" in md
+    assert "| method | s_D | steps | s_G = 90 % | s_G = 80 % |" in md
     # best per column (lower FID-like metric) in bold; n seeds per cell
-    assert "| static | 50 % | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
-    assert "| stu | 50 % | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
+    assert "| static | 50 % | 4 | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
+    assert "| stu | 50 % | 4 | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
     assert figures >= {"metric_vs_sparsity.png", "heatmap.png", "itop_rate.png", "losses.png", "samples.png",
                        "metric_over_training.png"}
@@ -186,8 +188,7 @@ def _fake_run(root: Path, name: str, method: str, sg: float, sd: float, seed: in
     cfg = {"method": method, "sparsity_g": sg, "sparsity_d": sd, "seed": seed, "model": "mlp", "steps": 20}
     (run / "config.json").write_text(json.dumps(cfg))
     summary = {"status": "completed", "step": 20, "density": {"G": 1 - sg, "D": 1 - sd},
-               "itop_rate": {"G": 1 - sg + 0.1, "D": 1 - sd}, "wall_time_s": 1.0,
-               "metrics": {"final": {"fid": metric} if metric is not None else {}, "best": {}}}
+               "itop_rate": {"G": 1 - sg + 0.1, "D": 1 - sd}, "wall_time_s": 1.0}
     if flops is not None:
         summary["flops"] = {"train_total": flops}
     (run / "summary.json").write_text(json.dumps(summary))
@@ -196,11 +197,16 @@ def _fake_run(root: Path, name: str, method: str, sg: float, sd: float, seed: in
         recs += [{"kind": "topology", "step": 10, "net": "G", "itop_rate": 1 - sg + 0.05, "pruned": 3},
                  {"kind": "topology", "step": 10, "net": "D", "itop_rate": 1 - sd, "pruned": 0}]
     recs += [{"kind": "balance", "step": s, "balance_ratio": b} for s, b in (balance or [])]
+    if metric is not None:  # evaluation during training, at the last step
+        recs.append({"kind": "eval", "step": 20, "fid": metric, "num_samples": 100, "generator": "ema",
+                     "source": "training"})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"kind": "tr')  # torn tail
     if eval_json is not None:
         (run / "eval").mkdir()
-        for m, v in eval_json.items():
-            (run / "eval" / f"{m}.json").write_text(json.dumps({"metric": m, "value": v, "num_samples": 100}))
+        for m, v in eval_json.items():  # as `sparsegan eval --num-samples 100` writes them, at step 20
+            metric = {"precision": "pr"}.get(m, m)
+            (run / "eval" / f"{metric}@100.json").write_text(json.dumps(
+                {"metric": metric, m: v, "num_samples": 100, "num_ref": 100, "step": 20, "protocol": f"{m}@100"}))
     from PIL import Image
 
     Image.new("L", (10, 10), color=seed * 40).save(run / "samples" / "step-00000020.png")
@@ -217,19 +223,19 @@ def test_report_dense_column_flops_balance_and_eval_files(tmp_path):
     rep = tmp_path / "rep"
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
-    assert "| method | s_D | s_G = 90 % | s_G = 0 % |" in md
-    assert "| dense | 0 % |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
-    # eval/fid.json wins over summary.json metrics.final (99); a single seed shows no std
-    assert "| static | 50 % | 15 (n=1) |  |" in md
-    assert "| stu | 50 % | **13 ± 1 (n=3)** |  |" in md
+    assert "| method | s_D | steps | s_G = 90 % | s_G = 0 % |" in md
+    assert "| dense | 0 % | 20 |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
+    # eval/fid@100.json wins over a training record of the same protocol (99); one seed: no std
+    assert "| static | 50 % | 20 | 15 (n=1) |  |" in md
+    assert "| stu | 50 % | 20 | **13 ± 1 (n=3)** |  |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
     assert {"metric_vs_flops.png", "balance_ratio.png", "heatmap.png", "metric_vs_sparsity.png"} <= figures
-    assert "metric_over_training.png" not in figures and "no run evaluated fid at more than one step" in md
+    assert "metric_over_training.png" not in figures and "no run evaluated fid@100 at more than one step" in md
 
     # Higher is better for precision: the best marked is the largest mean.
     assert main(["report", str(runs), "--out", str(rep), "--metric", "precision"]) == 0
     md = (rep / "report.md").read_text()
-    assert "| stu | 50 % | 0.5 ± 0 (n=3) |  |" in md
+    assert "| stu | 50 % | 20 | 0.5 ± 0 (n=3) |  |" in md
     assert "Metric" not in md.split("## Table 1")[0]
 
 
@@ -241,7 +247,7 @@ def test_report_without_metric_still_renders(tmp_path):
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
     assert "No metric found in these runs" in md and "## Table 1" not in md
-    assert "| stu | 0 % | 80 % | 2 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
+    assert "| stu | 0 % | 80 % | 2 | 20 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
     assert {p.name for p in (rep / "figures").glob("*.png")} == {"itop_rate.png", "losses.png", "samples.png"}
     assert main(["report", str(runs), "--out", str(rep), "--metric", "kid"]) == 0
     assert "Metric 'kid' is missing in every run" in (rep / "report.md").read_text()
