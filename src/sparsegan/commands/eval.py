@@ -102,7 +102,8 @@ def _num_ref(text: str) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a run's generator (FID, KID, precision/recall, fid_domain, IS)",
+    p = sub.add_parser("eval", help="evaluate a run's generator (FID, KID, precision/recall, fid_domain, IS) into "
+                                    "RUN/eval/<metric>@<protocol>.json, e.g. eval/fid_domain@10000.json",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with final/*.safetensors")
     p.add_argument("--metrics", default="fid_domain",

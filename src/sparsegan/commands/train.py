@@ -59,7 +59,10 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML recipe; flags given on the command line win")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--resume", metavar="auto|PATH", help="continue from the newest valid checkpoint or a given one")
+    p.add_argument("--resume", metavar="auto|PATH",
+                   help="continue from the newest valid checkpoint or a given one; a completed run is left "
+                        "unchanged unless --steps grew. Ctrl-C / SIGTERM save a checkpoint of the current step "
+                        "and print the command that resumes (exit 130 / 143)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(p)
