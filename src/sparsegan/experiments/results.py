@@ -207,8 +207,8 @@ class RunResult:
 
     @cached_property
     def metric_names(self) -> set[str]:
-        """The value names this run has a current measurement of."""
-        return {m.name for m in self.measurements.values() if m.stale is None}
+        """The value names this run has a measurement of (current or stale: a report lists stale ones)."""
+        return {m.name for m in self.measurements.values()}
 
     @property
     def flops(self) -> float | None:
