@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -122,10 +123,12 @@ def test_acceptance_sweep_skip_and_report(tmp_path, capsys):
     rep = tmp_path / "report"
     assert main(["report", str(out), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
-    assert "| method | s_D | s_G = 90 % | s_G = 80 % |" in md
+    # one protocol per table, named with its sample count; the steps of the weights per row
+    assert "## Table 1: fid_domain@10 (lower is better)" in md and "10 generated vs 10 real train images" in md
+    assert "| method | s_D | steps | s_G = 90 % | s_G = 80 % |" in md
     # best per column (lower FID-like metric) in bold; n seeds per cell
-    assert "| static | 50 % | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
-    assert "| stu | 50 % | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
+    assert "| static | 50 % | 4 | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
+    assert "| stu | 50 % | 4 | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
     assert figures >= {"metric_vs_sparsity.png", "heatmap.png", "itop_rate.png", "losses.png", "samples.png",
                        "metric_over_training.png"}
@@ -186,8 +189,7 @@ def _fake_run(root: Path, name: str, method: str, sg: float, sd: float, seed: in
     cfg = {"method": method, "sparsity_g": sg, "sparsity_d": sd, "seed": seed, "model": "mlp", "steps": 20}
     (run / "config.json").write_text(json.dumps(cfg))
     summary = {"status": "completed", "step": 20, "density": {"G": 1 - sg, "D": 1 - sd},
-               "itop_rate": {"G": 1 - sg + 0.1, "D": 1 - sd}, "wall_time_s": 1.0,
-               "metrics": {"final": {"fid": metric} if metric is not None else {}, "best": {}}}
+               "itop_rate": {"G": 1 - sg + 0.1, "D": 1 - sd}, "wall_time_s": 1.0}
     if flops is not None:
         summary["flops"] = {"train_total": flops}
     (run / "summary.json").write_text(json.dumps(summary))
@@ -196,11 +198,16 @@ def _fake_run(root: Path, name: str, method: str, sg: float, sd: float, seed: in
         recs += [{"kind": "topology", "step": 10, "net": "G", "itop_rate": 1 - sg + 0.05, "pruned": 3},
                  {"kind": "topology", "step": 10, "net": "D", "itop_rate": 1 - sd, "pruned": 0}]
     recs += [{"kind": "balance", "step": s, "balance_ratio": b} for s, b in (balance or [])]
+    if metric is not None:  # evaluation during training, at the last step
+        recs.append({"kind": "eval", "step": 20, "fid": metric, "num_samples": 100, "generator": "ema",
+                     "source": "training"})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"kind": "tr')  # torn tail
     if eval_json is not None:
         (run / "eval").mkdir()
-        for m, v in eval_json.items():
-            (run / "eval" / f"{m}.json").write_text(json.dumps({"metric": m, "value": v, "num_samples": 100}))
+        for m, v in eval_json.items():  # as `sparsegan eval --num-samples 100` writes them, at step 20
+            metric = {"precision": "pr"}.get(m, m)
+            (run / "eval" / f"{metric}@100.json").write_text(json.dumps(
+                {"metric": metric, m: v, "num_samples": 100, "num_ref": 100, "step": 20, "protocol": f"{m}@100"}))
     from PIL import Image
 
     Image.new("L", (10, 10), color=seed * 40).save(run / "samples" / "step-00000020.png")
@@ -217,19 +224,19 @@ def test_report_dense_column_flops_balance_and_eval_files(tmp_path):
     rep = tmp_path / "rep"
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
-    assert "| method | s_D | s_G = 90 % | s_G = 0 % |" in md
-    assert "| dense | 0 % |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
-    # eval/fid.json wins over summary.json metrics.final (99); a single seed shows no std
-    assert "| static | 50 % | 15 (n=1) |  |" in md
-    assert "| stu | 50 % | **13 ± 1 (n=3)** |  |" in md
+    assert "| method | s_D | steps | s_G = 90 % | s_G = 0 % |" in md
+    assert "| dense | 0 % | 20 |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
+    # eval/fid@100.json wins over a training record of the same protocol (99); one seed: no std
+    assert "| static | 50 % | 20 | 15 (n=1) |  |" in md
+    assert "| stu | 50 % | 20 | **13 ± 1 (n=3)** |  |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
     assert {"metric_vs_flops.png", "balance_ratio.png", "heatmap.png", "metric_vs_sparsity.png"} <= figures
-    assert "metric_over_training.png" not in figures and "no run evaluated fid at more than one step" in md
+    assert "metric_over_training.png" not in figures and "no run evaluated fid@100 at more than one step" in md
 
     # Higher is better for precision: the best marked is the largest mean.
     assert main(["report", str(runs), "--out", str(rep), "--metric", "precision"]) == 0
     md = (rep / "report.md").read_text()
-    assert "| stu | 50 % | 0.5 ± 0 (n=3) |  |" in md
+    assert "| stu | 50 % | 20 | 0.5 ± 0 (n=3) |  |" in md
     assert "Metric" not in md.split("## Table 1")[0]
 
 
@@ -241,7 +248,7 @@ def test_report_without_metric_still_renders(tmp_path):
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
     assert "No metric found in these runs" in md and "## Table 1" not in md
-    assert "| stu | 0 % | 80 % | 2 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
+    assert "| stu | 0 % | 80 % | 2 | 20 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
     assert {p.name for p in (rep / "figures").glob("*.png")} == {"itop_rate.png", "losses.png", "samples.png"}
     assert main(["report", str(runs), "--out", str(rep), "--metric", "kid"]) == 0
     assert "Metric 'kid' is missing in every run" in (rep / "report.md").read_text()
@@ -402,3 +409,114 @@ def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
     assert "dense_seed0" in lines[0] and "pf_sG0.9_seed0" in lines[1]
     assert json.loads((out / "pf_sG0.9_seed0" / "config.json").read_text())["from_run"] == str(out / "dense_seed0")
+
+
+# --- results never go stale or get mixed silently; nothing a sweep wrote is erased ---------------
+
+EVAL = {"metrics": ["fid_domain"], "num_samples": 20, "batch_size": 20}
+
+
+def test_extended_sweep_evaluates_again_and_report_shows_steps(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, eval=EVAL)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    run = out / "stu_seed0"
+    first = json.loads((run / "eval" / "fid_domain@20.json").read_text())
+    assert first["step"] == 4 and "fid_domain@20" in capsys.readouterr().err
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, base={"steps": 6}, eval=EVAL)
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert " resumed " in err and "fid_domain@20" in err and "at step 6" in err
+    again = json.loads((run / "eval" / "fid_domain@20.json").read_text())
+    assert again["step"] == 6 and again["fid_domain"] != first["fid_domain"]
+    # Both evaluations stay in the records, each with its step.
+    assert [(r["step"], r["protocol"]) for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"] == \
+        [(4, "@20"), (6, "@20")]
+    rep = tmp_path / "rep"
+    assert main(["report", str(out), "--out", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "## Table 1: fid_domain@20" in md and f"| stu | 50 % | 6 | {again['fid_domain']:.3g} (n=1) |" in md
+    assert f"{first['fid_domain']:.3g}" not in md
+
+
+def test_eval_protocols_never_overwrite_or_mix_and_stale_values_are_not_shown(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["static"], "seed": [0, 1]})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    data = str(tmp_path / "data")
+    for run in ("static_seed0", "static_seed1"):
+        assert main(["eval", str(out / run), "--num-samples", "20", "--no-progress", "--data-root", data]) == 0
+    assert main(["eval", str(out / "static_seed0"), "--num-samples", "30", "--no-progress", "--data-root", data]) == 0
+    files = sorted(p.name for p in (out / "static_seed0" / "eval").iterdir())
+    assert files == ["fid_domain@20.json", "fid_domain@30.json"]  # the 20-sample value is kept
+    v20 = [json.loads((out / r / "eval" / "fid_domain@20.json").read_text())["fid_domain"]
+           for r in ("static_seed0", "static_seed1")]
+    v30 = json.loads((out / "static_seed0" / "eval" / "fid_domain@30.json").read_text())["fid_domain"]
+    rep = tmp_path / "rep"
+    assert main(["report", str(out), "--out", str(rep), "--metric", "fid_domain"]) == 0
+    md = (rep / "report.md").read_text()
+    t20, t30 = md.split("## Table 1: fid_domain@20")[1], md.split("## Table 1: fid_domain@30")[1]
+    mean20 = sum(v20) / 2
+    assert "20 generated vs 20 real train images" in t20 and f"| static | 50 % | 4 | {mean20:.3g} ± " in t20
+    assert "30 generated vs 30 real train images" in t30 and f"| static | 50 % | 4 | {v30:.3g} (n=1) |" in t30
+    # One run trains on without being evaluated again: its step-4 values are stale, listed, not tabulated.
+    capsys.readouterr()
+    argv = ["train", "--config", str(out / "configs" / "static_seed1.yaml"), "--out", str(out / "static_seed1"),
+            "--steps", "6", "--resume", "auto", "--no-progress"]
+    assert main(argv) == 0
+    assert main(["report", str(out), "--out", str(rep), "--metric", "fid_domain@20"]) == 0
+    md = (rep / "report.md").read_text()
+    assert "fid_domain@30" not in md
+    assert f"| static (steps=4) | 50 % | 4 | {v20[0]:.3g} (n=1) |" in md and f"{mean20:.3g}" not in md
+    assert "**Stale, not shown**" in md and "static_seed1: measured at step 4, the run is now at step 6" in md
+    assert "sparsegan eval RUN --metrics fid_domain --num-samples 20" in md
+
+
+def test_set_reaches_the_eval_block(tmp_path, capsys):
+    path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, eval={"metrics": ["fid"], "num_samples": 50000,
+                                                                   "num_ref": "all"})
+    argv = ["sweep", str(path), "--out", str(tmp_path / "s"), "--dry-run"]
+    assert main([*argv, "--set", "eval.num_samples=16", "--set", "eval.num_ref=16"]) == 0
+    assert "then sparsegan eval --metrics fid --num-ref 16 --num-samples 16" in capsys.readouterr().out
+    grid = load_grid(path, {"eval.metrics": "fid_domain"})
+    assert grid.eval_args() == ["--metrics", "fid_domain", "--num-ref", "all", "--num-samples", "50000"]
+    for bad, needle in [("eval.num_samples=many", "--num-samples"), ("eval.nope=1", "unrecognized arguments"),
+                        ("eval.metrics=fdi", "unknown metric 'fdi'")]:
+        assert main([*argv, "--set", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    no_eval = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, name="plain.yaml")
+    assert main(["sweep", str(no_eval), "--out", str(tmp_path / "s"), "--dry-run", "--set", "eval.num_samples=5"]) == 2
+    assert "evaluates nothing" in capsys.readouterr().err
+
+
+def test_sweep_json_merges_every_call(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    one = _grid(tmp_path, {"method": ["static"], "seed": [0]}, name="one.yaml")
+    assert main(["sweep", str(one), "--out", str(out), "--no-progress"]) == 0
+    two = _grid(tmp_path, {"method": ["static", "stu"], "seed": [0]}, name="two.yaml")
+    assert main(["sweep", str(two), "--out", str(out), "--no-progress"]) == 0
+    assert main(["sweep", str(one), "--out", str(out), "--no-progress"]) == 0  # `make demo` again
+    manifest = json.loads((out / "sweep.json").read_text())
+    points = {p["name"]: p for p in manifest["points"]}
+    assert set(points) == {"static_seed0", "stu_seed0"}  # stu (only in two.yaml) is kept
+    assert [h["action"] for h in points["static_seed0"]["history"]] == ["ran", "skipped", "skipped"]
+    assert points["static_seed0"]["history"][0]["seconds"] > 0 and points["static_seed0"]["action"] == "skipped"
+    assert [h["action"] for h in points["stu_seed0"]["history"]] == ["ran"]
+    assert [c["grid"] for c in manifest["calls"]] == [str(one), str(two), str(one)]
+
+
+def test_kid_spread_is_real_at_few_samples():
+    import importlib
+
+    kid_mod = importlib.import_module("sparsegan.metrics.kid")  # the module (the package exports a function)
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(128, 16)), rng.normal(size=(128, 16)) + 0.3
+    mean, std = kid_mod.kid(a, b)  # 128 images: subsets of 64, not one subset of 128 drawn 100 times
+    assert std > 1e-3 * abs(mean) and std > 1e-6
+    kid, kid_subset_size = kid_mod.kid, kid_mod.kid_subset_size
+    assert kid_subset_size(128, 128) == 64
+    assert kid_subset_size(50_000, 50_000) == 1000
+    with pytest.raises(ValueError, match="at least 4"):
+        kid(a[:3], b[:3])

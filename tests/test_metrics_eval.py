@@ -157,16 +157,18 @@ def test_eval_command_writes_json_and_record(tmp_path, capsys):
     rc = main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "50", "--num-ref", "60",
                "--batch-size", "25", "--generator", "raw", "--no-progress", "--data-root", str(data)])
     assert rc == 0
-    res = json.loads((out / "eval" / "fid_domain.json").read_text())
+    res = json.loads((out / "eval" / "fid_domain@50,ref=60,G=raw.json").read_text())  # keyed by its protocol
     assert res["metric"] == "fid_domain" and res["num_samples"] == 50 and res["num_ref"] == 60
     assert res["generator"] == "raw" and res["eval_mode"] is True and len(res["weights_sha256"]) == 64
+    assert res["step"] == 6 and res["protocol"] == "fid_domain@50,ref=60,G=raw"
+    assert res["generator_file"] == "final/generator.safetensors" and len(res["generator_sha256"]) == 64
     rec = read_records(out, "eval")[-1]
     assert rec["fid_domain"] == res["fid_domain"] and rec["generator"] == "raw" and rec["step"] == 6
     assert "fid_domain=" in capsys.readouterr().out
     # Same seed, same generator: the same value (deterministic sampling and features).
     main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "50", "--num-ref", "60",
           "--batch-size", "10", "--generator", "raw", "--no-progress", "--data-root", str(data)])
-    assert json.loads((out / "eval" / "fid_domain.json").read_text())["fid_domain"] == pytest.approx(res["fid_domain"], rel=1e-6)
+    assert json.loads((out / "eval" / "fid_domain@50,ref=60,G=raw.json").read_text())["fid_domain"] == pytest.approx(res["fid_domain"], rel=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import random
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -206,3 +208,96 @@ def test_bad_yaml(tmp_path, capsys, content, needle):
 def test_missing_config_file(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "nope.yaml"), "--dry-run"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# --- nothing written is lost: a signal stops with a checkpoint, a finished run stays finished ------
+
+STOP_ARGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sparsity-g", "0.8",
+             "--update-interval", "7", "--checkpoint-every", "1000", "--log-every", "3", "--sample-every", "1000",
+             "--keep-checkpoints", "2", "--no-progress", "--steps", "100"]
+
+
+@pytest.fixture
+def one_thread():
+    """In-process runs with the thread count of the OMP_NUM_THREADS=1 subprocesses (same float order)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _signal_after_first_records(cmd: list[str], run: Path, sig: int) -> tuple[int, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and '"kind": "train"' in (run / "metrics.jsonl").read_text():
+            break
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_checkpoint_says_how_to_resume_and_resume_is_bitwise(tmp_path, data, one_thread, capsys,
+                                                                           sig, code):
+    run = tmp_path / "run"
+    args = ["train", "--data-root", str(data), *STOP_ARGS, "--out", str(run)]
+    rc, err = _signal_after_first_records([sys.executable, "-m", "sparsegan", *args], run, sig)
+    assert rc == code, err
+    last = err.strip().splitlines()[-1]
+    m = re.fullmatch(rf"sparsegan: stopped by {signal.Signals(sig).name} after step (\d+) of 100; checkpoint (\S+); "
+                     r"resume with: (sparsegan train .*)", last)
+    assert m, err
+    step = int(m.group(1))
+    assert 3 <= step < 100 and Path(m.group(2)) == run / "checkpoints" / f"state-{step:08d}.pt"
+    assert load_checkpoint(Path(m.group(2)))["step"] == step
+    assert not (run / "summary.json").exists() and not list((run / "final").glob("*"))  # not finished
+    if sig != signal.SIGINT:
+        return
+    # The printed command, as printed, continues the run and ends where an uninterrupted run ends.
+    resume = shlex.split(m.group(3))
+    assert resume[:2] == ["sparsegan", "train"] and resume[-2:] == ["--resume", "auto"]
+    assert main(resume[1:]) == 0
+    assert f"resuming {run} from step {step}" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "straight")]) == 0
+    _same_final(tmp_path / "straight", run)
+    assert [r["step"] for r in read_records(run, "resume")] == [step]
+
+
+def test_resume_of_completed_run_changes_nothing_unless_steps_grew(tmp_path, data, capsys):
+    run = tmp_path / "r"
+    args = ["train", "--data-root", str(data), *COMMON, "--out", str(run)]
+    assert main([*args, "--steps", "4"]) == 0
+    before = _snapshot(run)
+    capsys.readouterr()
+    for steps in ("4", "3"):  # the same length, or shorter: complete, nothing to do
+        assert main([*args, "--steps", steps, "--resume", "auto"]) == 0
+        err = capsys.readouterr().err
+        assert f"is complete at step 4 (--steps {steps}); nothing to do, nothing changed" in err
+        assert _snapshot(run) == before
+    # More steps: it continues, and says that final/ and summary.json will be replaced.
+    assert main([*args, "--steps", "8", "--resume", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "was complete at step 4; continuing it to --steps 8" in err
+    assert json.loads((run / "summary.json").read_text())["step"] == 8
+
+
+def test_checkpoint_beyond_steps_is_refused_and_nothing_changes(tmp_path, data, capsys):
+    cfg = build_config({"data_root": str(data), "model": "mlp", "model_width": 8, "batch_size": 8,
+                        "steps": 20, "checkpoint_every": 4, "out": str(tmp_path / "r")})
+
+    def crash(t):
+        if t.step == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_step=crash)
+    before = _snapshot(tmp_path / "r")
+    rc = main(["train", "--data-root", str(data), "--model", "mlp", "--model-width", "8", "--batch-size", "8",
+               "--checkpoint-every", "4", "--steps", "6", "--out", str(tmp_path / "r"), "--resume", "auto",
+               "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "at step 8, beyond --steps 6" in err[0], err
+    assert _snapshot(tmp_path / "r") == before

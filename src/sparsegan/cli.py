@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from typing import Sequence
 
-from sparsegan.errors import DivergenceError, UserError
+from sparsegan.errors import DivergenceError, TrainingStopped, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
 COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench")
@@ -30,7 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: Sequence[str]) -> str:
+    """The command line that continues the run ``argv`` trained: ``--resume auto`` instead of
+    ``--overwrite`` or another ``--resume``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif a != "--overwrite" and not a.startswith("--resume="):
+            out.append(a)
+    return shlex.join(["sparsegan", *out, "--resume", "auto"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -47,8 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except TrainingStopped as e:  # SIGINT / SIGTERM: a checkpoint was saved
+        print(f"sparsegan: {e}; resume with: {resume_command(argv)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("sparsegan: interrupted; resume with --resume auto", file=sys.stderr)
+        if argv[:1] == ["sweep"]:
+            print(f"sparsegan: sweep interrupted; run the same command again to go on (completed points are skipped, "
+                  f"stopped ones resume from their checkpoint): sparsegan {shlex.join(argv)}", file=sys.stderr)
+        elif argv[:1] == ["train"]:
+            print(f"sparsegan: interrupted; resume from the last checkpoint with: {resume_command(argv)}",
+                  file=sys.stderr)
+        else:
+            print("sparsegan: interrupted", file=sys.stderr)
         return 130
 
 

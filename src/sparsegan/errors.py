@@ -14,3 +14,15 @@ class DivergenceError(Exception):
     """Training produced non-finite losses or weights."""
 
     exit_code = 3
+
+
+class TrainingStopped(Exception):
+    """Training stopped on SIGINT / SIGTERM after saving a checkpoint (sparsegan.training.lifecycle)."""
+
+    def __init__(self, signum: int, step: int, steps: int, checkpoint):
+        import signal
+
+        self.signum, self.step, self.steps, self.checkpoint = int(signum), step, steps, checkpoint
+        self.exit_code = 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+        super().__init__(f"stopped by {signal.Signals(self.signum).name} after step {step} of {steps}; "
+                         f"checkpoint {checkpoint}")

@@ -1,7 +1,9 @@
 """``sparsegan eval RUN_DIR``: evaluate a finished run's generator.
 
-Writes RUN_DIR/eval/<metric>.json (values + the full protocol) and one kind=eval record in
-RUN_DIR/metrics.jsonl. Reference statistics are cached (see sparsegan.metrics.reference).
+Writes RUN_DIR/eval/<metric>@<protocol>.json (values, the full protocol, the step and the SHA-256
+of the generator file measured; see sparsegan.protocols) and one kind=eval record in
+RUN_DIR/metrics.jsonl. Another protocol (sample count, reference, split, generator) gets its own
+file; the same protocol measured again replaces its file, and the record of every evaluation stays. Reference statistics are cached (see sparsegan.metrics.reference).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def _run_step(run: Path) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from sparsegan.errors import UserError
     from sparsegan.metrics.evaluate import Evaluator
-    from sparsegan.metrics.generator import generator_sampler, load_run_generator, native_resolution
+    from sparsegan.metrics.generator import WEIGHTS, generator_sampler, load_run_generator, native_resolution
     from sparsegan.metrics.tracking import flat_values
+    from sparsegan.protocols import Protocol, eval_file, file_sha256
 
     import torch
 
@@ -43,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
+    # The step and the weights file these values will belong to, read before the weights are.
+    weights = run_dir / "final" / WEIGHTS[args.generator]
+    sha, step = file_sha256(weights), _run_step(run_dir)
     G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
     evaluator = Evaluator(
         metrics=args.metrics, dataset=config["dataset"], resolution=native_resolution(config),
@@ -53,17 +59,23 @@ def run(args: argparse.Namespace) -> int:
     )
     eval_mode = not args.train_mode
     results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode))
-    protocol = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
+    protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode)
+    fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
+    written = []
     for name, r in results.items():
-        _write_json(run_dir / "eval" / f"{name}.json", {"metric": name, **r, **protocol})
-    record = {"kind": "eval", "step": _run_step(run_dir), **flat_values(results), **protocol, "source": "eval",
-              "split": args.split}
+        # One file per (metric, protocol): another sample count or split never overwrites this one.
+        path = eval_file(run_dir, name, protocol)
+        _write_json(path, {"metric": name, "protocol": protocol.label(name), **r, **fields, "step": step,
+                           "generator_file": f"final/{weights.name}", "generator_sha256": sha})
+        written.append(path.name)
+    record = {"kind": "eval", "step": step, **flat_values(results), **fields, "source": "eval",
+              "split": args.split, "protocol": protocol.suffix}
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     for name, r in results.items():
         values = ", ".join(f"{k}={v:.6g}" for k, v in r.items() if isinstance(v, float))
-        print(f"{name}: {values} ({r['num_samples']} samples vs {r['num_ref'] or '-'} {r['split']} images)")
-    print(f"wrote {run_dir / 'eval'}", file=sys.stderr)
+        print(f"{protocol.label(name)}: {values} at step {step} ({protocol.describe()})")
+    print(f"wrote {', '.join(str(run_dir / 'eval' / w) for w in written)}", file=sys.stderr)
     return 0
 
 
@@ -90,7 +102,8 @@ def _num_ref(text: str) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a run's generator (FID, KID, precision/recall, fid_domain, IS)",
+    p = sub.add_parser("eval", help="evaluate a run's generator (FID, KID, precision/recall, fid_domain, IS) into "
+                                    "RUN/eval/<metric>@<protocol>.json, e.g. eval/fid_domain@10000.json",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with final/*.safetensors")
     p.add_argument("--metrics", default="fid_domain",

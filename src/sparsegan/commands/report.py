@@ -18,5 +18,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs_dir", metavar="RUNS_DIR", help="a folder of run folders (searched recursively), or one run")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="where report.md, report.html, figures/ go")
-    p.add_argument("--metric", help="metric to tabulate (default: fid, else fid_domain, else any found)")
+    p.add_argument("--metric", help="metric to tabulate, one table per protocol it was measured under (e.g. "
+                                    "fid_domain), or one protocol (e.g. fid_domain@1000) [default: the metric most "
+                                    "runs have; ties: fid, then fid_domain]")
     p.set_defaults(func=run)

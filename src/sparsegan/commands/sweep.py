@@ -42,13 +42,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="run a grid of configurations (skips finished points, resumes interrupted ones)",
+    p = sub.add_parser("sweep", help="run a grid of configurations (skips finished points, resumes interrupted or "
+                                     "extended ones, evaluates points without a current result; OUT/sweep.json "
+                                     "keeps every call's outcomes)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("grid", metavar="GRID.yaml", help="sweep file: 'base' config keys + 'grid' lists (configs/sweeps/)")
     p.add_argument("--out", help="folder of the run folders (default: the grid's 'out')")
     p.add_argument("--workers", type=int, default=1, help="points run side by side (subprocesses when > 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="replace a 'base' key for this call, e.g. --set steps=20 --set device=cpu (repeatable)")
+                   help="replace a 'base' key for this call, e.g. --set steps=20 --set device=cpu, or an 'eval' key "
+                        "with eval.KEY, e.g. --set eval.num_samples=1000 (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="list the points and what would happen to each")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the one-line status per point stays)")
     p.set_defaults(func=run)

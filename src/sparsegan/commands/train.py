@@ -75,7 +75,10 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-ignored", action="store_true",
                    help="record options that have no effect for this method in config.json (\"ignored\") "
                         "instead of refusing them; sweeps pass it, since one base serves several methods")
-    p.add_argument("--resume", metavar="auto|PATH", help="continue from the newest valid checkpoint or a given one")
+    p.add_argument("--resume", metavar="auto|PATH",
+                   help="continue from the newest valid checkpoint or a given one; a completed run is left "
+                        "unchanged unless --steps grew. Ctrl-C / SIGTERM save a checkpoint of the current step "
+                        "and print the command that resumes (exit 130 / 143)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(p)

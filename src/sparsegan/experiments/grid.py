@@ -10,7 +10,10 @@
       seed: [0, 1, 2]
     eval:                          # optional: ``sparsegan eval`` on every finished point
       metrics: [fid_domain]
-      num_samples: 2000            # any other key becomes --num-samples 2000
+      num_samples: 2000            # any other key is a `sparsegan eval` option: --num-samples 2000
+
+``sparsegan sweep --set key=value`` replaces a 'base' key for one call, ``--set eval.key=value`` a key
+of 'eval' (e.g. ``--set eval.num_samples=100`` for a cheap smoke run).
 
 String values may name the sweep's folder and the point's own keys, e.g. a prune-and-fine-tune
 point's ``from_run: "{out}/dense_seed{seed}"``: the sweep resolves them when it runs and trains the
@@ -97,8 +100,28 @@ class Grid:
             return []
         args = ["--metrics", ",".join(self.eval_metrics)]
         for k, v in self.eval_options.items():
+            if isinstance(v, bool):  # a switch such as train_mode: true
+                args += ["--" + k.replace("_", "-")] if v else []
+                continue
             args += ["--" + k.replace("_", "-"), ",".join(map(str, v)) if isinstance(v, list) else str(v)]
         return args
+
+    def eval_protocol(self):
+        """(evaluator metrics, :class:`sparsegan.protocols.Protocol`) the 'eval' block asks for, read
+        by ``sparsegan eval``'s own parser, so a bad key or value fails here, before anything runs."""
+        from sparsegan.cli import COMMANDS, build_parser
+        from sparsegan.metrics.evaluate import parse_metrics
+        from sparsegan.protocols import Protocol
+
+        if "eval" not in COMMANDS:
+            raise UserError(f"{self.path} asks for evaluation, but this sparsegan has no 'eval' command")
+
+        try:
+            args = build_parser().parse_args(["eval", "RUN", *self.eval_args()])
+        except UserError as e:
+            raise UserError(f"{self.path}: eval: {str(e).removeprefix('sparsegan eval: ')}") from None
+        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, not args.train_mode)
+        return parse_metrics(args.metrics), protocol
 
 
 def _format_value(v: Any) -> str:
@@ -180,23 +203,30 @@ def expand(base: dict[str, Any], subgrids: list[dict[str, list[Any]]], where: st
     return points
 
 
+EVAL_PREFIX = "eval."
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs (YAML values) checked against TrainConfig, e.g. ``steps=20 device=cpu``."""
+    """``key=value`` pairs (YAML values): TrainConfig keys of 'base', checked here, e.g. ``steps=20``,
+    and ``eval.<option>`` keys of the 'eval' block, e.g. ``eval.num_samples=100`` (checked by
+    :func:`load_grid` against ``sparsegan eval``'s options)."""
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects key=value, got {item!r}")
+        key = key.strip()
+        if not sep or not key or key == EVAL_PREFIX.rstrip("."):
+            raise UserError(f"--set expects key=value or eval.key=value, got {item!r}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: the value is not valid YAML") from None
-        out[key.strip()] = coerce(key.strip(), value)
+        out[key] = value if key.startswith(EVAL_PREFIX) else coerce(key, value)
     return out
 
 
 def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid:
-    """Read and validate a sweep file; ``overrides`` replace keys of its 'base' (not grid axes)."""
+    """Read and validate a sweep file; ``overrides`` replace keys of its 'base' (not grid axes) and,
+    as ``eval.<key>``, keys of its 'eval' block."""
     path = Path(path)
     where = str(path)
     try:
@@ -220,7 +250,9 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
             raise UserError(f"{where}: 'base' may not set {key!r} (the sweep names every run folder)")
     base = {k: coerce(k, v) for k, v in base_raw.items()}
     subgrids = _subgrids(raw["grid"], where)
-    for key in overrides or {}:
+    overrides = dict(overrides or {})
+    eval_overrides = {k[len(EVAL_PREFIX):]: overrides.pop(k) for k in list(overrides) if k.startswith(EVAL_PREFIX)}
+    for key in overrides:
         if key in RESERVED or any(key in sub for sub in subgrids):
             raise UserError(f"--set {key}: {key!r} is {'set by the sweep' if key in RESERVED else 'a grid axis'}; "
                             "edit the sweep file instead")
@@ -229,6 +261,10 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
     ev = raw.get("eval") or {}
     if not isinstance(ev, dict):
         raise UserError(f"{where}: 'eval' must be a mapping with 'metrics'")
+    ev = {**ev, **{k.replace("-", "_"): v for k, v in eval_overrides.items()}}
+    if eval_overrides and not ev.get("metrics"):
+        raise UserError(f"--set eval.{next(iter(eval_overrides))}: {where} evaluates nothing (no eval.metrics); "
+                        "add --set eval.metrics=NAME")
     metrics = ev.get("metrics", [])
     metrics = metrics.split(",") if isinstance(metrics, str) else metrics
     if ev and (not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics)):
@@ -236,8 +272,11 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
     out = raw.get("out")
     if out is not None and not isinstance(out, str):
         raise UserError(f"{where}: 'out' must be a folder path")
-    return Grid(
+    grid = Grid(
         path=path, name=str(raw.get("name") or path.stem), out=out, base=base, points=points,
         eval_metrics=[m.strip() for m in metrics], eval_options={k: v for k, v in ev.items() if k != "metrics"},
         description=str(raw.get("description") or ""),
     )
+    if grid.eval_metrics:
+        grid.eval_protocol()  # every eval option valid for `sparsegan eval`, before anything runs
+    return grid

@@ -208,9 +208,8 @@ def losses_over_training(cells: dict[CellKey, Cell], path: Path) -> Path:
 
 
 def metric_over_training(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path:
-    def series(r: RunResult):
-        return [(int(x["step"]), float(x[metric])) for x in r.of_kind("eval")
-                if isinstance(x.get(metric), (int, float)) and "step" in x]
+    def series(r: RunResult):  # only records of this protocol (label)
+        return r.series(metric)
 
     if not any(len({s for s, _ in series(r)}) > 1 for c in cells.values() for r in c.runs):
         raise NotApplicable(f"no run evaluated {metric} at more than one step (evaluation after training only)")

@@ -2,6 +2,9 @@
 
 Reads only run folders (config.json, metrics.jsonl, summary.json, samples/, eval/). Whatever is
 missing (no metric, no FLOPs, no balance records) is said in the report instead of being guessed.
+Every metric value is shown with its protocol (sample counts, reference, generator) and the steps
+of the weights it measured; one table per protocol; stale values (the run trained on after they
+were measured) are listed, never tabulated.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsegan.errors import UserError
+from sparsegan.protocols import split_label
 from sparsegan.experiments import plots
-from sparsegan.experiments.results import RunResult, choose_metric, higher_is_better, load_runs, varying_keys
+from sparsegan.experiments.results import (RunResult, choose_metric, higher_is_better, labels_of, load_runs,
+                                           metric_of, varying_keys)
 from sparsegan.experiments.table import Table, details_table, group, metric_table
 
 FIGURES = "figures"
@@ -51,44 +56,82 @@ def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | Non
     if axes:
         b.append(Block("p", "Besides method, s_G, s_D and seed the runs differ in: " + ", ".join(axes)
                             + " (shown in the row labels)."))
-    have_metric = metric is not None and any(r.metric(metric) is not None for r in runs)
+    labels = labels_of(runs, metric) if metric else []
+    have_metric = any(r.metric(lab) is not None for r in runs for lab in labels)
     if metric is None:
-        b.append(Block("p", "**No metric found in these runs** (no eval/*.json, no summary.json metrics, no kind=eval "
-                            "records): run `sparsegan eval RUN_DIR --metrics ...` on them. Tables of densities and ITOP "
+        b.append(Block("p", "**No metric found in these runs** (no eval/*.json, no kind=eval records): run "
+                            "`sparsegan eval RUN_DIR --metrics ...` on them. Tables of densities and ITOP "
                             "rates and the figures that apply follow."))
-    elif not have_metric:
-        b.append(Block("p", f"**Metric {metric!r} is missing in every run**: run `sparsegan eval RUN_DIR --metrics {metric}`. "
-                            "Tables of densities and ITOP rates and the figures that apply follow."))
-    if have_metric:
-        direction = "higher" if higher_is_better(metric) else "lower"
-        b.append(Block("h2", f"Table 1: {metric} ({direction} is better)"))
-        b.append(Block("p", f"Mean ± sample standard deviation over seeds; n = seeds with the metric. Best mean per "
-                            "column in bold. Dense runs ignore the sparsity flags and sit in the s_G = 0 % column."))
-        b.append(Block("table", table=metric_table(cells, metric)))
-        missing = [r.name for r in runs if r.metric(metric) is None]
-        if missing:
-            b.append(Block("p", f"{len(missing)} run(s) lack {metric} and are not counted: " + ", ".join(missing) + "."))
-    b.append(Block("h2", "Runs: densities, ITOP rate and cost (means over seeds)"))
-    b.append(Block("table", table=details_table(cells, metric if have_metric else None)))
+    elif not labels:
+        b.append(Block("p", f"**Metric {metric!r} is missing in every run**: run `sparsegan eval RUN_DIR --metrics "
+                            f"{metric_of(metric)}`. Tables of densities and ITOP rates and the figures that apply follow."))
+    for label in labels:
+        _metric_section(b, runs, cells, label, len(labels) > 1)
+    b.append(Block("h2", "Runs: steps, densities, ITOP rate and cost (means over seeds)"))
+    b.append(Block("table", table=details_table(cells)))
     if not any(r.flops is not None for r in runs):
         b.append(Block("p", "Training FLOPs: no run has summary.json 'flops'; nothing was estimated."))
     b.append(Block("h2", "Figures"))
     if have_metric:
-        _figure(b, f"{metric} vs generator sparsity, per s_D (paper Fig. 4)", plots.metric_vs_sparsity, cells, metric,
-                figs / "metric_vs_sparsity.png")
-        _figure(b, f"{metric} over s_G x s_D (paper Fig. 3)", plots.heatmap, cells, metric, figs / "heatmap.png")
-        _figure(b, f"{metric} vs training FLOPs", plots.metric_vs_flops, cells, metric, figs / "metric_vs_flops.png")
-        _figure(b, f"{metric} during training", plots.metric_over_training, cells, metric,
-                figs / "metric_over_training.png")
+        label = next(lab for lab in labels if any(r.metric(lab) is not None for r in runs))
+        fig_runs, step, others = _at_one_step(runs, label)
+        fig_cells = group(fig_runs)
+        at = f"{label}, weights after {step} steps"
+        if others:
+            b.append(Block("p", f"The figures show {label} of the runs measured after {step} steps; {others} run(s) "
+                                "measured at another step are in the table only."))
+        _figure(b, f"{at}: vs generator sparsity, per s_D (paper Fig. 4)", plots.metric_vs_sparsity, fig_cells,
+                label, figs / "metric_vs_sparsity.png")
+        _figure(b, f"{at}: over s_G x s_D (paper Fig. 3)", plots.heatmap, fig_cells, label, figs / "heatmap.png")
+        _figure(b, f"{at}: vs training FLOPs", plots.metric_vs_flops, fig_cells, label, figs / "metric_vs_flops.png")
+        _figure(b, f"{label} during training (kind=eval records of this protocol)", plots.metric_over_training,
+                cells, label, figs / "metric_over_training.png")
     else:
-        b.append(Block("p", "Not shown without a metric: metric vs s_G (Fig. 4), the s_G x s_D heat-map (Fig. 3), "
-                            "metric vs training FLOPs."))
+        b.append(Block("p", "Not shown without a current metric value: metric vs s_G (Fig. 4), the s_G x s_D "
+                            "heat-map (Fig. 3), metric vs training FLOPs."))
     _figure(b, "ITOP exploration rate over training (G solid, explored D dashed)", plots.itop_over_training, cells,
             figs / "itop_rate.png")
     _figure(b, "Balance ratio over training", plots.balance_over_training, cells, figs / "balance_ratio.png")
     _figure(b, "Losses over training", plots.losses_over_training, cells, figs / "losses.png")
     _figure(b, "Samples (last grid of each cell's first seed)", plots.sample_grids, cells, figs / "samples.png")
     return b
+
+
+def _metric_section(b: list[Block], runs: list[RunResult], cells, label: str, several: bool) -> None:
+    """Table 1 for one protocol, what it measured, and which runs it leaves out (missing or stale)."""
+    name, protocol = split_label(label)
+    direction = "higher" if higher_is_better(name) else "lower"
+    b.append(Block("h2", f"Table 1: {label} ({direction} is better)"))
+    current = [r for r in runs if r.metric(label) is not None]
+    text = (f"Protocol `{label}`: {protocol.describe()}. Mean ± sample standard deviation over seeds; n = seeds "
+            "with a current value; steps = generator steps of the weights measured (runs measured at different "
+            "steps are in separate rows). Best mean per column in bold. Dense runs ignore the sparsity flags and "
+            "sit in the s_G = 0 % column.")
+    if several:
+        text += f" {name} was measured under more than one protocol in these runs: each has its own table."
+    b.append(Block("p", text))
+    if current:
+        b.append(Block("table", table=metric_table(cells, label)))
+    stale = [(r, r.measurements[label]) for r in runs if label in r.measurements and r.metric(label) is None]
+    if stale:
+        cmd = " ".join(["sparsegan eval RUN", "--metrics", metric_of(label), *protocol.eval_args()])
+        b.append(Block("p", f"**Stale, not shown** ({len(stale)} run(s): the run moved on since {label} was "
+                            "measured): " + "; ".join(f"{r.name}: {m.stale}" for r, m in stale)
+                            + f". Measure again with `{cmd}`."))
+    missing = [r.name for r in runs if label not in r.measurements]
+    if missing and current:
+        b.append(Block("p", f"{len(missing)} run(s) lack {label} and are not counted: " + ", ".join(missing) + "."))
+
+
+def _at_one_step(runs: list[RunResult], label: str) -> tuple[list[RunResult], int | None, int]:
+    """The runs with a current value of ``label`` at the step most of them were measured at."""
+    by_step: dict[int | None, list[RunResult]] = {}
+    for r in runs:
+        m = r.current(label)
+        if m is not None:
+            by_step.setdefault(m.step, []).append(r)
+    step = max(by_step, key=lambda s: (len(by_step[s]), s or 0))
+    return by_step[step], step, sum(len(v) for k, v in by_step.items() if k != step)
 
 
 def render_markdown(blocks: list[Block], out: Path) -> str:

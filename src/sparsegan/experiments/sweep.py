@@ -8,6 +8,11 @@ A point's state is read from its run folder only (the run-folder contract of DES
     new         nothing usable yet -> ``sparsegan train --overwrite`` (a crash before the first
                 checkpoint leaves nothing worth keeping)
 
+After training, a grid with an 'eval' block runs ``sparsegan eval`` on every completed point that
+has no current result for the block's protocol (``eval/<metric>@<protocol>.json`` measured at the
+run's present step and weights): a point whose steps were extended is evaluated again.
+OUT/sweep.json records every point's values and outcomes, merged over calls, never erased.
+
 With one worker every point runs in this process through :func:`sparsegan.cli.main`; with more,
 each point is a ``python -m sparsegan`` subprocess whose output goes to ``OUT/logs/<point>.log``.
 The sweep never imports the training package itself.
@@ -22,6 +27,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,10 +36,12 @@ from tqdm import tqdm
 
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
+from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
 
 # Keys that may differ between the run folder and the grid without making it another run:
 # where it runs, how often it logs, and how long it trains (a longer run resumes, a shorter one is done).
 INTERRUPTED = 130  # the exit code of an interrupted sparsegan command: stop the sweep, not just the point
+STOPPED = {INTERRUPTED, 143}  # SIGINT, SIGTERM: the run saved a checkpoint and stopped
 TOLERATED = {"out", "device", "data_root", "steps", "log_every", "sample_every", "checkpoint_every",
              "keep_checkpoints", "num_sample_images", "tensorboard"}
 
@@ -80,8 +88,19 @@ def point_state(run: Path, point: Point) -> str:
     return "resume" if _has_checkpoint(run) else "new"
 
 
-def missing_evals(run: Path, metrics: list[str]) -> list[str]:
-    return [m for m in metrics if not (run / "eval" / f"{m}.json").exists()]
+def missing_evals(run: Path, grid: Grid) -> list[str]:
+    """The grid's eval metrics without a current result for its protocol: no
+    ``eval/<metric>@<protocol>.json`` yet, or one of weights the run has since trained past."""
+    if not grid.eval_metrics:
+        return []
+    metrics, protocol = grid.eval_protocol()
+    step = (_read_json(run / "summary.json") or {}).get("step")
+    todo = []
+    for m in metrics:
+        data = read_eval_file(eval_file(run, m, protocol))
+        if data is None or staleness(run, data, step) is not None:
+            todo.append(m)
+    return todo
 
 
 def write_point_config(out: Path, point: Point) -> Path:
@@ -132,17 +151,17 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
     action = "skipped"
     if state not in ("completed", "diverged"):
         rc, msg = launch(train_argv(out, point, state), log)
-        if rc == INTERRUPTED:
+        if rc in STOPPED:
             raise KeyboardInterrupt
         diverged = (_read_json(run / "summary.json") or {}).get("status") == "diverged"
         if rc != 0 and not diverged:
             return PointResult(point.name, "failed", "failed", time.perf_counter() - start, f"train exit {rc} {msg}".strip())
         action = "resumed" if state == "resume" else "ran"
-    todo = missing_evals(run, grid.eval_metrics)
+    todo = missing_evals(run, grid)  # also re-measures a point that trained on past its evaluation
     summary = _read_json(run / "summary.json") or {}
     if todo and summary.get("status") == "completed":
         rc, msg = launch(["eval", str(run), *grid.eval_args(), "--no-progress"], log)
-        if rc == INTERRUPTED:
+        if rc in STOPPED:
             raise KeyboardInterrupt
         if rc != 0:
             return PointResult(point.name, "failed", summary.get("status", "?"), time.perf_counter() - start,
@@ -150,16 +169,19 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
         action = "evaluated" if action == "skipped" else action
         summary = _read_json(run / "summary.json") or summary
     return PointResult(point.name, action, summary.get("status", "unknown"), time.perf_counter() - start,
-                       _metric_note(run, grid.eval_metrics))
+                       _metric_note(run, grid))
 
 
-def _metric_note(run: Path, metrics: list[str]) -> str:
+def _metric_note(run: Path, grid: Grid) -> str:
+    """e.g. 'fid_domain@1000 47.4 at step 1000', each value with its protocol and step."""
+    if not grid.eval_metrics:
+        return ""
+    metrics, protocol = grid.eval_protocol()
     notes = []
     for m in metrics:
-        data = _read_json(run / "eval" / f"{m}.json")
-        v = data.get("value", data.get(m)) if isinstance(data, dict) else None
-        if isinstance(v, (int, float)):
-            notes.append(f"{m} {v:.4g}")
+        data = read_eval_file(eval_file(run, m, protocol)) or {}
+        for name in value_names(data):
+            notes.append(f"{protocol.label(name)} {data[name]:.4g} at step {data.get('step')}")
     return ", ".join(notes)
 
 
@@ -174,17 +196,36 @@ def plan(grid: Grid, out: Path) -> list[tuple[Point, str]]:
     return [(p, point_state(out / p.name, p)) for p in grid.points]
 
 
-def write_manifest(out: Path, grid: Grid, results: dict[str, PointResult]) -> None:
-    manifest = {
-        "grid": str(grid.path), "name": grid.name, "eval_metrics": grid.eval_metrics,
-        "points": [
-            {"name": p.name, "values": p.values,
-             **({"action": results[p.name].action, "status": results[p.name].status,
-                 "seconds": round(results[p.name].seconds, 3), "message": results[p.name].message}
-                if p.name in results else {})}
-            for p in grid.points
-        ],
-    }
+def write_manifest(out: Path, grid: Grid, results: dict[str, PointResult], started: str) -> None:
+    """OUT/sweep.json: every point's values and outcome, merged into what earlier calls recorded.
+
+    A point keeps the history of its outcomes ("history", oldest first, one entry per call that
+    reached it); the top-level fields are the latest. Points of earlier calls that this grid does
+    not list (another grid, a narrower --set) are kept as they were; "calls" lists every call."""
+    old = _read_json(out / "sweep.json") or {}
+    old_points = {p.get("name"): p for p in old.get("points", []) if isinstance(p, dict)}
+    calls = [c for c in old.get("calls", []) if isinstance(c, dict)]
+    this_call = {"started": started, "grid": str(grid.path), "name": grid.name, "eval_args": grid.eval_args()}
+    if not calls or calls[-1].get("started") != started:
+        calls.append(this_call)
+    points = []
+    for p in grid.points:
+        entry = dict(old_points.pop(p.name, {}))
+        history = [h for h in entry.get("history", []) if isinstance(h, dict)]
+        if not history and "action" in entry:  # written by an older sparsegan: its one outcome
+            history = [{k: entry[k] for k in ("action", "status", "seconds", "message") if k in entry}]
+        history = [h for h in history if h.get("started") != started]  # this call's entry is rewritten
+        entry.update({"name": p.name, "values": p.values})
+        if p.name in results:
+            r = results[p.name]
+            outcome = {"action": r.action, "status": r.status, "seconds": round(r.seconds, 3), "message": r.message}
+            entry.update(outcome)
+            history.append({"started": started, **outcome, "values": p.values})
+        entry["history"] = history
+        points.append(entry)
+    points += list(old_points.values())
+    manifest = {"grid": str(grid.path), "name": grid.name, "eval_metrics": grid.eval_metrics,
+                "eval_args": grid.eval_args(), "calls": calls, "points": points}
     tmp = out / ".sweep.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / "sweep.json")
@@ -197,6 +238,7 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
     _require_eval_command(grid)
     states = plan(grid, out)  # refuses mismatched folders before anything runs
     out.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     launch = Launcher(in_process=workers == 1, threads_per_run=max(1, (os.cpu_count() or 1) // workers))
     results: dict[str, PointResult] = {}
     n = len(grid.points)
@@ -208,7 +250,7 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
         bar.update(1)
         line = f"[{len(results):>{len(str(n))}}/{n}] {res.name:<{width}}  {res.action:<9} {res.status:<10} {res.seconds:7.1f} s"
         tqdm.write(line + (f"  {res.message}" if res.message else ""), file=sys.stderr)
-        write_manifest(out, grid, results)
+        write_manifest(out, grid, results, started)
 
     try:
         for wave in dependency_levels([p for p, _ in states], out):

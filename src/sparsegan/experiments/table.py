@@ -1,8 +1,10 @@
 """Table-1-style aggregation: one cell per (method, s_D, s_G), statistics over seeds.
 
 The paper's Table 1 has the methods and s_D as rows and s_G as columns; a cell here holds the
-metric's mean ± sample standard deviation (ddof 1) over the seeds that have the metric, and the
-number of those seeds. Dense runs ignore the sparsity flags and sit in the s_G = 0 column.
+metric's mean ± sample standard deviation (ddof 1) over the seeds that have a current value of one
+protocol (a label such as ``fid_domain@1000``), and the number of those seeds. A table shows one
+protocol only; a row also names the steps of the weights measured, and runs measured at other
+steps get rows of their own. Dense runs ignore the sparsity flags and sit in the s_G = 0 column.
 """
 
 from __future__ import annotations
@@ -100,28 +102,39 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def metric_table(cells: dict[CellKey, Cell], metric: str) -> Table:
-    """Rows: (method, s_D); columns: s_G, descending; best mean per column in bold."""
+def metric_table(cells: dict[CellKey, Cell], label: str) -> Table:
+    """Rows: (method, s_D, steps); columns: s_G, descending; best mean per column in bold.
+
+    Only current values of ``label`` (one protocol) enter; a row per step measured, so values of
+    weights trained for different numbers of steps never share a cell."""
     sgs = sorted({k[2] for k in cells}, reverse=True)
-    rows_keys = list(dict.fromkeys((k[0], k[1]) for k in cells))
-    header = ["method", "s_D"] + [f"s_G = {pct(s)}" for s in sgs]
+    values: dict[tuple[str, float, int | None, float], list[float]] = defaultdict(list)
+    for (lab, sd, sg), cell in cells.items():
+        for r in cell.runs:
+            m = r.current(label)
+            if m is not None:
+                values[(lab, sd, m.step, sg)].append(m.value)
+    row_keys: list[tuple[str, float, int | None]] = []
+    for lab, sd, _ in cells:
+        steps = sorted({k[2] for k in values if k[:2] == (lab, sd)}, key=lambda s: (s is None, s)) or [None]
+        row_keys += [(lab, sd, st) for st in steps if (lab, sd, st) not in row_keys]
+    header = ["method", "s_D", "steps"] + [f"s_G = {pct(s)}" for s in sgs]
     rows, means = [], []
-    for lab, sd in rows_keys:
-        row, mrow = [lab, pct(sd)], []
+    for lab, sd, st in row_keys:
+        row, mrow = [lab, pct(sd), "–" if st is None else str(st)], []
         for sg in sgs:
-            cell = cells.get((lab, sd, sg))
-            st = cell.stat(lambda r: r.metric(metric)) if cell else Stat([])
-            row.append(fmt(st) if cell else "")
-            mrow.append(st.mean)
+            st_ = Stat(values.get((lab, sd, st, sg), []))
+            row.append("" if (lab, sd, sg) not in cells else fmt(st_) if st_.n or st is None else "")
+            mrow.append(st_.mean)
         rows.append(row)
         means.append(mrow)
     bold = set()
-    sign = -1.0 if higher_is_better(metric) else 1.0
+    sign = -1.0 if higher_is_better(label.partition("@")[0]) else 1.0
     for j in range(len(sgs)):
         col = [(sign * m[j], i) for i, m in enumerate(means) if m[j] is not None]
         if len(col) > 1:
             best = min(col)[0]
-            bold |= {(i, j + 2) for v, i in col if v == best}
+            bold |= {(i, j + 3) for v, i in col if v == best}
     return Table(header, rows, bold)
 
 
@@ -129,24 +142,20 @@ def _mean_text(st: Stat, digits: int = 3) -> str:
     return "–" if st.mean is None else f"{st.mean:.{digits}g}"
 
 
-def details_table(cells: dict[CellKey, Cell], metric: str | None) -> Table:
-    """What every cell's runs are, whatever metric exists: densities, ITOP, cost, status."""
-    header = ["method", "s_D", "s_G", "seeds", "status", "density G", "density D", "ITOP G", "ITOP D",
+def details_table(cells: dict[CellKey, Cell]) -> Table:
+    """What every cell's runs are, whatever metric exists: steps, densities, ITOP, cost, status."""
+    header = ["method", "s_D", "s_G", "seeds", "steps", "status", "density G", "density D", "ITOP G", "ITOP D",
               "train FLOPs", "wall time (s)"]
-    if metric:
-        header.append(metric)
     rows = []
     for (lab, sd, sg), cell in cells.items():
         dens = lambda net: (lambda r: (r.summary.get("density") or {}).get(net))  # noqa: E731
         itop = lambda net: (lambda r: (r.summary.get("itop_rate") or {}).get(net))  # noqa: E731
         status = ", ".join(f"{n} {s}" for s, n in sorted(cell.statuses().items()))
+        steps = ", ".join(str(s) for s in sorted({r.step for r in cell.runs if r.step is not None})) or "–"
         flops = cell.stat(lambda r: r.flops)
-        row = [lab, pct(sd), pct(sg), str(len(cell.runs)), status,
-               _mean_text(cell.stat(dens("G")), 4), _mean_text(cell.stat(dens("D")), 4),
-               _mean_text(cell.stat(itop("G")), 4), _mean_text(cell.stat(itop("D")), 4),
-               "–" if flops.mean is None else f"{flops.mean:.3g}",
-               _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 4)]
-        if metric:
-            row.append(fmt(cell.stat(lambda r: r.metric(metric))))
-        rows.append(row)
+        rows.append([lab, pct(sd), pct(sg), str(len(cell.runs)), steps, status,
+                     _mean_text(cell.stat(dens("G")), 4), _mean_text(cell.stat(dens("D")), 4),
+                     _mean_text(cell.stat(itop("G")), 4), _mean_text(cell.stat(itop("D")), 4),
+                     "–" if flops.mean is None else f"{flops.mean:.3g}",
+                     _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 4)])
     return Table(header, rows)

@@ -17,7 +17,7 @@ from sparsegan.errors import UserError
 from sparsegan.metrics.features import Extractor, FeatureStats, ImageSampler, extract, image_batches
 from sparsegan.metrics.fid import fid
 from sparsegan.metrics.inception_score import inception_score
-from sparsegan.metrics.kid import kid
+from sparsegan.metrics.kid import NUM_SUBSETS, kid, kid_subset_size
 from sparsegan.metrics.precision_recall import precision_recall
 from sparsegan.metrics.reference import reference_stats
 from sparsegan.registry import Registry
@@ -40,7 +40,12 @@ def _add(m: Metric) -> None:
 
 
 _add(Metric("fid", "inception", lambda f, r: {"fid": fid(f, r)}))
-_add(Metric("kid", "inception", lambda f, r: dict(zip(("kid", "kid_std"), kid(f.features, r.features)))))
+def _kid(f: FeatureStats, r: FeatureStats) -> dict[str, float]:
+    mean, std = kid(f.features, r.features)
+    return {"kid": mean, "kid_std": std, "kid_subset_size": kid_subset_size(f.count, r.count), "kid_subsets": NUM_SUBSETS}
+
+
+_add(Metric("kid", "inception", _kid))
 _add(Metric("pr", "inception", lambda f, r: dict(zip(("precision", "recall"), precision_recall(f.features, r.features))),
             lower_is_better=False))
 _add(Metric("fid_domain", "domain", lambda f, r: {"fid_domain": fid(f, r)}))
@@ -84,6 +89,9 @@ class Evaluator:
             raise UserError(f"--batch-size must be positive, got {self.batch_size}")
         if self.num_ref is not None and self.num_ref < 0:
             raise UserError(f"--num-ref must be >= 0 (0: the whole split), got {self.num_ref}")
+        if "kid" in self.metrics and min(self.num_samples, self.ref_count or 4) < 4:
+            raise UserError("kid needs at least 4 generated and 4 real images (its subsets hold at most half "
+                            f"of each set, so that they differ), got {self.num_samples} and {self.ref_count}")
 
     @property
     def ref_count(self) -> int | None:

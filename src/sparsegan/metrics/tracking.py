@@ -1,5 +1,5 @@
 """Evaluation during training: at tick boundaries the loop hands over the EMA generator; this
-logs a kind=eval record, keeps summary.json "metrics": {"final", "best"} current, and saves the
+logs a kind=eval record (with its protocol suffix, see sparsegan.protocols), keeps summary.json "metrics": {"final", "best"} current, and saves the
 best generator as RUN/final/generator_ema_best.safetensors.
 
 "Best" is decided by the first metric of --eval-metrics (lower FID/KID/fid_domain, higher IS,
@@ -19,6 +19,7 @@ from torch import nn
 from sparsegan.files import atomic_write_bytes
 from sparsegan.metrics.evaluate import METRICS, Evaluator, headline
 from sparsegan.metrics.generator import generator_sampler
+from sparsegan.protocols import Protocol
 
 BEST_FILE = "generator_ema_best"
 
@@ -74,8 +75,10 @@ class TrainingEvaluation:
     def __call__(self, step: int, G: nn.Module) -> dict[str, Any]:
         results = self.evaluator.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
                                                        eval_mode=self.eval_mode))
+        ev = self.evaluator
+        protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
         record = {"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
-                  "eval_mode": self.eval_mode, "source": "training"}
+                  "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix, "source": "training"}
         self.log(record)
         self.final = {k: v for k, v in record.items() if k != "kind"}
         value = headline(self.primary, results[self.primary])

@@ -27,7 +27,8 @@ from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
 from sparsegan.training.run_dir import RunDir
 from sparsegan.training.runtime import forward_view, to_memory_format
-from sparsegan.training.state import latest_valid_checkpoint, load_checkpoint, save_checkpoint
+from sparsegan.training.lifecycle import StopRequest, resume_plan
+from sparsegan.training.state import checkpoint_path, latest_valid_checkpoint, load_checkpoint, save_checkpoint
 
 # Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
 RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
@@ -253,6 +254,8 @@ def train(
     if ckpt is not None:
         path, state = ckpt
         _check_resume_compatible(state["config"], cfg, path)
+        if resume_plan(run.path, path, int(state["step"]), cfg.steps):  # complete: change nothing
+            return run.path
         t.load_training_state(state)
         run.truncate_records_after(t.step)
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name})
@@ -278,6 +281,8 @@ def train(
     tick_start, tick_images = time.perf_counter(), 0
     bar = tqdm(total=cfg.steps, initial=t.step, desc=f"{cfg.method} {cfg.model}", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
+    stop = StopRequest()  # SIGINT / SIGTERM: finish the step, checkpoint it, stop (training/lifecycle.py)
+    stop.install()
     try:
         while t.step < cfg.steps:
             step_start = time.perf_counter()
@@ -332,16 +337,29 @@ def train(
             bar.update(1)
             if on_step is not None:
                 on_step(t)
+            if stop.requested(t.dist) and t.step < cfg.steps:
+                raise stop.stopped(t.step, cfg.steps, _checkpoint_now(t))
     except DivergenceError:
         status = "diverged"
         raise
     finally:
+        stop.restore()
         bar.close()
         if status != "completed" or t.step == cfg.steps:
             _finish(t, status)
         if mirror is not None:
             mirror.close()
     return run.path
+
+
+def _checkpoint_now(t: Trainer) -> Path:
+    """The checkpoint of the step just completed (saved unless the schedule already did)."""
+    path = checkpoint_path(t.run.checkpoints, t.step)
+    if not path.exists():
+        _check_weights_finite(t)
+        if t.dist.is_main:
+            save_checkpoint(t.run.checkpoints, t.step, t.training_state(), t.cfg.keep_checkpoints)
+    return path
 
 
 def _training_evaluation(t: Trainer):

@@ -1,0 +1,90 @@
+"""A run's start and stop, so that nothing written is lost: what a resume will do, and a clean stop
+on SIGINT / SIGTERM.
+
+- Resuming a completed run changes nothing and says so; a resume with more ``--steps`` than the
+  run had continues it and says that its final/ and summary.json will be replaced (and its
+  evaluations become stale); a checkpoint beyond ``--steps`` is refused.
+- The first SIGINT (Ctrl-C) or SIGTERM lets the current step finish; the loop then saves a
+  checkpoint of that step and raises :class:`TrainingStopped`, which the CLI turns into one line
+  (where it stopped, the exact resume command) and exit code 128 + signal (130, 143). The handlers
+  are the previous ones again from the first signal on, so a second signal aborts at once, as it
+  would without sparsegan (no checkpoint of the unfinished step).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sparsegan.errors import TrainingStopped, UserError
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool:
+    """Say (on stderr) what resuming ``run`` from ``checkpoint`` will do; True: nothing to do.
+
+    Nothing has been written when this is called, and nothing is written when it returns True."""
+    from sparsegan.training.run_dir import SUMMARY, read_json
+
+    try:
+        summary = read_json(run / SUMMARY)
+    except (FileNotFoundError, ValueError):
+        summary = {}
+    done = summary.get("status") == "completed" and isinstance(summary.get("step"), int)
+    done_at = summary.get("step") if done else None
+    if ckpt_step >= steps:
+        if done and done_at >= ckpt_step:
+            print(f"sparsegan: {run} is complete at step {done_at} (--steps {steps}); nothing to do, nothing changed",
+                  file=sys.stderr)
+            return True
+        if ckpt_step > steps:
+            raise UserError(f"cannot resume {run}: its checkpoint {checkpoint.name} is at step {ckpt_step}, beyond "
+                            f"--steps {steps}; pass --steps {ckpt_step} or more")
+        print(f"sparsegan: resuming {run} at its last step {ckpt_step}: writing final/ and summary.json",
+              file=sys.stderr)
+    elif done and done_at == ckpt_step:
+        print(f"sparsegan: {run} was complete at step {done_at}; continuing it to --steps {steps} (final/ and "
+              f"summary.json will be replaced at step {steps}; evaluations of step {done_at} become stale)",
+              file=sys.stderr)
+    else:
+        print(f"sparsegan: resuming {run} from step {ckpt_step} ({checkpoint.name}) to step {steps}", file=sys.stderr)
+    return False
+
+
+class StopRequest:
+    """Turns the first SIGINT / SIGTERM into a request the loop honours at the end of a step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers live in the main thread only; elsewhere signals act as before
+        for sig in SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # ignored on purpose (nohup, a background job): keep it so
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signum = signum
+        self.restore()  # a second signal aborts at once
+        # os.write, not print: a handler may run while the main thread is inside a print to stderr.
+        os.write(2, f"\nsparsegan: {signal.Signals(signum).name} received: stopping after this step with a "
+                    "checkpoint (send it again to abort without one)\n".encode())
+
+    def requested(self, dist) -> bool:
+        """True on every rank as soon as any rank was signalled (they stop at the same step)."""
+        return not dist.all_finite(self.signum is None)
+
+    def stopped(self, step: int, steps: int, checkpoint: Path) -> TrainingStopped:
+        return TrainingStopped(self.signum or signal.SIGINT, step, steps, checkpoint)
