@@ -14,7 +14,7 @@ from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.methods.prune_at_init import hessian_gradient
 from sparsegan.models import ModelSpec, build_models
-from sparsegan.sparsity import MaskSet, criterion_state, prunable_parameters, prune_and_regrow_global
+from sparsegan.sparsity import MaskSet, criterion_state, prunable_parameters, prune_and_regrow
 from sparsegan.sparsity.criteria import momentum
 from sparsegan.training import read_records
 
@@ -161,7 +161,7 @@ def test_global_prune_and_regrow_by_hand():
     grads = {"a": torch.tensor([0.0, 9.0, 1.0, 2.0]), "b": torch.tensor([0.0, 0.0, 8.0, 0.5])}
     # 4 active, fraction 0.5: keep |w| 5 and 4 (global), grow the 2 largest |g| among the rest:
     # a[1] (9: dropped and grown back, so it keeps its value 1) and b[2] (8: new, starts at 0).
-    changes, grown = prune_and_regrow_global(masks, 0.5, dense_grads=grads)
+    changes, grown = prune_and_regrow(masks, 0.5, ranking="global", dense_grads=grads)
     assert masks.masks["a"].tolist() == [True, True, False, False]
     assert masks.masks["b"].tolist() == [True, False, True, False]
     assert a.tolist() == [5.0, 1.0, 0.0, 0.0] and b.tolist() == [4.0, 0.0, 0.0, 0.0]

@@ -27,7 +27,7 @@ from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, NETS
 from sparsegan.methods.pf import prune_once
 from sparsegan.methods.stu import STUGAN
-from sparsegan.sparsity import grow_to, prune_and_regrow, prune_and_regrow_global, target_counts
+from sparsegan.sparsity import grow_to, prune_and_regrow, target_counts
 
 
 @METHODS.register("adapt")
@@ -43,6 +43,11 @@ class ADAPT(STUGAN):
             raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
                             "use --adapt-ranking layer for grasp")
         self.ratios: list[float] = []
+
+    @property
+    def ranking(self) -> str:
+        """ADAPT's scripts rank over all of a net's layers (G's updates and D's changes alike)."""
+        return self.cfg.adapt_ranking
 
     @property
     def density_bounds(self) -> tuple[float, float]:
@@ -63,7 +68,7 @@ class ADAPT(STUGAN):
         masks = self.masks["D"]
         before = masks.density()
         lo, hi = self.density_bounds
-        glob = self.cfg.adapt_ranking == "global"
+        glob = self.ranking == "global"
         dense = self._dense_grads.pop("D", None)  # captured at every adapt step
         grads = dense or {n: p.detach().abs() for n, p in masks.params.items()}
         if mean_ratio >= self.cfg.adapt_high:
@@ -97,9 +102,8 @@ class ADAPT(STUGAN):
             pruned = n_before - masks.active()
         elif action == "regrow":
             fraction = self.schedule.fraction(step)
-            update = prune_and_regrow_global if glob else prune_and_regrow
-            changes, _ = update(masks, fraction, prune="magnitude", grow="gradient", dense_grads=dense,
-                                optimizer=optimizer, reset_state=self.cfg.reset_regrown_state)
+            changes, _ = prune_and_regrow(masks, fraction, ranking=self.ranking, dense_grads=dense,
+                                          optimizer=optimizer, reset_state=self.cfg.reset_regrown_state)
             pruned, grown = sum(c.pruned for c in changes), sum(c.grown for c in changes)
         self.emit({"kind": "adapt", "balance_ratio_mean": mean_ratio, "action": action,
                    "d_density_before": before, "d_density_after": masks.density(),
@@ -107,33 +111,8 @@ class ADAPT(STUGAN):
         return self.event("D", pruned=pruned, grown=grown, prune_fraction=fraction,
                           extra={"adapt": action, "ranking": self.cfg.adapt_ranking})
 
-    def explore_g_globally(self, step, optimizers, generator):
-        """G's prune-and-regrow with one ranking over all of G's layers (ADAPT's scripts)."""
-        if not self.schedule.is_update_step(step):
-            return []
-        fraction = self.schedule.fraction(step)
-        events = []
-        for net in NETS:
-            masks = self.masks[net]
-            if net not in self.explored or masks.density() == 1.0:
-                events.append(self.event(net))
-                continue
-            changes, grown = prune_and_regrow_global(
-                masks, fraction, prune=self.cfg.prune_criterion, grow=self.cfg.grow,
-                dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
-                reset_state=self.cfg.reset_regrown_state, generator=generator,
-            )
-            events.append(self.event(
-                net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),
-                prune_fraction=fraction, grown_entries=grown, extra={"ranking": "global"},
-            ))
-        return events
-
     def end_of_step(self, step, optimizers, generator):
-        if self.cfg.adapt_ranking == "global":
-            events = self.explore_g_globally(step, optimizers, generator)
-        else:
-            events = super().end_of_step(step, optimizers, generator)
+        events = super().end_of_step(step, optimizers, generator)  # G's prune-and-regrow
         if self.is_adapt_step(step) and self.ratios:
             mean = sum(self.ratios) / len(self.ratios)
             self.ratios = []

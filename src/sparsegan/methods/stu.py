@@ -24,6 +24,9 @@ from sparsegan.sparsity import prune_and_regrow
 class STUGAN(Method):
     name = "stu"
 
+    #: How prune-and-regrow ranks: per layer (STU-GAN, RigL) or over all of a net's layers (ADAPT).
+    ranking = "layer"
+
     @property
     def explored(self) -> tuple[str, ...]:
         return tuple(net for net in NETS if net in self.cfg.explore)
@@ -48,7 +51,7 @@ class STUGAN(Method):
                 prune_inputs = hessian_gradient(masks.params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
                 self.ctx.nets[net].zero_grad(set_to_none=True)
             changes, grown = prune_and_regrow(
-                masks, fraction,
+                masks, fraction, ranking=self.ranking,
                 prune=self.cfg.prune_criterion, grow=self.cfg.grow,
                 dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
                 reset_state=self.cfg.reset_regrown_state, generator=generator, prune_inputs=prune_inputs,
@@ -56,5 +59,6 @@ class STUGAN(Method):
             events.append(self.event(
                 net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),
                 prune_fraction=fraction, grown_entries=grown,
+                extra={"ranking": self.ranking} if self.ranking != "layer" else {},
             ))
         return events

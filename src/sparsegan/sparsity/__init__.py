@@ -13,14 +13,12 @@ from sparsegan.sparsity.optim import reset_optimizer_state, start_regrown_state
 from sparsegan.sparsity.schedules import UpdateSchedule, cubic_sparsity
 from sparsegan.sparsity.stats import mask_distance
 from sparsegan.sparsity.topk import global_topk_masks, topk_indices, topk_mask
-from sparsegan.sparsity.updaters import (
-    LayerChange, grow_to, magnitude_prune_to, prune_and_regrow, prune_and_regrow_global,
-)
+from sparsegan.sparsity.updaters import LayerChange, grow_to, magnitude_prune_to, prune_and_regrow
 
 __all__ = [
     "DISTRIBUTIONS", "GROW_CRITERIA", "PRUNE_CRITERIA", "SCOPES",
     "LayerChange", "MaskSet", "SparseEMA", "UpdateSchedule",
     "allocate_active_counts", "criterion_state", "cubic_sparsity", "er", "erk", "global_topk_masks", "grow_to",
-    "magnitude_prune_to", "mask_distance", "prunable_parameters", "prune_and_regrow", "prune_and_regrow_global",
+    "magnitude_prune_to", "mask_distance", "prunable_parameters", "prune_and_regrow",
     "reset_optimizer_state", "start_regrown_state", "target_counts", "topk_indices", "topk_mask", "uniform",
 ]

@@ -2,7 +2,8 @@
 
 ``prune_and_regrow`` is SET / RigL / STU-GAN: per layer, drop the ``fraction`` of active weights
 with the lowest prune score, then grow as many among the inactive weights with the highest grow
-score, so each layer's active count never changes. The variants differ only in their criteria.
+score, so each layer's active count never changes (or, ranked globally as ADAPT does, the net's).
+The variants differ only in their criteria.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def prune_and_regrow(
     masks: MaskSet,
     fraction: float,
     *,
+    ranking: str = "layer",
     prune: str = "magnitude",
     grow: str = "gradient",
     dense_grads: Mapping[str, Tensor] | None = None,
@@ -47,48 +49,68 @@ def prune_and_regrow(
     generator: torch.Generator | None = None,
     prune_inputs: Mapping[str, Tensor] | None = None,
 ) -> tuple[list[LayerChange], dict[str, Tensor]]:
-    """One prune-and-regrow update of every layer in ``masks``.
+    """One prune-and-regrow update of the weights in ``masks``.
 
-    Per layer, the ``fraction`` of active weights with the lowest prune score is dropped and as
-    many weights are grown among all the others, the just-dropped ones included (RigL). A weight
-    dropped and regrown in the same update was never removed: it keeps its value and optimizer
-    state (RigL's ``reinit_when_same=False``, the STU-GAN code). Really new connections start at
-    0 and, with ``reset_state``, with the optimizer history of a fresh weight
+    ``ranking="layer"`` (SET, RigL, STU-GAN): per layer, the ``fraction`` of its active weights
+    with the lowest prune score is dropped and as many weights are grown among all the others,
+    so each layer's active count never changes; a dense layer is left alone. ``"global"``
+    (ADAPT's global magnitude death / global gradient growth): the same over all layers ranked
+    together, so only the net's active count is fixed.
+
+    The just-dropped weights compete for regrowth (RigL). A weight dropped and regrown in the same
+    update was never removed: it keeps its value and optimizer state (RigL's
+    ``reinit_when_same=False``, the STU-GAN code). Really new connections start at 0 and, with
+    ``reset_state``, with the optimizer history of a fresh weight
     (:func:`~sparsegan.sparsity.optim.start_regrown_state`, from ``dense_grads``); without it
     they keep whatever history the optimizer has there (the reference code's behaviour).
     Removed weights are zeroed here; their optimizer history is the caller's to clear (the
     MaskSet remembers them until :meth:`MaskSet.pop_removed`).
 
-    Returns the per-layer changes and the really new entries (for SEMA). ``prune_inputs``
-    replaces the gradient seen by the prune criterion (GraSP's Hessian-gradient product); by
-    default it sees ``dense_grads``.
+    Returns the per-layer changes (real removals and new connections) and the really new entries
+    (for SEMA). ``prune_inputs`` replaces the gradient seen by the prune criterion (GraSP's
+    Hessian-gradient product); by default it sees ``dense_grads``.
     """
+    if ranking not in ("layer", "global"):
+        raise ValueError(f"unknown ranking {ranking!r}; valid: layer, global")
     prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
     grads = dense_grads or {}
     prune_in = grads if prune_inputs is None else prune_inputs
+    old = dict(masks.masks)
+    active = {n: int(m.sum()) for n, m in old.items()}
+    if ranking == "global":
+        n_swap = int(fraction * sum(active.values()))
+        swaps = {n: n_swap if 0 < sum(active.values()) < masks.numel() else 0 for n in old}  # one pool
+    else:
+        swaps = {n: int(fraction * active[n]) if active[n] < old[n].numel() else 0 for n in old}
+    moving = [n for n in old if swaps[n] > 0]
+    states = {n: criterion_state(optimizer, masks.params[n]) for n in moving}
+    # Keep the active weights with the highest prune score; grow among those not kept.
+    keep_scores = {n: _minus_inf_where(prune_fn(masks.params[n], prune_in.get(n), states[n], generator), ~old[n])
+                   for n in moving}
+    if ranking == "global":
+        kept = global_topk_masks(keep_scores, sum(active.values()) - n_swap) if moving else {}
+    else:
+        kept = {n: topk_mask(keep_scores[n], active[n] - swaps[n]) for n in moving}
+    del keep_scores
+    grow_scores = {n: _minus_inf_where(grow_fn(masks.params[n], grads.get(n), states[n], generator), kept[n])
+                   for n in moving}
+    if ranking == "global":
+        grown = global_topk_masks(grow_scores, n_swap) if moving else {}
+    else:
+        grown = {n: topk_mask(grow_scores[n], swaps[n]) for n in moving}
     changes, grown_entries = [], {}
     for name, param in masks.params.items():
-        mask = masks.masks[name]
-        n_active = int(mask.sum())
-        n_swap = int(fraction * n_active)
-        state = criterion_state(optimizer, param)
-        if n_swap == 0 or n_active == mask.numel():
-            changes.append(LayerChange(name, n_active, 0, 0))
-            grown_entries[name] = torch.zeros_like(mask)
+        if name not in kept:
+            changes.append(LayerChange(name, active[name], 0, 0))
+            grown_entries[name] = torch.zeros_like(old[name])
             continue
-        grad = grads.get(name)
-        # Keep the (n_active - n_swap) active weights with the highest prune score.
-        keep_scores = _minus_inf_where(prune_fn(param, prune_in.get(name), state, generator), ~mask)
-        kept = topk_mask(keep_scores, n_active - n_swap)
-        # Grow n_swap weights among those not kept.
-        grow_scores = _minus_inf_where(grow_fn(param, grad, state, generator), kept)
-        grown = topk_mask(grow_scores, n_swap)
-        new = grown & ~mask  # really new connections; grown & mask were dropped and taken back
-        masks.set_mask(name, kept | grown)
+        now = kept[name] | grown[name]
+        new = now & ~old[name]  # really new connections; grown & old were dropped and taken back
+        masks.set_mask(name, now)
         param.masked_fill_(new, 0.0)
         if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, new, grad)
-        changes.append(LayerChange(name, n_active, int((mask & ~kept & ~grown).sum()), int(new.sum())))
+            start_regrown_state(optimizer, param, new, grads.get(name))
+        changes.append(LayerChange(name, int(now.sum()), int((old[name] & ~now).sum()), int(new.sum())))
         grown_entries[name] = new
     masks.apply_()
     return changes, grown_entries
@@ -148,54 +170,3 @@ def grow_to(
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
-
-
-@torch.no_grad()
-def prune_and_regrow_global(
-    masks: MaskSet,
-    fraction: float,
-    *,
-    prune: str = "magnitude",
-    grow: str = "gradient",
-    dense_grads: Mapping[str, Tensor] | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    reset_state: bool = True,
-    generator: torch.Generator | None = None,
-) -> tuple[list[LayerChange], dict[str, Tensor]]:
-    """Prune-and-regrow ranked over all layers together (ADAPT's global_magnitude death and
-    global_gradient growth): drop the ``fraction`` of the net's active weights with the lowest
-    prune score, then grow as many among the weights not kept with the highest grow score. The
-    net's active count never changes; a layer's may.
-
-    A weight dropped and grown back in the same update was never removed: it keeps its value and
-    optimizer state (RigL's ``reinit_when_same=False``). Truly new connections start at 0, with
-    ``reset_state`` with a fresh weight's optimizer history (as in :func:`prune_and_regrow`). The changes count real removals and real new
-    connections; the grown entries returned (for SEMA) are the new connections only.
-    """
-    prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
-    grads = dense_grads or {}
-    old = {n: m.clone() for n, m in masks.masks.items()}
-    n_active = masks.active()
-    n_swap = int(fraction * n_active)
-    if n_swap == 0 or n_active == masks.numel():
-        return ([LayerChange(n, int(m.sum()), 0, 0) for n, m in old.items()],
-                {n: torch.zeros_like(m) for n, m in old.items()})
-    states = {n: criterion_state(optimizer, p) for n, p in masks.params.items()}
-    keep_scores = {n: _minus_inf_where(prune_fn(p, grads.get(n), states[n], generator), ~old[n])
-                   for n, p in masks.params.items()}
-    kept = global_topk_masks(keep_scores, n_active - n_swap)
-    grow_scores = {n: _minus_inf_where(grow_fn(p, grads.get(n), states[n], generator), kept[n])
-                   for n, p in masks.params.items()}
-    chosen = global_topk_masks(grow_scores, n_swap)
-    changes, grown_entries = [], {}
-    for name, param in masks.params.items():
-        new = kept[name] | chosen[name]
-        fresh = new & ~old[name]
-        masks.set_mask(name, new)
-        param.masked_fill_(fresh, 0.0)
-        if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, fresh, grads.get(name))
-        changes.append(LayerChange(name, int(new.sum()), int((old[name] & ~new).sum()), int(fresh.sum())))
-        grown_entries[name] = fresh
-    masks.apply_()
-    return changes, grown_entries
