@@ -1,0 +1,63 @@
+"""Copy the light files of a study's finished runs into the repository (no checkpoints, no weights).
+
+    python benchmarks/study_collect.py RUNS_DIR benchmarks/study-fmnist/runs [--commit SHA]
+
+For every run folder under RUNS_DIR whose summary.json says "completed": config.json,
+metrics.jsonl, summary.json, eval/*.json and the newest sample grid. Runs still training are
+skipped; a run already collected is replaced (its files may have grown). With --commit, the
+commit the runs were trained at is written to DEST/../COMMIT, which reports must cite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+LIGHT = ("config.json", "metrics.jsonl", "summary.json")
+
+
+def completed(run: Path) -> bool:
+    try:
+        return json.loads((run / "summary.json").read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def collect(src: Path, dest: Path) -> list[str]:
+    names = []
+    for run in sorted(p for p in src.iterdir() if p.is_dir()):
+        if not completed(run):
+            continue
+        out = dest / run.name
+        if out.exists():
+            shutil.rmtree(out)
+        (out / "eval").mkdir(parents=True)
+        (out / "samples").mkdir()
+        for name in LIGHT:
+            shutil.copy2(run / name, out / name)
+        for f in sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []:
+            shutil.copy2(f, out / "eval" / f.name)
+        grids = sorted((run / "samples").glob("*.png"))
+        if grids:
+            shutil.copy2(grids[-1], out / "samples" / grids[-1].name)
+        names.append(run.name)
+    return names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path, help="the sweep's output folder")
+    ap.add_argument("dest", type=Path, help="where the light copies go, one folder per run")
+    ap.add_argument("--commit", help="the commit the runs were trained at")
+    args = ap.parse_args()
+    args.dest.mkdir(parents=True, exist_ok=True)
+    names = collect(args.runs, args.dest)
+    if args.commit:
+        (args.dest.parent / "COMMIT").write_text(args.commit + "\n")
+    print(f"{len(names)} completed runs in {args.dest}: {', '.join(names) or '-'}")
+
+
+if __name__ == "__main__":
+    main()
