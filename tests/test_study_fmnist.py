@@ -1,0 +1,84 @@
+"""The study's statistics by hand, its verdicts on made-up run folders, and the committed tables
+re-derived from the committed runs (a hand-edited number fails here)."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sparsegan.experiments.stats import direction, holm, paired
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "benchmarks" / "study-fmnist"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("study_fmnist", ROOT / "benchmarks" / "study_fmnist.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_interval_and_p_by_hand():
+    c = paired({0: 3.0, 1: 5.0, 2: 7.0, 9: 1.0}, {0: 2.0, 1: 3.0, 2: 4.0})  # seed 9 has no partner
+    assert c.seeds == (0, 1, 2) and c.diffs == (1.0, 2.0, 3.0)
+    # mean 2, sd 1, t(0.975, 2) = 4.3027: half-width 4.3027 / sqrt(3) = 2.4841
+    lo, hi = c.ci
+    assert lo == pytest.approx(2 - 2.4841, abs=1e-4) and hi == pytest.approx(2 + 2.4841, abs=1e-4)
+    # t = 2 / (1 / sqrt(3)) = 3.4641 with 2 df: two-sided p = 0.0742
+    assert c.p == pytest.approx(0.0742, abs=1e-4)
+    assert math.isnan(paired({0: 1.0}, {0: 0.0}).p)
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    out = holm([0.5, math.nan])
+    assert out[0] == 0.5 and math.isnan(out[1])
+    assert direction(0.01, (0.5, 2.0)) == 1 and direction(0.01, (-2.0, -0.5)) == -1
+    assert direction(0.2, (0.5, 2.0)) == 0
+
+
+def _run(root: Path, name: str, method: str, seed: int, values: dict[int, float], sg=0.9, sd=0.5, itop=0.3):
+    run = root / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": method, "seed": seed, "sparsity_g": sg, "sparsity_d": sd}))
+    recs = [{"kind": "eval", "step": s, "fid_domain": v, "num_samples": 5000, "num_ref": 5000, "generator": "ema",
+             "eval_mode": True, "split": "train", "protocol": "@5000", "source": "training"} for s, v in values.items()]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "step": max(values),
+                                                  "itop_rate": {"G": itop, "D": 1 - sd}}))
+
+
+def _study(tmp_path, stu_offset: float, noise):
+    steps = (1000, 2000, 3000, 4000)
+    for seed in range(5):
+        base = 10.0 + seed
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: 4.0 + 0.1 * seed for s in steps})
+        _run(tmp_path, f"static_seed{seed}", "static", seed, {s: base for s in steps}, itop=0.1)
+        _run(tmp_path, f"stu_seed{seed}", "stu", seed, {s: base - stu_offset + noise[seed] for s in steps}, itop=0.45)
+    (tmp_path / "COMMIT").write_text("abc123\n")
+    return _script().render(tmp_path)
+
+
+def test_verdicts_on_made_up_runs(tmp_path):
+    clear = _study(tmp_path / "a", 3.0, [0.1, -0.1, 0.2, 0.0, -0.2])
+    assert "2,000, 3,000, 4,000 steps" in clear  # the last three common evaluations
+    assert "The regime: dense mean ≤ 5.0 at each of the last three evaluations: **yes**" in clear
+    claim1 = clear.split("### 1.")[1].split("### 2.")[0]
+    assert "| reproduced |" in claim1 and "Verdict: **reproduced**" in claim1 and "commit `abc123`" in clear
+    # A difference within the seed noise is not a result.
+    unclear = _study(tmp_path / "b", 0.1, [1.0, -1.5, 0.8, -0.9, 0.3])
+    assert "Verdict: **inconclusive**" in unclear.split("### 1.")[1].split("### 2.")[0]
+    # STU-GAN worse at every seed: the opposite holds.
+    worse = _study(tmp_path / "c", -3.0, [0.1, -0.1, 0.2, 0.0, -0.2])
+    assert "Verdict: **not reproduced**" in worse.split("### 1.")[1].split("### 2.")[0]
+
+
+def test_committed_tables_match_the_committed_runs():
+    if not (STUDY / "results.md").exists():
+        pytest.skip("no study results committed yet")
+    assert (STUDY / "results.md").read_text() == _script().render(STUDY), \
+        "benchmarks/study-fmnist/results.md is not what `python benchmarks/study_fmnist.py benchmarks/study-fmnist` gives"
