@@ -1,6 +1,6 @@
 """The Fashion-MNIST study's tables and verdicts, generated from its committed run folders.
 
-    python benchmarks/study_fmnist.py benchmarks/study-fmnist            # writes results.md there
+    python benchmarks/study_fmnist.py benchmarks/study-fmnist            # writes results.md, curves.png
     python benchmarks/study_fmnist.py benchmarks/study-fmnist --check    # fails if results.md differs
 
 Reads only ``STUDY/runs/*/`` (config.json, metrics.jsonl, summary.json: the light files
@@ -143,7 +143,7 @@ def render(study: Path) -> str:
     out += ["## Runs", "", f"{n_runs} completed runs in {len(arms)} arms.", "",
             "| arm | seeds |", "|---|---|"]
     out += [f"| {a} | {', '.join(str(s) for s in sorted(curves[a]))} |" for a in arms]
-    out += ["", "## Learning curves: mean over seeds at each evaluation", "",
+    out += ["", "## Learning curves: mean over seeds at each evaluation (figure: `curves.png`)", "",
             "| arm | " + " | ".join(f"{s // 1000}k" for s in all_steps) + " |",
             "|---|" + "---|" * len(all_steps)]
     for a in arms:
@@ -226,6 +226,40 @@ def render(study: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+def plot_curves(study: Path, path: Path) -> Path:
+    """Learning curves of dense, static and STU-GAN side by side, one panel per (s_G, s_D) cell:
+    the mean over seeds with the seeds' min-max band (matplotlib, the 'report' extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, _ = load(study)
+    cells = sorted({tuple(a.split()[1:]) for a in curves if a != "dense"},
+                   key=lambda c: (-float(c[0][2:]), float(c[1][2:])))
+    fig, axes = plt.subplots(1, max(1, len(cells)), figsize=(4 * max(1, len(cells)), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, cell in zip(axes[0], cells or [None]):
+        arms = ["dense"] + ([f"static {cell[0]} {cell[1]}", f"stu {cell[0]} {cell[1]}"] if cell else [])
+        for arm, color in zip(arms, ("black", "tab:blue", "tab:red")):
+            if arm not in curves:
+                continue
+            steps = sorted({s for c in curves[arm].values() for s in c})
+            by_step = [list(_at(curves, arm, s).values()) for s in steps]
+            ax.plot(steps, [statistics.fmean(v) for v in by_step], color=color,
+                    label=f"{arm.split()[0]} (n={len(curves[arm])})")
+            ax.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], color=color, alpha=0.15)
+        ax.set_yscale("log")
+        ax.set_xlabel("G steps")
+        ax.set_title(f"{cell[0]} {cell[1]}" if cell else "dense")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(LABEL)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("study", type=Path, help="the study folder (runs/, COMMIT, results.md)")
@@ -238,7 +272,7 @@ def main() -> int:
         print("results.md matches the runs" if same else "results.md differs from what the runs give")
         return 0 if same else 1
     target.write_text(text)
-    print(f"wrote {target}")
+    print(f"wrote {target} and {plot_curves(args.study, args.study / 'curves.png')}")
     return 0
 
 
