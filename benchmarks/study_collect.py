@@ -5,7 +5,7 @@
 For every run folder under RUNS_DIR whose summary.json says "completed": config.json,
 metrics.jsonl, summary.json, eval/*.json and the newest sample grid. Runs still training are
 skipped; a run already collected is replaced (its files may have grown). With --commit, the
-commit the runs were trained at is written to DEST/../COMMIT, which reports must cite.
+commit the runs were trained at is written to DEST/COMMIT, which reports cite.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main() -> None:
     args.dest.mkdir(parents=True, exist_ok=True)
     names = collect(args.runs, args.dest)
     if args.commit:
-        (args.dest.parent / "COMMIT").write_text(args.commit + "\n")
+        (args.dest / "COMMIT").write_text(args.commit + "\n")
     print(f"{len(names)} completed runs in {args.dest}: {', '.join(names) or '-'}")
 
 
