@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from sparsegan.data.idx import default_cache_dir
+from sparsegan.data.image_data import ImageData
 from sparsegan.errors import UserError
 
 FOLDER = "cifar-10-batches-py"
@@ -116,8 +117,7 @@ def locate(data_root) -> Path:
     return _folder_in(cache) or _download(cache)
 
 
-def load_cifar10(split: str = "train", data_root=None, **_) -> "ImageData":
-    from sparsegan.data.datasets import ImageData
+def load_cifar10(split: str = "train", data_root=None, **_) -> ImageData:
 
     folder = locate(data_root)
     images, labels = [], []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -11,35 +10,11 @@ from torch import Tensor
 
 from sparsegan.data.cifar import load_cifar10
 from sparsegan.data.folder import FolderData, load_image_folder
+from sparsegan.data.image_data import ImageData
 from sparsegan.data.idx import IdxSource, load_idx_split
 from sparsegan.registry import Registry
 
 SPLITS = ("train", "test")
-
-
-@dataclass
-class ImageData:
-    """A split held in memory: uint8 images [N, C, H, W], int64 labels [N]."""
-
-    name: str
-    split: str
-    images: Tensor
-    labels: Tensor
-    num_classes: int
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def channels(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def resolution(self) -> int:
-        return self.images.shape[-1]
-
-    def batch(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        return self.images[indices], self.labels[indices]
 
 
 DATASETS: Registry[Callable[..., ImageData]] = Registry("dataset")
