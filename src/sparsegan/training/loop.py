@@ -226,13 +226,13 @@ def train(
     on_step: Callable[[Trainer], None] | None = None,
     on_start: Callable[[Trainer], None] | None = None,
 ) -> Path:
-    """Train one run into ``cfg.out``; returns the run folder."""
+    """Train one run of the loop into ``cfg.out``; returns the run folder. Methods made of several
+    runs (IMP's rounds) are orchestrated one level above: :func:`sparsegan.training.train`."""
     if cfg.out is None:
         raise UserError("--out is required: the run folder to write")
     if getattr(METHODS.get(cfg.method), "rounds", False):
-        from sparsegan.training.rounds import train_rounds  # IMP: rounds of whole runs
-
-        return train_rounds(cfg, resume=resume, overwrite=overwrite, progress=progress)
+        raise UserError(f"--method {cfg.method} trains rounds of whole runs: use sparsegan.training.train, "
+                        "which orchestrates them, not the loop's train")
     if cfg.tensorboard:  # optional dependency, imported only when asked for: fail before writing anything
         from sparsegan.experiments.tensorboard import TensorBoardMirror, summary_writer_class
 

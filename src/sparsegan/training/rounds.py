@@ -61,6 +61,7 @@ from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.models import NATIVE_RESOLUTION
 from sparsegan.sparsity import MaskSet, prunable_parameters
+from sparsegan.training.loop import build_nets, resolved_config, train
 from sparsegan.training.run_dir import RunDir, read_json, read_records
 
 FILES = {"G": "generator", "D": "discriminator"}
@@ -136,8 +137,6 @@ class _Rounds:
     """The run folder of an IMP run or of a control, and its kind=round records."""
 
     def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, extra: dict[str, Any]):
-        from sparsegan.training.loop import resolved_config
-
         self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
         self.run.write_config(resolved_config(cfg, torch.device(cfg.device)) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
@@ -175,8 +174,6 @@ class _Rounds:
 
 
 def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progress: bool) -> Path:
-    from sparsegan.training.loop import build_nets, train
-
     if resume not in (None, "auto"):
         raise UserError("--method imp resumes with --resume auto (rounds are separate runs)")
     RunDir.check(cfg.out, resume=resume is not None, overwrite=overwrite)
@@ -284,8 +281,6 @@ def _make_ticket(cfg: TrainConfig, data, run: Path, k: int, density: dict[str, f
 
 
 def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progress: bool) -> Path:
-    from sparsegan.training.loop import build_nets, train
-
     if cfg.tickets_from is None:
         raise UserError(f"--imp-control {cfg.imp_control} needs --tickets-from IMP_RUN: the finished IMP run "
                         "whose tickets it trains (controls run no pruning chain of their own)")
