@@ -80,16 +80,20 @@ def test_sema_eq5_one_step_after_an_update(stu_run):
         torch.testing.assert_close(s2["ema"][n][g], 0.9 * s1["w"][n][g] + 0.1 * s2["w"][n][g])
 
 
-def test_regrown_weights_first_adam_step_is_about_lr(data, tmp_path):
+@pytest.mark.parametrize("grow", ["gradient", "random"])
+def test_regrown_weights_first_adam_step_is_about_lr(data, tmp_path, grow):
     """A fresh Adam weight's first step is lr. Zeroed moments under the tensor's step count t
     would give lr (1 - b1) / sqrt(1 - b2**t) / (1 - b1**t): with betas (0.5, 0.98) and an update
-    at t = 100, 0.5 / sqrt(0.02 / 0.867) = 3.3 lr (15.8 lr at betas (0.5, 0.999), large t)."""
+    at t = 100, 0.5 / sqrt(0.02 / 0.867) = 3.3 lr (15.8 lr at betas (0.5, 0.999), large t). Random
+    regrowth (SET) picks weights whose gradient may be ~0: the layer floor of the second moment
+    keeps their steps about lr too."""
     rec = Recorder(only={99, 100, 101})
-    train(_cfg(data, tmp_path / "r", steps=102, update_interval=100, beta2=0.98), progress=False, on_step=rec)
+    train(_cfg(data, tmp_path / "r", steps=102, update_interval=100, beta2=0.98, grow=grow), progress=False,
+          on_step=rec)
     new, _ = rec.change(100)
     ratios = torch.cat([rec.steps[101]["w"][n][g].abs() / LR for n, g in new.items()])
     assert len(ratios) > 20
-    assert 0.7 < statistics.median(ratios.tolist()) <= 1.05
+    assert 0.6 < statistics.median(ratios.tolist()) <= 1.05
     assert ratios.max() < 1.6
 
 

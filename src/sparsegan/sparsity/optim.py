@@ -17,7 +17,11 @@ bias-corrected moments from the dense gradient g seen at the update, stored pre-
 tensor's correction, m = g (1 - b1^t) and v = g^2 (1 - b2^t), so that Adam's next step sees
 m_hat = b1 g + (1 - b1) g' and v_hat = b2 g^2 + (1 - b2) g'^2 (g' its next gradient): lr in size
 when g' ~ g, as a fresh weight's. This costs nothing per step (the per-entry step-count
-alternative needs a custom optimizer), so sparse steps keep the speed of dense ones.
+alternative needs a custom optimizer), so sparse steps keep the speed of dense ones. What it
+cannot do is know g': one sample g seeds the second moment, whose memory is ~1 / (1 - b2)
+steps, so under noisy gradients a weight grown for its large |g| steps less than lr for a while
+(conservative), and v is floored at the layer's mean so a weight grown at |g| ~ 0 never steps
+far more than lr.
 """
 
 from __future__ import annotations
@@ -51,15 +55,22 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, entri
 
 @torch.no_grad()
 def start_regrown_state(
-    optimizer: torch.optim.Optimizer, param: Tensor, entries: Tensor, grad: Tensor | None
+    optimizer: torch.optim.Optimizer,
+    param: Tensor,
+    entries: Tensor,
+    grad: Tensor | None,
+    active: Tensor | None = None,
 ) -> None:
     """Give the regrown ``entries`` of ``param`` the optimizer history of a weight that has just
     taken its first step with gradient ``grad`` (the dense gradient seen at the update).
 
     Adam / AdamW (``exp_avg``, ``exp_avg_sq``): bias-corrected moments g and g^2, stored divided
-    by the tensor's bias correction at its current step count (module docstring). SGD momentum:
-    0, which a fresh SGD weight's first step reaches too (its buffer becomes g). Without a
-    gradient (none was captured) the history is zeroed, the best that can be done then.
+    by the tensor's bias correction at its current step count (module docstring). The second
+    moment is floored at the layer's mean over the weights ``active`` before the update: one
+    gradient sample near 0 (a random regrowth, SET) would otherwise make the next steps huge
+    (|g'| / |g| lr); with the floor they stay at most about lr (1 - b1) |g'| / sqrt(v_layer).
+    SGD momentum: 0, which a fresh SGD weight's first step reaches too (its buffer becomes g).
+    Without a gradient (none was captured) the history is zeroed, the best that can be done then.
     """
     moments = _moments(optimizer, param)
     if not moments:
@@ -72,6 +83,9 @@ def start_regrown_state(
     beta1, beta2 = _group_of(optimizer, param)["betas"]
     g = grad.detach().to(param.dtype)
     moments["exp_avg"].copy_(torch.where(entries, g * (1.0 - beta1 ** t), moments["exp_avg"]))
+    v = g.square() * (1.0 - beta2 ** t)
+    if active is not None and "exp_avg_sq" in moments and active.any():
+        v = torch.clamp(v, min=moments["exp_avg_sq"][active].mean())  # the stored (uncorrected) mean
     for key in ("exp_avg_sq", "max_exp_avg_sq"):
         if key in moments:
-            moments[key].copy_(torch.where(entries, g.square() * (1.0 - beta2 ** t), moments[key]))
+            moments[key].copy_(torch.where(entries, v, moments[key]))

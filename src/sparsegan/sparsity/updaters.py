@@ -109,7 +109,7 @@ def prune_and_regrow(
         masks.set_mask(name, now)
         param.masked_fill_(new, 0.0)
         if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, new, grads.get(name))
+            start_regrown_state(optimizer, param, new, grads.get(name), active=old[name])
         changes.append(LayerChange(name, int(now.sum()), int((old[name] & ~now).sum()), int(new.sum())))
         grown_entries[name] = new
     masks.apply_()
@@ -163,10 +163,11 @@ def grow_to(
             grown_entries[name] = torch.zeros_like(mask)
             continue
         grown = topk_mask(_minus_inf_where(scores[name], mask), extra)
+        before = mask
         masks.set_mask(name, mask | grown)
         param.masked_fill_(grown, 0.0)
         if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, grown, (dense_grads or {}).get(name))
+            start_regrown_state(optimizer, param, grown, (dense_grads or {}).get(name), active=before)
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
