@@ -20,6 +20,8 @@ from sparsegan.errors import UserError
 
 # Every training method, for the ``methods`` metadata below (the registry itself is imported lazily).
 ALL_METHODS = ("dense", "static", "stu", "adapt", "pf", "gmp", "imp", "early_bird", "snip", "grasp")
+# Methods on the Delta T schedule (gmp and early_bird have schedules of their own).
+_SCHEDULED = tuple(m for m in ALL_METHODS if m not in ("gmp", "early_bird"))
 
 
 def _f(default, help: str, choices: str | None = None, **kw):
@@ -43,11 +45,14 @@ class TrainConfig:
     method: str = _f("stu", "training method", choices="method")
     sparsity_g: float = _f(0.9, "generator sparsity: fraction of zeros among G's prunable weights")
     sparsity_d: float = _f(0.5, "discriminator sparsity")
-    distribution: str = _f("erk", "layer-wise sparsity distribution", choices="distribution")
+    distribution: str = _f("erk", "layer-wise sparsity distribution of the initial masks (and of pf / gmp / "
+                           "early_bird with --ranking distribution)", choices="distribution")
     erk_power_scale: float = _f(1.0, "ERK exponent (< 1 softens the allocation)")
     prunable: str = _f("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)", choices="prunable")
-    update_interval: int = _f(1000, "topology update every this many completed G steps (Delta T)")
-    update_end: int | None = _f(None, "last step at which the topology may change (default: whole run)")
+    update_interval: int = _f(1000, "topology update every this many completed G steps (Delta T; fixed-mask "
+                              "methods write their topology records at this cadence)", methods=_SCHEDULED)
+    update_end: int | None = _f(None, "last step at which the topology may change (default: whole run)",
+                                methods=_SCHEDULED)
     prune_fraction: float = _f(0.5, "initial prune fraction p of each update (cosine decay)", methods=("stu", "adapt"))
     prune_fraction_final: float = _f(0.005, "prune fraction at the end of the cosine decay", methods=("stu", "adapt"))
     prune_criterion: str = _f("magnitude", "which active weights to drop", choices="prune_criterion",
@@ -274,6 +279,14 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
     if "masks_with_weights" in given and cfg.masks_with_weights and cfg.masks_from is None \
             and "masks_with_weights" not in out:
         out["masks_with_weights"] = "has no effect without --masks-from"
+    # The layer distribution shapes the initial masks of the methods that draw them, and the
+    # pruning of pf / gmp / early_bird only under --ranking distribution.
+    ranked = cfg.method in ("pf", "gmp", "early_bird") and cfg.ranking != "distribution"
+    if ranked or cfg.method in ("dense", "imp", "snip", "grasp"):
+        for name in ("distribution", "erk_power_scale"):
+            if name in given and name not in out:
+                out[name] = (f"has no effect with --method {cfg.method}" +
+                             (f" --ranking {cfg.ranking} (it applies with --ranking distribution)" if ranked else ""))
     if cfg.method == "imp" and cfg.imp_control == "none":
         for name in ("tickets_from", "control_nets"):
             if name in given:

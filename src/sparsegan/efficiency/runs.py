@@ -125,6 +125,10 @@ class RunFiles:
         return G.eval(), D.eval(), spec
 
     def steps_done(self) -> int:
+        """Steps trained by the weights in final/: an IMP run's last round may be shorter than its
+        schedule (late rewinding trains steps - k), which its summary records as "round_steps"."""
+        if "round_steps" in self.summary:
+            return int(self.summary["round_steps"])
         if "step" in self.summary:
             return int(self.summary["step"])
         steps = [int(r.get("step", 0)) for r in read_records(self.path) if r.get("kind") == "train"]

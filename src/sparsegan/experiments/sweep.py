@@ -4,7 +4,8 @@ A point's state is read from its run folder only (the run-folder contract of DES
 
     completed   summary.json says status "completed" at the requested step count -> skipped
     diverged    summary.json says status "diverged" -> skipped: a result, not a crash to retry
-    resume      the folder holds a checkpoint -> ``sparsegan train --resume auto``
+    resume      the folder holds a checkpoint, or rounds/ (an IMP run or control) -> ``sparsegan train
+                --resume auto``
     new         nothing usable yet -> ``sparsegan train --overwrite`` (a crash before the first
                 checkpoint leaves nothing worth keeping)
 
@@ -67,6 +68,13 @@ def _has_checkpoint(run: Path) -> bool:
     return ck.is_dir() and any(p.name.startswith("state-") and p.suffix == ".pt" for p in ck.iterdir())
 
 
+def _resumable(run: Path) -> bool:
+    """Whether the folder holds training worth keeping. An IMP run or control (training/rounds.py)
+    checkpoints in its sub-runs RUN/rounds/round-KK/, never in RUN/checkpoints/: its rounds/ folder
+    is what marks it, and ``--overwrite`` would delete every finished round of the chain."""
+    return _has_checkpoint(run) or (run / "rounds").is_dir()
+
+
 def point_state(run: Path, point: Point) -> str:
     """completed | diverged | resume | new; refuses a folder that holds a different run."""
     config = _read_json(run / "config.json")
@@ -85,7 +93,7 @@ def point_state(run: Path, point: Point) -> str:
         return "completed"
     if summary.get("status") == "diverged":
         return "diverged"
-    return "resume" if _has_checkpoint(run) else "new"
+    return "resume" if _resumable(run) else "new"
 
 
 def missing_evals(run: Path, grid: Grid) -> list[str]:

@@ -39,6 +39,9 @@ class ADAPT(STUGAN):
         super().__init__(cfg)
         if "D" in cfg.explore:
             raise UserError("--method adapt explores G only (D's density is adapted instead); use --explore G")
+        if cfg.adapt_variant == "strict" and cfg.sparsity_d < 0.5:
+            raise UserError(f"--adapt-variant strict caps D's density at 0.5: start D at or below it "
+                            f"(--sparsity-d >= 0.5, got {cfg.sparsity_d})")
         if cfg.adapt_ranking == "global" and cfg.prune_criterion == "grasp":
             raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
                             "use --adapt-ranking layer for grasp")

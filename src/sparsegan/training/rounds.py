@@ -68,6 +68,10 @@ FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.
 CONTROL_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "loss", "prunable", "prune_nets",
                 "imp_rate", "rewind_step", "imp_d", "imp_ranking", "steps", "batch_size", "g_batch_size", "n_dis")
+# What defines an IMP run's (or control's) rounds and tickets, with the "imp_rounds" density plan.
+# A resume skips finished rounds and tickets, so resuming with another value of one of these would
+# silently mix rounds of the old options into a run whose config.json then claims the new ones.
+ROUND_KEYS = CONTROL_KEYS + ("sparsity_g", "sparsity_d", "seed", "imp_control")
 REINIT_SEED = 7919  # the reinit control's fresh initialisation: seed + this
 
 
@@ -79,6 +83,22 @@ def _rounds_plan(cfg: TrainConfig) -> dict[str, list[float]]:
     if k == 0:
         raise UserError("--method imp needs a target: --sparsity-g (or --sparsity-d with --prune-nets GD) > 0")
     return {net: [v[min(i, len(v) - 1)] if v else 1.0 for i in range(k)] for net, v in per_net.items()}
+
+
+def _check_resume(cfg: TrainConfig, resume: str | None) -> None:
+    """On --resume auto of an existing IMP run or control, refuse (before anything is written)
+    options that would change its rounds: the finished ones would be reused as they are."""
+    if resume is None:
+        return
+    try:
+        saved = read_json(Path(cfg.out) / "config.json")
+    except (OSError, ValueError):
+        return  # nothing trained yet: nothing to mix
+    asked = {key: getattr(cfg, key) for key in ROUND_KEYS} | {"imp_rounds": _rounds_plan(cfg)}
+    for key, want in asked.items():
+        if saved.get(key) != want:
+            raise UserError(f"cannot resume {cfg.out}: its rounds were trained with {key}={saved.get(key)!r}, this "
+                            f"command asks for {want!r}; give its options, or use another --out (or --overwrite)")
 
 
 def _done(folder: Path) -> bool:
@@ -137,6 +157,7 @@ class _Rounds:
     """The run folder of an IMP run or of a control, and its kind=round records."""
 
     def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, extra: dict[str, Any]):
+        self.steps = cfg.steps
         self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
         self.run.write_config(resolved_config(cfg, torch.device(cfg.device)) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
@@ -166,10 +187,14 @@ class _Rounds:
                            if sc["method"] != "dense" else {"G": 1.0, "D": 1.0}})
         wall = sum(read_json(path / "rounds" / f"round-{k:02d}" / "summary.json").get("wall_time_s", 0.0)
                    for k in rounds)
-        self.run.write_summary({**read_json(last_sub / "summary.json"), "phases": phases[:-1], "rounds": len(rounds),
-                                "wall_time_s": wall})
+        last = read_json(last_sub / "summary.json")
+        # Every round ends at the same point of the schedule, --steps (a late-rewound round starts at
+        # step k and trains steps - k): that is the run's "step", so that a finished chain reads as
+        # complete (a sweep relaunched it otherwise). The last round's own length is "round_steps".
         # Training FLOPs of all rounds together: the earlier rounds as external phases, the last one here.
-        self.run.write_summary({**read_json(path / "summary.json"), "flops": _all_rounds_flops(path, phases[:-1])})
+        flops = _all_rounds_flops(path, phases[:-1], last["step"])
+        self.run.write_summary({**last, "step": self.steps, "round_steps": last["step"], "phases": phases[:-1],
+                                "rounds": len(rounds), "wall_time_s": wall, "flops": flops})
         return path
 
 
@@ -179,6 +204,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     RunDir.check(cfg.out, resume=resume is not None, overwrite=overwrite)
     if cfg.rewind_step >= cfg.steps:
         raise UserError(f"--rewind-step {cfg.rewind_step} must be below --steps {cfg.steps}")
+    _check_resume(cfg, resume)
     if cfg.imp_control != "none":
         return _train_control(cfg, resume=resume, overwrite=overwrite, progress=progress)
     plan = _rounds_plan(cfg)
@@ -222,7 +248,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     return rounds.finish(list(range(n_rounds + 1)))
 
 
-def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any]:
+def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps: int) -> dict[str, Any]:
     import sys
 
     from sparsegan.efficiency import flops_summary
@@ -231,7 +257,7 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]]) -> dict[str, Any
     try:
         rf = RunFiles.open(path)
         G, D, _ = rf.nets("raw")
-        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, read_records(rf.path), rf.steps_done(),
+        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, read_records(rf.path), last_round_steps,
                              external=phases)
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
