@@ -251,3 +251,11 @@ def test_pf_sweep_and_adapt_recipes_match_the_papers():
     adapt = [p.values for p in load_grid(configs / "sweeps" / "adapt-sngan.yaml").points if p.values["method"] == "adapt"]
     assert {(p["adapt_variant"], p["adapt_interval"], round(1 - p["sparsity_g"], 2)) for p in adapt} == {
         (v, i, d) for v, i in (("relaxed", 1000), ("strict", 2000)) for d in (0.1, 0.2, 0.3, 0.5)}
+
+
+def test_gmp_never_prunes_at_the_final_step(tmp_path, data):
+    """--gmp-end 1.0: the last pruning step is the one before the end, so the pruned net trains."""
+    assert _train(data, tmp_path / "g", "--method", "gmp", "--steps", "20", "--gmp-end", "1.0",
+                  "--gmp-prunes", "4", "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
+    steps = sorted({r["step"] for r in read_records(tmp_path / "g", "topology")})
+    assert steps[-1] == 19

@@ -43,7 +43,10 @@ class GradualMagnitudePruning(Method):
 
     @property
     def window(self) -> tuple[int, int]:
-        return round(self.cfg.gmp_start * self.cfg.steps), max(1, round(self.cfg.gmp_end * self.cfg.steps))
+        # The last pruning step is never the final step (DESIGN: no topology change at the end;
+        # the pruned net trains at least one step at its target), even with --gmp-end 1.
+        end = min(round(self.cfg.gmp_end * self.cfg.steps), self.cfg.steps - 1)
+        return round(self.cfg.gmp_start * self.cfg.steps), max(1, end)
 
     def _prune_steps(self) -> list[int]:
         start, end = self.window
