@@ -3,7 +3,9 @@
     python benchmarks/study_collect.py RUNS_DIR benchmarks/study-fmnist/runs [--commit SHA]
 
 For every run folder under RUNS_DIR whose summary.json says "completed": config.json,
-metrics.jsonl, summary.json, eval/*.json and the newest sample grid. Runs still training are
+metrics.jsonl, summary.json, eval/*.json and the newest sample grid. Paths of the machine the runs
+were trained on (RUNS_DIR itself, in "out", "from_run", ...) become relative to RUNS_DIR's parent:
+the copies name the sweep folder and run, not a machine. Runs still training are
 skipped; a run already collected is replaced (its files may have grown). With --commit, the
 commit the runs were trained at is written to DEST/COMMIT, which reports cite.
 """
@@ -35,10 +37,9 @@ def collect(src: Path, dest: Path) -> list[str]:
             shutil.rmtree(out)
         (out / "eval").mkdir(parents=True)
         (out / "samples").mkdir()
-        for name in LIGHT:
-            shutil.copy2(run / name, out / name)
-        for f in sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []:
-            shutil.copy2(f, out / "eval" / f.name)
+        for f in [run / name for name in LIGHT] + (sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []):
+            target = out / f.relative_to(run)
+            target.write_text(f.read_text().replace(str(src.resolve().parent) + "/", ""))
         grids = sorted((run / "samples").glob("*.png"))
         if grids:
             shutil.copy2(grids[-1], out / "samples" / grids[-1].name)

@@ -149,7 +149,7 @@ def render(study: Path, runs: str = "runs") -> str:
            "(sweeps: `configs/sweeps/study-fmnist-*.yaml`). "
            f"Metric `{LABEL}` (lower is better; real vs real ~0.06), evaluated every 1,000 steps.", ""]
     n_runs = sum(len(v) for v in curves.values())
-    out += ["## Runs", "", f"{n_runs} completed runs in {len(arms)} arms.", "",
+    out += ["## Runs", "", f"Completed runs: {n_runs}; arms: {len(arms)}.", "",
             "| arm | seeds |", "|---|---|"]
     out += [f"| {a} | {', '.join(str(s) for s in sorted(curves[a]))} |" for a in arms]
     out += ["", "## Learning curves: mean over seeds at each evaluation (figure: `curves.png`)", "",
