@@ -100,3 +100,14 @@ def test_inapplicable_is_empty_for_what_the_method_uses():
     assert inapplicable(build_config(values), values) == {}
     values = {"method": "dense", "sparsity_g": 0.9}  # dense records its sparsity flags, never refuses them
     assert inapplicable(build_config(values), values) == {}
+
+
+def test_evaluation_options_without_eval_every_are_refused(tmp_path, capsys):
+    from sparsegan.cli import main
+
+    rc = main(["train", "--model", "mlp", "--method", "stu", "--eval-num-samples", "500", "--steps", "4",
+               "--out", str(tmp_path / "r"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--eval-num-samples 500 has no effect without --eval-every" in err
+    assert main(["train", "--model", "mlp", "--method", "stu", "--eval-every", "2", "--eval-num-samples", "500",
+                 "--steps", "4", "--out", str(tmp_path / "r"), "--dry-run"]) == 0

@@ -287,6 +287,11 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
             if name in given and name not in out:
                 out[name] = (f"has no effect with --method {cfg.method}" +
                              (f" --ranking {cfg.ranking} (it applies with --ranking distribution)" if ranked else ""))
+    if cfg.eval_every == 0:  # evaluation during training is off: its options do nothing
+        for name in ("eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
+                     "inception_weights"):
+            if name in given and name not in out:
+                out[name] = "has no effect without --eval-every (evaluation during training is off)"
     if cfg.method == "imp" and cfg.imp_control == "none":
         for name in ("tickets_from", "control_nets"):
             if name in given:
