@@ -156,7 +156,8 @@ class TrainConfig:
     num_sample_images: int = _f(64, "images in each sample grid")
     # --- evaluation during training (sparsegan.metrics) ------------------------------------
     eval_every: int = _f(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps final/generator_ema_best.safetensors")
-    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is); the first decides 'best'")
+    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is; recon: an ae/vae's "
+                           "held-out reconstruction error on the test split); the first decides 'best'")
     eval_num_samples: int = _f(2000, "generated images per evaluation during training")
     eval_num_ref: int | None = _f(None, "real images for the reference statistics (default: --eval-num-samples; 0: the whole split)")
     eval_split: str = _f("train", "real images for the reference statistics from this split (train|test)")
@@ -215,7 +216,13 @@ class TrainConfig:
             raise UserError(f"unknown eval split {self.eval_split!r}; valid: train, test")
         from sparsegan.metrics.evaluate import parse_metrics
 
-        parse_metrics(self.eval_metrics)  # unknown names fail listing the valid ones
+        metrics = parse_metrics(self.eval_metrics)  # unknown names fail listing the valid ones
+        if "recon" in metrics:
+            from sparsegan.models import MODEL_KIND
+
+            if MODEL_KIND.get(self.model, "gan") == "gan":
+                raise UserError(f"--eval-metrics recon is an autoencoder's held-out reconstruction error; "
+                                f"--model {self.model} is a GAN (use ae or vae)")
         for name, choices in choice_values().items():
             v = getattr(self, name)
             if v not in choices:

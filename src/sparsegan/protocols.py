@@ -36,7 +36,8 @@ PROTOCOL_FIELDS = frozenset({
 # A value that only qualifies another one (KID's spread over subsets, IS's over splits).
 SPREAD_SUFFIX = "_std"
 # The evaluator metric (and file) a value name comes from.
-VALUE_TO_METRIC = {"precision": "pr", "recall": "pr", "kid_std": "kid", "is_std": "is"}
+VALUE_TO_METRIC = {"precision": "pr", "recall": "pr", "kid_std": "kid", "is_std": "is",
+                   "recon_mse": "recon", "psnr": "recon"}
 
 
 @dataclass(frozen=True)

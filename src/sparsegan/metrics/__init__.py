@@ -13,11 +13,12 @@ from sparsegan.metrics.inception import InceptionFeatures, inception_features, l
 from sparsegan.metrics.inception_score import inception_score
 from sparsegan.metrics.kid import kid, mmd2_unbiased
 from sparsegan.metrics.precision_recall import precision_recall
+from sparsegan.metrics.reconstruction import reconstruction_error
 from sparsegan.metrics.reference import reference_stats
 
 __all__ = [
     "METRICS", "DomainClassifier", "DomainFeatures", "Evaluator", "FeatureStats", "ImageSampler",
     "InceptionFeatures", "Metric", "extract", "extract_from_images", "fid", "frechet_distance",
     "generator_sampler", "inception_features", "inception_score", "kid", "load_run_generator",
-    "locate_inception_weights", "mmd2_unbiased", "parse_metrics", "precision_recall", "reference_stats",
+    "locate_inception_weights", "mmd2_unbiased", "parse_metrics", "precision_recall", "reconstruction_error", "reference_stats",
 ]

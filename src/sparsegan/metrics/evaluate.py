@@ -30,6 +30,7 @@ class Metric:
     compute: Callable[[FeatureStats, FeatureStats | None], dict[str, float]]
     lower_is_better: bool = True
     needs_reference: bool = True
+    needs_encoder: bool = False  # an autoencoder's held-out reconstruction: not a function of samples
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -51,6 +52,14 @@ _add(Metric("pr", "inception", lambda f, r: dict(zip(("precision", "recall"), pr
 _add(Metric("fid_domain", "domain", lambda f, r: {"fid_domain": fid(f, r)}))
 _add(Metric("is", "probabilities", lambda f, r: dict(zip(("is", "is_std"), inception_score(f.features))),
             lower_is_better=False, needs_reference=False))
+
+
+def _needs_encoder(f: FeatureStats, r: FeatureStats | None) -> dict[str, float]:
+    raise UserError("recon needs the encoder, not samples: it is evaluated during training of --model ae|vae")
+
+
+# Held-out reconstruction error of an AE / VAE (sparsegan.metrics.reconstruction), during training.
+_add(Metric("recon", "encoder", _needs_encoder, needs_reference=False, needs_encoder=True))
 
 
 def parse_metrics(text: str | list[str]) -> list[str]:
@@ -83,6 +92,9 @@ class Evaluator:
 
     def __post_init__(self) -> None:
         self.metrics = parse_metrics(self.metrics)
+        if any(METRICS.get(n).needs_encoder for n in self.metrics):
+            raise UserError("recon is an autoencoder's held-out reconstruction error, measured during training "
+                            "(--model ae|vae --eval-every N --eval-metrics recon), not on samples")
         if self.num_samples < 2:
             raise UserError(f"--num-samples must be at least 2, got {self.num_samples}")
         if self.batch_size <= 0:
@@ -157,4 +169,6 @@ def headline(name: str, result: dict) -> float:
     """The value a metric is ranked by (fid, kid, fid_domain: lower; pr: precision+recall / 2; is)."""
     if name == "pr":
         return 0.5 * (result["precision"] + result["recall"])
+    if name == "recon":
+        return float(result["recon_mse"])
     return float(result[name])

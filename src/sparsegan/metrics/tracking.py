@@ -1,6 +1,8 @@
 """Evaluation during training: at tick boundaries the loop hands over the EMA generator; this
-logs a kind=eval record (with its protocol suffix, see sparsegan.protocols), keeps summary.json "metrics": {"final", "best"} current, and saves the
-best generator as RUN/final/generator_ema_best.safetensors.
+logs a kind=eval record (with its protocol suffix, see sparsegan.protocols), keeps summary.json
+"metrics": {"final", "best"} current, and saves the best generator as
+RUN/final/generator_ema_best.safetensors. An autoencoder's held-out reconstruction (``recon``)
+has a protocol of its own (the test split, the live nets) and so a record of its own.
 
 "Best" is decided by the first metric of --eval-metrics (lower FID/KID/fid_domain, higher IS,
 higher (precision + recall) / 2). It knows nothing of the loop: it gets a log function and a
@@ -44,12 +46,26 @@ def _better(metric: str, new: float, old: float | None) -> bool:
     return new < old if METRICS.get(metric).lower_is_better else new > old
 
 
+def _holds(metric: str, record: dict) -> bool:
+    """Whether a kind=eval record carries ``metric``'s values."""
+    return {"pr": "precision", "recon": "recon_mse"}.get(metric, metric) in record
+
+
 class TrainingEvaluation:
-    def __init__(self, evaluator: Evaluator, run_path: str | Path, *, log: Callable[[dict], None],
-                 save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True):
+    """``evaluator``: the sample metrics (None when there are none); ``reconstruct``: () -> (values,
+    number of held-out images), when ``recon`` is asked for; ``metrics``: all of them, in the order
+    asked (the first decides "best"; a best by ``recon`` saves no generator: the decoder alone
+    reconstructs nothing)."""
+
+    def __init__(self, evaluator: Evaluator | None, run_path: str | Path, *, log: Callable[[dict], None],
+                 save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True,
+                 reconstruct: Callable[[], tuple[dict[str, float], int]] | None = None,
+                 metrics: list[str] | None = None):
         self.evaluator, self.run_path = evaluator, Path(run_path)
         self.log, self.save_best, self.seed, self.eval_mode = log, save_best, seed, eval_mode
-        self.primary = evaluator.metrics[0]
+        self.reconstruct = reconstruct
+        self.metrics = metrics if metrics is not None else list(evaluator.metrics)
+        self.primary = self.metrics[0]
         self.best: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
         self._restore()
@@ -64,8 +80,7 @@ class TrainingEvaluation:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if rec.get("kind") != "eval" or rec.get("source") != "training" or self.primary not in rec \
-                    and not (self.primary == "pr" and "precision" in rec):
+            if rec.get("kind") != "eval" or rec.get("source") != "training" or not _holds(self.primary, rec):
                 continue
             value = headline(self.primary, rec)
             if self.best is None or _better(self.primary, value, self.best["value"]):
@@ -73,18 +88,30 @@ class TrainingEvaluation:
             self.final = {k: v for k, v in rec.items() if k != "kind"}
 
     def __call__(self, step: int, G: nn.Module) -> dict[str, Any]:
-        results = self.evaluator.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
-                                                       eval_mode=self.eval_mode))
-        ev = self.evaluator
-        protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
-        record = {"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
-                  "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix, "source": "training"}
-        self.log(record)
+        """Evaluate; return the record of the primary metric."""
+        records = []
+        if self.evaluator is not None:
+            ev = self.evaluator
+            results = ev.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
+                                               eval_mode=self.eval_mode))
+            protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
+            records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
+                            "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix,
+                            "source": "training"})
+        if self.reconstruct is not None:
+            values, count = self.reconstruct()
+            protocol = Protocol(count, None, "test", "raw", True)
+            records.append({"kind": "eval", "step": step, **values, "num_samples": count, "generator": "raw",
+                            "eval_mode": True, "split": "test", "protocol": protocol.suffix, "source": "training"})
+        for record in records:
+            self.log(record)
+        record = next(r for r in records if _holds(self.primary, r))
         self.final = {k: v for k, v in record.items() if k != "kind"}
-        value = headline(self.primary, results[self.primary])
+        value = headline(self.primary, record)
         if _better(self.primary, value, None if self.best is None else self.best["value"]):
             self.best = {**self.final, "by": self.primary, "value": value}
-            self.save_best({k: v.detach() for k, v in G.state_dict().items()})
+            if not METRICS.get(self.primary).needs_encoder:
+                self.save_best({k: v.detach() for k, v in G.state_dict().items()})
         self._write_summary()
         return record
 
@@ -92,6 +119,7 @@ class TrainingEvaluation:
         """Merge "metrics" into summary.json (atomically); the loop's own summary keeps it."""
         path = self.run_path / "summary.json"
         summary = json.loads(path.read_text()) if path.exists() else {}
-        summary["metrics"] = {"final": self.final or {}, "best": self.best or {},
-                              "best_generator": f"final/{BEST_FILE}.safetensors"}
+        summary["metrics"] = {"final": self.final or {}, "best": self.best or {}}
+        if not METRICS.get(self.primary).needs_encoder:
+            summary["metrics"]["best_generator"] = f"final/{BEST_FILE}.safetensors"
         atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())

@@ -363,19 +363,34 @@ def _checkpoint_now(t: Trainer) -> Path:
 
 
 def _training_evaluation(t: Trainer):
-    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking)."""
-    from sparsegan.metrics import Evaluator
+    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking), and an
+    autoencoder's held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
+    from sparsegan.metrics import METRICS, Evaluator, parse_metrics
+    from sparsegan.metrics.reconstruction import heldout_images, reconstruction_error
     from sparsegan.metrics.tracking import BEST_FILE, TrainingEvaluation
 
     cfg = t.cfg
-    evaluator = Evaluator(
-        metrics=cfg.eval_metrics, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
-        num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
-        device=cfg.device, inception_weights=cfg.inception_weights, progress=False,
-    )
-    evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
-    return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed,
-                              save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
+    metrics = parse_metrics(cfg.eval_metrics)
+    sampled = [m for m in metrics if not METRICS.get(m).needs_encoder]
+    evaluator = None
+    if sampled:
+        evaluator = Evaluator(
+            metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
+            num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
+            device=cfg.device, inception_weights=cfg.inception_weights, progress=False,
+        )
+        evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
+    reconstruct = None
+    if len(sampled) < len(metrics):  # recon: the whole held-out (test) split, loaded once
+        heldout = heldout_images(cfg.dataset, "test", None, cfg.data_root, resolution=t.resolution)
+
+        def reconstruct():
+            values = reconstruction_error(t.D, t.G, heldout, resolution=t.resolution,
+                                          batch_size=cfg.eval_batch_size, device=t.device)
+            return values, len(heldout)
+
+    return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
+                              reconstruct=reconstruct, save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
 
 
 def _fmt(stats: dict[str, float]) -> str:
