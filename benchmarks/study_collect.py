@@ -3,7 +3,8 @@
     python benchmarks/study_collect.py RUNS_DIR benchmarks/study-fmnist/runs [--commit SHA]
 
 For every run folder under RUNS_DIR whose summary.json says "completed": config.json,
-metrics.jsonl, summary.json, eval/*.json and the newest sample grid. Paths of the machine the runs
+metrics.jsonl, summary.json, eval/*.json and the newest sample grid; for an IMP run or control, the
+same files of each of its rounds (rounds/round-NN/). Paths of the machine the runs
 were trained on (RUNS_DIR itself, in "out", "from_run", ...) become relative to RUNS_DIR's parent:
 the copies name the sweep folder and run, not a machine. Runs still training are
 skipped; a run already collected is replaced (its files may have grown). With --commit, the
@@ -35,16 +36,22 @@ def collect(src: Path, dest: Path) -> list[str]:
         out = dest / run.name
         if out.exists():
             shutil.rmtree(out)
-        (out / "eval").mkdir(parents=True)
-        (out / "samples").mkdir()
-        for f in [run / name for name in LIGHT] + (sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []):
-            target = out / f.relative_to(run)
-            target.write_text(f.read_text().replace(str(src.resolve().parent) + "/", ""))
-        grids = sorted((run / "samples").glob("*.png"))
-        if grids:
-            shutil.copy2(grids[-1], out / "samples" / grids[-1].name)
+        _copy_light(run, out, src)
+        for rnd in sorted((run / "rounds").glob("round-*")) if (run / "rounds").is_dir() else []:
+            _copy_light(rnd, out / "rounds" / rnd.name, src)
         names.append(run.name)
     return names
+
+
+def _copy_light(run: Path, out: Path, src: Path) -> None:
+    (out / "eval").mkdir(parents=True)
+    (out / "samples").mkdir()
+    for f in [run / name for name in LIGHT] + (sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []):
+        if f.exists():
+            (out / f.relative_to(run)).write_text(f.read_text().replace(str(src.resolve().parent) + "/", ""))
+    grids = sorted((run / "samples").glob("*.png"))
+    if grids:
+        shutil.copy2(grids[-1], out / "samples" / grids[-1].name)
 
 
 def main() -> None:
