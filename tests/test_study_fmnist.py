@@ -41,15 +41,16 @@ def test_holm_by_hand():
     assert direction(0.2, (0.5, 2.0)) == 0
 
 
-def _run(root: Path, name: str, method: str, seed: int, values: dict[int, float], sg=0.9, sd=0.5, itop=0.3):
-    run = root / "runs" / name
+def _run(root: Path, name: str, method: str, seed: int, values: dict[int, float], sg=0.9, sd=0.5, itop=0.3,
+         folder="runs", **extra):
+    run = root / folder / name
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"method": method, "seed": seed, "sparsity_g": sg, "sparsity_d": sd,
-                                                 "model": "dcgan", "model_width": 16}))
+                                                 "model": "dcgan", "model_width": 16, **extra}))
     recs = [{"kind": "eval", "step": s, "fid_domain": v, "num_samples": 5000, "num_ref": 5000, "generator": "ema",
              "eval_mode": True, "split": "train", "protocol": "@5000", "source": "training"} for s, v in values.items()]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    (run / "summary.json").write_text(json.dumps({"status": "completed", "step": max(values),
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "step": max(values, default=0),
                                                   "itop_rate": {"G": itop, "D": 1 - sd}}))
 
 
@@ -89,3 +90,45 @@ def test_committed_tables_match_the_committed_runs():
         checked += 1
     if not checked:
         pytest.skip("no study runs committed yet")
+
+
+def test_baselines_and_explore_on_made_up_runs(tmp_path):
+    steps = (1000, 2000, 3000, 4000)
+    noise = [0.1, -0.1, 0.2]
+    for seed in range(3):
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: 4.0 for s in steps})
+        for sd, static in ((0.5, 12.0), (0.7, 11.0)):  # the core grid's s_G 80 % cells
+            _run(tmp_path, f"static_{sd}_{seed}", "static", seed, {s: static for s in steps}, sg=0.8, sd=sd)
+            _run(tmp_path, f"stu_{sd}_{seed}", "stu", seed, {s: static - 1 + noise[seed] for s in steps}, sg=0.8, sd=sd)
+        _run(tmp_path, f"stu_g90_{seed}", "stu", seed, {s: 8.0 + noise[seed] for s in steps}, sg=0.9, sd=0.5)
+        b = "runs-baselines"
+        _run(tmp_path, f"static_d0_{seed}", "static", seed, {s: 14.0 for s in steps}, sg=0.8, sd=0.0, folder=b)
+        _run(tmp_path, f"stu_d0_{seed}", "stu", seed, {s: 9.0 + noise[seed] for s in steps}, sg=0.8, sd=0.0, folder=b)
+        for ranking, gap in (("uniform", 3.0), ("global", -2.0)):
+            _run(tmp_path, f"pf_{ranking}_{seed}", "pf", seed, {s: 9.0 + gap + noise[2 - seed] for s in steps},
+                 sg=0.8, sd=0.0, folder=b, ranking=ranking)
+        e = "runs-explore"
+        for explore, v in (("D", 10.0), ("GD", 9.0)):
+            _run(tmp_path, f"e{explore}_{seed}", "stu", seed, {s: v for s in steps}, folder=e, explore=explore)
+    _run(tmp_path, "adapt_0", "adapt", 0, {s: 15.0 for s in steps}, sg=0.8, folder="runs-baselines",
+         adapt_variant="strict")
+    # An IMP run: its value is its last round's; its rounds are not runs of their own.
+    imp = tmp_path / "runs-baselines" / "imp_0"
+    _run(tmp_path, "imp_0", "imp", 0, {}, sg=0.8, sd=0.0, folder="runs-baselines")
+    (imp / "summary.json").write_text(json.dumps({"status": "completed", "step": 4000}))
+    for k, v in ((0, 4.0), (8, 20.0)):
+        _run(imp, f"round-{k:02d}", "static", 0, {s: v for s in steps}, sg=0.8, sd=0.0, folder="rounds")
+    script = _script()
+    text = script.render(tmp_path, "runs-baselines")
+    assert "| GAN Tickets (IMP), sD0.00 | 1 | 20.00 | 20.00 | 20.00 |" in text
+    assert "static, sD0.00" in text and "| static, sD0.00 | 3 |" in text  # the rounds' "static" configs are not rows
+    pf = text.split("### STU-GAN beats prune")[1].split("###")[0]
+    assert "| PF uniform, sD0.00 − STU-GAN, sD0.00 | 3.00 [" in pf
+    assert "reproduced |" in pf and "not reproduced (the opposite holds) |" in pf  # PF global is ahead here
+    assert "inconclusive (n = 1 seed pairs) |" in pf and "Verdict: **not reproduced**" in pf
+    gain = text.split("largest beside a dense D")[1].split("###")[0]
+    assert "| gain sD0.00 − gain sD0.50 | 4.00 [" in gain and "Verdict: **reproduced**" in gain  # 5 vs 1
+    assert "| ADAPT strict, sD0.50 | seed 0: 3.90 |" in text  # 15 - (12 - 1 + 0.1)
+    text = script.render(tmp_path, "runs-explore")
+    assert "| explore G | 3 |" in text and "| explore D | 3 |" in text
+    assert "Verdict: **reproduced**" in text.split("### Exploring G")[1]
