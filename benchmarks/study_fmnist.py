@@ -431,7 +431,251 @@ def render_explore(study: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-PIECES = {"runs-baselines": render_baselines, "runs-explore": render_explore}
+# --- the lottery-ticket claims: chains of rounds, one seed each ----------------------------------------
+
+def _rounds(run, label: str = LABEL) -> dict[int, tuple[dict[str, float], list[tuple[int, float]]]]:
+    """round -> (density per net, the round's curve of ``label``) of an IMP run or control."""
+    densities = {r["round"]: r.get("final_density") or r.get("density") or {} for r in run.of_kind("round")}
+    out = {}
+    for path in sorted((run.path / "rounds").glob("round-*")) if (run.path / "rounds").is_dir() else []:
+        k = int(path.name.split("-")[1])
+        loaded = load_runs(path)
+        if loaded and loaded[0].status == "completed":
+            out[k] = (densities.get(k, {}), loaded[0].series(label))
+    return out
+
+
+def _tail(curve: list[tuple[int, float]]) -> list[float]:
+    """The last three evaluations of a round (rounds of one chain share their schedule)."""
+    return [v for _, v in curve[-3:]]
+
+
+def _noise(study: Path, steps: list[int]) -> list[float]:
+    """The 95 % range of the difference of two single runs: 1.96 * sqrt(2) * sd of the core grid's dense
+    seeds at each step (nan where fewer than two dense seeds reached it)."""
+    dense = load(study / "runs")[0].get("dense", {}) if (study / "runs").is_dir() else {}
+    out = []
+    for s in steps:
+        vals = [c[s] for c in dense.values() if s in c]
+        out.append(1.96 * math.sqrt(2) * statistics.stdev(vals) if len(vals) >= 2 else math.nan)
+    return out
+
+
+def _cells(values: list[float]) -> str:
+    return " / ".join(_fmt(v) for v in values) if values else "-"
+
+
+def _chains(study: Path, runs: str):
+    chains = {}
+    for run in _completed(study / runs):
+        c = run.config
+        if c.get("imp_control", "none") != "none":
+            key = f"control {c['imp_control']}"
+        elif c.get("prune_nets") == "GD":
+            key = "IMP_GD"
+        elif int(c.get("rewind_step") or 0) > 0:
+            key = f"late rewinding, D {c.get('imp_d')}"
+        else:
+            key = "IMP_G"
+        chains[key] = run
+    return chains
+
+
+def render_tickets(study: Path) -> str:
+    runs = "runs-tickets"
+    out = _header(study, runs, "GAN Tickets' claims (IMP of the generator, 4,000 G steps per round, one seed)",
+                  "study-fmnist-tickets.yaml").copy()
+    out[2] = out[2].replace("12,000 G steps", "4,000 G steps per round")
+    chains = _chains(study, runs)
+    g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
+    if 0 not in g:
+        return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
+    steps = [s for s, _ in g[0][1][-3:]]
+    noise = _noise(study, steps)
+    dense = _tail(g[0][1])
+    out += ["Each value: the round's last three evaluations (" + ", ".join(f"{s:,}" for s in steps) + " steps of "
+            "the round). One seed: a difference counts only beyond the seed noise, 1.96·√2·sd of the core grid's dense "
+            "seeds at the same steps (" + _cells(noise) + "); 'matches dense' = at most that much worse than round 0 "
+            "(dense) at each of the three, 'beats' = better by more than that at each of the three.", ""]
+    controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
+    out += ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
+            "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
+            "| ticket beats it |", "|---|---|---|---|---|---|---|---|"]
+    matched, beats = [], {k: [] for k in controls}
+
+    def within(a, b):  # a at most noise worse than b, at each of the three
+        return bool(a) and len(a) == len(b) and all(x - y <= n for x, y, n in zip(a, b, noise)) \
+            if not any(math.isnan(n) for n in noise) else None
+
+    def better(a, b):  # a better than b by more than the noise, at each of the three
+        return bool(a) and len(a) == len(b) and all(y - x > n for x, y, n in zip(a, b, noise)) \
+            if not any(math.isnan(n) for n in noise) else None
+
+    def yn(v):
+        return "-" if v is None else ("yes" if v else "no")
+
+    for k in sorted(g):
+        dens, curve = g[k]
+        t = _tail(curve)
+        m = within(t, dense) if k else None
+        cells = [f"{k}", _fmt(100 * (1 - dens.get("G", 1.0)), 1) + " %", _cells(t), yn(m)]
+        for name in ("reinit", "random"):
+            c = _tail(controls.get(name, {}).get(k, ({}, []))[1])
+            b = better(t, c) if c else None
+            cells += [_cells(c), yn(b)]
+            if k and b is not None:
+                beats[name].append((k, b))
+        if k:
+            matched.append((k, 1 - dens.get("G", 1.0), m))
+        out.append("| " + " | ".join(cells) + " |")
+    last_match = None
+    for k, sp, m in matched:
+        if not m:
+            break
+        last_match = sp
+    verdict = ("inconclusive (no noise yardstick: fewer than two dense seeds in runs/)" if any(m is None for *_, m in matched)
+               else f"the ticket matches dense at every round up to {100 * last_match:.1f} % sparsity" if last_match
+               else "the ticket matches dense at no round")
+    out += ["", f"Matching: {verdict}.", ""]
+    for name, label in (("reinit", "random reinitialisation"), ("random", "random pruning")):
+        res = beats.get(name, [])
+        if not res:
+            out.append(f"- Against {label}: not run yet: **inconclusive**.")
+            continue
+        won = [k for k, b in res if b]
+        out.append(f"- Against {label}: the ticket is better beyond the noise at rounds "
+                   f"{', '.join(map(str, won)) or 'none'} of {len(res)}; the claim (tickets beat the control) is "
+                   + ("**reproduced**" if len(won) == len(res) else "**not reproduced**" if not won else
+                      "**reproduced at some sparsities only**") + ".")
+    out.append("")
+    # Pruning D or not (IMP_GD vs IMP_G at the same G sparsity), and D's initialisation.
+    if "IMP_GD" in chains:
+        gd = _rounds(chains["IMP_GD"])
+        out += ["## Pruning D too (IMP_GD) or not (IMP_G): the paper finds it matters little", "",
+                "| round | G / D sparsity (IMP_GD) | IMP_G | IMP_GD | within the noise |", "|---|---|---|---|---|"]
+        same = []
+        for k in sorted(set(gd) & set(g) - {0}):
+            a, b = _tail(g[k][1]), _tail(gd[k][1])
+            w = None if any(math.isnan(n) for n in noise) or len(a) != len(b) else \
+                all(abs(x - y) <= n for x, y, n in zip(a, b, noise))
+            same.append(w)
+            d = gd[k][0]
+            out.append(f"| {k} | {_fmt(100 * (1 - d.get('G', 1)), 1)} / {_fmt(100 * (1 - d.get('D', 1)), 1)} % | "
+                       f"{_cells(a)} | {_cells(b)} | {yn(w)} |")
+        v = ("inconclusive" if not same or any(w is None for w in same) else
+             "reproduced" if all(same) else "not reproduced")
+        out += ["", f"Claim (pruning D matters little): **{v}**.", ""]
+    inits = {name: _rounds(chains[f"late rewinding, D {name}"]) for name in ("rewind", "init", "keep")
+             if f"late rewinding, D {name}" in chains}
+    if inits:
+        out += ["## D's initialisation under late rewinding (step 500): rewound with G, reset to init, or kept "
+                "from the previous round; the paper finds it matters a lot", "",
+                "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " | largest gap beyond the noise |",
+                "|---|---|" + "---|" * len(inits) + "---|"]
+        gaps = []
+        rounds_all = sorted(set.intersection(*(set(r) for r in inits.values())) - {0})
+        for k in rounds_all:
+            tails = {n: _tail(r[k][1]) for n, r in inits.items()}
+            first = next(iter(inits.values()))[k][0]
+            spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
+                if all(len(t) == 3 for t in tails.values()) else []
+            beyond = None if not spread or any(math.isnan(n) for n in noise) else all(x > n for x, n in zip(spread, noise))
+            gaps.append(beyond)
+            out.append(f"| {k} | {_fmt(100 * (1 - first.get('G', 1)), 1)} % | " +
+                       " | ".join(_cells(t) for t in tails.values()) + f" | {yn(beyond)} |")
+        v = ("inconclusive" if len(inits) < 3 or not gaps or any(b is None for b in gaps) else
+             "reproduced" if all(gaps) else "not reproduced" if not any(gaps) else "reproduced at some rounds only")
+        out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
+                "initialisation beyond the noise at each of the last three evaluations).", ""]
+    return "\n".join(out) + "\n"
+
+
+RECON = "recon_mse@10000,split=test,G=raw"
+
+
+def render_generative_tickets(study: Path) -> str:
+    runs = "runs-generative-tickets"
+    out = _header(study, runs, "Generative Tickets' claims on the VAE and the AE (one seed each)",
+                  "study-fmnist-generative-tickets.yaml").copy()
+    out[2] = out[2].replace("Width-16 DCGAN, 12,000 G steps", "VAE / AE with the width-16 DCGAN decoder, 3,000 steps "
+                            "per run or round").replace(f"metric `{LABEL}`", f"metrics `{LABEL}` (VAE samples) and "
+                            f"`{RECON}` (the AE's held-out reconstruction)")
+    out += ["One seed each and no seed-noise estimate for these models: 'within 10 %' below is a descriptive "
+            "criterion (each of the last three evaluations at most 10 % worse than dense), not a test.", ""]
+    found = {}
+    for run in _completed(study / runs):
+        c = run.config
+        key = ("AE" if c.get("model") == "ae" else "VAE") + " " + run.method + (
+            " (GAN ticket)" if c.get("masks_from") else "")
+        found[key] = run
+
+    def table(name: str, label: str, unit: str):
+        chain = _rounds(found[f"{name} imp"], label)
+        if 0 not in chain:
+            return None, []
+        dense = _tail(chain[0][1])
+        rows = ["| round | G / D sparsity | " + unit + " (last three) | within 10 % of dense |", "|---|---|---|---|"]
+        last_ok, ok_so_far = None, True
+        for k in sorted(chain):
+            d, curve = chain[k]
+            t = _tail(curve)
+            ok = len(t) == len(dense) and all(x <= 1.1 * y for x, y in zip(t, dense)) if k else None
+            if k and ok and ok_so_far:
+                last_ok = 1 - d.get("G", 1.0)
+            ok_so_far = ok_so_far and (ok is not False)
+            rows.append(f"| {k} | {_fmt(100 * (1 - d.get('G', 1)), 1)} / {_fmt(100 * (1 - d.get('D', 1)), 1)} % | "
+                        f"{_cells(t)} | {'-' if ok is None else ('yes' if ok else 'no')} |")
+        return last_ok, rows, chain
+
+    for name, label, unit, paper in (("VAE", LABEL, "fid_domain@5000", 0.93), ("AE", RECON, "recon_mse", 0.99)):
+        out += [f"## The {name}: IMP with late rewinding (step 200) of decoder and encoder", ""]
+        if f"{name} imp" not in found:
+            out += ["Not run yet: **inconclusive**.", ""]
+            continue
+        res = table(name, label, unit)
+        if res[0] is None and not res[1]:
+            out += ["The chain has no completed dense round yet: **inconclusive**.", ""]
+            continue
+        last_ok, rows = res[0], res[1]
+        v = ("reproduced" if last_ok is not None and last_ok >= paper - 1e-9 else
+             "not reproduced" if rows else "inconclusive")
+        out += rows + ["", f"Tickets within 10 % of dense at every round up to "
+                       f"{'-' if last_ok is None else f'{100 * last_ok:.1f} %'} sparsity (the paper: up to "
+                       f"{100 * paper:.0f} %): **{v}**.", ""]
+    vae = found.get("VAE imp")
+    chain = _rounds(vae) if vae else {}
+    if "VAE early_bird" in found:
+        eb = found["VAE early_bird"]
+        drawn = [r for r in eb.of_kind("early_bird")]
+        t_eb = _tail(eb.series(LABEL))
+        f_eb = (eb.summary.get("flops") or {}).get("train", {}).get("relative")
+        f_imp = (vae.summary.get("flops") or {}).get("train", {}).get("relative") if vae else None
+        last = chain[max(chain)] if chain else None
+        out += ["## Early-bird's ticket and its cost against IMP's (VAE, the same final sparsity)", "",
+                "| | ticket drawn at | fid_domain@5000 (last three) | training FLOPs / one dense run |", "|---|---|---|---|",
+                f"| early-bird | step {drawn[0]['step'] if drawn else '-'}{'' if not drawn or drawn[0].get('detected') else ' (budget end, not detected)'} "
+                f"| {_cells(t_eb)} | {_fmt(f_eb) if f_eb is not None else '-'} |",
+                f"| IMP (last round) | after {max(chain) if chain else '-'} rounds | "
+                f"{_cells(_tail(last[1])) if last else '-'} | {_fmt(f_imp) if f_imp is not None else '-'} |", "",
+                "Descriptive (one seed).", ""]
+    if "VAE static (GAN ticket)" in found:
+        st = found["VAE static (GAN ticket)"]
+        near = min(chain, key=lambda k: abs((1 - chain[k][0].get("G", 1)) - st.sparsity("G"))) if chain else None
+        out += ["## A GAN generator's ticket on the VAE decoder", "",
+                "| | decoder sparsity | fid_domain@5000 (last three) |", "|---|---|---|",
+                f"| GAN ticket (IMP_G round 11), static training | {_fmt(100 * st.sparsity('G'), 1)} % | "
+                f"{_cells(_tail(st.series(LABEL)))} |"]
+        if near is not None:
+            out.append(f"| the VAE's own IMP ticket (round {near}) | {_fmt(100 * (1 - chain[near][0].get('G', 1)), 1)} % | "
+                       f"{_cells(_tail(chain[near][1]))} |")
+        if 0 in chain:
+            out.append(f"| dense VAE | 0 % | {_cells(_tail(chain[0][1]))} |")
+        out += ["", "Descriptive (one seed).", ""]
+    return "\n".join(out) + "\n"
+
+
+PIECES = {"runs-baselines": render_baselines, "runs-explore": render_explore, "runs-tickets": render_tickets,
+          "runs-generative-tickets": render_generative_tickets}
 PIECE_CURVES = {"runs-baselines": _baselines_curves, "runs-explore": _explore_curves}
 
 
@@ -510,6 +754,9 @@ def main() -> int:
         print(f"{results} matches the runs" if same else f"{results} differs from what the runs give")
         return 0 if same else 1
     target.write_text(text)
+    if args.runs in PIECES and args.runs not in PIECE_CURVES:
+        print(f"wrote {target}")
+        return 0
     plot = plot_rows if args.runs in PIECE_CURVES else plot_curves
     print(f"wrote {target} and {plot(args.study, args.study / figure, args.runs)}")
     return 0
