@@ -237,9 +237,59 @@ def render_grid(study: Path, runs: str = "runs") -> str:
     for c in pairs:
         st, su = itop.get(f"static {c[0]} {c[1]}", {}), itop.get(f"stu {c[0]} {c[1]}", {})
         out.append(f"| {c[0]} {c[1]} | {_mean_sd(list(st.values()))} | {_mean_sd(list(su.values()))} |")
+    if runs == "runs":  # Inception FID: the core grid's headline cells only
+        out += [""] + _inception_section(study / runs, curves)
     out += ["", "The other pieces of the study (Table 1's other rows, exploration, the MLP cell, the lottery-ticket "
             "claims) are in the other results files next to this one."]
     return "\n".join(out) + "\n"
+
+
+def load_inception(runs_dir: Path) -> tuple[int | None, dict[str, dict[int, dict[str, float]]]]:
+    """(N, arm -> seed -> {"fid", "kid"}) from the runs' eval files fid@N.json / kid@N.json measured at
+    the run's last step (benchmarks/study_inception.py); N: the count most runs have."""
+    found: dict[int, dict[str, dict[int, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))
+    for run in load_runs(runs_dir):
+        if run.status != "completed":
+            continue
+        for m in run.measurements.values():
+            proto = m.protocol
+            if m.name in ("fid", "kid") and m.step == run.step and proto.num_ref in (None, proto.num_samples) \
+                    and proto.split == "train" and proto.generator == "ema" and proto.eval_mode:
+                found[proto.num_samples][_arm(run)].setdefault(run.seed, {})[m.name] = m.value
+    if not found:
+        return None, {}
+    n = max(found, key=lambda k: sum(len(v) for v in found[k].values()))
+    return n, found[n]
+
+
+def _inception_section(runs_dir: Path, curves) -> list[str]:
+    n, inc = load_inception(runs_dir)
+    title = "### 6. Inception FID (the papers' extractor) at the end"
+    if not inc:
+        return [title, "", "Not measured yet (`benchmarks/study_inception.py`): verdicts **inconclusive**."]
+    fids = {a: {s: v["fid"] for s, v in seeds.items() if "fid" in v} for a, seeds in inc.items()}
+    end = {a: {seed: c[max(c)] for seed, c in curves.get(a, {}).items()} for a in fids}
+    out = [title, "", f"The final EMA generator, {n:,} generated vs {n:,} real training images (the same count for "
+           "every run; FID at this count is biased upward against the papers' 50,000), next to the run's last "
+           f"`{LABEL}`.", "", "| arm | n | FID | KID x 10^3 | fid_domain@5000 (last) |", "|---|---|---|---|---|"]
+    for a in _arm_order(fids):
+        kids = [1e3 * v["kid"] for v in inc[a].values() if "kid" in v]
+        out.append(f"| {a} | {len(fids[a])} | {_mean_sd(list(fids[a].values()))} | {_mean_sd(kids)} | "
+                   f"{_mean_sd(list(end[a].values()))} |")
+    head, rule = "| comparison | FID at the end | verdict |", "|---|---|---|"
+    rows = [(f"static − STU-GAN, {c}", {"end": paired(fids[f"static {c}"], fids[f"stu {c}"])})
+            for c in ("sG0.95 sD0.70", "sG0.80 sD0.70") if f"static {c}" in fids and f"stu {c}" in fids]
+    out += ["", *_section("STU-GAN beats static at the headline cells, by Inception FID:", rows, ["end"], head, rule)]
+    arm = "stu sG0.80 sD0.70"
+    if arm in fids and "dense" in fids:
+        c = paired(fids[arm], fids["dense"])
+        margin = MATCH_MARGIN * statistics.fmean(fids["dense"].values())
+        lo, hi = c.ci
+        v = ("inconclusive" if c.n < 2 else "reproduced" if hi <= margin else "not reproduced" if lo > margin
+             else "inconclusive")
+        out += [f"STU-GAN at s_G 80 / s_D 70 % matches dense, by Inception FID: STU-GAN − dense {_fmt(c.mean)} "
+                f"[{_fmt(lo)}, {_fmt(hi)}], margin {_fmt(margin)}, n={c.n}: **{v}**."]
+    return out
 
 
 # --- the later pieces: each reads its own runs folder and the core grid's (runs/) ----------------------

@@ -189,3 +189,34 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     assert "| 2 | 93.0 / 93.0 % | 30.00 / 30.00 / 30.00 | no |" in vae
     assert "up to 20.0 % sparsity (the paper: up to 93 %): **not reproduced**" in vae
     assert "up to 99.0 % sparsity (the paper: up to 99 %): **reproduced**" in text.split("## The AE")[1]
+
+
+def test_inception_section_from_eval_files(tmp_path):
+    steps = (1000, 2000, 3000, 4000)
+    for seed in range(3):
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: 4.0 for s in steps})
+        for method, fid in (("static", 30.0), ("stu", 25.0 + 0.2 * seed)):
+            _run(tmp_path, f"{method}_{seed}", method, seed, {s: 9.0 for s in steps}, sg=0.95, sd=0.7)
+    script = _script()
+    assert "Not measured yet (`benchmarks/study_inception.py`)" in script.render(tmp_path)
+    for run in sorted((tmp_path / "runs").iterdir()):
+        if not run.is_dir():
+            continue
+        config = json.loads((run / "config.json").read_text())
+        fid = {"dense": 20.0, "static": 30.0, "stu": 25.0}[config["method"]] + 0.2 * config["seed"]
+        for name, value in (("fid", fid), ("kid", fid / 1000)):
+            (run / "eval").mkdir(exist_ok=True)
+            # as `sparsegan eval` writes it; the weights it hashed are not in a collected copy
+            (run / "eval" / f"{name}@2000.json").write_text(json.dumps({
+                "metric": name, "protocol": f"{name}@2000", name: value, "num_samples": 2000, "num_ref": 2000,
+                "generator": "ema", "eval_mode": True, "seed": 0, "step": 4000,
+                "generator_file": "final/generator_ema.safetensors", "generator_sha256": "0" * 64}))
+    # a file measured at another step is not the run's end
+    (tmp_path / "runs" / "stu_2" / "eval" / "fid@2000.json").write_text(json.dumps({
+        "metric": "fid", "protocol": "fid@2000", "fid": 99.0, "num_samples": 2000, "num_ref": 2000,
+        "generator": "ema", "eval_mode": True, "step": 3000}))
+    text = script.render(tmp_path).split("### 6.")[1]
+    assert "2,000 generated vs 2,000 real" in text
+    assert "| dense | 3 | 20.20 ± 0.20 | 20.20 ± 0.20 | 4.00 ± 0.00 |" in text
+    assert "| stu sG0.95 sD0.70 | 2 |" in text  # seed 2's file is from step 3,000
+    assert "| static − STU-GAN, sG0.95 sD0.70 | 5.00 [5.00, 5.00] p=<0.001 n=2 | reproduced |" in text
