@@ -24,7 +24,7 @@ samples since the previous adjustment (the code keeps the last 1000 iterations' 
 from __future__ import annotations
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, NETS
+from sparsegan.methods.base import METHODS
 from sparsegan.methods.pf import prune_once
 from sparsegan.methods.stu import STUGAN
 from sparsegan.sparsity import grow_to, prune_and_regrow, target_counts
@@ -46,6 +46,15 @@ class ADAPT(STUGAN):
             raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
                             "use --adapt-ranking layer for grasp")
         self.ratios: list[float] = []
+
+    def use_nets(self, targets) -> None:
+        if set(targets) != {"G", "D"}:
+            raise UserError(f"ADAPT balances a generator against its discriminator: name the nets G and D, "
+                            f"not {', '.join(targets)}")
+        if self.cfg.adapt_variant == "strict" and targets["D"] < 0.5:
+            raise UserError(f"ADAPT strict caps D's density at 0.5: start D at a sparsity of at least 0.5, "
+                            f"got {targets['D']}")
+        super().use_nets(targets)
 
     @property
     def ranking(self) -> str:

@@ -22,7 +22,17 @@ from sparsegan.config import TrainConfig
 from sparsegan.registry import Registry
 from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
 
-NETS = ("G", "D")
+NETS = ("G", "D")  # the nets of the built-in GAN loop (an autoencoder's decoder and encoder play them)
+
+
+def net_names(spec, nets) -> tuple[str, ...]:
+    """The nets an option names: "G", "D" or "GD" (the CLI's GAN spellings: each letter a net), a
+    comma-separated string or a sequence of names; only those among ``nets``, in their order."""
+    if isinstance(spec, str):
+        names = spec.split(",") if "," in spec else (list(spec) if set(spec) <= {"G", "D"} else [spec])
+    else:
+        names = list(spec)
+    return tuple(n for n in nets if n in names)
 
 
 @dataclass
@@ -71,6 +81,10 @@ class Method:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        # The nets and their target sparsities: the GAN's G and D by default; the public API
+        # (sparsegan.engine) gives any named nets through :meth:`use_nets` before set-up.
+        self.nets: tuple[str, ...] = NETS
+        self.targets: dict[str, float] = {"G": cfg.sparsity_g, "D": cfg.sparsity_d}
         self.ctx: MethodContext | None = None
         self.masks: dict[str, MaskSet] = {}
         self.schedule = UpdateSchedule(
@@ -82,13 +96,17 @@ class Method:
         self._records: list[dict[str, Any]] = []
 
     # --- set-up ------------------------------------------------------------------------
+    def use_nets(self, targets: dict[str, float]) -> None:
+        """Train these nets (name -> target sparsity, in this order) instead of the GAN's G and D."""
+        self.nets, self.targets = tuple(targets), dict(targets)
+
     def target_sparsity(self, net: str) -> float:
-        return self.cfg.sparsity_g if net == "G" else self.cfg.sparsity_d
+        return self.targets.get(net, 0.0)
 
     def setup(self, ctx: MethodContext) -> None:
         """Draw the initial masks (ERK by default, exact counts) and zero inactive weights."""
         self.ctx = ctx
-        for net in NETS:
+        for net in self.nets:
             self.masks[net] = self.initial_masks(net, prunable_parameters(ctx.nets[net], self.cfg.prunable))
         if self.cfg.masks_from is not None:
             from sparsegan.methods.transfer import load_ticket
@@ -171,7 +189,7 @@ class Method:
         """At each scheduled update step, report the (unchanged) topology of every net."""
         if not self.schedule.is_update_step(step):
             return []
-        return [self.event(net) for net in NETS]
+        return [self.event(net) for net in self.nets]
 
     def observe_balance(self, step: int, ratio: float) -> None:
         """ADAPT's balance ratio, measured by the loop every ``balance_every`` G steps."""

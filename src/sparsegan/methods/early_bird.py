@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, NETS, Method
+from sparsegan.methods.base import METHODS, Method
 from sparsegan.methods.pf import prune_once
 from sparsegan.sparsity import MaskSet, mask_distance
 
@@ -56,14 +56,24 @@ class EarlyBird(Method):
         if not 0.0 <= cfg.eb_threshold <= 1.0:
             raise UserError(f"--eb-threshold must be in [0, 1] (mask distances are normalised to it), "
                             f"got {cfg.eb_threshold}")
-        self.pruned_nets = [net for net in NETS if self.target_sparsity(net) > 0]
-        if not self.pruned_nets:
-            raise UserError("--method early_bird needs --sparsity-g or --sparsity-d above 0: "
-                            "with both at 0 there is no ticket to search for")
+        self._check_targets()
         # The older masks of the window (at most eb_window - 1), oldest first, keyed "<net>.<name>".
         self.history: list[dict[str, torch.Tensor]] = []
         self.checks = 0
         self.drawn_at: int | None = None
+
+    @property
+    def pruned_nets(self) -> list[str]:
+        return [net for net in self.nets if self.target_sparsity(net) > 0]
+
+    def _check_targets(self) -> None:
+        if not self.pruned_nets:
+            raise UserError("--method early_bird needs --sparsity-g or --sparsity-d above 0: "
+                            "with both at 0 there is no ticket to search for")
+
+    def use_nets(self, targets) -> None:
+        super().use_nets(targets)
+        self._check_targets()
 
     @property
     def budget(self) -> int:
@@ -123,8 +133,8 @@ class EarlyBird(Method):
         self.drawn_at = step
         self.history = []  # no further checks
         self.emit({"kind": "early_bird", "detected": detected, **record,
-                   "density": {net: self.masks[net].density() for net in NETS}})
-        return [self.event(net, pruned=self.masks[net].numel() - self.masks[net].active()) for net in NETS]
+                   "density": {net: self.masks[net].density() for net in self.nets}})
+        return [self.event(net, pruned=self.masks[net].numel() - self.masks[net].active()) for net in self.nets]
 
     def phases(self) -> list[dict[str, Any]]:
         # The dense search phase is part of this run: its first drawn_at steps ran dense.

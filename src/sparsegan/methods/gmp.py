@@ -19,7 +19,7 @@ fewer than two pruning steps is refused: that would be one-shot pruning, not GMP
 from __future__ import annotations
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, NETS, Method, TopologyEvent
+from sparsegan.methods.base import METHODS, Method, TopologyEvent
 from sparsegan.methods.pf import prune_once
 from sparsegan.sparsity import MaskSet, cubic_sparsity
 
@@ -67,7 +67,7 @@ class GradualMagnitudePruning(Method):
         if not self.is_prune_step(step):
             return []
         events = []
-        for net in NETS:
+        for net in self.nets:
             masks = self.masks[net]
             before = masks.active()
             s = self.sparsity_at(net, step)

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, NETS, Method
+from sparsegan.methods.base import METHODS, Method, net_names
 from sparsegan.methods.transfer import WEIGHT_FILES, read_final
 from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
 
@@ -52,8 +52,9 @@ class PruneFinetune(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        if not cfg.from_run:
-            raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
+        self.source_config = None
+        if not cfg.from_run:  # the public API: prune the weights the nets hold at set-up
+            return
         src = Path(cfg.from_run)
         try:
             self.source_config = json.loads((src / "config.json").read_text())
@@ -67,25 +68,29 @@ class PruneFinetune(Method):
                                 f"this run asks for {getattr(cfg, key)!r}")
 
     def target_sparsity(self, net: str) -> float:
-        return super().target_sparsity(net) if net in self.cfg.prune_nets else 0.0
+        return super().target_sparsity(net) if net in net_names(self.cfg.prune_nets, self.nets) else 0.0
 
     def initial_masks(self, net, params):
         return MaskSet.dense(params)
 
     def setup(self, ctx) -> None:
-        for net in NETS:
-            ctx.nets[net].load_state_dict(read_final(self.cfg.from_run, WEIGHT_FILES[net]))
+        if self.cfg.from_run:
+            for net in self.nets:
+                ctx.nets[net].load_state_dict(read_final(self.cfg.from_run, WEIGHT_FILES[net]))
         super().setup(ctx)
-        for net in NETS:
+        for net in self.nets:
             s = self.target_sparsity(net)
             if s > 0:
                 prune_once(self.masks[net], s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
-        self.emit({"kind": "pf", "source": str(self.cfg.from_run), "ranking": self.cfg.ranking,
+        self.emit({"kind": "pf", "source": str(self.cfg.from_run) if self.cfg.from_run else None,
+                   "ranking": self.cfg.ranking,
                    "distribution": self.cfg.distribution if self.cfg.ranking == "distribution" else None,
                    "nets": self.cfg.prune_nets,
-                   "density": {net: self.masks[net].density() for net in NETS}})
+                   "density": {net: self.masks[net].density() for net in self.nets}})
 
     def phases(self):
         sc = self.source_config
+        if sc is None:  # pruned from weights trained elsewhere: that training is not this run's to count
+            return []
         return [{"phase": "dense-pretrain", "source": str(self.cfg.from_run), "steps": sc.get("steps"),
                  "n_dis": sc.get("n_dis"), "batch_size": sc.get("batch_size"), "density": {"G": 1.0, "D": 1.0}}]

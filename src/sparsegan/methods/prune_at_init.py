@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from sparsegan.methods.base import METHODS, NETS, Method
+from sparsegan.methods.base import METHODS, Method
 from sparsegan.sparsity import MaskSet, global_topk_masks
 
 
@@ -74,7 +74,7 @@ class _PruneAtInit(Method):
 
     def setup(self, ctx) -> None:
         super().setup(ctx)
-        for net in NETS:
+        for net in self.nets:
             ctx.nets[net].zero_grad(set_to_none=True)
 
 

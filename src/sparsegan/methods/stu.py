@@ -16,7 +16,7 @@ update step rather than recomputed.
 
 from __future__ import annotations
 
-from sparsegan.methods.base import METHODS, NETS, Method, TopologyEvent
+from sparsegan.methods.base import METHODS, Method, TopologyEvent, net_names
 from sparsegan.sparsity import prune_and_regrow
 
 
@@ -29,7 +29,7 @@ class STUGAN(Method):
 
     @property
     def explored(self) -> tuple[str, ...]:
-        return tuple(net for net in NETS if net in self.cfg.explore)
+        return net_names(self.cfg.explore, self.nets)
 
     def wants_dense_grad(self, net: str, step: int) -> bool:
         return net in self.explored and self.schedule.is_update_step(step)
@@ -39,7 +39,7 @@ class STUGAN(Method):
             return []
         events = []
         fraction = self.schedule.fraction(step)
-        for net in NETS:
+        for net in self.nets:
             masks = self.masks[net]
             if net not in self.explored or masks.density() == 1.0:
                 events.append(self.event(net))

@@ -17,9 +17,10 @@ from tqdm import tqdm
 import sparsegan
 from sparsegan.config import TrainConfig
 from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
+from sparsegan.engine import SparseTraining, seeded_generator
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
-from sparsegan.methods import METHODS, NETS, Method, MethodContext
+from sparsegan.methods import METHODS, NETS, Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
 from sparsegan.sparsity import SparseEMA
 from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
@@ -46,6 +47,7 @@ class Trainer:
     D: nn.Module
     ema: SparseEMA
     method: Method
+    sparse: SparseTraining  # the engine's API over G, D and their optimizers (drives ``method``)
     opt: dict[str, torch.optim.Optimizer]
     sampler: Batches  # real batches (this rank's shard) and latents; its state is the data order
     rng: dict[str, torch.Generator]
@@ -74,16 +76,13 @@ class Trainer:
         self.opt["G"].load_state_dict(state["opt_G"])
         self.opt["D"].load_state_dict(state["opt_D"])
         self.method.load_state_dict(state["method"])
+        self.sparse.completed = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         for k, g in self.rng.items():
             g.set_state(state["rng"][k])
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
         self.wall_time = float(state.get("wall_time", 0.0))
-
-
-def _seeded(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000 + stream)
 
 
 def _adam(params, **kw) -> torch.optim.Adam:
@@ -124,10 +123,12 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     G, D = to_memory_format(G, cfg.channels_last), to_memory_format(D, cfg.channels_last)
     dist.broadcast_module_(G)
     dist.broadcast_module_(D)
-    rng = {"masks": _seeded(cfg.seed, 1), "noise": _seeded(cfg.seed, 2), "topology": _seeded(cfg.seed, 3),
-           "probe": _seeded(cfg.seed, 5)}
+    rng = {"masks": seeded_generator(cfg.seed, 1), "noise": seeded_generator(cfg.seed, 2), "topology": seeded_generator(cfg.seed, 3),
+           "probe": seeded_generator(cfg.seed, 5)}
     kind = MODEL_KIND[cfg.model]
     resolution = NATIVE_RESOLUTION[cfg.model]
+    if cfg.method == "pf" and not cfg.from_run:
+        raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
     method = METHODS.get(cfg.method)(cfg)
     if kind != "gan" and not method.supports_autoencoders:
         raise UserError(f"--method {cfg.method} applies to GANs only, not to --model {cfg.model}")
@@ -147,21 +148,24 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
             fake = G(z, y)
         return loss.d(D(real, y), D(fake, y))
 
-    method.setup(MethodContext(nets={"G": G, "D": D}, generator=rng["masks"], loss_probe=loss_probe))
-    for net in NETS:
-        dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
-    dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
     betas = (cfg.beta1, cfg.beta2)
     opt = {
         "G": _adam(G.parameters(), lr=cfg.lr_g, betas=betas, eps=cfg.adam_eps),
         "D": _adam(D.parameters(), lr=cfg.lr_d, betas=betas, eps=cfg.adam_eps),
     }
+    # The engine's public API (sparsegan.engine), as any user's loop would use it: masks drawn here,
+    # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
+    sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
+                            generators=(rng["masks"], rng["topology"]))
+    for net in NETS:
+        dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
+    dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
     sampler = EpochSampler(len(data), cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
     view = dict(precision=cfg.precision, compile=cfg.compile, device=device)
     return Trainer(
         cfg=cfg, run=run, device=device, G=G, D=D,
-        ema=SparseEMA(G, cfg.ema_beta, start_step=cfg.ema_start, sparse=method.enforce_masks),
-        method=method, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution, kind=kind,
+        ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start),  # SEMA: restarted at G's topology changes
+        method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution, kind=kind,
         sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
                         workers=cfg.data_workers, channels_last=cfg.channels_last),
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
@@ -272,7 +276,7 @@ def train(
     mirror = TensorBoardMirror(run.path) if cfg.tensorboard and t.dist.is_main else None  # reads the run folder only
     evaluate = _training_evaluation(t) if cfg.eval_every and t.dist.is_main else None  # rank 0 only
 
-    fixed_z = t.G.sample_z(cfg.num_sample_images, _seeded(cfg.seed, 4))
+    fixed_z = t.G.sample_z(cfg.num_sample_images, seeded_generator(cfg.seed, 4))
     fixed_y = fixed_labels(cfg.num_sample_images, getattr(t.G, "num_classes", 0), t.device)
     iteration = gan_iteration if t.kind == "gan" else autoencoder_iteration
     status = "completed"
@@ -294,14 +298,13 @@ def train(
             if not t.dist.all_finite(_finite(*stats.values())):  # every rank stops together
                 raise DivergenceError(f"non-finite loss at step {step} ({_fmt(stats)})")
 
-            # 3. Topology: every Delta T completed G steps, never at step 0 or the final step.
-            for ev in t.method.end_of_step(step, t.opt, t.rng["topology"]):
-                if ev.net == "G" and t.method.enforce_masks:  # SEMA: pruned out, grown in at 0 (T = 0)
-                    t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries, step)
+            # 3. Topology: every Delta T completed G steps, never at step 0 or the final step. The
+            # engine also resets the moments of deactivated weights (so they stay 0) and restarts
+            # the SEMA of G's grown weights at 0 (T = 0).
+            for ev in t.sparse.step():
                 run.log({"kind": "topology", "step": step, **ev.record(),
                          "mask_checksums": t.dist.mask_checksums(t.method.masks[ev.net])})  # one per rank
-            t.method.sync_optimizers(t.opt)  # deactivated weights: moments reset, so they stay 0
-            for rec in t.method.drain_records():
+            for rec in t.sparse.drain_records():
                 run.log({"step": step, **rec})
 
             # 4. EMA of G (SEMA for sparse methods: weights grown above take their value at the next
@@ -420,9 +423,7 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
         loss_d = loss.d(real_logits, fake_logits)
         opt["D"].zero_grad(set_to_none=True)
         loss_d.backward()
-        method.before_step("D", step)
-        opt["D"].step()
-        method.after_step("D", step)
+        opt["D"].step()  # the engine's hooks: inactive gradients masked, inactive weights kept at 0
 
     # 2. Generator: one Adam step on its active weights through a frozen D.
     D.requires_grad_(False)
@@ -431,9 +432,7 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
     loss_g = loss.g(fake_logits_g)
     opt["G"].zero_grad(set_to_none=True)
     loss_g.backward()
-    method.before_step("G", step)
     opt["G"].step()
-    method.after_step("G", step)
 
     # ADAPT's balance ratio on the same z before and after the G step (every method logs it).
     if step % cfg.balance_every == 0:
@@ -454,9 +453,7 @@ def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
         t.opt[net].zero_grad(set_to_none=True)
     total.backward()
     for net in ("D", "G"):
-        t.method.before_step(net, step)
         t.opt[net].step()
-        t.method.after_step(net, step)
     return {"loss_g": total.item(), **{k: v.item() for k, v in parts.items()}, "_images": real.shape[0]}
 
 

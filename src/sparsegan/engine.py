@@ -1,0 +1,243 @@
+"""Sparse training inside your own training loop: the engine's public API.
+
+The built-in ``sparsegan train`` loop is its first user; nothing it does to masks, weights or
+optimizer state goes around it. A user's loop adds a few lines::
+
+    from sparsegan import SparseTraining
+
+    sparse = SparseTraining({"G": netG, "D": netD}, {"G": optG, "D": optD}, "stu",
+                            sparsity={"G": 0.9, "D": 0.5}, steps=num_iterations, update_interval=500)
+    ema = sparse.ema("G", beta=0.999)          # optional: the sparse EMA (SEMA) of G
+    for i in range(num_iterations):
+        ...; optD.step()                       # unchanged: the optimizer's hooks mask the gradients
+        ...; optG.step()                       # of inactive weights and keep them exactly 0
+        sparse.step()                          # one iteration done: topology updates when due
+        ema.update(netG, sparse.completed)
+
+What happens where:
+
+* ``optimizer.step()`` (hooks registered here): before it, the method sees the gradients (a dense
+  copy when a topology update will need one) and masks the inactive entries; after it, inactive
+  weights are re-zeroed where the optimizer could have moved them (the reference code's mode).
+* :meth:`SparseTraining.step`: the method's topology update of this iteration (prune and regrow,
+  GMP's pruning, ADAPT's D density, early-bird's checks, ...), the optimizer-state surgery of the
+  changed weights (removed: history zeroed; regrown: a fresh weight's Adam history; SGD momentum:
+  zeroed), and the sparse EMA's restart of grown weights. It returns the topology events.
+* :meth:`SparseTraining.state_dict` / :meth:`load_state_dict`: masks, the method's state, the
+  iteration count and the random streams; with the nets' and optimizers' own state dicts a
+  checkpoint resumes exactly.
+
+Any named nets work (a classifier has one; CycleGAN four), with any torch optimizer whose state
+is per parameter (Adam, AdamW, SGD with momentum are handled exactly; the moments of other
+optimizers are zeroed where weights change). ADAPT needs a GAN's nets named G and D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from sparsegan.errors import UserError
+from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
+from sparsegan.sparsity import SparseEMA, prunable_parameters
+
+# The options of a method (TrainConfig's fields that methods read); the rest of TrainConfig is the
+# built-in loop's (data, model, optimisation, run folder). Run-folder options (--from, --masks-from,
+# IMP's rounds) are the command line's: through the API, load the weights or masks yourself.
+METHOD_OPTIONS = (
+    "distribution", "erk_power_scale", "prunable", "update_interval", "update_end", "prune_fraction",
+    "prune_fraction_final", "prune_criterion", "grow", "explore", "reset_regrown_state", "mask_gradients",
+    "ranking", "prune_nets", "gmp_start", "gmp_end", "gmp_prunes", "gmp_interval", "eb_interval", "eb_window",
+    "eb_threshold", "eb_max_steps", "probe_batches", "adapt_interval", "adapt_step", "adapt_low", "adapt_high",
+    "adapt_variant", "adapt_ranking",
+)
+API_METHODS = ("dense", "static", "stu", "gmp", "pf", "snip", "grasp", "early_bird", "adapt")
+
+
+def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **options: Any) -> Method:
+    """The method ``name`` for nets with these target sparsities (name -> fraction of zeros),
+    over ``steps`` training iterations, with the command line's defaults for every other option."""
+    from sparsegan.config import TrainConfig
+
+    if name not in API_METHODS:
+        hint = " (IMP trains whole runs in rounds: `sparsegan train --method imp`)" if name == "imp" else ""
+        raise UserError(f"unknown sparse method {name!r}{hint}; valid: {', '.join(API_METHODS)}")
+    unknown = sorted(set(options) - set(METHOD_OPTIONS))
+    if unknown:
+        known = {f.name for f in fields(TrainConfig)}
+        why = "an option of the command line's loop, not of a method" if unknown[0] in known else "unknown"
+        raise UserError(f"{unknown[0]!r} is {why}; a method takes: {', '.join(METHOD_OPTIONS)}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        raise UserError(f"steps must be a positive integer (the iterations the method's schedule spans), got {steps!r}")
+    for net, s in sparsity.items():
+        if not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
+            raise UserError(f"the sparsity of net {net!r} must be in [0, 1), got {s!r}")
+    cfg = TrainConfig(method=name, steps=steps, sparsity_g=float(sparsity.get("G", 0.0)),
+                      sparsity_d=float(sparsity.get("D", 0.0)), **options)
+    method = METHODS.get(name)(cfg)
+    method.use_nets({net: float(s) for net, s in sparsity.items()})
+    return method
+
+
+def _no_probe(net: str) -> Tensor:
+    raise UserError("this method scores weights by the training loss (SNIP, GraSP, the grasp criterion): "
+                    "pass loss_probe=fn(net_name) -> that net's loss on a fresh batch")
+
+
+class SparseTraining:
+    """Masks, their method and the optimizer-state surgery for a set of named nets; see the module
+    documentation. ``method``: a method name with ``sparsity`` / ``steps`` / options, or a built
+    :class:`~sparsegan.methods.Method` (the built-in loop's). ``generators``: the random streams of
+    the masks at set-up and of the topology updates (default: seeded from ``seed``, as the loop)."""
+
+    def __init__(
+        self,
+        nets: Mapping[str, nn.Module],
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        method: str | Method = "stu",
+        *,
+        sparsity: Mapping[str, float] | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        loss_probe: Callable[[str], Tensor] | None = None,
+        generators: tuple[torch.Generator, torch.Generator] | None = None,
+        **options: Any,
+    ):
+        if not nets:
+            raise UserError("SparseTraining needs at least one net")
+        self.nets = dict(nets)
+        missing = [n for n in self.nets if n not in optimizers]
+        if missing:
+            raise UserError(f"no optimizer for net {missing[0]!r}: pass optimizers={{name: optimizer}} for every net")
+        self.optimizers = {n: optimizers[n] for n in self.nets}
+        if isinstance(method, Method):
+            if sparsity is not None or steps is not None or options:
+                raise UserError("a built method carries its own options: pass sparsity / steps / options with a "
+                                "method name instead")
+            self.method = method
+        else:
+            if steps is None:
+                raise UserError("steps= is required: the training iterations the method's schedule spans")
+            targets = dict(sparsity or {})
+            stray = [n for n in targets if n not in self.nets]
+            if stray:
+                raise UserError(f"sparsity names net {stray[0]!r}, which is not among the nets "
+                                f"({', '.join(self.nets)})")
+            self.method = build_method(method, steps=steps, sparsity={n: targets.get(n, 0.0) for n in self.nets},
+                                       **options)
+        if set(self.method.nets) != set(self.nets):
+            raise UserError(f"the method trains nets {', '.join(self.method.nets)}, not {', '.join(self.nets)}")
+        for net in self.method.nets:  # misuse fails here, before any weight is touched
+            params = prunable_parameters(self.nets[net], self.method.cfg.prunable)
+            if self.method.target_sparsity(net) > 0 and not params:
+                raise UserError(f"net {net!r} has no prunable weights (Linear / Conv layers' weights) to make sparse")
+            held = {id(p) for g in self.optimizers[net].param_groups for p in g["params"]}
+            for name, p in params.items():
+                if id(p) not in held:
+                    raise UserError(f"the optimizer of net {net!r} does not hold its weight {name!r}: give each net "
+                                    "the optimizer that steps its parameters")
+        self.masks_rng, self.topology_rng = generators or (seeded_generator(seed, 1), seeded_generator(seed, 3))
+        self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe))
+        self.completed = 0  # iterations done (sparse.step() calls)
+        self._stepped: set[str] = set()
+        self._listeners: list[Callable[[TopologyEvent, int], None]] = []
+        self._hooks = []
+        for opt in {id(o): o for o in self.optimizers.values()}.values():
+            served = tuple(n for n in self.method.nets if self.optimizers[n] is opt)
+            self._hooks.append(opt.register_step_pre_hook(self._before(served)))
+            self._hooks.append(opt.register_step_post_hook(self._after(served)))
+
+    # --- the optimizers' hooks ----------------------------------------------------------------
+    def _before(self, served: tuple[str, ...]):
+        def hook(optimizer, args, kwargs):
+            for net in served:
+                self.method.before_step(net, self.completed + 1)
+        return hook
+
+    def _after(self, served: tuple[str, ...]):
+        def hook(optimizer, args, kwargs):
+            for net in served:
+                self.method.after_step(net, self.completed + 1)
+                self._stepped.add(net)
+        return hook
+
+    # --- per iteration --------------------------------------------------------------------------
+    def step(self) -> list[TopologyEvent]:
+        """One training iteration is done (every optimizer step of it taken): the method's topology
+        update when one is due, the optimizer-state surgery, the sparse EMA's restarts. Returns the
+        topology events (one per net at an update; see TopologyEvent.record)."""
+        step = self.completed + 1
+        for net in self.method.nets:
+            if self.method.wants_dense_grad(net, step) and net not in self._stepped:
+                raise UserError(f"sparse.step() at iteration {step}: net {net!r}'s optimizer has not stepped since the "
+                                "last sparse.step(), and its topology update needs the gradient of this iteration; "
+                                "call sparse.step() once per iteration, after the optimizers' steps")
+        events = self.method.end_of_step(step, self.optimizers, self.topology_rng)
+        for ev in events:
+            for listener in self._listeners:
+                listener(ev, step)
+        self.method.sync_optimizers(self.optimizers)  # deactivated weights: history zeroed, weight 0
+        self.completed = step
+        self._stepped.clear()
+        return events
+
+    def drain_records(self) -> list[dict[str, Any]]:
+        """The method's records since the last call (kind=pf, early_bird_check, adapt, ticket, ...)."""
+        return self.method.drain_records()
+
+    # --- what users read and attach ----------------------------------------------------------
+    @property
+    def masks(self):
+        """net -> MaskSet (its ``masks``: parameter name -> bool tensor; ``density()``, ``itop_rate()``)."""
+        return self.method.masks
+
+    def density(self) -> dict[str, float]:
+        return {net: m.density() for net, m in self.method.masks.items()}
+
+    def on_topology_change(self, listener: Callable[[TopologyEvent, int], None]) -> None:
+        """Call ``listener(event, iteration)`` for every topology event, before the optimizer surgery."""
+        self._listeners.append(listener)
+
+    def ema(self, net: str, beta: float = 0.999, *, start_step: int = 0, ema: SparseEMA | None = None) -> SparseEMA:
+        """The sparse EMA of ``net`` (SEMA, STU-GAN Eq. 5), kept in step with its topology: a weight
+        pruned out is 0 in the EMA at once, a grown one starts at 0 and takes the weight's value at
+        the next update. Call ``ema.update(module, sparse.completed)`` after each ``sparse.step()``."""
+        if net not in self.nets:
+            raise UserError(f"no net {net!r} to average (nets: {', '.join(self.nets)})")
+        ema = ema or SparseEMA(self.nets[net], beta, start_step=start_step, sparse=self.method.enforce_masks)
+
+        def restart(ev: TopologyEvent, step: int) -> None:
+            if ev.net == net and self.method.enforce_masks:
+                ema.on_topology_change(self.method.masks[net], ev.grown_entries, step)
+
+        self.on_topology_change(restart)
+        return ema
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"completed": self.completed, "method": self.method.state_dict(),
+                "rng": {"masks": self.masks_rng.get_state(), "topology": self.topology_rng.get_state()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not {"completed", "method"} <= set(state):
+            raise UserError("not a SparseTraining state (no 'completed' / 'method'): pass sparse.state_dict()'s output")
+        self.method.load_state_dict(state["method"])
+        self.completed = int(state["completed"])
+        if "rng" in state:
+            self.masks_rng.set_state(state["rng"]["masks"])
+            self.topology_rng.set_state(state["rng"]["topology"])
+
+    def close(self) -> None:
+        """Remove the optimizer hooks (the masks stay as they are)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+
+def seeded_generator(seed: int, stream: int) -> torch.Generator:
+    """The random streams of a run: seed * 1000 + stream (1: masks at set-up, 2: the loop's noise,
+    3: topology updates, 4: sample grids, 5: loss probes)."""
+    return torch.Generator().manual_seed(seed * 1_000 + stream)
