@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
+from sparsegan.methods.base import net_names, requested_nets
 from sparsegan.sparsity import SparseEMA, prunable_parameters
 
 # The options of a method (TrainConfig's fields that methods read); the rest of TrainConfig is the
@@ -75,8 +76,20 @@ def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **opti
     for net, s in sparsity.items():
         if not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
             raise UserError(f"the sparsity of net {net!r} must be in [0, 1), got {s!r}")
+    # Which nets explore (stu, adapt) / are pruned (pf): net names here, beyond the CLI's G / D / GD.
+    # Default: the CLI's for a GAN's G and D; every sparse net otherwise.
+    named = {}
+    for key, default in (("explore", "G"), ("prune_nets", "G")):
+        value = options.pop(key, None)
+        if value is None:
+            value = default if "G" in sparsity else ",".join(n for n, s in sparsity.items() if s > 0)
+        stray = [n for n in requested_nets(value) if n and n not in sparsity]
+        if stray:
+            raise UserError(f"{key}={value!r} names net {stray[0]!r}, which is not among {', '.join(sparsity)}")
+        named[key] = ",".join(net_names(value, tuple(sparsity)))
     cfg = TrainConfig(method=name, steps=steps, sparsity_g=float(sparsity.get("G", 0.0)),
                       sparsity_d=float(sparsity.get("D", 0.0)), **options)
+    cfg.explore, cfg.prune_nets = named["explore"], named["prune_nets"]  # net names (validated above)
     method = METHODS.get(name)(cfg)
     method.use_nets({net: float(s) for net, s in sparsity.items()})
     return method

@@ -25,13 +25,17 @@ from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
 NETS = ("G", "D")  # the nets of the built-in GAN loop (an autoencoder's decoder and encoder play them)
 
 
-def net_names(spec, nets) -> tuple[str, ...]:
+def requested_nets(spec) -> list[str]:
     """The nets an option names: "G", "D" or "GD" (the CLI's GAN spellings: each letter a net), a
-    comma-separated string or a sequence of names; only those among ``nets``, in their order."""
+    comma-separated string or a sequence of names."""
     if isinstance(spec, str):
-        names = spec.split(",") if "," in spec else (list(spec) if set(spec) <= {"G", "D"} else [spec])
-    else:
-        names = list(spec)
+        return spec.split(",") if "," in spec else (list(spec) if spec and set(spec) <= {"G", "D"} else [spec])
+    return list(spec)
+
+
+def net_names(spec, nets) -> tuple[str, ...]:
+    """The nets among ``nets`` (in their order) that an option names (:func:`requested_nets`)."""
+    names = requested_nets(spec)
     return tuple(n for n in nets if n in names)
 
 

@@ -1,0 +1,207 @@
+"""The public API (sparsegan.SparseTraining) in users' own loops: the two shipped examples, the
+optimizer-state surgery of SGD momentum and AdamW, exact resume, and misuse refused in one line."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparsegan import SparseTraining
+from sparsegan.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _inactive_zero(sparse, nets):
+    for net, masks in sparse.masks.items():
+        for name, m in masks.masks.items():
+            assert not masks.params[name][~m].any(), f"{net}.{name} has nonzero inactive weights"
+
+
+def test_dcgan_example_is_stu_gan_in_a_plain_loop(tmp_path):
+    ex = _example("dcgan_stu")
+    out = ex.main(["--synthetic", "--steps", "12", "--update-interval", "4", "--width", "8",
+                   "--out", str(tmp_path / "g.png")])
+    sparse = out["sparse"]
+    assert out["steps"] == 12 and sparse.completed == 12
+    dens = sparse.density()
+    assert abs(dens["G"] - 0.1) < 1e-4 and abs(dens["D"] - 0.5) < 1e-4
+    _inactive_zero(sparse, {"G": out["G"], "D": out["D"]})
+    # G explored (updates at 4 and 8): its ITOP rate grew past its density; D's masks never changed
+    assert sparse.masks["G"].itop_rate() > dens["G"] and sparse.masks["D"].itop_rate() == dens["D"]
+    ema = out["ema"].model  # the sparse EMA: zero wherever G is inactive
+    for name, m in sparse.masks["G"].masks.items():
+        assert not dict(ema.named_parameters())[name][~m].any()
+    assert (tmp_path / "g.png").is_file()
+    # "at most ~10 added lines": the lines that make it sparse are marked
+    marked = [line for line in (ROOT / "examples" / "dcgan_stu.py").read_text().splitlines() if "# sparsegan" in line]
+    assert 0 < len(marked) <= 10
+
+
+def test_classifier_example_rigl_with_sgd_momentum():
+    ex = _example("classifier_rigl")
+    out = ex.main(["--synthetic", "--steps", "20", "--update-interval", "5"])
+    sparse, opt = out["sparse"], out["opt"]
+    assert out["regrown"] > 0 and abs(sparse.density()["net"] - 0.1) < 1e-4
+    _inactive_zero(sparse, {"net": out["net"]})
+    masks = sparse.masks["net"]
+    for name, m in masks.masks.items():  # momentum of inactive weights: 0 (removed ones cleared)
+        assert not opt.state[masks.params[name]]["momentum_buffer"][~m].any()
+
+
+def _linear_setup(opt_kind: str, sparsity=0.5, seed=0, **options):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = {"sgd": lambda: torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+           "adamw": lambda: torch.optim.AdamW(net.parameters(), lr=0.01, weight_decay=0.1),
+           "adam": lambda: torch.optim.Adam(net.parameters(), lr=0.01)}[opt_kind]()
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": sparsity}, steps=40, seed=seed,
+                            **{"update_interval": 5, "distribution": "uniform", **options})
+    return net, opt, sparse
+
+
+def _train(net, opt, sparse, n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        x, y = torch.randn(16, 8, generator=g), torch.randint(4, (16,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        sparse.step()
+
+
+def test_sgd_momentum_regrown_weight_takes_a_fresh_first_step():
+    net, opt, sparse = _linear_setup("sgd")
+    _train(net, opt, sparse, 4)
+    masks = sparse.masks["net"]
+    before = {n: m.clone() for n, m in masks.masks.items()}
+    g = torch.Generator().manual_seed(99)
+    x, y = torch.randn(16, 8, generator=g), torch.randint(4, (16,), generator=g)
+    opt.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+    events = sparse.step()  # iteration 5: prune and regrow
+    assert sum(ev.grown for ev in events) > 0
+    grown = {n: masks.masks[n] & ~before[n] for n in before}
+    for n, new in grown.items():
+        p = masks.params[n]
+        assert not p[new].any() and not opt.state[p]["momentum_buffer"][new].any()  # grown at 0, history 0
+        removed = before[n] & ~masks.masks[n]
+        assert not p[removed].any() and not opt.state[p]["momentum_buffer"][removed].any()
+    # The next step moves a regrown weight by exactly -lr * g, a fresh SGD weight's first step.
+    x, y = torch.randn(16, 8, generator=g), torch.randint(4, (16,), generator=g)
+    opt.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    grads = {n: masks.params[n].grad.clone() for n in grown}
+    opt.step()
+    for n, new in grown.items():
+        assert torch.allclose(masks.params[n][new], -0.1 * grads[n][new], atol=1e-7)
+
+
+def test_adamw_weight_decay_keeps_inactive_weights_exactly_zero():
+    net, opt, sparse = _linear_setup("adamw")
+    _train(net, opt, sparse, 17)
+    _inactive_zero(sparse, {"net": net})
+    assert sparse.completed == 17
+
+
+def test_exact_resume_from_state_dicts():
+    net_a, opt_a, sparse_a = _linear_setup("adam", grow="random")
+    _train(net_a, opt_a, sparse_a, 6, seed=1)
+    _train(net_a, opt_a, sparse_a, 6, seed=2)
+    net_b, opt_b, sparse_b = _linear_setup("adam", grow="random")
+    _train(net_b, opt_b, sparse_b, 6, seed=1)
+    ckpt = {"net": net_b.state_dict(), "opt": opt_b.state_dict(), "sparse": sparse_b.state_dict()}
+    net_c, opt_c, sparse_c = _linear_setup("adam", grow="random", seed=5)  # other init and masks, restored below
+    net_c.load_state_dict(ckpt["net"])
+    opt_c.load_state_dict(ckpt["opt"])
+    sparse_c.load_state_dict(ckpt["sparse"])
+    assert sparse_c.completed == 6
+    _train(net_c, opt_c, sparse_c, 6, seed=2)  # through updates at 10 with random growth (topology rng)
+    for (n, a), (_, c) in zip(net_a.state_dict().items(), net_c.state_dict().items()):
+        assert torch.equal(a, c), n
+    for n in sparse_a.masks["net"].masks:
+        assert torch.equal(sparse_a.masks["net"].masks[n], sparse_c.masks["net"].masks[n])
+
+
+def test_one_optimizer_for_two_nets():
+    torch.manual_seed(0)
+    enc, dec = nn.Linear(8, 4), nn.Linear(4, 8)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=0.01)
+    sparse = SparseTraining({"enc": enc, "dec": dec}, {"enc": opt, "dec": opt}, "stu",
+                            sparsity={"enc": 0.5, "dec": 0.75}, steps=20, update_interval=3)
+    for _ in range(7):
+        x = torch.randn(16, 8)
+        opt.zero_grad()
+        F.mse_loss(dec(enc(x)), x).backward()
+        opt.step()
+        sparse.step()
+    assert sparse.density() == {"enc": 0.5, "dec": 0.25}
+    assert sparse.masks["dec"].itop_rate() > 0.25  # both explored (every sparse net, by default)
+    _inactive_zero(sparse, {"enc": enc, "dec": dec})
+
+
+def test_snip_scores_with_the_users_loss_probe():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(32, 8), torch.randint(4, (32,))
+    with pytest.raises(UserError, match="loss_probe"):
+        SparseTraining({"net": net}, {"net": opt}, "snip", sparsity={"net": 0.8}, steps=10)
+    sparse = SparseTraining({"net": net}, {"net": opt}, "snip", sparsity={"net": 0.8}, steps=10,
+                            loss_probe=lambda name: F.cross_entropy(net(x), y))
+    assert abs(sparse.density()["net"] - 0.2) < 1e-2
+    _inactive_zero(sparse, {"net": net})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(optimizers={}), "no optimizer for net 'net'"),
+    (dict(method="imp"), "IMP trains whole runs in rounds"),
+    (dict(method="rigl"), "unknown sparse method 'rigl'"),
+    (dict(lr_g=0.1), "'lr_g' is an option of the command line's loop"),
+    (dict(update_intervall=5), "'update_intervall' is unknown"),
+    (dict(sparsity={"net": 1.0}), "sparsity of net 'net' must be in [0, 1)"),
+    (dict(sparsity={"other": 0.5}), "sparsity names net 'other'"),
+    (dict(steps=None), "steps= is required"),
+    (dict(explore="G"), "explore='G' names net 'G'"),
+    (dict(method="adapt", sparsity={"net": 0.5}), "name the nets G and D"),
+])
+def test_misuse_is_refused_in_one_line(kwargs, message):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    before = [p.clone() for p in net.parameters()]
+    args = dict(nets={"net": net}, optimizers={"net": torch.optim.SGD(net.parameters(), lr=0.1)}, method="stu",
+                sparsity={"net": 0.5}, steps=10)
+    args.update(kwargs)
+    with pytest.raises(UserError) as e:
+        SparseTraining(args.pop("nets"), args.pop("optimizers"), args.pop("method"), **args)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters()))  # nothing touched
+
+
+def test_misuse_of_nets_and_optimizers():
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    other = nn.Linear(3, 3)
+    with pytest.raises(UserError, match="does not hold its weight '0.weight'"):
+        SparseTraining({"net": net}, {"net": torch.optim.SGD(other.parameters(), lr=0.1)}, "stu",
+                       sparsity={"net": 0.5}, steps=10)
+    with pytest.raises(UserError, match="net 'bn' has no prunable weights"):
+        bn = nn.BatchNorm1d(4)
+        SparseTraining({"bn": bn}, {"bn": torch.optim.SGD(bn.parameters(), lr=0.1)}, "static",
+                       sparsity={"bn": 0.5}, steps=10)
+    net2, opt, sparse = _linear_setup("sgd")
+    _train(net2, opt, sparse, 4)
+    with pytest.raises(UserError, match="has not stepped since the last sparse.step()"):
+        sparse.step()  # iteration 5 is an update, and no gradient of it was seen
+    with pytest.raises(UserError, match="not a SparseTraining state"):
+        sparse.load_state_dict({"masks": {}})
