@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sparsegan.metrics import FeatureStats, InceptionFeatures, extract_from_images, fid

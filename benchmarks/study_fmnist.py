@@ -225,7 +225,7 @@ def render_grid(study: Path, runs: str = "runs") -> str:
             cells4.append(f"{_fmt(c.mean)} [{_fmt(lo)}, {_fmt(hi)}] margin {_fmt(margin)} n={c.n}")
         v = ("reproduced" if all(o is True for o in ok) else
              "not reproduced" if all(o is False for o in ok) else "inconclusive")
-        out += [f"| STU-GAN − dense | " + " | ".join(cells4) + f" | {v} |", "",
+        out += ["| STU-GAN − dense | " + " | ".join(cells4) + f" | {v} |", "",
                 f"'Matches' means the upper 95 % bound of STU-GAN − dense is at most {MATCH_MARGIN:.0%} of the "
                 f"dense mean; 'not reproduced' that the lower bound is above it. Verdict: **{v}**.", ""]
     else:

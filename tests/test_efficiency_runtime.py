@@ -4,13 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from sparsegan.efficiency import runtime
+from sparsegan.efficiency import runtime, simd_kernel
 from sparsegan.efficiency.export import Export, export_generator, from_csr, to_csr
 from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, SparseLinear, choices, sparsify
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
-
-from sparsegan.efficiency import simd_kernel
 
 KERNELS = ("torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense", "module", "auto")
 needs_simd = pytest.mark.skipif(not simd_kernel.available(),

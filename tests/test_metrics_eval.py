@@ -10,8 +10,7 @@ from conftest import needs_fashion
 from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.metrics import DomainFeatures, FeatureStats, extract_from_images, fid
-from sparsegan.metrics import reference as ref_mod
-from sparsegan.metrics.domain import DomainClassifier, to_classifier_input
+from sparsegan.metrics.domain import to_classifier_input
 from sparsegan.metrics.generator import generator_sampler, load_run_generator
 from sparsegan.metrics.reference import reference_images, reference_stats
 from sparsegan.models import ModelSpec, build_models

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from run_checks import assert_inactive_zero
 from sparsegan.cli import main
 from sparsegan.training import read_records
-from run_checks import assert_inactive_zero
 from test_data_cifar_folder import write_cifar
 
 

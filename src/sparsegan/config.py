@@ -17,7 +17,6 @@ import yaml
 
 from sparsegan.errors import UserError
 
-
 # Every training method, for the ``methods`` metadata below (the registry itself is imported lazily).
 ALL_METHODS = ("dense", "static", "stu", "adapt", "pf", "gmp", "imp", "early_bird", "snip", "grasp")
 # Methods on the Delta T schedule (gmp and early_bird have schedules of their own).

@@ -31,13 +31,13 @@ def _run_step(run: Path) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from sparsegan.errors import UserError
     from sparsegan.metrics.evaluate import Evaluator
     from sparsegan.metrics.generator import WEIGHTS, generator_sampler, load_run_generator, native_resolution
     from sparsegan.metrics.tracking import flat_values
     from sparsegan.protocols import Protocol, eval_file, file_sha256
-
-    import torch
 
     try:
         torch.empty(0, device=torch.device(args.device))

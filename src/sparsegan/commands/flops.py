@@ -37,7 +37,14 @@ def _train_lines(train, human) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from sparsegan.efficiency.accounting import layer_counts, net_totals
     from sparsegan.efficiency.training_flops import (
-        CONVENTION, FlopModel, Phase, flops_summary, human, planned_densities, rows_as_dicts, training_flops,
+        CONVENTION,
+        FlopModel,
+        Phase,
+        flops_summary,
+        human,
+        planned_densities,
+        rows_as_dicts,
+        training_flops,
     )
     from sparsegan.models import ModelSpec, build_models
     from sparsegan.sparsity import UpdateSchedule

@@ -8,8 +8,16 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Callable
 
-from sparsegan.config import (TrainConfig, build_config, choice_values, describe_inapplicable, field_type,
-                              flag_of, inapplicable, load_yaml)
+from sparsegan.config import (
+    TrainConfig,
+    build_config,
+    choice_values,
+    describe_inapplicable,
+    field_type,
+    flag_of,
+    inapplicable,
+    load_yaml,
+)
 from sparsegan.errors import UserError
 
 

@@ -10,8 +10,8 @@ from torch import Tensor
 
 from sparsegan.data.cifar import load_cifar10
 from sparsegan.data.folder import FolderData, load_image_folder
-from sparsegan.data.image_data import ImageData
 from sparsegan.data.idx import IdxSource, load_idx_split
+from sparsegan.data.image_data import ImageData
 from sparsegan.registry import Registry
 
 SPLITS = ("train", "test")

@@ -23,9 +23,9 @@ import torch
 from safetensors import safe_open
 from torch import Tensor, nn
 
+from sparsegan.efficiency.runs import RunFiles, masked, rebuild
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
-from sparsegan.efficiency.runs import RunFiles, masked, rebuild
 from sparsegan.models import ModelSpec, build_models
 
 FORMATS = ("csr", "safetensors")

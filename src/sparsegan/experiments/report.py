@@ -15,11 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsegan.errors import UserError
-from sparsegan.protocols import split_label
 from sparsegan.experiments import plots
-from sparsegan.experiments.results import (RunResult, choose_metric, higher_is_better, labels_of, load_runs,
-                                           metric_of, varying_keys)
+from sparsegan.experiments.results import (
+    RunResult,
+    choose_metric,
+    higher_is_better,
+    labels_of,
+    load_runs,
+    metric_of,
+    varying_keys,
+)
 from sparsegan.experiments.table import Table, details_table, group, metric_table
+from sparsegan.protocols import split_label
 
 FIGURES = "figures"
 

@@ -21,7 +21,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sparsegan.protocols import VALUE_TO_METRIC, Protocol, file_sha256, read_eval_file, split_label, staleness, value_names
+from sparsegan.protocols import (
+    VALUE_TO_METRIC,
+    Protocol,
+    file_sha256,
+    read_eval_file,
+    split_label,
+    staleness,
+    value_names,
+)
 
 # Lower is better unless listed here.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "pr_precision", "pr_recall", "inception_score"}

@@ -24,7 +24,6 @@ from sparsegan.methods.base import METHODS, Method, net_names
 from sparsegan.methods.transfer import WEIGHT_FILES, read_final
 from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
 
-
 RANKINGS = ("uniform", "distribution", "global")
 
 

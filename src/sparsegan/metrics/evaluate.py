@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-import torch
-
 from sparsegan.errors import UserError
 from sparsegan.metrics.features import Extractor, FeatureStats, ImageSampler, extract, image_batches
 from sparsegan.metrics.fid import fid

@@ -23,12 +23,12 @@ from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS, Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
 from sparsegan.sparsity import SparseEMA
-from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
 from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
+from sparsegan.training.lifecycle import StopRequest, resume_plan
+from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
 from sparsegan.training.run_dir import RunDir
 from sparsegan.training.runtime import forward_view, to_memory_format
-from sparsegan.training.lifecycle import StopRequest, resume_plan
 from sparsegan.training.state import checkpoint_path, latest_valid_checkpoint, load_checkpoint, save_checkpoint
 
 # Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
