@@ -80,7 +80,7 @@ def test_weight_dropped_and_regrown_in_one_update_keeps_value_and_state():
     assert {k: st[k][0, 0].item() for k in before} == before
     assert (changes[0].pruned, changes[0].grown) == (1, 1)
     assert grown["weight"].nonzero().tolist() == [[0, 2]]
-    assert ms.pop_removed()["weight"].nonzero().tolist() == [[1, 2]]
+    assert ms.take_deactivated()["weight"].nonzero().tolist() == [[1, 2]]
 
 
 def test_regrown_weights_first_adam_step_is_lr():

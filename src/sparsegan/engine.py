@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
-from sparsegan.sparsity import SparseEMA, prunable_parameters
+from sparsegan.sparsity import SparseEMA, prunable_parameters, reset_optimizer_state
 
 # The options of a method (TrainConfig's fields that methods read); the rest of TrainConfig is the
 # built-in loop's (data, model, optimisation, run folder). Run-folder options (--from, --masks-from,
@@ -163,19 +163,52 @@ class SparseTraining:
             self._hooks.append(opt.register_step_pre_hook(self._before(served)))
             self._hooks.append(opt.register_step_post_hook(self._after(served)))
 
-    # --- the optimizers' hooks ----------------------------------------------------------------
+    # --- the one place that keeps inactive weights at exactly 0 ---------------------------------
+    # Mask edits zero the weights they deactivate (MaskSet.apply_ after every change, in set-up and
+    # in the updaters); everything else happens here: gradients of inactive weights are masked
+    # before each optimizer step, inactive weights re-zeroed after it where the optimizer could
+    # have moved them, and after a topology change the optimizer history of every deactivated
+    # weight is zeroed (a regrown weight's history is started by the updater that grew it,
+    # sparsity.optim.start_regrown_state).
+    @property
+    def _inactive_moments_zero(self) -> bool:
+        """Whether the optimizer history of every inactive weight is 0. Then, with masked gradients,
+        Adam, AdamW and SGD leave inactive weights exactly 0 (Adam's update there is 0 / (0 + eps))
+        and no re-zeroing is needed after the step. Not so in the reference code's mode
+        (reset_regrown_state=False: stale moments are kept) or without gradient masking."""
+        cfg = self.method.cfg
+        return cfg.mask_gradients and cfg.reset_regrown_state
+
     def _before(self, served: tuple[str, ...]):
         def hook(optimizer, args, kwargs):
             for net in served:
-                self.method.before_step(net, self.completed + 1)
+                self.method.capture_gradients(net, self.completed + 1)  # before masking: the dense one
+                if self.method.enforce_masks and self.method.cfg.mask_gradients:
+                    self.method.masks[net].mask_grads_()
         return hook
 
     def _after(self, served: tuple[str, ...]):
         def hook(optimizer, args, kwargs):
             for net in served:
-                self.method.after_step(net, self.completed + 1)
+                if self.method.enforce_masks and not self._inactive_moments_zero:
+                    self.method.masks[net].apply_()  # the reference code's apply_mask after every step
                 self._stepped.add(net)
         return hook
+
+    def _sync_optimizers(self) -> None:
+        """Zero the optimizer history of every weight deactivated since the last call, and the weights,
+        so that they stay 0. In the reference code's mode (reset_regrown_state=False) the history is
+        kept, as there: a weight regrown later resumes its stale history."""
+        if not self.method.enforce_masks:
+            return
+        for net, masks in self.method.masks.items():
+            removed = masks.take_deactivated()
+            if self.method.cfg.reset_regrown_state:
+                for name, gone in removed.items():
+                    if gone.any():
+                        reset_optimizer_state(self.optimizers[net], masks.params[name], gone)
+            if removed:
+                masks.apply_()
 
     # --- per iteration --------------------------------------------------------------------------
     def step(self) -> list[TopologyEvent]:
@@ -192,7 +225,7 @@ class SparseTraining:
         for ev in events:
             for listener in self._listeners:
                 listener(ev, step)
-        self.method.sync_optimizers(self.optimizers)  # deactivated weights: history zeroed, weight 0
+        self._sync_optimizers()  # deactivated weights: history zeroed, weight 0
         self.completed = step
         self._stepped.clear()
         return events

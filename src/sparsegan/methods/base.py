@@ -1,11 +1,12 @@
 """A method is a small object the training loop calls at a few points.
 
-The loop owns the nets, optimizers and data; a method owns the masks and decides when and how
-they change. Hooks, in the order the loop calls them for each net's optimizer step:
+The engine (:class:`sparsegan.engine.SparseTraining`) owns the nets, their optimizers and the
+invariant that inactive weights stay exactly 0; a method owns the masks and decides when and how
+they change. The engine calls, in this order:
 
-    before_step(net, step)    gradients are ready: capture dense ones if needed, mask them
-    after_step(net, step)     the optimizer moved the weights: re-zero inactive ones
-    end_of_step(step, ...)    G step ``step`` is complete: topology updates, their records
+    setup(ctx)                        draw the initial masks (and zero the inactive weights)
+    capture_gradients(net, step)      before each optimizer step: keep a dense gradient if needed
+    end_of_step(step, ...)            iteration ``step`` is complete: topology updates, their events
 
 ``step`` is the number of completed G updates once the current one is done (1-based).
 """
@@ -137,54 +138,20 @@ class Method:
     def wants_dense_grad(self, net: str, step: int) -> bool:
         return False
 
-    def before_step(self, net: str, step: int) -> None:
-        masks = self.masks[net]
-        if self.wants_dense_grad(net, step):
-            # D takes n_dis steps per G step: the last one's gradient is kept, in one buffer.
-            kept = self._dense_grads.setdefault(net, {})
-            for n, p in masks.params.items():
-                if p.grad is None:
-                    kept.pop(n, None)
-                elif n in kept and kept[n].shape == p.grad.shape:
-                    kept[n].copy_(p.grad)
-                else:
-                    kept[n] = p.grad.detach().clone()
-        if self.enforce_masks and self.cfg.mask_gradients:
-            masks.mask_grads_()
-
-    @property
-    def inactive_moments_zero(self) -> bool:
-        """Whether the optimizer history of every inactive weight is 0. Then, with masked
-        gradients, Adam leaves inactive weights exactly 0 (its update there is 0 / (0 + eps)) and
-        no re-zeroing is needed after the step. Not so in the reference code's mode
-        (``--no-reset-regrown-state``: stale moments are kept) or without gradient masking."""
-        return self.cfg.mask_gradients and self.cfg.reset_regrown_state
-
-    def after_step(self, net: str, step: int) -> None:
-        if self.enforce_masks and not self.inactive_moments_zero:
-            self.masks[net].apply_()  # the reference code's apply_mask after every step
-
-    def sync_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        """Zero the optimizer moments of every weight deactivated since the last call, and the
-        weights themselves, so that they stay 0 (called by the loop after topology changes).
-        In the reference code's mode (``--no-reset-regrown-state``) the moments are kept, as
-        there: a weight regrown later resumes its stale history."""
-        if not self.enforce_masks:
+    def capture_gradients(self, net: str, step: int) -> None:
+        """Keep the dense gradient of ``net`` when this step's topology update will need it (called
+        by the engine before each optimizer step, before it masks the gradients)."""
+        if not self.wants_dense_grad(net, step):
             return
-        if not self.cfg.reset_regrown_state:
-            for masks in self.masks.values():
-                if masks.pop_removed():
-                    masks.apply_()
-            return
-        from sparsegan.sparsity import reset_optimizer_state
-
-        for net, masks in self.masks.items():
-            removed = masks.pop_removed()
-            for name, gone in removed.items():
-                if gone.any():
-                    reset_optimizer_state(optimizers[net], masks.params[name], gone)
-            if removed:
-                masks.apply_()
+        # D takes n_dis steps per G step: the last one's gradient is kept, in one buffer.
+        kept = self._dense_grads.setdefault(net, {})
+        for n, p in self.masks[net].params.items():
+            if p.grad is None:
+                kept.pop(n, None)
+            elif n in kept and kept[n].shape == p.grad.shape:
+                kept[n].copy_(p.grad)
+            else:
+                kept[n] = p.grad.detach().clone()
 
     # --- per completed G step ----------------------------------------------------------
     def end_of_step(

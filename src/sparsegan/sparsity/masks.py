@@ -74,7 +74,7 @@ class MaskSet:
         self.masks: dict[str, Tensor] = {}
         self._factors: dict[str, Tensor] = {}
         self.ever_active: dict[str, Tensor] = {}
-        self._removed: dict[str, Tensor] = {}  # deactivated since the last pop_removed()
+        self.deactivated: dict[str, Tensor] = {}  # entries deactivated since the last take_deactivated()
         for name, mask in masks.items():
             self.set_mask(name, mask)
 
@@ -118,15 +118,16 @@ class MaskSet:
         old = self.masks.get(name)
         if old is not None:
             gone = old & ~mask
-            self._removed[name] = gone if name not in self._removed else self._removed[name] | gone
+            self.deactivated[name] = gone if name not in self.deactivated else self.deactivated[name] | gone
         self.masks[name] = mask
         self._factors[name] = mask.to(p.dtype)
         prev = self.ever_active.get(name)
         self.ever_active[name] = mask.clone() if prev is None else prev | mask
 
-    def pop_removed(self) -> dict[str, Tensor]:
-        """Entries deactivated since the last call (for resetting their optimizer state)."""
-        out, self._removed = self._removed, {}
+    def take_deactivated(self) -> dict[str, Tensor]:
+        """The entries deactivated since the last call, and forget them: the engine zeroes their
+        optimizer history after each topology change (sparsegan.engine)."""
+        out, self.deactivated = self.deactivated, {}
         return out
 
     # --- the two things done every step -------------------------------------------------

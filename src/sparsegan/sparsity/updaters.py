@@ -64,7 +64,7 @@ def prune_and_regrow(
     (:func:`~sparsegan.sparsity.optim.start_regrown_state`, from ``dense_grads``); without it
     they keep whatever history the optimizer has there (the reference code's behaviour).
     Removed weights are zeroed here; their optimizer history is the caller's to clear (the
-    MaskSet remembers them until :meth:`MaskSet.pop_removed`).
+    MaskSet remembers them until :meth:`MaskSet.take_deactivated`).
 
     Returns the per-layer changes (real removals and new connections) and the really new entries
     (for SEMA). ``prune_inputs`` replaces the gradient seen by the prune criterion (GraSP's
