@@ -12,9 +12,8 @@ from safetensors.torch import load_file
 
 from idx_files import write_fake_mnist
 from sparsegan.cli import main
-from sparsegan.methods.prune_at_init import hessian_gradient
 from sparsegan.models import ModelSpec, build_models
-from sparsegan.sparsity import MaskSet, criterion_state, prunable_parameters, prune_and_regrow
+from sparsegan.sparsity import MaskSet, criterion_state, hessian_gradient, prunable_parameters, prune_and_regrow
 from sparsegan.sparsity.criteria import momentum
 from sparsegan.training import read_records
 

@@ -88,6 +88,11 @@ def test_committed_tables_match_the_committed_runs():
         assert results.read_text() == script.render(STUDY, runs), \
             f"{results.name} is not what `python benchmarks/study_fmnist.py benchmarks/study-fmnist --runs {runs}` gives"
         checked += 1
+    # and no results file without the runs it was generated from (a runs folder left out of the
+    # repository would leave its tables unchecked)
+    for results in STUDY.glob("results*.md"):
+        runs = "runs" + results.stem.removeprefix("results")
+        assert (STUDY / runs / "COMMIT").is_file(), f"{results.name} has no committed {runs}/ to be re-derived from"
     if not checked:
         pytest.skip("no study runs committed yet")
 

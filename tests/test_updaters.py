@@ -146,3 +146,14 @@ def test_magnitude_prune_to_layerwise_and_global():
     magnitude_prune_to(ms2, 4)
     assert ms2.active() == 4
     assert ms2.masks["b"].tolist() == [[False, True], [True, False]]
+
+
+def test_every_criterion_declares_what_it_needs():
+    from sparsegan.sparsity import GROW_CRITERIA, PRUNE_CRITERIA
+    from sparsegan.sparsity.criteria import NEEDS, criterion_needs
+
+    for kind, reg in (("prune", PRUNE_CRITERIA), ("grow", GROW_CRITERIA)):
+        for name in reg.names():
+            assert hasattr(reg.get(name), "needs") and criterion_needs(kind, name) in NEEDS, (kind, name)
+    assert criterion_needs("grow", "gradient") == "gradient" and criterion_needs("grow", "random") is None
+    assert criterion_needs("prune", "magnitude") is None and criterion_needs("prune", "grasp") == "hessian-gradient"

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from sparsegan.models import ModelSpec, build_models
     from sparsegan.sparsity import UpdateSchedule
+    from sparsegan.sparsity.criteria import criterion_needs
 
     if args.run is not None:
         from sparsegan.efficiency.runs import RunFiles
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         rows = layer_counts(nets, densities=dens, scope=args.prunable)
         fm = FlopModel(nets, scope=args.prunable, distribution=args.distribution, masks=None)
         updates = {}
-        if args.method == "stu" and args.grow in ("gradient", "momentum"):
+        if args.method == "stu" and criterion_needs("grow", args.grow) is not None:
             n = len(UpdateSchedule(interval=args.update_interval, total_steps=args.steps).update_steps())
             updates = {net: n for net in nets if net in args.explore and s[net] > 0}
         phase = Phase(args.method, args.steps, dens, updates)

@@ -22,7 +22,7 @@ updates in them. They are read from the run folder, never from the method's code
   count), so the loop's steps split into segments of constant density (static / STU-GAN: one
   segment; early-bird: dense until the ticket, then sparse; GMP, ADAPT: one segment per change).
   A record that pruned or grew weights counts as one dense-gradient update of its net when the
-  run's criteria need the dense gradient (grow gradient / momentum, prune snip / taylor).
+  run's criteria need a gradient, as each criterion declares (sparsity.criteria.criterion_needs).
 * outside the loop: summary.json "phases" (``Method.phases()``), e.g. the dense run that
   prune + fine-tune starts from, with its own ``batch_size`` / ``n_dis`` when given:
   ``[{"phase": "dense-pretrain", "steps": 2000, "density": {"G": 1.0, "D": 1.0}}]``. Entries
@@ -44,12 +44,10 @@ from torch import Tensor, nn
 
 from sparsegan.efficiency.accounting import LayerCount, layer_counts, net_totals
 from sparsegan.models import MODEL_KIND
-from sparsegan.sparsity import DISTRIBUTIONS, allocate_active_counts, prunable_parameters
+from sparsegan.sparsity import DISTRIBUTIONS, GROW_CRITERIA, PRUNE_CRITERIA, allocate_active_counts, prunable_parameters
+from sparsegan.sparsity.criteria import criterion_needs
 
 NETS = ("G", "D")
-# Criteria that need the dense gradient of every weight at an update (sparsity.criteria).
-DENSE_GRAD_GROW = ("gradient", "momentum")
-DENSE_GRAD_PRUNE = ("snip", "taylor")
 CONVENTION = ("FLOPs: multiply-add = 2; per sample forward; training: backward = 2 x forward "
               "(D frozen in the G step: 1 x), dense weight gradient at gradient-based topology updates")
 
@@ -161,15 +159,23 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
             "steps": sum(p.steps for p in phases), "dense_steps": dense_steps, "phases": out_phases}
 
 
+def _grad_based(kind: str, name: Any) -> bool:
+    """Whether a criterion reads a gradient at the update (as each declares, sparsity.criteria); a
+    GraSP update counts as one dense-gradient update, a lower bound (its Hessian-vector products on
+    loss probes cost more, uncounted)."""
+    return isinstance(name, str) and name in (PRUNE_CRITERIA if kind == "prune" else GROW_CRITERIA) \
+        and criterion_needs(kind, name) is not None
+
+
 def _needs_dense_grad(config: Mapping[str, Any]) -> bool:
-    return config.get("grow") in DENSE_GRAD_GROW or config.get("prune_criterion") in DENSE_GRAD_PRUNE
+    return _grad_based("grow", config.get("grow")) or _grad_based("prune", config.get("prune_criterion"))
 
 
 def _updates_in(records: list[dict], lo: int, hi: int, config: Mapping[str, Any]) -> dict[str, int]:
     """Topology records in (lo, hi] that needed a dense gradient: a regrowth by a gradient-based
     criterion, or a pruning by one (a magnitude pruning, e.g. drawing a ticket, needs none)."""
-    grow_grad = config.get("grow") in DENSE_GRAD_GROW
-    prune_grad = config.get("prune_criterion") in DENSE_GRAD_PRUNE
+    grow_grad = _grad_based("grow", config.get("grow"))
+    prune_grad = _grad_based("prune", config.get("prune_criterion"))
     counts = {net: 0 for net in NETS}
     for r in records:
         if lo < int(r["step"]) <= hi and ((grow_grad and r.get("grown", 0)) or (prune_grad and r.get("pruned", 0))):

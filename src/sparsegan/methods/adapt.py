@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS
-from sparsegan.methods.pf import prune_once
 from sparsegan.methods.stu import STUGAN
-from sparsegan.sparsity import grow_to, prune_and_regrow, target_counts
+from sparsegan.sparsity import grow_to, prune_and_regrow, prune_once, target_counts
 
 
 @METHODS.register("adapt")

@@ -40,8 +40,7 @@ import torch
 
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, Method
-from sparsegan.methods.pf import prune_once
-from sparsegan.sparsity import MaskSet, mask_distance
+from sparsegan.sparsity import MaskSet, mask_distance, prune_once
 
 
 @METHODS.register("early_bird")
@@ -127,7 +126,7 @@ class EarlyBird(Method):
             m = self.masks[net]
             for n in m.params:
                 m.set_mask(n, newest[f"{net}.{n}"])
-            m.ever_active = {n: t.clone() for n, t in m.masks.items()}
+            m.restart_history()
             m.apply_()
         self.enforce_masks = True
         self.drawn_at = step

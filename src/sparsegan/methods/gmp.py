@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, Method, TopologyEvent
-from sparsegan.methods.pf import prune_once
-from sparsegan.sparsity import MaskSet, cubic_sparsity
+from sparsegan.sparsity import MaskSet, cubic_sparsity, prune_once
 
 
 @METHODS.register("gmp")

@@ -22,27 +22,7 @@ from pathlib import Path
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, Method, net_names
 from sparsegan.methods.transfer import WEIGHT_FILES, read_final
-from sparsegan.sparsity import MaskSet, magnitude_prune_to, target_counts
-
-RANKINGS = ("uniform", "distribution", "global")
-
-
-def prune_once(masks: MaskSet, sparsity: float, ranking: str, distribution: str, power_scale: float) -> None:
-    """One-shot magnitude pruning of (dense or sparse) masks to ``sparsity``, among active weights.
-
-    ``uniform``: layer l keeps round((1 - s) * numel_l) weights (largest-remainder rounding, so the
-    net total is exact); ``distribution``: the counts of ``distribution`` at ``s``; ``global``: the
-    round((1 - s) * numel) largest magnitudes of the whole net. A layer already below its count
-    (sparse masks) keeps what it has."""
-    if ranking == "global":
-        magnitude_prune_to(masks, round((1.0 - sparsity) * masks.numel()))
-        return
-    if ranking not in RANKINGS:
-        raise ValueError(f"unknown ranking {ranking!r}; valid: {', '.join(RANKINGS)}")
-    by = "uniform" if ranking == "uniform" else distribution
-    counts = target_counts(masks.params, sparsity, by, power_scale=power_scale)
-    active = masks.layer_active()
-    magnitude_prune_to(masks, {n: min(c, active[n]) for n, c in counts.items()})
+from sparsegan.sparsity import MaskSet, prune_once
 
 
 @METHODS.register("pf")

@@ -17,7 +17,7 @@ update step rather than recomputed.
 from __future__ import annotations
 
 from sparsegan.methods.base import METHODS, Method, TopologyEvent, net_names
-from sparsegan.sparsity import prune_and_regrow
+from sparsegan.sparsity import hessian_gradient, prune_and_regrow
 
 
 @METHODS.register("stu")
@@ -46,8 +46,6 @@ class STUGAN(Method):
                 continue
             prune_inputs = None
             if self.cfg.prune_criterion == "grasp":
-                from sparsegan.methods.prune_at_init import hessian_gradient
-
                 prune_inputs = hessian_gradient(masks.params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
                 self.ctx.nets[net].zero_grad(set_to_none=True)
             changes, grown = prune_and_regrow(

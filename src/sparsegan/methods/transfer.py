@@ -69,8 +69,8 @@ def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
                 raise UserError(f"--masks-from {source}: {net}'s weights do not fit this model "
                                 f"(missing {_describe(set(missing))}; unexpected {_describe(set(unexpected))})")
         for n, m in theirs.items():
-            ours.ever_active.pop(n, None)
             ours.set_mask(n, m.bool())
+            ours.restart_history([n])
         taken.append(net)
     method.emit({"kind": "ticket", "source": str(source), "nets": taken,
                  "with_weights": cfg.masks_with_weights,

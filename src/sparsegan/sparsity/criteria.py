@@ -3,7 +3,9 @@
 Every criterion has the same signature: ``(weight, grad, state, generator) -> scores`` with
 ``weight``'s shape; ``state`` is what :func:`criterion_state` gives: the optimizer state of the
 weight plus, under ``"group"``, its param group's hyper-parameters (momentum growth needs Adam's
-beta1 or SGD's momentum).
+beta1 or SGD's momentum). Each says what it needs in the ``grad`` slot (``criterion_needs``):
+nothing, the dense gradient of the update's step (captured before the engine masks it: an extra
+cost the FLOPs accounting counts), or GraSP's Hessian-gradient product (loss probes).
 """
 
 from __future__ import annotations
@@ -30,6 +32,23 @@ def criterion_state(optimizer: torch.optim.Optimizer | None, param: Tensor) -> d
     return {**optimizer.state.get(param, {}), "group": {k: v for k, v in group.items() if k != "params"}}
 
 
+NEEDS = (None, "gradient", "hessian-gradient")
+
+
+def _needs(what: str | None):
+    """Declare what a criterion reads in its ``grad`` slot (see NEEDS)."""
+    def deco(fn):
+        fn.needs = what
+        return fn
+    return deco
+
+
+def criterion_needs(kind: str, name: str) -> str | None:
+    """What the ``kind`` ("prune" or "grow") criterion ``name`` needs: None, "gradient" (the dense
+    gradient at the update) or "hessian-gradient" (GraSP's H g from loss probes)."""
+    return (PRUNE_CRITERIA if kind == "prune" else GROW_CRITERIA).get(name).needs
+
+
 def _need_grad(grad: Tensor | None, name: str) -> Tensor:
     if grad is None:
         raise RuntimeError(f"criterion {name!r} needs the dense gradient, but none was captured")
@@ -37,24 +56,28 @@ def _need_grad(grad: Tensor | None, name: str) -> Tensor:
 
 
 @PRUNE_CRITERIA.register("magnitude")
+@_needs(None)
 def magnitude(weight: Tensor, grad, state, generator) -> Tensor:
     """|w| (STU-GAN, RigL, SET): prune the smallest."""
     return weight.detach().abs()
 
 
 @PRUNE_CRITERIA.register("snip")
+@_needs('gradient')
 def snip(weight: Tensor, grad, state, generator) -> Tensor:
     """|w * dL/dw| (Lee et al. 2019, connection sensitivity)."""
     return (weight.detach() * _need_grad(grad, "snip")).abs()
 
 
 @PRUNE_CRITERIA.register("taylor")
+@_needs('gradient')
 def taylor(weight: Tensor, grad, state, generator) -> Tensor:
     """First-order Taylor estimate of the loss change, signed: -w * dL/dw."""
     return -(weight.detach() * _need_grad(grad, "taylor"))
 
 
 @PRUNE_CRITERIA.register("grasp")
+@_needs('hessian-gradient')
 def grasp(weight: Tensor, grad, state, generator) -> Tensor:
     """w * (H g) (Wang et al. 2020, GraSP): the caller passes the Hessian-gradient product in the
     gradient slot; weights with the lowest score are pruned (removing them preserves gradient flow)."""
@@ -62,12 +85,14 @@ def grasp(weight: Tensor, grad, state, generator) -> Tensor:
 
 
 @GROW_CRITERIA.register("gradient")
+@_needs('gradient')
 def gradient(weight: Tensor, grad, state, generator) -> Tensor:
     """|dL/dw| of the dense gradient (RigL, STU-GAN): grow the largest."""
     return _need_grad(grad, "gradient").abs()
 
 
 @GROW_CRITERIA.register("momentum")
+@_needs('gradient')
 def momentum(weight: Tensor, grad, state, generator) -> Tensor:
     """|first moment| (Dettmers & Zettlemoyer's sparse momentum); |grad| without optimizer state.
 
@@ -92,6 +117,7 @@ def momentum(weight: Tensor, grad, state, generator) -> Tensor:
 
 
 @GROW_CRITERIA.register("random")
+@_needs(None)
 def random(weight: Tensor, grad, state, generator) -> Tensor:
     """Uniform random scores (SET)."""
     return torch.rand(weight.shape, generator=generator, device="cpu").to(weight.device)

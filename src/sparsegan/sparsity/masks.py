@@ -124,6 +124,13 @@ class MaskSet:
         prev = self.ever_active.get(name)
         self.ever_active[name] = mask.clone() if prev is None else prev | mask
 
+    def restart_history(self, names: Iterable[str] | None = None) -> None:
+        """Forget which weights were ever active (ITOP's record) for these layers (all by default):
+        their history starts again from the current masks (a transferred ticket, a drawn early-bird
+        ticket: the topology the run really starts exploring from)."""
+        for name in self.masks if names is None else names:
+            self.ever_active[name] = self.masks[name].clone()
+
     def take_deactivated(self) -> dict[str, Tensor]:
         """The entries deactivated since the last call, and forget them: the engine zeroes their
         optimizer history after each topology change (sparsegan.engine)."""

@@ -3,7 +3,8 @@
 ``prune_and_regrow`` is SET / RigL / STU-GAN: per layer, drop the ``fraction`` of active weights
 with the lowest prune score, then grow as many among the inactive weights with the highest grow
 score, so each layer's active count never changes (or, ranked globally as ADAPT does, the net's).
-The variants differ only in their criteria.
+The variants differ only in their criteria. ``prune_once`` is one-shot magnitude pruning to a
+target (PF, GMP's steps, early-bird's candidate masks, ADAPT's D).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor
 
 from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
-from sparsegan.sparsity.masks import MaskSet
+from sparsegan.sparsity.masks import MaskSet, target_counts
 from sparsegan.sparsity.optim import start_regrown_state
 from sparsegan.sparsity.topk import global_topk_masks, topk_mask
 
@@ -171,3 +172,24 @@ def grow_to(
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
+
+
+RANKINGS = ("uniform", "distribution", "global")
+
+
+def prune_once(masks: MaskSet, sparsity: float, ranking: str, distribution: str, power_scale: float) -> None:
+    """One-shot magnitude pruning of (dense or sparse) masks to ``sparsity``, among active weights.
+
+    ``uniform``: layer l keeps round((1 - s) * numel_l) weights (largest-remainder rounding, so the
+    net total is exact); ``distribution``: the counts of ``distribution`` at ``s``; ``global``: the
+    round((1 - s) * numel) largest magnitudes of the whole net. A layer already below its count
+    (sparse masks) keeps what it has."""
+    if ranking == "global":
+        magnitude_prune_to(masks, round((1.0 - sparsity) * masks.numel()))
+        return
+    if ranking not in RANKINGS:
+        raise ValueError(f"unknown ranking {ranking!r}; valid: {', '.join(RANKINGS)}")
+    by = "uniform" if ranking == "uniform" else distribution
+    counts = target_counts(masks.params, sparsity, by, power_scale=power_scale)
+    active = masks.layer_active()
+    magnitude_prune_to(masks, {n: min(c, active[n]) for n, c in counts.items()})
