@@ -78,7 +78,8 @@ def main() -> None:
                              for bs, r in timing.items())
             ctl = "  ".join(f"bs {bs}: {r['speedup']:.2f}x" for bs, r in layout.items())
             lib = "  ".join(f"bs {bs}: {r['speedup']:.2f}x" for bs, r in library.items())
-            print(f"{model:6} s_G {s:.2f}  ideal {entry['ideal_1_over_density']:5.1f}x (FLOPs {entry['ideal_flops']:5.1f}x)"
+            print(f"{model:6} s_G {s:.2f}  ideal {entry['ideal_1_over_density']:5.1f}x "
+                  f"(FLOPs {entry['ideal_flops']:5.1f}x)"
                   f"  {line}  | dense-GEMM-only control {ctl} | library kernels only {lib}", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)

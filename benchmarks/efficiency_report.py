@@ -24,7 +24,8 @@ def inference_table(path: Path) -> list[str]:
         for bs, t in r["timing"].items():
             ctl = r.get("layout_only_control", {}).get(bs, {}).get("speedup")
             lib = r.get("library_kernels_control", {}).get(bs, {}).get("speedup")
-            lines.append(f"| {r['model']} | {r['sparsity_g']:.2f} | {r['ideal_1_over_density']:.1f}x | {r['ideal_flops']:.1f}x | "
+            lines.append(f"| {r['model']} | {r['sparsity_g']:.2f} | {r['ideal_1_over_density']:.1f}x | "
+                         f"{r['ideal_flops']:.1f}x | "
                          f"{bs} | {t['dense_ms']:.3f} | {t['sparse_ms']:.3f} | **{t['speedup']:.2f}x** | "
                          f"{100 * t['speedup'] / r['ideal_1_over_density']:.0f} % | {f'{ctl:.2f}x' if ctl else '-'} "
                          f"| {f'{lib:.2f}x' if lib else '-'} |")
@@ -46,13 +47,16 @@ def training_table(path: Path) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
         if "s_G" in r:
-            lines.append(f"| {r['model']} | {r['scope']} | {r['s_D']:.1f} | {r['s_G']:.2f} | {r['G_inference_flops_relative']:.3f} | "
+            lines.append(f"| {r['model']} | {r['scope']} | {r['s_D']:.1f} | {r['s_G']:.2f} | "
+                         f"{r['G_inference_flops_relative']:.3f} | "
                          f"{r['train_relative_stu']:.3f} | {r['train_relative_static']:.3f} |")
     for r in d["rows"]:
         if "protocol" in r:
             lines.append("")
-            lines.append(f"{r['model']}: dense forward FLOPs per sample G {r['dense_forward_flops_per_sample']['G']:.3g}, "
-                         f"D {r['dense_forward_flops_per_sample']['D']:.3g}; params G {r['params']['G']:,}, D {r['params']['D']:,}; "
+            lines.append(f"{r['model']}: dense forward FLOPs per sample "
+                         f"G {r['dense_forward_flops_per_sample']['G']:.3g}, "
+                         f"D {r['dense_forward_flops_per_sample']['D']:.3g}; "
+                         f"params G {r['params']['G']:,}, D {r['params']['D']:,}; "
                          f"protocol {r['protocol']}")
     return lines + [""]
 

@@ -41,7 +41,8 @@ def main() -> None:
         n_updates = len(UpdateSchedule(interval=p["interval"], total_steps=p["steps"]).update_steps())
         for scope in ("all", "conv"):
             fm = FlopModel(nets, scope=scope)
-            kw = dict(batch_size=p["batch_size"], n_dis=p["n_dis"], dense_steps=p["steps"], g_batch_size=p["g_batch_size"])
+            kw = dict(batch_size=p["batch_size"], n_dis=p["n_dis"], dense_steps=p["steps"],
+                      g_batch_size=p["g_batch_size"])
             for s_d in S_D:
                 for s_g in S_G:
                     dens = {"G": planned_densities(G, s_g, scope=scope), "D": planned_densities(D, s_d, scope=scope)}
@@ -57,11 +58,14 @@ def main() -> None:
                         "dense_grad_updates": n_updates,
                     })
                     print(f"{model:9} {scope:4} s_G {s_g:.2f} s_D {s_d:.1f}: G inference {fG / fG1:.3f} x dense; "
-                          f"training STU-GAN {stu['relative']:.3f} x dense ({stu['total']:.3g} vs {stu['dense']:.3g} FLOPs), "
+                          f"training STU-GAN {stu['relative']:.3f} x dense "
+                          f"({stu['total']:.3g} vs {stu['dense']:.3g} FLOPs), "
                           f"static {static['relative']:.3f}", flush=True)
         dense_totals = {net: net_totals(FlopModel(nets).rows[net]) for net in nets}
-        rows.append({"model": model, "dense_forward_flops_per_sample": {n: t["dense_flops"] for n, t in dense_totals.items()},
-                     "params": {n: t["params"] for n, t in dense_totals.items()}, "protocol": {k: v for k, v in p.items() if k != "spec"}})
+        rows.append({"model": model,
+                     "dense_forward_flops_per_sample": {n: t["dense_flops"] for n, t in dense_totals.items()},
+                     "params": {n: t["params"] for n, t in dense_totals.items()},
+                     "protocol": {k: v for k, v in p.items() if k != "spec"}})
     with open(args.out, "w") as f:
         json.dump({"convention": CONVENTION, "rows": rows}, f, indent=2)
 

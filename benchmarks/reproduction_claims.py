@@ -45,7 +45,8 @@ def main() -> None:
     d_mean = statistics.mean(dense)
     out = [f"Metric `{args.metric}` (lower is better), {len(runs)} completed runs under `{args.runs}`; "
            f"dense: {_mean_std(dense)} (n={len(dense)}).", "",
-           "| s_G | s_D | static | STU-GAN | gain (static - STU) | gap to dense closed | paired wins | Welch p | ITOP G (STU) |",
+           "| s_G | s_D | static | STU-GAN | gain (static - STU) | gap to dense closed | "
+           "paired wins | Welch p | ITOP G (STU) |",
            "|---|---|---|---|---|---|---|---|---|"]
     gains: dict[tuple[float, float], float] = {}
     for s_g in sorted({k[1] for k in cells}, reverse=True):
@@ -68,7 +69,8 @@ def main() -> None:
     by_sd = {s_d: statistics.mean(v for (_, d), v in gains.items() if d == s_d) for s_d in {d for _, d in gains}}
     out.append("Mean gain of STU-GAN over static per s_G (over s_D): "
                + ", ".join(f"{g:.0%}: {v:+.1f}" for g, v in sorted(by_sg.items(), reverse=True)) + ".  ")
-    out.append("Mean gain per s_D (over s_G): " + ", ".join(f"{d:.0%}: {v:+.1f}" for d, v in sorted(by_sd.items())) + ".  ")
+    out.append("Mean gain per s_D (over s_G): "
+               + ", ".join(f"{d:.0%}: {v:+.1f}" for d, v in sorted(by_sd.items())) + ".  ")
     stu_cells = [(statistics.mean(v.values()), k) for k, v in cells.items() if k[0] == "stu"]
     if stu_cells:
         value, (_, s_g, s_d) = min(stu_cells)

@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "dense fp32": ["--config", "configs/sngan-cifar10-dense.yaml"],
     "stu fp32": ["--config", "configs/sngan-cifar10-stu-g90-d50.yaml"],
-    "dense bf16 channels-last": ["--config", "configs/sngan-cifar10-dense.yaml", "--precision", "bf16", "--channels-last"],
-    "stu bf16 channels-last": ["--config", "configs/sngan-cifar10-stu-g90-d50.yaml", "--precision", "bf16", "--channels-last"],
+    "dense bf16 channels-last": ["--config", "configs/sngan-cifar10-dense.yaml", "--precision", "bf16",
+                                 "--channels-last"],
+    "stu bf16 channels-last": ["--config", "configs/sngan-cifar10-stu-g90-d50.yaml", "--precision", "bf16",
+                               "--channels-last"],
     "dense bf16 channels-last compile": ["--config", "configs/sngan-cifar10-dense.yaml", "--precision", "bf16",
                                          "--channels-last", "--compile"],
     "stu bf16 channels-last compile": ["--config", "configs/sngan-cifar10-stu-g90-d50.yaml", "--precision", "bf16",
@@ -68,7 +70,7 @@ def main() -> None:
                 results[name] = {"error": proc.stderr.strip().splitlines()[-1:]}
                 print(name, "failed:", proc.stderr[-2000:], flush=True)
                 continue
-            recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+            recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
             ticks = [r for r in recs if r["kind"] == "train"][1:]  # drop warm-up
             ips = float(np.mean([r["images_per_s"] for r in ticks]))
             images_per_step = 5 * 64 + 128

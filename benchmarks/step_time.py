@@ -76,7 +76,8 @@ def main() -> None:
             # them (every round times whole multiples of the interval when --steps is one).
             mean = {m: statistics.fmean(v) * 1000 for m, v in times.items()}
             results[model] = {m: {"median_ms": round(med[m], 3), "ratio_to_dense": round(med[m] / med["dense"], 4),
-                                  "mean_ms": round(mean[m], 3), "mean_ratio_to_dense": round(mean[m] / mean["dense"], 4),
+                                  "mean_ms": round(mean[m], 3),
+                                  "mean_ratio_to_dense": round(mean[m] / mean["dense"], 4),
                                   "steps_timed": len(times[m])} for m in METHODS}
             print(model, {m: f"median {med[m]:.2f} ms ({med[m] / med['dense']:.3f}x), "
                              f"mean {mean[m]:.2f} ms ({mean[m] / mean['dense']:.3f}x)" for m in METHODS}, flush=True)

@@ -46,7 +46,8 @@ def collect(src: Path, dest: Path) -> list[str]:
 def _copy_light(run: Path, out: Path, src: Path) -> None:
     (out / "eval").mkdir(parents=True)
     (out / "samples").mkdir()
-    for f in [run / name for name in LIGHT] + (sorted((run / "eval").glob("*.json")) if (run / "eval").is_dir() else []):
+    for f in [run / name for name in LIGHT] + (sorted((run / "eval").glob("*.json"))
+                                               if (run / "eval").is_dir() else []):
         if f.exists():
             (out / f.relative_to(run)).write_text(f.read_text().replace(str(src.resolve().parent) + "/", ""))
     grids = sorted((run / "samples").glob("*.png"))

@@ -37,7 +37,8 @@ def selected(run: Path) -> bool:
     if config.get("method") == "dense":
         return True
     return config.get("method") in ("static", "stu") and any(
-        abs(config.get("sparsity_g", 0) - g) < 1e-9 and abs(config.get("sparsity_d", 0) - d) < 1e-9 for g, d in HEADLINE)
+        abs(config.get("sparsity_g", 0) - g) < 1e-9 and abs(config.get("sparsity_d", 0) - d) < 1e-9
+        for g, d in HEADLINE)
 
 
 def done(run: Path, n: int) -> bool:
@@ -54,7 +55,8 @@ def main() -> int:
     ap.add_argument("--num-samples", type=int, default=2000)
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
-    todo = [r for r in sorted(p for p in args.runs.iterdir() if p.is_dir()) if selected(r) and not done(r, args.num_samples)]
+    todo = [r for r in sorted(p for p in args.runs.iterdir() if p.is_dir())
+            if selected(r) and not done(r, args.num_samples)]
     print(f"{len(todo)} runs to evaluate: {', '.join(r.name for r in todo) or '-'}", flush=True)
     for run in [] if args.dry_run else todo:
         cmd = [sys.executable, "-m", "sparsegan", "eval", str(run), "--metrics", "fid,kid",

@@ -48,7 +48,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    train, test = load_dataset(args.dataset, "train", args.data_root), load_dataset(args.dataset, "test", args.data_root)
+    train, test = (load_dataset(args.dataset, "train", args.data_root),
+                   load_dataset(args.dataset, "test", args.data_root))
     model = DomainClassifier(channels=train.channels, num_classes=train.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps_per_epoch = len(train) // args.batch_size

@@ -13,7 +13,8 @@ def has_fashion_mnist() -> bool:
     return (FASHION / "train-images-idx3-ubyte.gz").exists()
 
 
-needs_fashion = pytest.mark.skipif(not has_fashion_mnist(), reason="Fashion-MNIST (dataset-fashion-mnist) not installed")
+needs_fashion = pytest.mark.skipif(not has_fashion_mnist(),
+                                   reason="Fashion-MNIST (dataset-fashion-mnist) not installed")
 
 
 @pytest.fixture(autouse=True)

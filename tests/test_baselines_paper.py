@@ -244,10 +244,13 @@ def test_pf_sweep_and_adapt_recipes_match_the_papers():
     pf = [p.values for p in load_grid(configs / "sweeps" / "pf-g-vs-gd.yaml").points if p.values["method"] == "pf"]
     assert {p["ranking"] for p in pf} == {"uniform", "global"}  # Table 1's "PF (uniform)" and "PF (global)"
     strict = build_config(load_yaml(configs / "sngan-cifar10-adapt-strict-g70.yaml"))
-    assert (strict.method, strict.adapt_variant, strict.adapt_ranking, strict.steps) == ("adapt", "strict", "global", 100000)
-    assert (strict.update_interval, strict.adapt_interval, strict.balance_every, strict.adapt_step) == (500, 2000, 10, 0.05)
+    assert (strict.method, strict.adapt_variant, strict.adapt_ranking, strict.steps) == (
+        "adapt", "strict", "global", 100000)
+    assert (strict.update_interval, strict.adapt_interval, strict.balance_every, strict.adapt_step) == (
+        500, 2000, 10, 0.05)
     assert (strict.adapt_low, strict.adapt_high, strict.sparsity_g, strict.sparsity_d) == (0.45, 0.55, 0.7, 0.7)
-    adapt = [p.values for p in load_grid(configs / "sweeps" / "adapt-sngan.yaml").points if p.values["method"] == "adapt"]
+    adapt = [p.values for p in load_grid(configs / "sweeps" / "adapt-sngan.yaml").points
+             if p.values["method"] == "adapt"]
     assert {(p["adapt_variant"], p["adapt_interval"], round(1 - p["sparsity_g"], 2)) for p in adapt} == {
         (v, i, d) for v, i in (("relaxed", 1000), ("strict", 2000)) for d in (0.1, 0.2, 0.3, 0.5)}
 

@@ -181,7 +181,8 @@ def test_resume_keeps_the_window(tmp_path, data):
     assert read_records(run, "resume")[0]["step"] == 5
     assert _checks(run) == _checks(straight)
     assert read_records(run, "early_bird") == read_records(straight, "early_bird")
-    assert _checks(run)[3]["window_full"] and len(_checks(run)[3]["distances"]["G"]) == 2  # check 4 (step 8) saw the window
+    # check 4 (step 8) saw the window
+    assert _checks(run)[3]["window_full"] and len(_checks(run)[3]["distances"]["G"]) == 2
     for f in ("generator", "generator_ema", "discriminator", "masks"):
         x, y = load_file(straight / "final" / f"{f}.safetensors"), load_file(run / "final" / f"{f}.safetensors")
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), f

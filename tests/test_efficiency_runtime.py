@@ -53,7 +53,8 @@ def test_runtime_equals_dense_masked_generator(model, spec, mode):
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     if mode == "auto":
         chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
-        assert chosen <= {"module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense"} and chosen
+        assert chosen <= {"module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase",
+                          "dense"} and chosen
 
 
 def test_sngan_generator_through_the_runtime():
@@ -66,7 +67,8 @@ def test_sngan_generator_through_the_runtime():
 
 
 @pytest.mark.parametrize("stride,pad,out_pad,k,hw", [
-    (2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1), (2, 3, 1, 6, 4), (3, 1, 2, 6, 2), (1, 1, 0, 3, 5),
+    (2, 1, 0, 4, 3), (3, 2, 1, 5, 2), (1, 0, 0, 3, 1), (2, 0, 0, 4, 1), (2, 3, 1, 6, 4), (3, 1, 2, 6, 2),
+    (1, 1, 0, 3, 5),
 ])
 @pytest.mark.parametrize("chunk", [1024, 1])  # 1: one input row per sparse product (row blocks)
 def test_conv_transpose_layer(stride, pad, out_pad, k, hw, chunk, monkeypatch):
@@ -201,7 +203,8 @@ def test_numba_tanh_accuracy():
 
     v = np.linspace(-12, 12, 240_001, dtype=np.float32)[None]
     y = np.empty_like(v)
-    csr_kernel.csr_mm(*_csr32(np.ones((1, 1), np.float32)), np.zeros(1, np.float32), csr_kernel.ACT_TANH, 0.0, v, y, 0, 1)
+    csr_kernel.csr_mm(*_csr32(np.ones((1, 1), np.float32)), np.zeros(1, np.float32), csr_kernel.ACT_TANH, 0.0, v, y,
+                      0, 1)
     assert np.abs(y - np.tanh(v.astype(np.float64))).max() < 3e-7
     assert np.abs(y).max() <= 1.0 and y[0, 120_000] == 0.0  # in range
 

@@ -402,7 +402,8 @@ def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
 
     if "pf" not in METHODS:
         pytest.skip("method pf not registered yet")
-    path = _grid(tmp_path, [{"method": ["pf"], "from_run": ["{out}/dense_seed{seed}"], "sparsity_g": [0.9], "seed": [0]},
+    path = _grid(tmp_path, [{"method": ["pf"], "from_run": ["{out}/dense_seed{seed}"], "sparsity_g": [0.9],
+                             "seed": [0]},
                             {"method": ["dense"], "seed": [0]}])
     out = tmp_path / "sweep"
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0

@@ -226,7 +226,8 @@ def test_gan_ticket_transfers_to_vae_decoder(tmp_path, data, capsys):
 
 
 def test_every_method_registered():
-    assert {"dense", "static", "stu", "pf", "gmp", "imp", "early_bird", "snip", "grasp", "adapt"} <= set(METHODS.names())
+    assert {"dense", "static", "stu", "pf", "gmp", "imp", "early_bird", "snip", "grasp",
+            "adapt"} <= set(METHODS.names())
 
 
 def test_adapt_refuses_autoencoders(tmp_path, data, capsys):

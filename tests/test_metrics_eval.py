@@ -167,7 +167,8 @@ def test_eval_command_writes_json_and_record(tmp_path, capsys):
     # Same seed, same generator: the same value (deterministic sampling and features).
     main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "50", "--num-ref", "60",
           "--batch-size", "10", "--generator", "raw", "--no-progress", "--data-root", str(data)])
-    assert json.loads((out / "eval" / "fid_domain@50,ref=60,G=raw.json").read_text())["fid_domain"] == pytest.approx(res["fid_domain"], rel=1e-6)
+    assert json.loads((out / "eval" / "fid_domain@50,ref=60,G=raw.json").read_text())["fid_domain"] == pytest.approx(
+        res["fid_domain"], rel=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,7 +1,8 @@
 """The TF-Inception features with the real pinned weights (skipped where they are not installed).
 
 On a 2-core CPU Inception takes about 0.25 s per image (benchmarks/results/metrics_*.json), so
-the 6k-image acceptance test is marked slow; the default suite keeps a 2-image check. The slow test runs on CUDA where there is one.
+the 6k-image acceptance test is marked slow; the default suite keeps a 2-image check. The slow test runs
+on CUDA where there is one.
 """
 
 import pytest

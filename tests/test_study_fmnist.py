@@ -86,7 +86,8 @@ def test_committed_tables_match_the_committed_runs():
         results = STUDY / script.outputs(runs)[0]
         assert results.exists(), f"{runs}/ has no {results.name}: run benchmarks/study_fmnist.py --runs {runs}"
         assert results.read_text() == script.render(STUDY, runs), \
-            f"{results.name} is not what `python benchmarks/study_fmnist.py benchmarks/study-fmnist --runs {runs}` gives"
+            (f"{results.name} is not what "
+             f"`python benchmarks/study_fmnist.py benchmarks/study-fmnist --runs {runs}` gives")
         checked += 1
     # and no results file without the runs it was generated from (a runs folder left out of the
     # repository would leave its tables unchecked)
@@ -145,7 +146,8 @@ def _chain(root: Path, folder: str, name: str, rounds: dict, label_name="fid_dom
     run = root / folder / name
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"method": "imp", "seed": 0, "model": "dcgan", **config}))
-    recs = [{"kind": "round", "step": k, "round": k, "final_density": {"G": g, "D": d}} for k, (g, d, _) in rounds.items()]
+    recs = [{"kind": "round", "step": k, "round": k, "final_density": {"G": g, "D": d}}
+            for k, (g, d, _) in rounds.items()]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     (run / "summary.json").write_text(json.dumps({"status": "completed", "step": max(steps),
                                                   "flops": {"train": {"relative": 3.5}}}))

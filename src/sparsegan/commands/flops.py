@@ -9,7 +9,8 @@ from sparsegan.errors import UserError
 
 
 def _table(rows, totals, human) -> str:
-    head = f"{'net':3} {'layer':28} {'kind':16} {'params':>9} {'prunable':>9} {'active':>9} {'density':>7} {'dense FLOPs':>11} {'sparse FLOPs':>12}"
+    head = (f"{'net':3} {'layer':28} {'kind':16} {'params':>9} {'prunable':>9} {'active':>9} {'density':>7} "
+            f"{'dense FLOPs':>11} {'sparse FLOPs':>12}")
     lines = [head, "-" * len(head)]
     for net, net_rows in rows.items():
         for r in net_rows:

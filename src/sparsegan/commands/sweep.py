@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
         states = plan(grid, out)
         width = max(len(p.name) for p, _ in states)
         for point, state in states:
-            todo = {"completed": "skip (completed)", "diverged": "skip (diverged)", "resume": "resume", "new": "train"}[state]
+            todo = {"completed": "skip (completed)", "diverged": "skip (diverged)", "resume": "resume",
+                    "new": "train"}[state]
             print(f"{point.name:<{width}}  {todo}")
         evals = f"; then sparsegan eval {' '.join(grid.eval_args())}" if grid.eval_metrics else ""
         print(f"{len(states)} points -> {out}{evals}")

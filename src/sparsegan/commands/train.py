@@ -33,7 +33,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             help_ += f" ({'|'.join(choices[f.name])})"
         help_ += f" [default: {default}]"
         if base is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=help_)
         else:
             p.add_argument(flag, dest=f.name, type=_typed(base, flag), default=argparse.SUPPRESS,
                            metavar=base.__name__.upper(), help=help_)

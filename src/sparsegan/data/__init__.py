@@ -4,4 +4,5 @@ from sparsegan.data.datasets import DATASETS, SPLITS, ImageData, load_dataset, t
 from sparsegan.data.folder import FolderData
 from sparsegan.data.sampler import EpochSampler
 
-__all__ = ["DATASETS", "FolderData", "SPLITS", "EpochSampler", "ImageData", "load_dataset", "to_model_range", "to_uint8"]
+__all__ = ["DATASETS", "FolderData", "SPLITS", "EpochSampler", "ImageData", "load_dataset", "to_model_range",
+           "to_uint8"]

@@ -65,7 +65,8 @@ DATASETS.register("cifar10")(load_cifar10)
 DATASETS.register("image-folder")(load_image_folder)
 
 
-def load_dataset(name: str, split: str = "train", data_root=None, resolution: int | None = None) -> ImageData | FolderData:
+def load_dataset(name: str, split: str = "train", data_root=None,
+                 resolution: int | None = None) -> ImageData | FolderData:
     """A split by name; ``resolution`` is the decode size of lazily decoded sets (image-folder)."""
     from sparsegan.errors import UserError
 

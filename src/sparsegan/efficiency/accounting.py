@@ -110,7 +110,9 @@ def _hooked_forward(nets: Mapping[str, nn.Module], batch: int) -> dict[str, dict
                     o = out[0] if isinstance(out, tuple) else out
                     w, other = _flops_of(mod, inp, o)
                     c = counts[net].setdefault(name, [0, 0.0, 0.0])
-                    c[0] += 1; c[1] += w / batch; c[2] += other / batch
+                    c[0] += 1
+                    c[1] += w / batch
+                    c[2] += other / batch
 
                 handles.append(m.register_forward_hook(hook))
     try:

@@ -86,7 +86,8 @@ def export_generator(
     return header
 
 
-def export_run(run: str | Path, *, fmt: str = "csr", generator: str = "ema", out: str | Path | None = None) -> tuple[Path, dict]:
+def export_run(run: str | Path, *, fmt: str = "csr", generator: str = "ema",
+               out: str | Path | None = None) -> tuple[Path, dict]:
     """Export a completed run's generator; default ``RUN/export/generator_<which>[.csr].safetensors``."""
     rf = RunFiles.open(run)
     g_state = rf.generator_state(generator)

@@ -62,7 +62,8 @@ def _shapes(sd: Mapping[str, Tensor]) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in sd.items()}
 
 
-def rebuild(model: str, config: Mapping[str, Any], g_state: Mapping[str, Tensor]) -> tuple[nn.Module, nn.Module, ModelSpec]:
+def rebuild(model: str, config: Mapping[str, Any],
+            g_state: Mapping[str, Tensor]) -> tuple[nn.Module, nn.Module, ModelSpec]:
     """Build the nets of ``model`` whose generator state dict matches ``g_state`` exactly.
 
     The run's config names the dataset, not its channel count or classes; the candidates are tried

@@ -90,7 +90,8 @@ class FlopModel:
     def __init__(self, nets: Mapping[str, nn.Module], *, scope: str = "all", distribution: str = "erk",
                  power_scale: float = 1.0, masks: Mapping[str, Mapping[str, Tensor]] | None = None):
         self.nets, self.scope, self.distribution, self.power_scale = nets, scope, distribution, power_scale
-        self.rows = layer_counts(nets, masks, scope=scope, densities={net: {} for net in nets} if masks is None else None)
+        self.rows = layer_counts(nets, masks, scope=scope,
+                                 densities={net: {} for net in nets} if masks is None else None)
         self.final = {net: {r.weight: r.density for r in rows if r.weight} for net, rows in self.rows.items()}
 
     def layer_densities(self, net: str, density: Any) -> dict[str, float]:

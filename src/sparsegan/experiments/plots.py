@@ -92,10 +92,11 @@ def heatmap(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path:
     fig, axes = _panels(len(labels), (1.2 + 1.1 * len(sgs), 1.0 + 0.9 * len(sds)))
     for ax, lab in zip(axes, labels):
         grid = [[float("nan")] * len(sgs) for _ in sds]
-        for (l, sd, sg), c in sparse.items():
-            if l == lab:
+        for (label, sd, sg), c in sparse.items():
+            if label == lab:
                 grid[sds.index(sd)][sgs.index(sg)] = _metric_stat(c, metric).mean
-        im = ax.imshow(grid, cmap="viridis_r", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, origin="lower", aspect="auto")
+        im = ax.imshow(grid, cmap="viridis_r", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, origin="lower",
+                       aspect="auto")
         for i in range(len(sds)):
             for j in range(len(sgs)):
                 if not math.isnan(grid[i][j]):
@@ -185,7 +186,8 @@ def itop_over_training(cells: dict[CellKey, Cell], path: Path) -> Path:
 
 def balance_over_training(cells: dict[CellKey, Cell], path: Path) -> Path:
     return _series_figure(cells, {"": lambda r: r.balance_series()}, "balance ratio (ADAPT)", path,
-                          "no kind=balance records in these runs (only methods that measure the balance ratio write them)")
+                          "no kind=balance records in these runs "
+                          "(only methods that measure the balance ratio write them)")
 
 
 def losses_over_training(cells: dict[CellKey, Cell], path: Path) -> Path:

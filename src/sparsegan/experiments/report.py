@@ -71,7 +71,8 @@ def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | Non
                             "rates and the figures that apply follow."))
     elif not labels:
         b.append(Block("p", f"**Metric {metric!r} is missing in every run**: run `sparsegan eval RUN_DIR --metrics "
-                            f"{metric_of(metric)}`. Tables of densities and ITOP rates and the figures that apply follow."))
+                            f"{metric_of(metric)}`. Tables of densities and ITOP rates and the figures that apply "
+                            "follow."))
     for label in labels:
         _metric_section(b, runs, cells, label, len(labels) > 1)
     b.append(Block("h2", "Runs: steps, densities, ITOP rate and cost (means over seeds)"))

@@ -245,7 +245,8 @@ def is_run_folder(path: Path) -> bool:
 def load_runs(root: str | Path) -> list[RunResult]:
     """Every run folder at or below ``root``, sorted by path."""
     root = Path(root)
-    found = [root] if is_run_folder(root) else sorted(p.parent for p in root.rglob("config.json") if is_run_folder(p.parent))
+    found = [root] if is_run_folder(root) else sorted(p.parent for p in root.rglob("config.json")
+                                                      if is_run_folder(p.parent))
     runs = []
     for path in found:
         config = _read_json(path / "config.json")

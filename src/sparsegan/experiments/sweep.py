@@ -146,7 +146,8 @@ class Launcher:
         with open(log, "a") as f:
             f.write(f"$ sparsegan {' '.join(argv)}\n")
             f.flush()
-            rc = subprocess.call([sys.executable, "-m", "sparsegan", *argv], stdout=f, stderr=subprocess.STDOUT, env=env)
+            rc = subprocess.call([sys.executable, "-m", "sparsegan", *argv], stdout=f, stderr=subprocess.STDOUT,
+                                 env=env)
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         return rc, (lines[-1] if rc and lines else "")
 
@@ -163,7 +164,8 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
             raise KeyboardInterrupt
         diverged = (_read_json(run / "summary.json") or {}).get("status") == "diverged"
         if rc != 0 and not diverged:
-            return PointResult(point.name, "failed", "failed", time.perf_counter() - start, f"train exit {rc} {msg}".strip())
+            return PointResult(point.name, "failed", "failed", time.perf_counter() - start,
+                               f"train exit {rc} {msg}".strip())
         action = "resumed" if state == "resume" else "ran"
     todo = missing_evals(run, grid)  # also re-measures a point that trained on past its evaluation
     summary = _read_json(run / "summary.json") or {}
@@ -251,12 +253,14 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
     results: dict[str, PointResult] = {}
     n = len(grid.points)
     width = max(len(p.name) for p in grid.points)
-    bar = tqdm(total=n, desc=f"sweep {grid.name}", unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=n, desc=f"sweep {grid.name}", unit="run", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
 
     def done(res: PointResult) -> None:
         results[res.name] = res
         bar.update(1)
-        line = f"[{len(results):>{len(str(n))}}/{n}] {res.name:<{width}}  {res.action:<9} {res.status:<10} {res.seconds:7.1f} s"
+        line = (f"[{len(results):>{len(str(n))}}/{n}] {res.name:<{width}}  {res.action:<9} {res.status:<10} "
+                f"{res.seconds:7.1f} s")
         tqdm.write(line + (f"  {res.message}" if res.message else ""), file=sys.stderr)
         write_manifest(out, grid, results, started)
 

@@ -20,5 +20,6 @@ __all__ = [
     "METRICS", "DomainClassifier", "DomainFeatures", "Evaluator", "FeatureStats", "ImageSampler",
     "InceptionFeatures", "Metric", "extract", "extract_from_images", "fid", "frechet_distance",
     "generator_sampler", "inception_features", "inception_score", "kid", "load_run_generator",
-    "locate_inception_weights", "mmd2_unbiased", "parse_metrics", "precision_recall", "reconstruction_error", "reference_stats",
+    "locate_inception_weights", "mmd2_unbiased", "parse_metrics", "precision_recall", "reconstruction_error",
+    "reference_stats",
 ]

@@ -40,11 +40,13 @@ def _add(m: Metric) -> None:
 _add(Metric("fid", "inception", lambda f, r: {"fid": fid(f, r)}))
 def _kid(f: FeatureStats, r: FeatureStats) -> dict[str, float]:
     mean, std = kid(f.features, r.features)
-    return {"kid": mean, "kid_std": std, "kid_subset_size": kid_subset_size(f.count, r.count), "kid_subsets": NUM_SUBSETS}
+    return {"kid": mean, "kid_std": std, "kid_subset_size": kid_subset_size(f.count, r.count),
+            "kid_subsets": NUM_SUBSETS}
 
 
 _add(Metric("kid", "inception", _kid))
-_add(Metric("pr", "inception", lambda f, r: dict(zip(("precision", "recall"), precision_recall(f.features, r.features))),
+_add(Metric("pr", "inception",
+            lambda f, r: dict(zip(("precision", "recall"), precision_recall(f.features, r.features))),
             lower_is_better=False))
 _add(Metric("fid_domain", "domain", lambda f, r: {"fid_domain": fid(f, r)}))
 _add(Metric("is", "probabilities", lambda f, r: dict(zip(("is", "is_std"), inception_score(f.features))),

@@ -58,7 +58,8 @@ def load_run_generator(run: str | Path, which: str = "ema", *, device: str | tor
     try:
         G.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"{weights} does not fit the model of {run}/config.json ({str(e).splitlines()[0][:160]})") from None
+        raise UserError(f"{weights} does not fit the model of {run}/config.json "
+                        f"({str(e).splitlines()[0][:160]})") from None
     return G.to(device), config
 
 

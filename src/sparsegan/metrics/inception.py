@@ -103,7 +103,8 @@ def tf_bilinear_resize(x: Tensor, size: int = SIZE) -> Tensor:
 def preprocess(images: Tensor) -> Tensor:
     """uint8 [N, C, H, W], C in {1, 3} -> float32 [N, 3, 299, 299] in [-1, 0.9921875]."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise UserError(f"Inception features need uint8 images [N, 1|3, H, W], got {images.dtype} {tuple(images.shape)}")
+        raise UserError("Inception features need uint8 images [N, 1|3, H, W], "
+                        f"got {images.dtype} {tuple(images.shape)}")
     x = images.to(torch.float32)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)  # grayscale: the same value in R, G and B

@@ -12,4 +12,5 @@ from sparsegan.models.base import (
     register_model,
 )
 
-__all__ = ["MODEL_KIND", "MODELS", "NATIVE_RESOLUTION", "Discriminator", "Generator", "ModelSpec", "build_models", "register_model"]
+__all__ = ["MODEL_KIND", "MODELS", "NATIVE_RESOLUTION", "Discriminator", "Generator", "ModelSpec", "build_models",
+           "register_model"]

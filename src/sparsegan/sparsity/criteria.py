@@ -105,12 +105,14 @@ def momentum(weight: Tensor, grad, state, generator) -> Tensor:
     group = state.get("group")
     if "exp_avg" in state:
         if not group or "betas" not in group:
-            raise RuntimeError("criterion 'momentum' needs the optimizer's betas (pass criterion_state(optimizer, param))")
+            raise RuntimeError("criterion 'momentum' needs the optimizer's betas "
+                               "(pass criterion_state(optimizer, param))")
         beta1 = float(group["betas"][0])
         return (beta1 * state["exp_avg"].detach() + (1.0 - beta1) * g).abs()
     if state.get("momentum_buffer") is not None:
         if not group or "momentum" not in group:
-            raise RuntimeError("criterion 'momentum' needs the optimizer's momentum (pass criterion_state(optimizer, param))")
+            raise RuntimeError("criterion 'momentum' needs the optimizer's momentum "
+                               "(pass criterion_state(optimizer, param))")
         mu, damp = float(group["momentum"]), float(group.get("dampening", 0.0))
         return (mu * state["momentum_buffer"].detach() + (1.0 - damp) * g).abs()
     return g.abs()

@@ -60,7 +60,8 @@ class DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
-        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+        int(os.environ["RANK"])  # RANK must be set and an integer; the rank itself comes from the process group
+        local = int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
         if not dist.is_initialized():
             if backend == "nccl":

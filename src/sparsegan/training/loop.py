@@ -123,7 +123,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     G, D = to_memory_format(G, cfg.channels_last), to_memory_format(D, cfg.channels_last)
     dist.broadcast_module_(G)
     dist.broadcast_module_(D)
-    rng = {"masks": seeded_generator(cfg.seed, 1), "noise": seeded_generator(cfg.seed, 2), "topology": seeded_generator(cfg.seed, 3),
+    rng = {"masks": seeded_generator(cfg.seed, 1), "noise": seeded_generator(cfg.seed, 2),
+           "topology": seeded_generator(cfg.seed, 3),
            "probe": seeded_generator(cfg.seed, 5)}
     kind = MODEL_KIND[cfg.model]
     resolution = NATIVE_RESOLUTION[cfg.model]
@@ -165,7 +166,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     return Trainer(
         cfg=cfg, run=run, device=device, G=G, D=D,
         ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start),  # SEMA: restarted at G's topology changes
-        method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution, kind=kind,
+        method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
+        kind=kind,
         sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
                         workers=cfg.data_workers, channels_last=cfg.channels_last),
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
