@@ -32,6 +32,7 @@ demo: install data
 	$(BIN)/sparsegan report $(RUN) --out $(RUN)/report
 
 test: install data
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-all: install data
