@@ -22,7 +22,7 @@ import torch
 
 from sparsegan.config import build_config
 from sparsegan.training.loop import build_trainer, gan_iteration
-from sparsegan.training.run_dir import RunDir
+from sparsegan.run_folder import RunDir
 
 MODELS = {"mlp": {"model": "mlp"}, "dcgan": {"model": "dcgan", "model_width": 32, "loss": "ns"}}
 METHODS = ("dense", "static", "stu")

@@ -36,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     from sparsegan.errors import UserError
     from sparsegan.metrics.evaluate import Evaluator
-    from sparsegan.metrics.generator import WEIGHTS, generator_sampler, load_run_generator, native_resolution
+    from sparsegan.metrics.generator import generator_sampler, load_run_generator, native_resolution
     from sparsegan.metrics.tracking import flat_values
     from sparsegan.protocols import Protocol, eval_file, file_sha256
+    from sparsegan.run_folder import FINAL, GENERATOR_FILES
 
     try:
         torch.empty(0, device=torch.device(args.device))
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
     # The step and the weights file these values will belong to, read before the weights are.
-    weights = run_dir / "final" / WEIGHTS[args.generator]
+    weights = run_dir / FINAL / GENERATOR_FILES.get(args.generator, "")
     sha, step = file_sha256(weights), _run_step(run_dir)
     G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
     evaluator = Evaluator(

@@ -52,15 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.sparsity.criteria import criterion_needs
 
     if args.run is not None:
-        from sparsegan.efficiency.runs import RunFiles
+        from sparsegan.run_folder import RunFolder
 
-        rf = RunFiles.open(args.run)
-        G, D, _ = rf.nets("raw")
+        rf = RunFolder.open(args.run)
+        G, D, _ = rf.build_nets("raw")
         nets = {"G": G, "D": D}
         rows = layer_counts(nets, rf.masks, scope=rf.config.get("prunable", "all"))
-        from sparsegan.efficiency.runs import read_records
 
-        summary = flops_summary(nets, rf.masks, rf.config, read_records(rf.path), rf.steps_done(),
+        summary = flops_summary(nets, rf.masks, rf.config, rf.records(), rf.steps_done(),
                                 external=rf.summary.get("phases"))
         train = summary["train"]
     else:

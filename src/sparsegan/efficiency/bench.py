@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from sparsegan.efficiency.export import Export
-from sparsegan.efficiency.runs import RunFiles, masked
+from sparsegan.efficiency.runs import masked
+from sparsegan.run_folder import RunFolder
 
 
 @dataclass
@@ -34,8 +35,8 @@ def load_generators(path: str | Path, generator: str = "ema") -> Generators:
     """A run folder (its final generator) or an export file."""
     p = Path(path)
     if p.is_dir():
-        rf = RunFiles.open(p)
-        G, _, _ = rf.nets(generator)
+        rf = RunFolder.open(p)
+        G, _, _ = rf.build_nets(generator, with_d=False)
         masks = rf.masks.get("G", {})
         G.load_state_dict(masked(G.state_dict(), masks))
         n = sum(m.numel() for m in masks.values())

@@ -23,10 +23,11 @@ import torch
 from safetensors import safe_open
 from torch import Tensor, nn
 
-from sparsegan.efficiency.runs import RunFiles, masked, rebuild
+from sparsegan.efficiency.runs import masked
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.models import ModelSpec, build_models
+from sparsegan.run_folder import RunFolder
 
 FORMATS = ("csr", "safetensors")
 SEP = "::"
@@ -89,9 +90,9 @@ def export_generator(
 def export_run(run: str | Path, *, fmt: str = "csr", generator: str = "ema",
                out: str | Path | None = None) -> tuple[Path, dict]:
     """Export a completed run's generator; default ``RUN/export/generator_<which>[.csr].safetensors``."""
-    rf = RunFiles.open(run)
+    rf = RunFolder.open(run)
+    G, _, spec = rf.build_nets(generator, with_d=False)
     g_state = rf.generator_state(generator)
-    G, _, spec = rebuild(rf.config["model"], rf.config, g_state)
     G.load_state_dict(g_state)
     suffix = ".csr.safetensors" if fmt == "csr" else ".safetensors"
     path = Path(out) if out else rf.path / "export" / f"generator_{generator}{suffix}"

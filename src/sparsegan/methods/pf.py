@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS, Method, net_names
-from sparsegan.methods.transfer import WEIGHT_FILES, read_final
+from sparsegan.methods.transfer import read_final
 from sparsegan.sparsity import MaskSet, prune_once
 
 
@@ -55,7 +55,7 @@ class PruneFinetune(Method):
     def setup(self, ctx) -> None:
         if self.cfg.from_run:
             for net in self.nets:
-                ctx.nets[net].load_state_dict(read_final(self.cfg.from_run, WEIGHT_FILES[net]))
+                ctx.nets[net].load_state_dict(read_final(self.cfg.from_run, net))
         super().setup(ctx)
         for net in self.nets:
             s = self.target_sparsity(net)

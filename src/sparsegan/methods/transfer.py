@@ -12,25 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from sparsegan.errors import UserError
+from sparsegan.run_folder import FINAL, FINAL_FILES, load_tensors
 
 if TYPE_CHECKING:
     from sparsegan.methods.base import Method
 
-WEIGHT_FILES = {"G": "generator.safetensors", "D": "discriminator.safetensors"}
-
-
-def read_final(run: str | Path, name: str) -> dict[str, torch.Tensor]:
-    path = Path(run) / "final" / name
-    if not path.is_file():
-        raise UserError(f"{path} not found: is {run} a finished sparsegan run?")
-    try:
-        return load_file(str(path))
-    except Exception as e:
-        raise UserError(f"{path} is not a valid safetensors file ({e.__class__.__name__})") from None
+def read_final(run: str | Path, role: str) -> dict[str, torch.Tensor]:
+    """final/'s file of ``role`` (G, D, masks: run_folder.FINAL_FILES) of a run or an IMP ticket folder."""
+    return load_tensors(Path(run) / FINAL / FINAL_FILES[role])
 
 
 def _describe(names: set[str], limit: int = 3) -> str:
@@ -41,7 +33,7 @@ def _describe(names: set[str], limit: int = 3) -> str:
 def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
     cfg = method.cfg
     source = cfg.masks_from
-    masks = read_final(source, "masks.safetensors")
+    masks = read_final(source, "masks")
     taken = []
     for net in ("G", "D"):
         ours = method.masks[net]
@@ -63,7 +55,7 @@ def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
                 f"(e.g. {net}.{n}: ticket {tuple(theirs[n].shape)}, model {tuple(ours.params[n].shape)})"
             )
         if cfg.masks_with_weights:
-            state = read_final(source, WEIGHT_FILES[net])
+            state = read_final(source, net)
             missing, unexpected = nets[net].load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise UserError(f"--masks-from {source}: {net}'s weights do not fit this model "

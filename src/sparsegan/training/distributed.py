@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from sparsegan.errors import UserError
+from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import MaskSet
-from sparsegan.training.run_dir import RunDir
 
 
 class RankDisagreement(RuntimeError):

@@ -28,7 +28,7 @@ def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool
     """Say (on stderr) what resuming ``run`` from ``checkpoint`` will do; True: nothing to do.
 
     Nothing has been written when this is called, and nothing is written when it returns True."""
-    from sparsegan.training.run_dir import SUMMARY, read_json
+    from sparsegan.run_folder import SUMMARY, read_json
 
     try:
         summary = read_json(run / SUMMARY)

@@ -22,12 +22,12 @@ from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS, Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
+from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import SparseEMA
 from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
 from sparsegan.training.lifecycle import StopRequest, resume_plan
 from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
-from sparsegan.training.run_dir import RunDir
 from sparsegan.training.runtime import forward_view, to_memory_format
 from sparsegan.training.state import checkpoint_path, latest_valid_checkpoint, load_checkpoint, save_checkpoint
 
@@ -58,6 +58,7 @@ class Trainer:
     wall_time: float = 0.0
     dist: DistContext = field(default_factory=DistContext)
     fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
+    data_shape: tuple[int, int] = (1, 0)  # the data's (image channels, classes): what rebuilds the nets
 
     def training_state(self) -> dict[str, Any]:
         return {
@@ -171,6 +172,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
                         workers=cfg.data_workers, channels_last=cfg.channels_last),
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
+        data_shape=(data.channels, data.num_classes),
     )
 
 
@@ -183,8 +185,9 @@ def ignored_keys(cfg: TrainConfig) -> dict[str, Any]:
     return {"ignored": keys} if keys else {}
 
 
-def resolved_config(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+def resolved_config(cfg: TrainConfig, device: torch.device, data_shape: tuple[int, int]) -> dict[str, Any]:
     out = cfg.to_dict() | ignored_keys(cfg)
+    out["channels"], out["num_classes"] = data_shape  # with the config, what rebuilds the nets (run_folder)
     out["ema_scope"] = "parameters averaged, buffers copied"
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -267,7 +270,7 @@ def train(
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name})
     elif resume is not None and (run.path / "config.json").exists():
         _check_resume_compatible(run.read_config(), cfg, run.path)
-    run.write_config(resolved_config(cfg, t.device))
+    run.write_config(resolved_config(cfg, t.device, t.data_shape))
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
         for rec in t.method.drain_records():
             run.log({"step": t.step, **rec})
@@ -469,7 +472,7 @@ def _check_weights_finite(t: Trainer) -> None:
 def _flops(t: Trainer) -> dict[str, Any]:
     """FLOPs totals for summary.json (sparsegan.efficiency); a failure is reported, not fatal."""
     from sparsegan.efficiency import flops_summary
-    from sparsegan.training.run_dir import read_records
+    from sparsegan.run_folder import read_records
 
     try:
         return flops_summary({"G": t.G, "D": t.D}, {net: t.method.masks[net].masks for net in NETS},
@@ -490,7 +493,7 @@ def _finish(t: Trainer, status: str) -> None:
         })
     previous = {}
     if (run.path / "summary.json").exists():
-        from sparsegan.training.run_dir import read_json
+        from sparsegan.run_folder import read_json
 
         previous = read_json(run.path / "summary.json")
     run.write_summary({

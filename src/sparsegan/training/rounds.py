@@ -60,9 +60,9 @@ from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.models import NATIVE_RESOLUTION
+from sparsegan.run_folder import RunDir, read_json, read_records
 from sparsegan.sparsity import MaskSet, prunable_parameters
 from sparsegan.training.loop import build_nets, resolved_config, train
-from sparsegan.training.run_dir import RunDir, read_json, read_records
 
 FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.
@@ -156,10 +156,11 @@ def _round_cfg(cfg: TrainConfig, sub: Path, ticket: Path, density: dict[str, flo
 class _Rounds:
     """The run folder of an IMP run or of a control, and its kind=round records."""
 
-    def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, extra: dict[str, Any]):
+    def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, data, extra: dict[str, Any]):
         self.steps = cfg.steps
         self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
-        self.run.write_config(resolved_config(cfg, torch.device(cfg.device)) | extra)
+        shape = (data.channels, data.num_classes)
+        self.run.write_config(resolved_config(cfg, torch.device(cfg.device), shape) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
 
     def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:
@@ -210,7 +211,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     plan = _rounds_plan(cfg)
     data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
     ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
-    rounds = _Rounds(cfg, resume, overwrite, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
+    rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
     path = rounds.run.path
     rewind_dir = path / "rewind"
     rewind_dir.mkdir(exist_ok=True)
@@ -252,12 +253,12 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps
     import sys
 
     from sparsegan.efficiency import flops_summary
-    from sparsegan.efficiency.runs import RunFiles, read_records
+    from sparsegan.run_folder import RunFolder
 
     try:
-        rf = RunFiles.open(path)
-        G, D, _ = rf.nets("raw")
-        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, read_records(rf.path), last_round_steps,
+        rf = RunFolder.open(path)
+        G, D, _ = rf.build_nets("raw")
+        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, rf.records(), last_round_steps,
                              external=phases)
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
@@ -331,7 +332,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
                         f"{_rounds_plan(cfg)}; give the IMP run's sparsities")
     data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
     reinit_seed = cfg.seed + REINIT_SEED
-    rounds = _Rounds(cfg, resume, overwrite, {"imp_rounds": plan, "reinit_seed": reinit_seed})
+    rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "reinit_seed": reinit_seed})
     path = rounds.run.path
     position = _read_position(src / "rewind") if cfg.rewind_step > 0 else None
     n_rounds = len(plan["G"])

@@ -1,0 +1,318 @@
+"""The run folder, written and read here only: one writer (:class:`RunDir`), one reader
+(:class:`RunFolder`), the file names as constants (DESIGN.md, "Run folder").
+
+    RUN/config.json                     the resolved config, with the data's "channels" and
+                                        "num_classes" (what rebuilds the nets)
+    RUN/metrics.jsonl                   one JSON record per line, each with "kind" and "step"
+    RUN/summary.json                    status, step, params, density, itop_rate, flops, metrics, ...
+    RUN/samples/step-NNNNNNNN.png       sample grids
+    RUN/checkpoints/                    full training states (sparsegan.training.state)
+    RUN/final/<file>.safetensors        FINAL_FILES: the generator (raw, EMA, best EMA), D, the masks
+    RUN/eval/<metric>@<protocol>.json   `sparsegan eval`'s results (sparsegan.protocols)
+    RUN/rounds/round-NN/                an IMP run's rounds, each a run folder (RUN/tickets/round-NN/:
+                                        the tickets they start from)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from sparsegan.errors import UserError
+from sparsegan.files import atomic_write_bytes, save_safetensors
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+SAMPLES, CHECKPOINTS, FINAL, EVAL, ROUNDS, TICKETS = "samples", "checkpoints", "final", "eval", "rounds", "tickets"
+# final/ files by role; a net's weights by net name; the generator files by which weights they hold.
+FINAL_FILES = {"G": "generator.safetensors", "G_ema": "generator_ema.safetensors",
+               "G_ema_best": "generator_ema_best.safetensors", "D": "discriminator.safetensors",
+               "masks": "masks.safetensors"}
+NET_FILES = {"G": FINAL_FILES["G"], "D": FINAL_FILES["D"]}
+GENERATOR_FILES = {"ema": FINAL_FILES["G_ema"], "raw": FINAL_FILES["G"], "ema_best": FINAL_FILES["G_ema_best"]}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_records(run: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """Records of metrics.jsonl, optionally of one kind. A torn last line is ignored."""
+    out = []
+    path = Path(run) / METRICS
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if kind is None or rec.get("kind") == kind:
+            out.append(rec)
+    return out
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """A JSON file of a run folder, or one clear line saying why it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} cannot be read ({e.__class__.__name__})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A safetensors file of a run folder, or one clear line saying why it cannot be read."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} not found (is the run finished? final/ is written at the end)")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise UserError(f"{path} is not a readable safetensors file ({e.__class__.__name__})") from None
+
+
+class RunDir:
+    """The writer: a run folder being trained into."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # --- folders -----------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES
+
+    @property
+    def final(self) -> Path:
+        return self.path / FINAL
+
+    @classmethod
+    def check(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+        """Refuse to write into a folder that belongs to another run unless told to (no changes)."""
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise UserError(f"--out {p} exists and is not a folder")
+        is_run = (p / CONFIG).exists() or (p / METRICS).exists()
+        if p.exists() and any(p.iterdir()) and not (resume or overwrite):
+            what = "holds another run" if is_run else "is not empty"
+            raise UserError(f"--out {p} {what}; pass --resume auto to continue it or --overwrite to replace it")
+        if overwrite and not resume and p.exists() and not is_run and any(p.iterdir()):
+            raise UserError(f"--out {p} is not empty and not a sparsegan run; refusing to delete it")
+
+    @classmethod
+    def prepare(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> "RunDir":
+        """Check the folder, then (with ``overwrite``) replace it. Call this only once everything
+        else is validated, so that a bad option never costs an existing run."""
+        cls.check(path, resume=resume, overwrite=overwrite)
+        p = Path(path)
+        if overwrite and p.exists() and not resume:
+            shutil.rmtree(p)
+        for d in (p, p / SAMPLES, p / CHECKPOINTS, p / FINAL):
+            d.mkdir(parents=True, exist_ok=True)
+        return cls(p)
+
+    # --- records -----------------------------------------------------------------------
+    def log(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(dict(record), default=_json_default)
+        with open(self.path / METRICS, "a") as f:
+            f.write(line + "\n")
+
+    def truncate_records_after(self, step: int) -> None:
+        """On resume, drop records written after the checkpoint (they will be written again)."""
+        path = self.path / METRICS
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if int(rec.get("step", 0)) <= step:
+                keep.append(line)
+        atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode())
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        write_json(self.path / CONFIG, config)
+
+    def read_config(self) -> dict[str, Any]:
+        return read_json(self.path / CONFIG)
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        write_json(self.path / SUMMARY, summary)
+
+    # --- artefacts ---------------------------------------------------------------------
+    def save_grid(self, images: torch.Tensor, name: str) -> Path:
+        path = self.samples / name
+        buf = encode_png(image_grid(images))
+        atomic_write_bytes(path, buf)
+        return path
+
+    def save_final(self, tensors: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        """final/<name>.safetensors for each entry, e.g. {"generator": G.state_dict(), ...}."""
+        for name, sd in tensors.items():
+            save_safetensors(self.final / f"{name}.safetensors", sd)
+
+
+class RunFolder:
+    """The reader: a run folder as every tool sees it (config, summary, records, final files, the
+    nets rebuilt from the config). ``RunFolder.open`` checks that it is one."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._config: dict[str, Any] | None = None
+        self._summary: dict[str, Any] | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunFolder":
+        p = Path(path)
+        if not p.is_dir():
+            raise UserError(f"{p} is not a folder")
+        if not (p / CONFIG).is_file():
+            raise UserError(f"{p} is not a sparsegan run folder (no {CONFIG})")
+        return cls(p)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = load_json(self.path / CONFIG)
+        return self._config
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """summary.json ({} while the run has none yet)."""
+        if self._summary is None:
+            self._summary = load_json(self.path / SUMMARY) if (self.path / SUMMARY).is_file() else {}
+        return self._summary
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return read_records(self.path, kind)
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status", "incomplete"))
+
+    def steps_done(self) -> int:
+        """Steps trained by the weights in final/: an IMP run's last round may be shorter than its
+        schedule (late rewinding trains steps - k), which its summary records as "round_steps"."""
+        if "round_steps" in self.summary:
+            return int(self.summary["round_steps"])
+        if "step" in self.summary:
+            return int(self.summary["step"])
+        steps = [int(r.get("step", 0)) for r in self.records("train")]
+        return max(steps, default=int(self.config.get("steps", 0)))
+
+    # --- final/ ------------------------------------------------------------------------
+    def final_tensors(self, role: str) -> dict[str, torch.Tensor]:
+        """final/'s file of ``role`` (FINAL_FILES: G, G_ema, G_ema_best, D, masks)."""
+        return load_tensors(self.path / FINAL / FINAL_FILES[role])
+
+    @functools.cached_property
+    def masks(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{net: {param name: bool mask}} from final/masks.safetensors."""
+        out: dict[str, dict[str, torch.Tensor]] = {"G": {}, "D": {}}
+        for key, m in self.final_tensors("masks").items():
+            net, _, name = key.partition(".")
+            out.setdefault(net, {})[name] = m.bool()
+        return out
+
+    def generator_state(self, which: str = "ema") -> dict[str, torch.Tensor]:
+        if which not in GENERATOR_FILES:
+            raise UserError(f"unknown generator {which!r}; valid: {', '.join(GENERATOR_FILES)}")
+        path = self.path / FINAL / GENERATOR_FILES[which]
+        if which == "ema_best" and not path.is_file():
+            raise UserError(f"{path} not found (written only by runs trained with --eval-every)")
+        return load_tensors(path)
+
+    # --- the nets, rebuilt from the config -------------------------------------------------
+    def data_shape(self, data_root: str | None = None) -> tuple[int, int]:
+        """(image channels, classes) the nets were built for: recorded in config.json; for a run
+        written before they were, read from its dataset."""
+        c = self.config
+        if "channels" in c and "num_classes" in c:
+            return int(c["channels"]), int(c["num_classes"])
+        from sparsegan.data import load_dataset
+
+        data = load_dataset(c["dataset"], "train", data_root if data_root is not None else c.get("data_root"))
+        return data.channels, data.num_classes
+
+    def model_spec(self, data_root: str | None = None):
+        from sparsegan.models import ModelSpec
+
+        channels, num_classes = self.data_shape(data_root)
+        c = self.config
+        return ModelSpec(channels=channels, resolution=None, num_classes=num_classes, z_dim=int(c.get("z_dim", 128)),
+                         width=c.get("model_width"), width_multiplier=float(c.get("width_multiplier", 1.0)))
+
+    def build_nets(self, which: str = "ema", *, data_root: str | None = None, with_d: bool = True):
+        """(G with the ``which`` final weights, D with its final weights (when ``with_d``), the spec),
+        both in eval mode."""
+        from sparsegan.models import build_models
+
+        spec = self.model_spec(data_root)
+        G, D = build_models(self.config["model"], spec)
+        state = self.generator_state(which)
+        try:
+            G.load_state_dict(state)
+        except RuntimeError as e:
+            raise UserError(f"{self.path}: the saved generator does not fit a {self.config['model']} built from "
+                            f"config.json ({str(e).splitlines()[0]})") from None
+        if with_d and (self.path / FINAL / FINAL_FILES["D"]).is_file():
+            D.load_state_dict(self.final_tensors("D"))
+        return G.eval(), D.eval(), spec
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """uint8 [N, C, H, W] -> uint8 [H', W', C] grid with ``padding`` pixels of black between."""
+    if images.dtype != torch.uint8:
+        raise TypeError("image_grid expects uint8 images")
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    ncol = int(math.ceil(n / nrow))
+    grid = np.zeros((padding + ncol * (h + padding), padding + nrow * (w + padding), c), dtype=np.uint8)
+    arr = images.permute(0, 2, 3, 1).cpu().numpy()
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = arr[i]
+    return grid
+
+
+def encode_png(grid: np.ndarray) -> bytes:
+    import io
+
+    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
