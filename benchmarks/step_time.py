@@ -21,8 +21,8 @@ import time
 import torch
 
 from sparsegan.config import build_config
-from sparsegan.training.loop import build_trainer, gan_iteration
 from sparsegan.run_folder import RunDir
+from sparsegan.training.loop import build_trainer, gan_iteration
 
 MODELS = {"mlp": {"model": "mlp"}, "dcgan": {"model": "dcgan", "model_width": 32, "loss": "ns"}}
 METHODS = ("dense", "static", "stu")

@@ -12,7 +12,7 @@ from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import load_grid, point_name
-from sparsegan.experiments.results import read_jsonl
+from sparsegan.run_folder import read_records
 
 TINY = {"model": "mlp", "model_width": 8, "steps": 4, "update_interval": 2, "batch_size": 16,
         "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "num_sample_images": 4}
@@ -153,7 +153,7 @@ def test_longer_grid_resumes_from_checkpoint(tmp_path, capsys):
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
     assert " resumed " in capsys.readouterr().err
     run = out / "stu_seed0"
-    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "resume"] == [4]
+    assert [r["step"] for r in read_records(run) if r["kind"] == "resume"] == [4]
     assert json.loads((run / "summary.json").read_text())["step"] == 6
 
 
@@ -431,7 +431,7 @@ def test_extended_sweep_evaluates_again_and_report_shows_steps(tmp_path, capsys)
     again = json.loads((run / "eval" / "fid_domain@20.json").read_text())
     assert again["step"] == 6 and again["fid_domain"] != first["fid_domain"]
     # Both evaluations stay in the records, each with its step.
-    assert [(r["step"], r["protocol"]) for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"] == \
+    assert [(r["step"], r["protocol"]) for r in read_records(run) if r["kind"] == "eval"] == \
         [(4, "@20"), (6, "@20")]
     rep = tmp_path / "rep"
     assert main(["report", str(out), "--out", str(rep)]) == 0

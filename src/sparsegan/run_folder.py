@@ -61,7 +61,7 @@ def read_json(path: Path) -> Any:
 
 
 def read_records(run: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """Records of metrics.jsonl, optionally of one kind. A torn last line is ignored."""
+    """The records (JSON objects) of metrics.jsonl, optionally of one kind; a torn last line is ignored."""
     out = []
     path = Path(run) / METRICS
     if not path.exists():
@@ -71,9 +71,28 @@ def read_records(run: Path, kind: str | None = None) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if kind is None or rec.get("kind") == kind:
+        if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
             out.append(rec)
     return out
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """A JSON file, or None when it is missing or unreadable (a run still being written)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def merge_summary(run: str | os.PathLike, fields: Mapping[str, Any],
+                  defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``fields`` over summary.json's (atomically), keeping its other keys (``defaults`` where
+    it has none): the loop's end, the evaluation during training and IMP's rounds each own some of
+    them. Returns the new summary."""
+    path = Path(run) / SUMMARY
+    summary = {**(defaults or {}), **(read_json_or_none(path) or {}), **fields}
+    write_json(path, summary)
+    return summary
 
 
 def load_json(path: str | os.PathLike) -> Any:
@@ -171,6 +190,9 @@ class RunDir:
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         write_json(self.path / SUMMARY, summary)
+
+    def merge_summary(self, fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return merge_summary(self.path, fields, defaults)
 
     # --- artefacts ---------------------------------------------------------------------
     def save_grid(self, images: torch.Tensor, name: str) -> Path:

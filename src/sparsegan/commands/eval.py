@@ -14,21 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from sparsegan.files import atomic_write_bytes
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
 
 def _run_step(run: Path) -> int | None:
-    summary = run / "summary.json"
-    if summary.is_file():
-        try:
-            return int(json.loads(summary.read_text()).get("step"))
-        except (ValueError, TypeError, json.JSONDecodeError):
-            return None
-    return None
+    from sparsegan.run_folder import SUMMARY, read_json_or_none
+
+    step = (read_json_or_none(run / SUMMARY) or {}).get("step")
+    return step if isinstance(step, int) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.metrics.generator import generator_sampler, load_run_generator, native_resolution
     from sparsegan.metrics.tracking import flat_values
     from sparsegan.protocols import Protocol, eval_file, file_sha256
-    from sparsegan.run_folder import FINAL, GENERATOR_FILES
+    from sparsegan.run_folder import FINAL, GENERATOR_FILES, write_json
 
     try:
         torch.empty(0, device=torch.device(args.device))
@@ -67,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for name, r in results.items():
         # One file per (metric, protocol): another sample count or split never overwrites this one.
         path = eval_file(run_dir, name, protocol)
-        _write_json(path, {"metric": name, "protocol": protocol.label(name), **r, **fields, "step": step,
+        write_json(path, {"metric": name, "protocol": protocol.label(name), **r, **fields, "step": step,
                            "generator_file": f"final/{weights.name}", "generator_sha256": sha})
         written.append(path.name)
     record = {"kind": "eval", "step": step, **flat_values(results), **fields, "source": "eval",

@@ -30,6 +30,7 @@ from sparsegan.protocols import (
     staleness,
     value_names,
 )
+from sparsegan.run_folder import CONFIG, METRICS, SUMMARY, read_json_or_none, read_records
 
 # Lower is better unless listed here.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "pr_precision", "pr_recall", "inception_score"}
@@ -50,34 +51,10 @@ def higher_is_better(metric: str) -> bool:
     return metric.lower() in HIGHER_IS_BETTER
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
 def _number(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v) if math.isfinite(v) else None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every well-formed JSON object of a JSONL file; a torn last line is ignored."""
-    out = []
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return out
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
 
 
 @dataclass(frozen=True)
@@ -239,7 +216,7 @@ class RunResult:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "config.json").is_file() and ((path / "metrics.jsonl").exists() or (path / "summary.json").exists())
+    return (path / CONFIG).is_file() and ((path / METRICS).exists() or (path / SUMMARY).exists())
 
 
 def load_runs(root: str | Path) -> list[RunResult]:
@@ -249,14 +226,14 @@ def load_runs(root: str | Path) -> list[RunResult]:
                                                       if is_run_folder(p.parent))
     runs = []
     for path in found:
-        config = _read_json(path / "config.json")
+        config = read_json_or_none(path / CONFIG)
         if not isinstance(config, dict):
             continue
-        summary = _read_json(path / "summary.json")
+        summary = read_json_or_none(path / SUMMARY)
         name = str(path.relative_to(root)) if path != root else path.name
         runs.append(RunResult(path=path, name=name, config=config,
                               summary=summary if isinstance(summary, dict) else {},
-                              records=read_jsonl(path / "metrics.jsonl")))
+                              records=read_records(path)))
     return runs
 
 

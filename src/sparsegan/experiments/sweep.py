@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import yaml
 from tqdm import tqdm
@@ -38,6 +38,7 @@ from tqdm import tqdm
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
+from sparsegan.run_folder import read_json_or_none
 
 # Keys that may differ between the run folder and the grid without making it another run:
 # where it runs, how often it logs, and how long it trains (a longer run resumes, a shorter one is done).
@@ -56,13 +57,6 @@ class PointResult:
     message: str = ""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 def _has_checkpoint(run: Path) -> bool:
     ck = run / "checkpoints"
     return ck.is_dir() and any(p.name.startswith("state-") and p.suffix == ".pt" for p in ck.iterdir())
@@ -77,7 +71,7 @@ def _resumable(run: Path) -> bool:
 
 def point_state(run: Path, point: Point) -> str:
     """completed | diverged | resume | new; refuses a folder that holds a different run."""
-    config = _read_json(run / "config.json")
+    config = read_json_or_none(run / "config.json")
     if config is not None:
         for key, want in resolve(point.values, run.parent).items():
             if key in TOLERATED or key not in config:
@@ -87,7 +81,7 @@ def point_state(run: Path, point: Point) -> str:
                     f"{run} was trained with {key}={config[key]!r} but the grid now asks for {want!r}; "
                     "use another --out or delete that folder"
                 )
-    summary = _read_json(run / "summary.json") or {}
+    summary = read_json_or_none(run / "summary.json") or {}
     steps = point.values.get("steps")
     if summary.get("status") == "completed" and (steps is None or summary.get("step", 0) >= steps):
         return "completed"
@@ -102,7 +96,7 @@ def missing_evals(run: Path, grid: Grid) -> list[str]:
     if not grid.eval_metrics:
         return []
     metrics, protocol = grid.eval_protocol()
-    step = (_read_json(run / "summary.json") or {}).get("step")
+    step = (read_json_or_none(run / "summary.json") or {}).get("step")
     todo = []
     for m in metrics:
         data = read_eval_file(eval_file(run, m, protocol))
@@ -162,13 +156,13 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
         rc, msg = launch(train_argv(out, point, state), log)
         if rc in STOPPED:
             raise KeyboardInterrupt
-        diverged = (_read_json(run / "summary.json") or {}).get("status") == "diverged"
+        diverged = (read_json_or_none(run / "summary.json") or {}).get("status") == "diverged"
         if rc != 0 and not diverged:
             return PointResult(point.name, "failed", "failed", time.perf_counter() - start,
                                f"train exit {rc} {msg}".strip())
         action = "resumed" if state == "resume" else "ran"
     todo = missing_evals(run, grid)  # also re-measures a point that trained on past its evaluation
-    summary = _read_json(run / "summary.json") or {}
+    summary = read_json_or_none(run / "summary.json") or {}
     if todo and summary.get("status") == "completed":
         rc, msg = launch(["eval", str(run), *grid.eval_args(), "--no-progress"], log)
         if rc in STOPPED:
@@ -177,7 +171,7 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
             return PointResult(point.name, "failed", summary.get("status", "?"), time.perf_counter() - start,
                                f"eval exit {rc} {msg}".strip())
         action = "evaluated" if action == "skipped" else action
-        summary = _read_json(run / "summary.json") or summary
+        summary = read_json_or_none(run / "summary.json") or summary
     return PointResult(point.name, action, summary.get("status", "unknown"), time.perf_counter() - start,
                        _metric_note(run, grid))
 
@@ -212,7 +206,7 @@ def write_manifest(out: Path, grid: Grid, results: dict[str, PointResult], start
     A point keeps the history of its outcomes ("history", oldest first, one entry per call that
     reached it); the top-level fields are the latest. Points of earlier calls that this grid does
     not list (another grid, a narrower --set) are kept as they were; "calls" lists every call."""
-    old = _read_json(out / "sweep.json") or {}
+    old = read_json_or_none(out / "sweep.json") or {}
     old_points = {p.get("name"): p for p in old.get("points", []) if isinstance(p, dict)}
     calls = [c for c in old.get("calls", []) if isinstance(c, dict)]
     this_call = {"started": started, "grid": str(grid.path), "name": grid.name, "eval_args": grid.eval_args()}

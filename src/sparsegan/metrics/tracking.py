@@ -11,17 +11,16 @@ function that saves a state dict, so metrics never import training.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from sparsegan.files import atomic_write_bytes
 from sparsegan.metrics.evaluate import METRICS, Evaluator, headline
 from sparsegan.metrics.generator import generator_sampler
 from sparsegan.protocols import Protocol
+from sparsegan.run_folder import merge_summary, read_records
 
 BEST_FILE = "generator_ema_best"
 
@@ -72,15 +71,8 @@ class TrainingEvaluation:
 
     def _restore(self) -> None:
         """On resume: the best so far from the kind=eval records that survived the truncation."""
-        path = self.run_path / "metrics.jsonl"
-        if not path.exists():
-            return
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("kind") != "eval" or rec.get("source") != "training" or not _holds(self.primary, rec):
+        for rec in read_records(self.run_path, "eval"):
+            if rec.get("source") != "training" or not _holds(self.primary, rec):
                 continue
             value = headline(self.primary, rec)
             if self.best is None or _better(self.primary, value, self.best["value"]):
@@ -117,9 +109,7 @@ class TrainingEvaluation:
 
     def _write_summary(self) -> None:
         """Merge "metrics" into summary.json (atomically); the loop's own summary keeps it."""
-        path = self.run_path / "summary.json"
-        summary = json.loads(path.read_text()) if path.exists() else {}
-        summary["metrics"] = {"final": self.final or {}, "best": self.best or {}}
+        metrics = {"final": self.final or {}, "best": self.best or {}}
         if not METRICS.get(self.primary).needs_encoder:
-            summary["metrics"]["best_generator"] = f"final/{BEST_FILE}.safetensors"
-        atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())
+            metrics["best_generator"] = f"final/{BEST_FILE}.safetensors"
+        merge_summary(self.run_path, {"metrics": metrics})

@@ -28,12 +28,9 @@ def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool
     """Say (on stderr) what resuming ``run`` from ``checkpoint`` will do; True: nothing to do.
 
     Nothing has been written when this is called, and nothing is written when it returns True."""
-    from sparsegan.run_folder import SUMMARY, read_json
+    from sparsegan.run_folder import SUMMARY, read_json_or_none
 
-    try:
-        summary = read_json(run / SUMMARY)
-    except (FileNotFoundError, ValueError):
-        summary = {}
+    summary = read_json_or_none(run / SUMMARY) or {}
     done = summary.get("status") == "completed" and isinstance(summary.get("step"), int)
     done_at = summary.get("step") if done else None
     if ckpt_step >= steps:

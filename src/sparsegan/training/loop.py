@@ -491,20 +491,14 @@ def _finish(t: Trainer, status: str) -> None:
             "generator": t.G.state_dict(), "generator_ema": t.ema.model.state_dict(),
             "discriminator": t.D.state_dict(), "masks": masks,
         })
-    previous = {}
-    if (run.path / "summary.json").exists():
-        from sparsegan.run_folder import read_json
-
-        previous = read_json(run.path / "summary.json")
-    run.write_summary({
-        **previous,
+    # The evaluation during training keeps its "metrics" in the same file (merged, not replaced).
+    run.merge_summary({
         "step": t.step,
         "params": params_summary(t),
         "density": {net: method.masks[net].density() for net in NETS},
         "itop_rate": {net: method.masks[net].itop_rate() for net in NETS},
-        "metrics": previous.get("metrics", {"final": {}, "best": {}}),
         "phases": method.phases(),
         "flops": _flops(t),
         "wall_time_s": t.wall_time,
         "status": status,
-    })
+    }, defaults={"metrics": {"final": {}, "best": {}}})
