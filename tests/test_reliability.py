@@ -212,9 +212,12 @@ def test_missing_config_file(tmp_path, capsys):
 
 # --- nothing written is lost: a signal stops with a checkpoint, a finished run stays finished ------
 
+# Long enough (a few seconds) that the signal, sent once the first records appear, arrives before the
+# end even on a loaded machine (the parent that sends it may wait for a core).
+STOP_STEPS = 1000
 STOP_ARGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sparsity-g", "0.8",
-             "--update-interval", "7", "--checkpoint-every", "1000", "--log-every", "3", "--sample-every", "1000",
-             "--keep-checkpoints", "2", "--no-progress", "--steps", "100"]
+             "--update-interval", "7", "--checkpoint-every", "5000", "--log-every", "3", "--sample-every", "5000",
+             "--keep-checkpoints", "2", "--no-progress", "--steps", str(STOP_STEPS)]
 
 
 @pytest.fixture
@@ -247,11 +250,12 @@ def test_signal_saves_checkpoint_says_how_to_resume_and_resume_is_bitwise(tmp_pa
     rc, err = _signal_after_first_records([sys.executable, "-m", "sparsegan", *args], run, sig)
     assert rc == code, err
     last = err.strip().splitlines()[-1]
-    m = re.fullmatch(rf"sparsegan: stopped by {signal.Signals(sig).name} after step (\d+) of 100; checkpoint (\S+); "
+    name = signal.Signals(sig).name
+    m = re.fullmatch(rf"sparsegan: stopped by {name} after step (\d+) of {STOP_STEPS}; checkpoint (\S+); "
                      r"resume with: (sparsegan train .*)", last)
     assert m, err
     step = int(m.group(1))
-    assert 3 <= step < 100 and Path(m.group(2)) == run / "checkpoints" / f"state-{step:08d}.pt"
+    assert 3 <= step < STOP_STEPS and Path(m.group(2)) == run / "checkpoints" / f"state-{step:08d}.pt"
     assert load_checkpoint(Path(m.group(2)))["step"] == step
     assert not (run / "summary.json").exists() and not list((run / "final").glob("*"))  # not finished
     if sig != signal.SIGINT:
