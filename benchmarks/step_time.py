@@ -22,7 +22,8 @@ import torch
 
 from sparsegan.config import build_config
 from sparsegan.run_folder import RunDir
-from sparsegan.training.loop import build_trainer, gan_iteration
+from sparsegan.training.loop import gan_iteration
+from sparsegan.training.trainer import build_trainer
 
 MODELS = {"mlp": {"model": "mlp"}, "dcgan": {"model": "dcgan", "model_width": 32, "loss": "ns"}}
 METHODS = ("dense", "static", "stu")

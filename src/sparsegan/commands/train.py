@@ -61,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     problems = inapplicable(cfg, values)
     if problems and not args.allow_ignored:
         raise UserError(describe_inapplicable(cfg, problems))
-    cfg.ignored = problems  # read by training.loop.resolved_config into config.json
+    cfg.ignored = problems  # read by training.trainer.resolved_config into config.json
     if args.dry_run:
         for name, why in problems.items():  # the config below lists them; here is why
             print(f"sparsegan: ignored: {flag_of(name)} {why}", file=sys.stderr)
-        from sparsegan.training.loop import ignored_keys
+        from sparsegan.training.trainer import ignored_keys
 
         print(json.dumps(cfg.to_dict() | ignored_keys(cfg), indent=2))
         return 0

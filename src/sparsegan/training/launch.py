@@ -12,8 +12,9 @@ from typing import Callable
 
 from sparsegan.config import TrainConfig
 from sparsegan.methods import METHODS
-from sparsegan.training import loop
 from sparsegan.training.rounds import train_rounds
+from sparsegan.training.single_run import train_one
+from sparsegan.training.trainer import Trainer
 
 
 def train(
@@ -22,13 +23,13 @@ def train(
     resume: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    on_step: Callable[[loop.Trainer], None] | None = None,
-    on_start: Callable[[loop.Trainer], None] | None = None,
+    on_step: Callable[[Trainer], None] | None = None,
+    on_start: Callable[[Trainer], None] | None = None,
 ) -> Path:
     """Train ``cfg`` into ``cfg.out`` and return the run folder: IMP's rounds, or one run of the
-    loop (``on_step`` / ``on_start`` see its :class:`~sparsegan.training.loop.Trainer`)."""
+    loop (``on_step`` / ``on_start`` see its :class:`~sparsegan.training.trainer.Trainer`)."""
     if getattr(METHODS.get(cfg.method), "rounds", False):
         if on_step is not None or on_start is not None:
             raise ValueError(f"--method {cfg.method} trains rounds of runs: on_step / on_start apply to one run")
         return train_rounds(cfg, resume=resume, overwrite=overwrite, progress=progress)
-    return loop.train(cfg, resume=resume, overwrite=overwrite, progress=progress, on_step=on_step, on_start=on_start)
+    return train_one(cfg, resume=resume, overwrite=overwrite, progress=progress, on_step=on_step, on_start=on_start)

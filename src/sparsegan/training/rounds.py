@@ -62,7 +62,8 @@ from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_l
 from sparsegan.models import NATIVE_RESOLUTION
 from sparsegan.run_folder import RunDir, read_json, read_records
 from sparsegan.sparsity import MaskSet, prunable_parameters
-from sparsegan.training.loop import build_nets, resolved_config, train
+from sparsegan.training.single_run import train_one as train
+from sparsegan.training.trainer import build_nets, resolved_config
 
 FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.

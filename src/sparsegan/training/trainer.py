@@ -1,0 +1,256 @@
+"""A run's set-up: the nets, their optimizers, the engine over them, the EMA, the data and the
+random streams (:class:`Trainer`, built by :func:`build_trainer`), what config.json records, and
+what the loop evaluates during training. The loop itself (sparsegan.training.loop) only steps it."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import sparsegan
+from sparsegan.config import TrainConfig
+from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
+from sparsegan.engine import SparseTraining, seeded_generator
+from sparsegan.errors import DivergenceError, UserError
+from sparsegan.losses import LOSSES
+from sparsegan.methods import METHODS, NETS, Method
+from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
+from sparsegan.run_folder import RunDir
+from sparsegan.sparsity import SparseEMA
+from sparsegan.training.batches import Batches
+from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
+from sparsegan.training.objectives import autoencoder_loss
+from sparsegan.training.runtime import forward_view, to_memory_format
+
+# Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
+RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
+               "sparsity_d", "distribution", "prunable", "seed", "loss")
+
+
+@dataclass
+class Trainer:
+    """Everything one run holds; built by :func:`build_trainer`, driven by :func:`train`."""
+
+    cfg: TrainConfig
+    run: RunDir
+    device: torch.device
+    G: nn.Module
+    D: nn.Module
+    ema: SparseEMA
+    method: Method
+    sparse: SparseTraining  # the engine's API over G, D and their optimizers (drives ``method``)
+    opt: dict[str, torch.optim.Optimizer]
+    sampler: Batches  # real batches (this rank's shard) and latents; its state is the data order
+    rng: dict[str, torch.Generator]
+    images: torch.Tensor | None  # the train split when held in memory (None: decoded lazily)
+    resolution: int
+    kind: str = "gan"
+    step: int = 0
+    wall_time: float = 0.0
+    dist: DistContext = field(default_factory=DistContext)
+    fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
+    data_shape: tuple[int, int] = (1, 0)  # the data's (image channels, classes): what rebuilds the nets
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.ema.state_dict(),
+            "opt_G": self.opt["G"].state_dict(), "opt_D": self.opt["D"].state_dict(),
+            "method": self.method.state_dict(), "sampler": self.sampler.state_dict(),
+            "rng": {k: g.get_state() for k, g in self.rng.items()} | {"torch": torch.get_rng_state()},
+            "wall_time": self.wall_time,
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.ema.load_state_dict(state["G_ema"])
+        self.opt["G"].load_state_dict(state["opt_G"])
+        self.opt["D"].load_state_dict(state["opt_D"])
+        self.method.load_state_dict(state["method"])
+        self.sparse.completed = int(state["step"])
+        self.sampler.load_state_dict(state["sampler"])
+        for k, g in self.rng.items():
+            g.set_state(state["rng"][k])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step = int(state["step"])
+        self.wall_time = float(state.get("wall_time", 0.0))
+
+
+def _adam(params, **kw) -> torch.optim.Adam:
+    """Fused Adam where the device has it. Besides being faster, it matters for sparse training:
+    the multi-tensor path takes sqrt of every exp_avg_sq entry, and sqrt(0) at the inactive entries
+    hits a slow path on some CPUs (measured: 6x slower than on positive values), which made a
+    sparse MLP step 20 % slower than a dense one (benchmarks/results/step_time.json)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, fused=True, **kw)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, **kw)
+
+
+def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]:
+    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU)."""
+    spec = ModelSpec(
+        channels=data.channels, resolution=None, num_classes=data.num_classes, z_dim=cfg.z_dim,
+        width=cfg.model_width, width_multiplier=cfg.width_multiplier,
+    )
+    torch.manual_seed(seed)  # module initialisers draw from the global generator
+    return build_models(cfg.model, spec)
+
+
+def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
+    dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
+    dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size)
+    try:
+        device = dist.device(cfg.device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as e:
+        raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
+    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    G, D = build_nets(cfg, data, cfg.seed)
+    G, D = G.to(device), D.to(device)
+    if cfg.sync_bn:
+        G, D = convert_sync_batchnorm(G), convert_sync_batchnorm(D)
+    G, D = to_memory_format(G, cfg.channels_last), to_memory_format(D, cfg.channels_last)
+    dist.broadcast_module_(G)
+    dist.broadcast_module_(D)
+    rng = {"masks": seeded_generator(cfg.seed, 1), "noise": seeded_generator(cfg.seed, 2),
+           "topology": seeded_generator(cfg.seed, 3),
+           "probe": seeded_generator(cfg.seed, 5)}
+    kind = MODEL_KIND[cfg.model]
+    resolution = NATIVE_RESOLUTION[cfg.model]
+    if cfg.method == "pf" and not cfg.from_run:
+        raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
+    method = METHODS.get(cfg.method)(cfg)
+    if kind != "gan" and not method.supports_autoencoders:
+        raise UserError(f"--method {cfg.method} applies to GANs only, not to --model {cfg.model}")
+
+    def loss_probe(net: str) -> torch.Tensor:
+        """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
+        idx = torch.randint(len(data), (cfg.batch_size,), generator=rng["probe"])
+        x, y = data.batch(idx)
+        real, y = to_model_range(x, resolution).to(device), y.to(device)
+        if kind != "gan":
+            return autoencoder_loss(kind, G, D, real, cfg.kl_weight, rng["probe"])[0]
+        z = G.sample_z(cfg.batch_size, rng["probe"], device)
+        loss = LOSSES.get(cfg.loss)
+        if net == "G":
+            return loss.g(D(G(z, y), y))
+        with torch.no_grad():
+            fake = G(z, y)
+        return loss.d(D(real, y), D(fake, y))
+
+    betas = (cfg.beta1, cfg.beta2)
+    opt = {
+        "G": _adam(G.parameters(), lr=cfg.lr_g, betas=betas, eps=cfg.adam_eps),
+        "D": _adam(D.parameters(), lr=cfg.lr_d, betas=betas, eps=cfg.adam_eps),
+    }
+    # The engine's public API (sparsegan.engine), as any user's loop would use it: masks drawn here,
+    # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
+    sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
+                            generators=(rng["masks"], rng["topology"]))
+    for net in NETS:
+        dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
+    dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
+    sampler = EpochSampler(len(data), cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
+    view = dict(precision=cfg.precision, compile=cfg.compile, device=device)
+    return Trainer(
+        cfg=cfg, run=run, device=device, G=G, D=D,
+        ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start),  # SEMA: restarted at G's topology changes
+        method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
+        kind=kind,
+        sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
+                        workers=cfg.data_workers, channels_last=cfg.channels_last),
+        dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
+        data_shape=(data.channels, data.num_classes),
+    )
+
+
+def ignored_keys(cfg: TrainConfig) -> dict[str, Any]:
+    """config.json's "ignored": the keys given without effect (``sparsegan train --allow-ignored``,
+    see config.inapplicable); dense always lists the sparsity flags, which it accepts and ignores."""
+    keys = list(getattr(cfg, "ignored", {}))
+    if cfg.method == "dense":
+        keys = ["sparsity_g", "sparsity_d"] + [k for k in keys if k not in ("sparsity_g", "sparsity_d")]
+    return {"ignored": keys} if keys else {}
+
+
+def resolved_config(cfg: TrainConfig, device: torch.device, data_shape: tuple[int, int]) -> dict[str, Any]:
+    out = cfg.to_dict() | ignored_keys(cfg)
+    out["channels"], out["num_classes"] = data_shape  # with the config, what rebuilds the nets (run_folder)
+    out["ema_scope"] = "parameters averaged, buffers copied"
+    out["environment"] = {
+        "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
+        "device": str(device), "platform": platform.platform(),
+    }
+    return out
+
+
+def check_resume_compatible(saved: dict[str, Any], cfg: TrainConfig, where: Path) -> None:
+    diff = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+    if diff:
+        k = diff[0]
+        raise UserError(
+            f"cannot resume {where}: it was trained with {k}={saved.get(k)!r}, this command asks for "
+            f"{getattr(cfg, k)!r}" + (f" (and {len(diff) - 1} more differences)" if len(diff) > 1 else "")
+        )
+
+
+def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
+    out = {}
+    for net, module in (("G", t.G), ("D", t.D)):
+        m = t.method.masks[net]
+        total = sum(p.numel() for p in module.parameters())
+        out[net] = {"total": total, "prunable": m.numel(), "active": total - m.numel() + m.active()}
+    return out
+
+
+@torch.no_grad()
+def sample_grid(t: Trainer, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    t.ema.model.eval()
+    x = t.ema.model(z.to(t.device)) if y is None else t.ema.model(z.to(t.device), y)
+    return to_uint8(x.cpu())
+
+
+def check_weights_finite(t: Trainer) -> None:
+    for net, module in (("G", t.G), ("D", t.D)):
+        for name, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise DivergenceError(f"non-finite weights in {net}.{name} at step {t.step}")
+
+
+def training_evaluation(t: Trainer):
+    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking), and an
+    autoencoder's held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
+    from sparsegan.metrics import METRICS, Evaluator, parse_metrics
+    from sparsegan.metrics.reconstruction import heldout_images, reconstruction_error
+    from sparsegan.metrics.tracking import BEST_FILE, TrainingEvaluation
+
+    cfg = t.cfg
+    metrics = parse_metrics(cfg.eval_metrics)
+    sampled = [m for m in metrics if not METRICS.get(m).needs_encoder]
+    evaluator = None
+    if sampled:
+        evaluator = Evaluator(
+            metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
+            num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
+            device=cfg.device, inception_weights=cfg.inception_weights, progress=False,
+        )
+        evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
+    reconstruct = None
+    if len(sampled) < len(metrics):  # recon: the whole held-out (test) split, loaded once
+        heldout = heldout_images(cfg.dataset, "test", None, cfg.data_root, resolution=t.resolution)
+
+        def reconstruct():
+            values = reconstruction_error(t.D, t.G, heldout, resolution=t.resolution,
+                                          batch_size=cfg.eval_batch_size, device=t.device)
+            return values, len(heldout)
+
+    return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
+                              reconstruct=reconstruct, save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
