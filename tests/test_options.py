@@ -111,3 +111,10 @@ def test_evaluation_options_without_eval_every_are_refused(tmp_path, capsys):
     assert rc == 2 and "--eval-num-samples 500 has no effect without --eval-every" in err
     assert main(["train", "--model", "mlp", "--method", "stu", "--eval-every", "2", "--eval-num-samples", "500",
                  "--steps", "4", "--out", str(tmp_path / "r"), "--dry-run"]) == 0
+
+
+def test_the_config_names_every_registered_method():
+    from sparsegan.config import ALL_METHODS
+    from sparsegan.methods import METHODS
+
+    assert sorted(ALL_METHODS) == METHODS.names()

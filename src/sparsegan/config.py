@@ -17,7 +17,9 @@ import yaml
 
 from sparsegan.errors import UserError
 
-# Every training method, for the ``methods`` metadata below (the registry itself is imported lazily).
+# Every training method: the valid --method values and the ``methods`` metadata below (the methods
+# package reads its options from here, so the config names them rather than importing the registry;
+# tests/test_options.py checks that the two agree).
 ALL_METHODS = ("dense", "static", "stu", "adapt", "pf", "gmp", "imp", "early_bird", "snip", "grasp")
 # Methods on the Delta T schedule (gmp and early_bird have schedules of their own).
 _SCHEDULED = tuple(m for m in ALL_METHODS if m not in ("gmp", "early_bird"))
@@ -243,13 +245,12 @@ def choice_values() -> dict[str, list[str]]:
     """Valid values of every choice field, read from the registries (imported lazily)."""
     from sparsegan.data import DATASETS
     from sparsegan.losses import LOSSES
-    from sparsegan.methods import METHODS
     from sparsegan.models import MODELS
     from sparsegan.sparsity import DISTRIBUTIONS, GROW_CRITERIA, PRUNE_CRITERIA, SCOPES
 
     by_registry = {
         "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
-        "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
+        "method": sorted(ALL_METHODS), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
         "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
         "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"],
         "prune_nets": ["G", "GD"], "imp_d": ["rewind", "init", "keep"], "imp_control": ["none", "reinit", "random"],

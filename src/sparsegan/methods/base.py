@@ -14,14 +14,16 @@ they change. The engine calls, in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from sparsegan.config import TrainConfig
 from sparsegan.registry import Registry
 from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
+
+if TYPE_CHECKING:  # a method reads its options from the config; it never builds one
+    from sparsegan.config import TrainConfig
 
 NETS = ("G", "D")  # the nets of the built-in GAN loop (an autoencoder's decoder and encoder play them)
 
@@ -116,7 +118,7 @@ class Method:
         if self.cfg.masks_from is not None:
             from sparsegan.methods.transfer import load_ticket
 
-            load_ticket(self, ctx.nets)
+            self.emit(load_ticket(self.cfg.masks_from, self.masks, ctx.nets, self.cfg.masks_with_weights))
         if self.enforce_masks:
             for m in self.masks.values():
                 m.apply_()

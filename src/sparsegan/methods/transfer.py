@@ -9,16 +9,15 @@ to the method otherwise (a VAE encoder is not a GAN discriminator), which the ti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import nn
 
 from sparsegan.errors import UserError
 from sparsegan.run_folder import FINAL, FINAL_FILES, load_tensors
+from sparsegan.sparsity import MaskSet
 
-if TYPE_CHECKING:
-    from sparsegan.methods.base import Method
 
 def read_final(run: str | Path, role: str) -> dict[str, torch.Tensor]:
     """final/'s file of ``role`` (G, D, masks: run_folder.FINAL_FILES) of a run or an IMP ticket folder."""
@@ -30,13 +29,14 @@ def _describe(names: set[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
-    cfg = method.cfg
-    source = cfg.masks_from
+def load_ticket(source: str | Path, masks_of: dict[str, MaskSet], nets: dict[str, nn.Module],
+                with_weights: bool) -> dict[str, Any]:
+    """Take the masks (and, ``with_weights``, the weights) of ``source``'s final/ into ``masks_of``
+    (G's always; D's when they fit); returns the kind=ticket record."""
     masks = read_final(source, "masks")
     taken = []
     for net in ("G", "D"):
-        ours = method.masks[net]
+        ours = masks_of[net]
         theirs = {k[len(net) + 1:]: v for k, v in masks.items() if k.startswith(net + ".")}
         if net == "D" and (set(theirs) != set(ours.params) or any(
                 tuple(theirs[n].shape) != tuple(ours.params[n].shape) for n in theirs)):
@@ -54,7 +54,7 @@ def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
                 f"--masks-from {source}: shapes differ for {net}.{_describe(bad)} "
                 f"(e.g. {net}.{n}: ticket {tuple(theirs[n].shape)}, model {tuple(ours.params[n].shape)})"
             )
-        if cfg.masks_with_weights:
+        if with_weights:
             state = read_final(source, net)
             missing, unexpected = nets[net].load_state_dict(state, strict=False)
             if missing or unexpected:
@@ -64,6 +64,5 @@ def load_ticket(method: "Method", nets: dict[str, nn.Module]) -> None:
             ours.set_mask(n, m.bool())
             ours.restart_history([n])
         taken.append(net)
-    method.emit({"kind": "ticket", "source": str(source), "nets": taken,
-                 "with_weights": cfg.masks_with_weights,
-                 "density": {net: method.masks[net].density() for net in ("G", "D")}})
+    return {"kind": "ticket", "source": str(source), "nets": taken, "with_weights": with_weights,
+            "density": {net: masks_of[net].density() for net in ("G", "D")}}
