@@ -78,3 +78,26 @@ def test_sweep_base_parses(path):
     else:
         cfg = build_config(raw.get("base") or {})
     _build(cfg)
+
+
+def test_recipes_extend_their_family_base(tmp_path):
+    # Each paper recipe extends its family's base (configs/base/); the recipes of a method with
+    # siblings (the Table 1 grid) extend that method's base and state only what differs.
+    for path in RECIPES:
+        if path.stem.startswith(("sngan-", "biggan-")):
+            raw = yaml.safe_load(path.read_text())
+            family = "-".join(path.stem.split("-")[:2])
+            assert raw["extends"] in (f"base/{family}.yaml", f"base/{family}-{raw.get('method', '')}.yaml") or \
+                raw["extends"].startswith(f"base/{family}-"), path.name
+            if raw["extends"] != f"base/{family}.yaml":
+                assert len(raw) <= 7, path.name
+    # extends: the base's keys first, the recipe's over them; a loop is refused in one line.
+    (tmp_path / "a.yaml").write_text("steps: 10\nlr_g: 0.001\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nsteps: 20\n")
+    assert load_yaml(tmp_path / "b.yaml") == {"steps": 20, "lr_g": 0.001}
+    (tmp_path / "c.yaml").write_text("extends: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("extends: c.yaml\n")
+    from sparsegan.errors import UserError
+
+    with pytest.raises(UserError, match="which extends it back"):
+        load_yaml(tmp_path / "c.yaml")

@@ -360,7 +360,9 @@ def coerce(name: str, value: Any) -> Any:
     raise UserError(f"config key {name!r} must be {base.__name__}, got {type(value).__name__} {value!r}")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's config keys. ``extends: OTHER.yaml`` (relative to the recipe) takes that file's keys
+    first, the recipe's own over them: a family of recipes shares one base and states only what differs."""
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
@@ -372,7 +374,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values")
-    return {k: coerce(k, v) for k, v in data.items()}
+    base: dict[str, Any] = {}
+    if "extends" in data:
+        parent = Path(path).parent / str(data.pop("extends"))
+        if parent.resolve() in _seen:
+            raise UserError(f"config file {path} extends {parent}, which extends it back")
+        base = load_yaml(parent, (*_seen, Path(path).resolve()))
+    return base | {k: coerce(k, v) for k, v in data.items()}
 
 
 def build_config(values: Mapping[str, Any]) -> TrainConfig:
