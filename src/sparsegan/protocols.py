@@ -40,6 +40,14 @@ VALUE_TO_METRIC = {"precision": "pr", "recall": "pr", "kid_std": "kid", "is_std"
                    "recon_mse": "recon", "psnr": "recon"}
 
 
+# The defaults of an evaluation, defined once: `sparsegan eval` (and a sweep's eval block, read by its
+# parser), the Evaluator, and evaluation during training (whose own counts are TrainConfig's eval_*).
+DEFAULT_METRICS = "fid_domain"
+DEFAULT_NUM_SAMPLES = 10_000  # `sparsegan eval`: generated images (the papers: 50,000)
+DEFAULT_BATCH_SIZE = 64  # images per feature-extraction batch
+SPLITS = ("train", "test")  # where the real images come from
+
+
 @dataclass(frozen=True)
 class Protocol:
     """The protocol of one evaluation, as asked for (``num_ref``: None = as many as generated,

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from sparsegan.protocols import DEFAULT_BATCH_SIZE, DEFAULT_METRICS, DEFAULT_NUM_SAMPLES, SPLITS
+
 
 def _run_step(run: Path) -> int | None:
     from sparsegan.run_folder import SUMMARY, read_json_or_none
@@ -99,19 +101,20 @@ def add_parser(sub) -> None:
                                     "RUN/eval/<metric>@<protocol>.json, e.g. eval/fid_domain@10000.json",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with final/*.safetensors")
-    p.add_argument("--metrics", default="fid_domain",
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help="comma-separated: fid, kid, pr (precision/recall), fid_domain, is")
-    p.add_argument("--num-samples", type=_positive, default=10_000,
+    p.add_argument("--num-samples", type=_positive, default=DEFAULT_NUM_SAMPLES,
                    help="generated images (the papers: 50000)")
     p.add_argument("--num-ref", type=_num_ref, default=None,
                    help="real images for the reference statistics; 'all': the whole split (the papers' "
                         "protocol) [default: the same as --num-samples]")
-    p.add_argument("--split", choices=("train", "test"), default="train", help="real images from this split")
+    p.add_argument("--split", choices=SPLITS, default=SPLITS[0], help="real images from this split")
     p.add_argument("--generator", choices=("ema", "raw", "ema_best"), default="ema",
                    help="which weights: the EMA generator, the raw one, or the best EMA kept during training")
     p.add_argument("--train-mode", action="store_true",
                    help="sample with G in train mode (BN batch statistics) instead of eval mode")
-    p.add_argument("--batch-size", type=_positive, default=64, help="images per feature-extraction batch")
+    p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+                   help="images per feature-extraction batch")
     p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (and labels) drawn")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from sparsegan.config import add_config_flags, build_config
 from sparsegan.errors import UserError
+
+# The config options of a planned count (no run folder): what the model, its masks and the training
+# schedule are; the methods whose masks a plan can draw.
+PLANNED = ("method", "sparsity_g", "sparsity_d", "steps", "batch_size", "g_batch_size", "n_dis", "update_interval",
+           "grow", "explore", "distribution", "prunable", "z_dim", "model_width")
+PLANNED_METHODS = ("dense", "static", "stu")
 
 
 def _table(rows, totals, human) -> str:
@@ -65,13 +72,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.model is None:
             raise UserError("give a RUN_DIR, or --model (with --sparsity-g / --sparsity-d)")
-        for name in ("sparsity_g", "sparsity_d"):
-            v = getattr(args, name)
-            if not 0.0 <= v < 1.0:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}")
-        for name in ("steps", "n_dis", "batch_size", "update_interval", "g_batch_size"):
-            if getattr(args, name) is not None and getattr(args, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+        # The options given, over their defaults, validated as train validates them.
+        args = argparse.Namespace(**{**vars(args), **vars(build_config(
+            {"model": args.model, **{k: v for k, v in vars(args).items() if k in PLANNED}}))})
+        if args.method not in PLANNED_METHODS:
+            raise UserError(f"a planned count (--model without a run) draws the masks of {', '.join(PLANNED_METHODS)}; "
+                            f"for --method {args.method}, count its run folder")
         spec = ModelSpec(channels=args.channels, num_classes=args.num_classes, z_dim=args.z_dim,
                          width=args.model_width, resolution=args.resolution)
         G, D = build_models(args.model, spec)
@@ -107,22 +113,10 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a completed run folder")
     p.add_argument("--model", help="count a model without a run (masks planned by --distribution)")
-    p.add_argument("--sparsity-g", type=float, default=0.9)
-    p.add_argument("--sparsity-d", type=float, default=0.5)
-    p.add_argument("--method", choices=("dense", "static", "stu"), default="stu")
-    p.add_argument("--steps", type=int, default=2000, help="G steps of the training run counted")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--g-batch-size", type=int, default=None, help="images per G step (default: --batch-size)")
-    p.add_argument("--n-dis", type=int, default=1)
-    p.add_argument("--update-interval", type=int, default=1000)
-    p.add_argument("--grow", default="gradient", help="stu: grow criterion (gradient needs a dense gradient)")
-    p.add_argument("--explore", default="G", choices=("G", "D", "GD"))
-    p.add_argument("--distribution", default="erk")
-    p.add_argument("--prunable", default="all", choices=("all", "conv"))
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--num-classes", type=int, default=0)
-    p.add_argument("--z-dim", type=int, default=128)
-    p.add_argument("--model-width", type=int, default=None)
+    # The training options a planned count needs: defined once, in sparsegan.config (as for train).
+    add_config_flags(p, PLANNED)
+    p.add_argument("--channels", type=int, default=1, help="image channels of the data the model is built for")
+    p.add_argument("--num-classes", type=int, default=0, help="classes (class-conditional models)")
     p.add_argument("--resolution", type=int, default=None)
     p.add_argument("--json", metavar="FILE", help="also write the table and totals as JSON")
     p.set_defaults(func=run)

@@ -5,50 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import MISSING, fields
-from typing import Callable
+from dataclasses import fields
 
 from sparsegan.config import (
     TrainConfig,
+    add_config_flags,
     build_config,
-    choice_values,
     describe_inapplicable,
-    field_type,
     flag_of,
     inapplicable,
     load_yaml,
 )
 from sparsegan.errors import UserError
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, default suppressed so YAML values are not overridden."""
-    choices = choice_values()
-    for f in fields(TrainConfig):
-        base, optional = field_type(f)
-        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        help_ = f.metadata.get("help", "")
-        if f.name in choices:
-            help_ += f" ({'|'.join(choices[f.name])})"
-        help_ += f" [default: {default}]"
-        if base is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=help_)
-        else:
-            p.add_argument(flag, dest=f.name, type=_typed(base, flag), default=argparse.SUPPRESS,
-                           metavar=base.__name__.upper(), help=help_)
-
-
-def _typed(base: type, flag: str) -> Callable[[str], object]:
-    def convert(text: str):
-        try:
-            return base(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
-
-    convert.__name__ = base.__name__
-    return convert
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,5 +58,5 @@ def add_parser(sub) -> None:
                         "and print the command that resumes (exit 130 / 143)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.set_defaults(func=run)

@@ -17,6 +17,7 @@ from sparsegan.metrics.inception_score import inception_score
 from sparsegan.metrics.kid import NUM_SUBSETS, kid, kid_subset_size
 from sparsegan.metrics.precision_recall import precision_recall
 from sparsegan.metrics.reference import reference_stats
+from sparsegan.protocols import DEFAULT_BATCH_SIZE
 from sparsegan.registry import Registry
 
 
@@ -81,7 +82,7 @@ class Evaluator:
     num_ref: int | None = None  # None: the same as num_samples; 0: the whole split
     split: str = "train"
     data_root: str | None = None
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "cpu"
     inception_weights: str | None = None
     is_weights: str | None = None
