@@ -212,9 +212,9 @@ def test_missing_config_file(tmp_path, capsys):
 
 # --- nothing written is lost: a signal stops with a checkpoint, a finished run stays finished ------
 
-# Long enough (a few seconds) that the signal, sent once the first records appear, arrives before the
+# Long enough (several seconds) that the signal, sent once the first records appear, arrives before the
 # end even on a loaded machine (the parent that sends it may wait for a core).
-STOP_STEPS = 1000
+STOP_STEPS = 3000
 STOP_ARGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sparsity-g", "0.8",
              "--update-interval", "7", "--checkpoint-every", "5000", "--log-every", "3", "--sample-every", "5000",
              "--keep-checkpoints", "2", "--no-progress", "--steps", str(STOP_STEPS)]
