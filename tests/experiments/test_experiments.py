@@ -298,7 +298,7 @@ def test_tensorboard_mirrors_the_run(tmp_path):
 
 # --- the committed sweep recipes ------------------------------------------------------------
 
-SWEEPS = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+SWEEPS = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
 
 
 def _unregistered(path: Path) -> list[str]:

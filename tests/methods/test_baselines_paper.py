@@ -240,7 +240,7 @@ def test_pf_sweep_and_adapt_recipes_match_the_papers():
     from sparsegan.config import build_config, load_yaml
     from sparsegan.experiments.grid import load_grid
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     pf = [p.values for p in load_grid(configs / "sweeps" / "pf-g-vs-gd.yaml").points if p.values["method"] == "pf"]
     assert {p["ranking"] for p in pf} == {"uniform", "global"}  # Table 1's "PF (uniform)" and "PF (global)"
     strict = build_config(load_yaml(configs / "sngan-cifar10-adapt-strict-g70.yaml"))

@@ -212,9 +212,9 @@ def test_missing_config_file(tmp_path, capsys):
 
 # --- nothing written is lost: a signal stops with a checkpoint, a finished run stays finished ------
 
-# Long enough (several seconds) that the signal, sent once the first records appear, arrives before the
+# Long enough (seconds) that the signal, sent once the first records appear, arrives before the
 # end even on a loaded machine (the parent that sends it may wait for a core).
-STOP_STEPS = 3000
+STOP_STEPS = 1000
 STOP_ARGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sparsity-g", "0.8",
              "--update-interval", "7", "--checkpoint-every", "5000", "--log-every", "3", "--sample-every", "5000",
              "--keep-checkpoints", "2", "--no-progress", "--steps", str(STOP_STEPS)]
@@ -231,7 +231,10 @@ def one_thread():
 
 def _signal_after_first_records(cmd: list[str], run: Path, sig: int) -> tuple[int, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The child takes SIGINT as a user's Ctrl-C would reach it, even when this test runs where SIGINT is
+    # ignored (a background job): sparsegan keeps an ignored signal ignored, on purpose (nohup, &).
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if (run / "metrics.jsonl").exists() and '"kind": "train"' in (run / "metrics.jsonl").read_text():
