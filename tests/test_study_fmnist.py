@@ -15,7 +15,7 @@ STUDY = ROOT / "benchmarks" / "study-fmnist"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("study_fmnist", ROOT / "benchmarks" / "study_fmnist.py")
+    spec = importlib.util.spec_from_file_location("study_fmnist", STUDY / "study_fmnist.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -84,10 +84,11 @@ def test_committed_tables_match_the_committed_runs():
     checked = 0
     for runs in sorted(p.name for p in STUDY.glob("runs*") if p.is_dir()):
         results = STUDY / script.outputs(runs)[0]
-        assert results.exists(), f"{runs}/ has no {results.name}: run benchmarks/study_fmnist.py --runs {runs}"
+        assert results.exists(), \
+            f"{runs}/ has no {results.name}: run benchmarks/study-fmnist/study_fmnist.py --runs {runs}"
         assert results.read_text() == script.render(STUDY, runs), \
             (f"{results.name} is not what "
-             f"`python benchmarks/study_fmnist.py benchmarks/study-fmnist --runs {runs}` gives")
+             f"`python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --runs {runs}` gives")
         checked += 1
     # and no results file without the runs it was generated from (a runs folder left out of the
     # repository would leave its tables unchecked)
@@ -205,7 +206,7 @@ def test_inception_section_from_eval_files(tmp_path):
         for method, fid in (("static", 30.0), ("stu", 25.0 + 0.2 * seed)):
             _run(tmp_path, f"{method}_{seed}", method, seed, {s: 9.0 for s in steps}, sg=0.95, sd=0.7)
     script = _script()
-    assert "Not measured yet (`benchmarks/study_inception.py`)" in script.render(tmp_path)
+    assert "Not measured yet (`benchmarks/study-fmnist/study_inception.py`)" in script.render(tmp_path)
     for run in sorted((tmp_path / "runs").iterdir()):
         if not run.is_dir():
             continue

@@ -1,6 +1,6 @@
 """The TF-Inception features with the real pinned weights (skipped where they are not installed).
 
-On a 2-core CPU Inception takes about 0.25 s per image (benchmarks/results/metrics_*.json), so
+On a 2-core CPU Inception takes about 0.25 s per image (benchmarks/metrics/results/metrics_*.json), so
 the 6k-image acceptance test is marked slow; the default suite keeps a 2-image check. The slow test runs
 on CUDA where there is one.
 """
@@ -47,7 +47,7 @@ def test_inception_features_batch_size_and_gray():
 @needs_inception
 @needs_fashion
 def test_acceptance_inception_real_vs_real_below_5_percent_of_untrained():
-    # CUDA where there is one (its features match the CPU's to ~1e-6 relative: benchmarks/results).
+    # CUDA where there is one (its features match the CPU's to ~1e-6 relative: benchmarks/metrics/results).
     ex = InceptionFeatures(device="cuda" if torch.cuda.is_available() else "cpu")
     real = reference_images("fashion-mnist", "train", 32, 4000)
     feats = extract_from_images(ex, real, batch_size=50, progress=True)

@@ -3,7 +3,7 @@
 Same contract as :func:`sparsegan.efficiency.csr_kernel.csr_mm` (``Y[r0:r1] = act(A[r0:r1] @ X +
 bias)``, float32, C order), with the output row's 64-column tiles held in eight AVX2 registers
 across all of the row's active weights: about 2x the numba kernel's multiply-add rate at 64
-columns on the development machine (benchmarks/results/efficiency.md).
+columns on the development machine (benchmarks/efficiency/results/efficiency.md).
 
 The C file is an optional extension: it is not built without a C compiler or off x86-64, and it is
 not used on a CPU without AVX2 and FMA. :func:`available` says whether it can run here.

@@ -86,7 +86,7 @@ def _adam(params, **kw) -> torch.optim.Adam:
     """Fused Adam where the device has it. Besides being faster, it matters for sparse training:
     the multi-tensor path takes sqrt of every exp_avg_sq entry, and sqrt(0) at the inactive entries
     hits a slow path on some CPUs (measured: 6x slower than on positive values), which made a
-    sparse MLP step 20 % slower than a dense one (benchmarks/results/step_time.json)."""
+    sparse MLP step 20 % slower than a dense one (benchmarks/step-time/results/step_time.json)."""
     params = list(params)
     try:
         return torch.optim.Adam(params, fused=True, **kw)
