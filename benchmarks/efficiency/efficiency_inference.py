@@ -2,7 +2,7 @@
 
 Generators are freshly built with ERK masks drawn by the sparsity engine (no training needed for
 timing: the kernels only see the sparsity pattern). Each (model, s_G, batch) times the dense
-masked PyTorch module against ``sparsegan.efficiency.runtime.sparsify(G, "auto")`` in alternating
+masked PyTorch module against ``sparsegan.inference.runtime.sparsify(G, "auto")`` in alternating
 rounds; medians are reported with the ideal speedups 1 / density (prunable weights) and
 dense / sparse FLOPs (whole generator, bias and BN included). A control times the same runtime
 restricted to dense GEMMs (BN folding and layout only) to show what sparsity itself buys, and a
@@ -22,8 +22,8 @@ import time
 import torch
 
 from sparsegan.efficiency.accounting import layer_counts, net_totals
-from sparsegan.efficiency.bench import bench, describe_machine, max_abs_difference
-from sparsegan.efficiency.runtime import choices, sparsify
+from sparsegan.inference.bench import bench, describe_machine, max_abs_difference
+from sparsegan.inference.runtime import choices, sparsify
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 

@@ -21,8 +21,8 @@ def _batch_sizes(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sparsegan.efficiency.bench import bench, load_generators, max_abs_difference
-    from sparsegan.efficiency.runtime import choices, sparsify
+    from sparsegan.inference.bench import bench, load_generators, max_abs_difference
+    from sparsegan.inference.runtime import choices, sparsify
 
     if args.repeats <= 0 or args.warmup < 0:
         raise UserError("--repeats must be positive and --warmup >= 0")

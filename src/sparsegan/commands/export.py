@@ -6,7 +6,7 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsegan.efficiency.export import export_run
+    from sparsegan.inference.export import export_run
 
     path, header = export_run(args.run, fmt=args.format, generator=args.generator, out=args.out)
     size = path.stat().st_size

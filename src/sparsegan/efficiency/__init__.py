@@ -1,8 +1,7 @@
-"""Efficiency made real: FLOPs / parameter accounting from the masks, a compact sparse export of
-the generator, a sparse inference runtime, and dense-vs-sparse benchmarks.
+"""Efficiency accounting: parameters and FLOPs per layer from the masks, and the training FLOPs of
+a run against dense training (the measured speed of sparse inference is :mod:`sparsegan.inference`).
 
-Imports only :mod:`sparsegan.sparsity` and :mod:`sparsegan.models` (plus plain json / safetensors
-to read run folders).
+Imports only :mod:`sparsegan.sparsity` and :mod:`sparsegan.models`.
 """
 
 from sparsegan.efficiency.accounting import LayerCount, layer_counts, net_totals

@@ -23,7 +23,6 @@ import torch
 from safetensors import safe_open
 from torch import Tensor, nn
 
-from sparsegan.efficiency.runs import masked
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.models import ModelSpec, build_models
@@ -152,3 +151,9 @@ class Export:
     def masks(self) -> dict[str, Tensor]:
         """Masks of the prunable weights as stored (CSR weights: their stored non-zeros)."""
         return {name: from_csr(parts, tuple(self.header["csr"][name])) != 0 for name, parts in self.csr.items()}
+
+
+def masked(state: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict with every inactive weight exactly 0 (the contract already holds; this makes it
+    hold for exports of files edited by hand)."""
+    return {k: (v * masks[k].to(v.dtype) if k in masks else v) for k, v in state.items()}

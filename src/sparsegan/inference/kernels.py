@@ -13,7 +13,7 @@ contiguous axpy ``Y[i, :] += A[i, k] * X[k, :]`` over all columns (batch x pixel
 * ``numba-csr``: this package's own CSR x dense kernel (:mod:`.csr_kernel`, compiled by numba
   when it is installed): four active weights of a row per pass over the output row, so the row
   is loaded and stored once per four axpys instead of once per axpy. 1.3-1.7x faster than
-  torch's and scipy's CSR products at 64 columns, 4-5x at 1,024 (``benchmarks/efficiency.md``);
+  torch's and scipy's CSR products at 64 columns, 4-5x at 1,024 (``benchmarks/efficiency/results/efficiency.md``);
 * ``simd-csr``: the same product in C with AVX2 intrinsics (:mod:`.simd_kernel`, an optional
   compiled extension), each output row's 64-column tiles held in registers across the row's
   active weights: about 2x the numba kernel at 64 columns.
@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from sparsegan.efficiency import csr_kernel, simd_kernel
+from sparsegan.inference import csr_kernel, simd_kernel
 
 KERNELS = ("dense", "torch-csr", "scipy-csr", "numba-csr", "simd-csr")
 

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from sparsegan.efficiency import csr_kernel, simd_kernel
-from sparsegan.efficiency.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
+from sparsegan.inference import csr_kernel, simd_kernel
+from sparsegan.inference.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for

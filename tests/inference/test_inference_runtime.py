@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from sparsegan.efficiency import runtime, simd_kernel
-from sparsegan.efficiency.export import Export, export_generator, from_csr, to_csr
-from sparsegan.efficiency.runtime import SparseConv2d, SparseConvTranspose2d, SparseLinear, choices, sparsify
+from sparsegan.inference import runtime, simd_kernel
+from sparsegan.inference.export import Export, export_generator, from_csr, to_csr
+from sparsegan.inference.runtime import SparseConv2d, SparseConvTranspose2d, SparseLinear, choices, sparsify
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 
@@ -127,7 +127,7 @@ def test_export_file_grows_with_active_weights(tmp_path):
 
 @pytest.mark.parametrize("kernel", ["scipy-csr", "numba-csr", pytest.param("simd-csr", marks=needs_simd)])
 def test_parallel_kernels_equal_serial(kernel):
-    from sparsegan.efficiency.kernels import SparseMatrix
+    from sparsegan.inference.kernels import SparseMatrix
 
     torch.manual_seed(0)
     a = torch.randn(37, 11) * (torch.rand(37, 11) < 0.3)
@@ -155,7 +155,7 @@ def test_numba_csr_kernel_by_hand():
     # (writing) group of four, a group plus a tail, two groups plus a tail.
     import numpy as np
 
-    from sparsegan.efficiency import csr_kernel
+    from sparsegan.inference import csr_kernel
 
     A = np.zeros((5, 10), np.float32)
     A[1, 3] = 2.0
@@ -180,7 +180,7 @@ def test_numba_csr_kernel_by_hand():
 
 @pytest.mark.parametrize("act", [None, nn.ReLU(), nn.LeakyReLU(0.2), nn.Tanh()])
 def test_numba_epilogue_equals_torch(act):
-    from sparsegan.efficiency.kernels import Epilogue, SparseMatrix
+    from sparsegan.inference.kernels import Epilogue, SparseMatrix
 
     torch.manual_seed(0)
     a = torch.randn(67, 40) * (torch.rand(67, 40) < 0.2)
@@ -199,7 +199,7 @@ def test_numba_tanh_accuracy():
     # (saturated tails included) and within [-1, 1], run through the kernel as a 1 x 1 identity times a row of values.
     import numpy as np
 
-    from sparsegan.efficiency import csr_kernel
+    from sparsegan.inference import csr_kernel
 
     v = np.linspace(-12, 12, 240_001, dtype=np.float32)[None]
     y = np.empty_like(v)
@@ -307,9 +307,9 @@ def test_runtime_without_an_own_kernel_falls_back(monkeypatch, kernel, module, a
     # is no candidate, and forcing it runs scipy's CSR instead.
     import importlib
 
-    from sparsegan.efficiency.kernels import SparseMatrix
+    from sparsegan.inference.kernels import SparseMatrix
 
-    monkeypatch.setattr(importlib.import_module(f"sparsegan.efficiency.{module}"), attr, None)
+    monkeypatch.setattr(importlib.import_module(f"sparsegan.inference.{module}"), attr, None)
     G, _ = _sparse_model("mlp", 0.9, width=32)
     z = torch.randn(5, G.z_dim)
     for mode in ("auto", kernel):

@@ -36,7 +36,7 @@ ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH = 0, 1, 2, 3
 
 # tanh(v) = v P(v^2) / Q(v^2) on [-c, c], saturating beyond c (where tanh is 1 to float
 # precision): a [13/6] rational minimax fit, the coefficients Eigen uses for float tanh.
-# Measured maximum error against float64 tanh over [-10, 10]: 2.6e-7 (tests/efficiency/test_efficiency_runtime.py).
+# Measured maximum error against float64 tanh over [-10, 10]: 2.6e-7 (tests/inference/test_inference_runtime.py).
 _TANH_CLAMP = np.float32(7.90531110763549805)
 _TANH_P = tuple(np.float32(c) for c in (
     -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,

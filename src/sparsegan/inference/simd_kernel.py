@@ -1,6 +1,6 @@
 """The AVX2 CSR x dense kernel of ``_simd_csr.c``, called through ctypes.
 
-Same contract as :func:`sparsegan.efficiency.csr_kernel.csr_mm` (``Y[r0:r1] = act(A[r0:r1] @ X +
+Same contract as :func:`sparsegan.inference.csr_kernel.csr_mm` (``Y[r0:r1] = act(A[r0:r1] @ X +
 bias)``, float32, C order), with the output row's 64-column tiles held in eight AVX2 registers
 across all of the row's active weights: about 2x the numba kernel's multiply-add rate at 64
 columns on the development machine (benchmarks/efficiency/results/efficiency.md).
@@ -19,7 +19,7 @@ import numpy as np
 
 def _load():
     try:
-        from sparsegan.efficiency import _simd_csr
+        from sparsegan.inference import _simd_csr
     except ImportError:  # not built here: the runtime's other kernels remain
         return None
     lib = ctypes.CDLL(_simd_csr.__file__)

@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sparsegan.efficiency.export import Export
-from sparsegan.efficiency.runs import masked
+from sparsegan.inference.export import Export, masked
 from sparsegan.run_folder import RunFolder
 
 
