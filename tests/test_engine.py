@@ -205,3 +205,36 @@ def test_misuse_of_nets_and_optimizers():
         sparse.step()  # iteration 5 is an update, and no gradient of it was seen
     with pytest.raises(UserError, match="not a SparseTraining state"):
         sparse.load_state_dict({"masks": {}})
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    # different seeds per rank: different masks, until rank 0's are broadcast
+    sparse = SparseTraining({"net": net}, {"net": opt}, "static", sparsity={"net": 0.5}, steps=4, seed=rank)
+    sparse.broadcast_masks()
+    torch.save({n: m for n, m in sparse.masks["net"].masks.items()}, f"{out}/rank{rank}.pt")
+    _inactive_zero(sparse, {"net": net})
+    dist.destroy_process_group()
+
+
+def test_broadcast_masks_under_torch_distributed(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # without a process group it does nothing
+    net, opt, sparse = _linear_setup("sgd")
+    before = {k: m.clone() for k, m in sparse.masks["net"].masks.items()}
+    sparse.broadcast_masks()
+    assert all(torch.equal(before[k], m) for k, m in sparse.masks["net"].masks.items())

@@ -262,6 +262,26 @@ class SparseTraining:
         self.on_topology_change(restart)
         return ema
 
+    # --- several processes -------------------------------------------------------------------------
+    def broadcast_masks(self, src: int = 0) -> None:
+        """Under torch.distributed (DDP): rank ``src``'s masks on every rank, their weights zeroed.
+        Ranks given the same ``seed`` draw the same masks and, with DDP's averaged gradients, make
+        the same topology updates, so this is a check made true at set-up (the built-in loop does
+        the same); it is a no-op without an initialised process group."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        for net in self.method.nets:
+            masks = self.method.masks[net]
+            state = masks.state_dict()
+            for k in sorted(state):
+                buf = state[k].to(torch.uint8)
+                dist.broadcast(buf, src)
+                state[k] = buf.bool()
+            masks.load_state_dict(state)
+            masks.apply_()
+
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"completed": self.completed, "method": self.method.state_dict(),
