@@ -22,12 +22,11 @@ int sg_cpu_ok(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-static const float TANH_CLAMP = 7.90531110763549805f;
-static const float TANH_P[7] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
-                                5.12229709037114e-08f, 1.48572235717979e-05f, 6.37261928875436e-04f,
-                                4.89352455891786e-03f};
-static const float TANH_Q[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
-                                4.89352518554385e-03f};
+#include "tanh_rational.h"
+
+static const float TANH_CLAMP = (float)SG_TANH_CLAMP;
+static const float TANH_P[7] = SG_TANH_P;
+static const float TANH_Q[4] = SG_TANH_Q;
 
 static inline float tanh1(float v) {
     v = v < -TANH_CLAMP ? -TANH_CLAMP : (v > TANH_CLAMP ? TANH_CLAMP : v);

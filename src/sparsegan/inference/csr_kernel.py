@@ -23,6 +23,9 @@ on the first call (a few seconds) and caches the machine code on disk. Without n
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 from torch import nn
 
@@ -34,15 +37,18 @@ except ImportError:  # an optional speed-up: the other kernels still work
 # Activation codes of the fused epilogue.
 ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH = 0, 1, 2, 3
 
-# tanh(v) = v P(v^2) / Q(v^2) on [-c, c], saturating beyond c (where tanh is 1 to float
-# precision): a [13/6] rational minimax fit, the coefficients Eigen uses for float tanh.
-# Measured maximum error against float64 tanh over [-10, 10]: 2.6e-7 (tests/inference/test_inference_runtime.py).
-_TANH_CLAMP = np.float32(7.90531110763549805)
-_TANH_P = tuple(np.float32(c) for c in (
-    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
-    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
-_TANH_Q = tuple(np.float32(c) for c in (
-    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+# tanh(v) = v P(v^2) / Q(v^2) on [-c, c], saturating beyond c: the coefficients are defined once, in
+# tanh_rational.h, which the C kernel includes and this module reads (tests/inference checks the
+# error: at most 2.6e-7 against float64 tanh over [-10, 10]).
+def _read_tanh() -> tuple[np.float32, tuple, tuple]:
+    text = (Path(__file__).with_name("tanh_rational.h")).read_text()
+    clamp = float(re.search(r"#define SG_TANH_CLAMP (\S+)", text).group(1))
+    lists = [re.search(rf"#define SG_TANH_{k} \{{([^}}]*)\}}", text).group(1) for k in ("P", "Q")]
+    p, q = (tuple(np.float32(float(c)) for c in body.split(",")) for body in lists)
+    return np.float32(clamp), p, q
+
+
+_TANH_CLAMP, _TANH_P, _TANH_Q = _read_tanh()
 
 
 def available() -> bool:
