@@ -219,6 +219,7 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
     sparse.broadcast_masks()
     torch.save({n: m for n, m in sparse.masks["net"].masks.items()}, f"{out}/rank{rank}.pt")
     _inactive_zero(sparse, {"net": net})
+    dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
 
 

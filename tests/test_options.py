@@ -113,8 +113,53 @@ def test_evaluation_options_without_eval_every_are_refused(tmp_path, capsys):
                  "--steps", "4", "--out", str(tmp_path / "r"), "--dry-run"]) == 0
 
 
-def test_the_config_names_every_registered_method():
-    from sparsegan.config import ALL_METHODS
-    from sparsegan.methods import METHODS
+def test_every_option_is_defined_once_in_a_group_and_methods_own_theirs():
+    from dataclasses import fields
 
-    assert sorted(ALL_METHODS) == METHODS.names()
+    from sparsegan.config import GROUPS, METHOD_GROUPS, TrainConfig, applies_to
+    from sparsegan.methods import METHODS
+    from sparsegan.methods.gmp import GMPOptions
+    from sparsegan.options import group_fields
+
+    defined = [n for g in GROUPS for n in group_fields(g)]
+    assert sorted(defined) == sorted(f.name for f in fields(TrainConfig))  # each field in exactly one group
+    assert len(defined) == len(set(defined))
+    taken = {g for m in METHODS.names() for g in METHODS.get(m).options}
+    assert taken == set(METHOD_GROUPS)  # no orphan group, no method group missing from the config
+    # a method's own group lives in its module and applies to it alone
+    assert GMPOptions.__module__ == "sparsegan.methods.gmp" and applies_to("gmp_prunes") == ("gmp",)
+    assert applies_to("steps") is None and applies_to("prunable") is None
+    assert applies_to("probe_batches") == ("adapt", "grasp", "snip", "stu")
+
+
+def test_a_group_validates_its_own_fields_alone_and_in_the_config():
+    from sparsegan.errors import UserError
+    from sparsegan.methods.early_bird import EarlyBirdOptions
+
+    assert EarlyBirdOptions(eb_window=3).eb_window == 3
+    with pytest.raises(UserError, match="--eb-window must be at least 2"):
+        EarlyBirdOptions(eb_window=1)
+    with pytest.raises(UserError, match="--eb-window must be at least 2"):
+        build_config({"method": "early_bird", "eb_window": 1})  # before any run folder exists
+    with pytest.raises(UserError, match="--gmp-prunes must be a positive integer, got 0"):
+        build_config({"gmp_prunes": 0})
+
+
+def test_help_lists_options_under_their_groups(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    gmp = out.index("\ngradual magnitude pruning [methods: gmp]:\n")
+    assert out.index("\n  --gmp-start") > gmp > out.index("\n  --method")
+    assert "\nexploration [methods: adapt, stu]:\n  --prune-fraction" in out
+
+
+def test_the_api_refuses_an_option_of_another_method():
+    from sparsegan.engine import build_method
+    from sparsegan.errors import UserError
+
+    with pytest.raises(UserError, match="'gmp_start' is not an option of 'stu'"):
+        build_method("stu", steps=10, sparsity={"G": 0.5}, gmp_start=0.2)
+    with pytest.raises(UserError, match="'lr_g' is an option of the command line's loop"):
+        build_method("stu", steps=10, sparsity={"G": 0.5}, lr_g=0.1)
+    assert build_method("gmp", steps=100, sparsity={"G": 0.5}, gmp_start=0.2).cfg.gmp_start == 0.2

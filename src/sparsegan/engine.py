@@ -43,19 +43,21 @@ from torch import Tensor, nn
 from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
+from sparsegan.options import group_fields
 from sparsegan.sparsity import SparseEMA, prunable_parameters, reset_optimizer_state
 
-# The options of a method (TrainConfig's fields that methods read); the rest of TrainConfig is the
-# built-in loop's (data, model, optimisation, run folder). Run-folder options (--from, --masks-from,
-# IMP's rounds) are the command line's: through the API, load the weights or masks yourself.
-METHOD_OPTIONS = (
-    "distribution", "erk_power_scale", "prunable", "update_interval", "update_end", "prune_fraction",
-    "prune_fraction_final", "prune_criterion", "grow", "explore", "reset_regrown_state", "mask_gradients",
-    "ranking", "prune_nets", "gmp_start", "gmp_end", "gmp_prunes", "gmp_interval", "eb_interval", "eb_window",
-    "eb_threshold", "eb_max_steps", "probe_batches", "adapt_interval", "adapt_step", "adapt_low", "adapt_high",
-    "adapt_variant", "adapt_ranking",
-)
+
+# The options of a method: the fields of the option groups the methods take (``Method.options``),
+# but for the targets (``sparsity=``) and the groups that name run folders (--from, --masks-from,
+# IMP's rounds; through the API, load the weights or masks yourself). The rest of TrainConfig is the
+# built-in loop's (data, model, optimisation, run folder).
+def _api_options(groups) -> tuple[str, ...]:
+    return tuple(n for g in groups if g.api for n in group_fields(g) if n not in ("sparsity_g", "sparsity_d"))
+
+
 API_METHODS = ("dense", "static", "stu", "gmp", "pf", "snip", "grasp", "early_bird", "adapt")
+#: Every option some method of the API takes.
+METHOD_OPTIONS = tuple(dict.fromkeys(n for m in API_METHODS for n in _api_options(METHODS.get(m).options)))
 
 
 def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **options: Any) -> Method:
@@ -66,11 +68,17 @@ def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **opti
     if name not in API_METHODS:
         hint = " (IMP trains whole runs in rounds: `sparsegan train --method imp`)" if name == "imp" else ""
         raise UserError(f"unknown sparse method {name!r}{hint}; valid: {', '.join(API_METHODS)}")
-    unknown = sorted(set(options) - set(METHOD_OPTIONS))
+    takes = _api_options(METHODS.get(name).options)
+    unknown = [k for k in options if k not in takes]
     if unknown:
         known = {f.name for f in fields(TrainConfig)}
-        why = "an option of the command line's loop, not of a method" if unknown[0] in known else "unknown"
-        raise UserError(f"{unknown[0]!r} is {why}; a method takes: {', '.join(METHOD_OPTIONS)}")
+        if unknown[0] in METHOD_OPTIONS:
+            why = f"not an option of {name!r} (it has no effect there)"
+        elif unknown[0] in known:
+            why = "an option of the command line's loop, not of a method"
+        else:
+            why = "unknown"
+        raise UserError(f"{unknown[0]!r} is {why}; {name!r} takes: {', '.join(takes)}")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise UserError(f"steps must be a positive integer (the iterations the method's schedule spans), got {steps!r}")
     for net, s in sparsity.items():

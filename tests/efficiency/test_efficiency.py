@@ -150,3 +150,56 @@ def test_every_registered_model_is_counted(model):
         assert t["density"] == 1.0 and t["dense_flops"] > 0
         # Every prunable weight belongs to a layer the forward actually ran.
         assert all(r.calls > 0 and r.weight_flops > 0 for r in fm.rows[net] if r.prunable)
+
+
+def test_loss_probes_cost_a_gradient_of_the_probed_loss_each():
+    from sparsegan.efficiency.training_flops import probe_flops
+
+    # G's loss: G fwd+bwd (3 b_G f_G) + D fwd + input-grad bwd (2 b_G f_D); D's: G fwd + D fwd+bwd on 2b.
+    assert probe_flops("G", 1.0, 1.0, batch_size=2) == 6 + 4
+    assert probe_flops("D", 1.0, 1.0, batch_size=2) == 2 + 12
+    assert probe_flops("D", 2.0, 1.0, batch_size=2, kind="ae") == 3 * 2 * 3
+    G, D = TinyG(), TinyD()
+    fm = FlopModel({"G": G, "D": D}, masks=None)
+    fG, _, _ = fm.forward("G", 1.0)
+    fD, _, _ = fm.forward("D", 1.0)
+    dense = {"G": 1.0, "D": 1.0}
+    out = training_flops(fm, [Phase("probe", 0, dense, probes={"G": 3, "D": 1}), Phase("t", 5, dense)],
+                         batch_size=2, n_dis=1, dense_steps=5)
+    probe = 3 * (3 * 2 * fG + 2 * 2 * fD) + (2 * fG + 3 * 4 * fD)
+    assert out["phases"][0]["probe_flops"] == pytest.approx(probe) == out["total"] - out["dense"]
+
+
+def test_grasp_probe_counts_three_gradients_as_torch_measures():
+    # The convention counts GraSP's H g as 3 gradients of the loss; torch's FLOP counter on a small
+    # MLP measures 2.86 (the first layer's input needs no gradient, in H g as in g).
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sparsegan.efficiency.training_flops import PROBE_GRADIENTS
+    from sparsegan.sparsity.saliency import grasp_scores, snip_scores
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    params = {n: p for n, p in net.named_parameters() if p.dim() > 1}
+    x = torch.randn(8, 16)
+    measured = {}
+    for name, fn in (("snip", snip_scores), ("grasp", grasp_scores)):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn(params, lambda: net(x).square().mean(), 1)
+        measured[name] = counter.get_total_flops()
+    ratio = measured["grasp"] / measured["snip"]
+    assert PROBE_GRADIENTS["gradient"] == 1 and 2.5 < ratio <= PROBE_GRADIENTS["hessian-gradient"]
+
+
+def test_grasp_criterion_updates_carry_probes():
+    final = {"G": {"w": 0.1}, "D": {"v": 0.5}}
+    records = [
+        {"kind": "topology", "step": 10, "net": "G", "density": 0.1, "active": 10, "pruned": 5, "grown": 5},
+        {"kind": "topology", "step": 10, "net": "D", "density": 0.5, "active": 50, "pruned": 0, "grown": 0},
+        {"kind": "topology", "step": 20, "net": "G", "density": 0.1, "active": 10, "pruned": 4, "grown": 4},
+    ]
+    cfg = {"method": "stu", "grow": "gradient", "prune_criterion": "grasp", "probe_batches": 2}
+    phases = phases_of_run(cfg, records, final, 30, None, {"G": 0.1, "D": 0.5})
+    assert [p.probes for p in phases] == [{"G": 2 * 2 * 3}]
+    assert all(not p.probes for p in phases_of_run(dict(cfg, prune_criterion="snip"), records, final, 30))

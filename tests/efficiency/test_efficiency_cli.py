@@ -85,3 +85,17 @@ def test_bench_refuses_a_file_that_is_not_an_export(tmp_path, capsys):
     bad.write_bytes(b"not a safetensors file")
     assert main(["bench", str(bad)]) == 2
     assert "not a readable safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, gradients", [("snip", 1), ("grasp", 3)])
+def test_pruning_at_init_counts_its_loss_probes(tmp_path, method, gradients):
+    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
+    out = tmp_path / method
+    assert main(["train", "--model", "mlp", "--model-width", "16", "--method", method, "--sparsity-g", "0.9",
+                 "--sparsity-d", "0", "--probe-batches", "2", "--steps", "4", "--batch-size", "8",
+                 "--data-root", str(data), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["phases"][0] == {"phase": "probe", "steps": 0, "density": {"G": 1.0, "D": 1.0},
+                                    "probes": {"G": 2 * gradients}}  # D is dense: not probed
+    probe = summary["flops"]["train"]["phases"][0]
+    assert probe["name"] == "probe" and probe["flops"] == probe["probe_flops"] > 0

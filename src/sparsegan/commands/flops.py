@@ -11,7 +11,7 @@ from sparsegan.errors import UserError
 # The config options of a planned count (no run folder): what the model, its masks and the training
 # schedule are; the methods whose masks a plan can draw.
 PLANNED = ("method", "sparsity_g", "sparsity_d", "steps", "batch_size", "g_batch_size", "n_dis", "update_interval",
-           "grow", "explore", "distribution", "prunable", "z_dim", "model_width")
+           "grow", "prune_criterion", "probe_batches", "explore", "distribution", "prunable", "z_dim", "model_width")
 PLANNED_METHODS = ("dense", "static", "stu")
 
 
@@ -37,8 +37,12 @@ def _train_lines(train, human) -> list[str]:
              f"({1 / train['relative']:.2f}x fewer)" if train["relative"] > 0 else ""]
     for p in train["phases"]:
         upd = ", ".join(f"{k} {v}" for k, v in p["dense_grad_updates"].items() if v) or "none"
+        probes = ""
+        if p.get("probes"):
+            counts = ", ".join(f"{k} {v:g}" for k, v in p["probes"].items())
+            probes = f"; loss probes {counts} (gradients of the loss), their cost {human(p['probe_flops'])}"
         lines.append(f"  phase {p['name']}: {p['steps']} steps, {human(p['flops'])} "
-                     f"(dense-gradient updates: {upd}; their extra cost {human(p['dense_grad_flops'])})")
+                     f"(dense-gradient updates: {upd}; their extra cost {human(p['dense_grad_flops'])}{probes})")
     return lines
 
 
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.efficiency.accounting import layer_counts, net_totals
     from sparsegan.efficiency.training_flops import (
         CONVENTION,
+        PROBE_GRADIENTS,
         FlopModel,
         Phase,
         flops_summary,
@@ -89,11 +94,16 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(e)) from None
         rows = layer_counts(nets, densities=dens, scope=args.prunable)
         fm = FlopModel(nets, scope=args.prunable, distribution=args.distribution, masks=None)
-        updates = {}
-        if args.method == "stu" and criterion_needs("grow", args.grow) is not None:
+        updates, probes = {}, {}
+        if args.method == "stu":
             n = len(UpdateSchedule(interval=args.update_interval, total_steps=args.steps).update_steps())
-            updates = {net: n for net in nets if net in args.explore and s[net] > 0}
-        phase = Phase(args.method, args.steps, dens, updates)
+            explored = [net for net in nets if net in args.explore and s[net] > 0]
+            prune_needs = criterion_needs("prune", args.prune_criterion)
+            if criterion_needs("grow", args.grow) is not None or prune_needs is not None:
+                updates = {net: n for net in explored}
+            if prune_needs == "hessian-gradient":  # GraSP's H g from loss probes at every update
+                probes = {net: n * args.probe_batches * PROBE_GRADIENTS[prune_needs] for net in explored}
+        phase = Phase(args.method, args.steps, dens, updates, probes=probes)
         train = training_flops(fm, [phase], batch_size=args.batch_size, n_dis=args.n_dis, dense_steps=args.steps,
                                g_batch_size=args.g_batch_size)
         summary = {"convention": CONVENTION, "train": train}

@@ -12,7 +12,14 @@ FLOPs f_G, f_D at the nets' current densities (see :mod:`sparsegan.efficiency.ac
   1 x forward), G backward: ``3 b_G f_G + 2 b_G f_D``;
 * a topology update that grows by gradient (RigL, STU-GAN) needs the *dense* weight gradient of
   the explored net once: its weight-gradient half of the backward is counted at dense cost on that
-  step's batch (b for G, 2b for D), i.e. RigL's ``(3 f_S dT + 2 f_S + f_D) / (dT + 1)``.
+  step's batch (b for G, 2b for D), i.e. RigL's ``(3 f_S dT + 2 f_S + f_D) / (dT + 1)``;
+* a loss probe (SNIP / GraSP scoring at init, the grasp criterion at an update) is one more
+  computation of a net's training-loss gradient on a fresh batch: G's costs a G step
+  (``3 b_G f_G + 2 b_G f_D``), D's a D step (``b f_G + 3 (2b) f_D``), an autoencoder's
+  ``3 b (f_G + f_D)``, at the densities in force. SNIP takes one gradient per probe batch; GraSP's
+  Hessian-gradient product H g takes the gradient with its graph and differentiates through it
+  again, counted as 3 gradients (torch's FLOP counter measures 2.86 for an MLP: the input layer
+  needs no input gradient, as the 2 x convention also ignores).
 
 A run is a list of :class:`Phase` s: G iterations at given densities, plus the dense-gradient
 updates in them. They are read from the run folder, never from the method's code:
@@ -22,10 +29,13 @@ updates in them. They are read from the run folder, never from the method's code
   count), so the loop's steps split into segments of constant density (static / STU-GAN: one
   segment; early-bird: dense until the ticket, then sparse; GMP, ADAPT: one segment per change).
   A record that pruned or grew weights counts as one dense-gradient update of its net when the
-  run's criteria need a gradient, as each criterion declares (sparsity.criteria.criterion_needs).
+  run's criteria need a gradient, as each criterion declares (sparsity.criteria.criterion_needs),
+  and, with the grasp pruning criterion, as ``--probe-batches`` GraSP probes of the explored net.
 * outside the loop: summary.json "phases" (``Method.phases()``), e.g. the dense run that
   prune + fine-tune starts from, with its own ``batch_size`` / ``n_dis`` when given:
-  ``[{"phase": "dense-pretrain", "steps": 2000, "density": {"G": 1.0, "D": 1.0}}]``. Entries
+  ``[{"phase": "dense-pretrain", "steps": 2000, "density": {"G": 1.0, "D": 1.0}}]``, or SNIP's
+  and GraSP's scoring at init, a phase of no steps with its loss probes in gradient equivalents:
+  ``{"phase": "probe", "steps": 0, "density": {...}, "probes": {"G": 3, "D": 3}}``. Entries
   marked ``"within_run": true`` (early-bird's dense search) describe the loop itself and are
   already counted from its topology records. IMP's rounds are sub-run folders, each with its
   own "flops"; ``sparsegan flops`` adds them up.
@@ -62,6 +72,8 @@ class Phase:
     dense_grad_updates: dict[str, int] = field(default_factory=dict)
     # batch_size / g_batch_size / n_dis of this phase where they differ from the run's (PF's dense run)
     overrides: dict[str, int] = field(default_factory=dict)
+    # loss probes per net, in gradient equivalents (SNIP: 1 per batch, GraSP: 3; module docstring)
+    probes: dict[str, float] = field(default_factory=dict)
 
     def record(self, start_step: int) -> dict[str, Any]:
         """The metrics.jsonl record that describes this phase."""
@@ -134,6 +146,19 @@ def iteration_flops(fG: float, fD: float, batch_size: int, n_dis: int, g_batch_s
     return n_dis * d_step + g_step
 
 
+#: Gradient computations of a net's training loss per probe batch, by what a criterion needs.
+PROBE_GRADIENTS = {"gradient": 1, "hessian-gradient": 3}
+
+
+def probe_flops(net: str, fG: float, fD: float, batch_size: int, g_batch_size: int | None = None,
+                kind: str = "gan") -> float:
+    """FLOPs of one gradient of ``net``'s training loss on a fresh batch (one gradient equivalent)."""
+    b, bg = batch_size, g_batch_size or batch_size
+    if kind != "gan":
+        return 3 * b * (fG + fD)
+    return 3 * bg * fG + 2 * bg * fD if net == "G" else b * fG + 3 * (2 * b) * fD
+
+
 def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis: int,
                    dense_steps: int, g_batch_size: int | None = None, kind: str = "gan") -> dict[str, Any]:
     """Total training FLOPs of ``phases`` and of dense training for ``dense_steps`` iterations."""
@@ -149,9 +174,11 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
         b_g, b_d = (bg or b, 2 * b) if kind == "gan" else (b, b)
         extra = ph.dense_grad_updates.get("G", 0) * b_g * (wG_dense - wG)
         extra += ph.dense_grad_updates.get("D", 0) * b_d * (wD_dense - wD)
-        total += flops + extra
-        out_phases.append({"name": ph.name, "steps": ph.steps, "flops": flops + extra,
+        probes = sum(n * probe_flops(net, fG, fD, b, bg, kind) for net, n in ph.probes.items())
+        total += flops + extra + probes
+        out_phases.append({"name": ph.name, "steps": ph.steps, "flops": flops + extra + probes,
                            "dense_grad_flops": extra, "dense_grad_updates": dict(ph.dense_grad_updates),
+                           **({"probe_flops": probes, "probes": dict(ph.probes)} if ph.probes else {}),
                            "forward": {"G": fG, "D": fD}})
     fG1, _, _ = fm.forward("G", 1.0)
     fD1, _, _ = fm.forward("D", 1.0)
@@ -162,8 +189,7 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
 
 def _grad_based(kind: str, name: Any) -> bool:
     """Whether a criterion reads a gradient at the update (as each declares, sparsity.criteria); a
-    GraSP update counts as one dense-gradient update, a lower bound (its Hessian-vector products on
-    loss probes cost more, uncounted)."""
+    GraSP update counts as one dense-gradient update, plus its loss probes (:func:`_probes_in`)."""
     return isinstance(name, str) and name in (PRUNE_CRITERIA if kind == "prune" else GROW_CRITERIA) \
         and criterion_needs(kind, name) is not None
 
@@ -182,6 +208,21 @@ def _updates_in(records: list[dict], lo: int, hi: int, config: Mapping[str, Any]
         if lo < int(r["step"]) <= hi and ((grow_grad and r.get("grown", 0)) or (prune_grad and r.get("pruned", 0))):
             counts[r["net"]] += 1
     return {k: v for k, v in counts.items() if v}
+
+
+def _probes_in(records: list[dict], lo: int, hi: int, config: Mapping[str, Any]) -> dict[str, float]:
+    """Loss probes in (lo, hi]: with a pruning criterion that scores by loss probes (grasp's H g),
+    each prune-and-regrow of an explored net took ``probe_batches`` of them (ADAPT's changes of D's
+    density, records with an "adapt" key, rank by magnitude and gradient)."""
+    crit = config.get("prune_criterion")
+    if not _grad_based("prune", crit) or criterion_needs("prune", crit) != "hessian-gradient":
+        return {}
+    per_update = PROBE_GRADIENTS["hessian-gradient"] * int(config.get("probe_batches", 1))
+    counts: dict[str, float] = {}
+    for r in records:
+        if lo < int(r["step"]) <= hi and r.get("pruned", 0) and "adapt" not in r:
+            counts[r["net"]] = counts.get(r["net"], 0) + per_update
+    return counts
 
 
 def _density_before(r: Mapping[str, Any]) -> float:
@@ -205,7 +246,8 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
             continue
         phases.append(Phase(str(e.get("phase", e.get("name", "external"))), int(e["steps"]),
                             dict(e.get("density", {"G": 1.0, "D": 1.0})), dict(e.get("dense_grad_updates", {})),
-                            {k: e[k] for k in ("batch_size", "g_batch_size", "n_dis") if e.get(k)}))
+                            {k: e[k] for k in ("batch_size", "g_batch_size", "n_dis") if e.get(k)},
+                            dict(e.get("probes", {}))))
     topo = sorted((r for r in records if r.get("kind") == "topology" and r.get("net") in NETS
                    and "density" in r and 0 < int(r.get("step", 0)) <= steps_done), key=lambda r: int(r["step"]))
     if not _needs_dense_grad(config):
@@ -234,7 +276,8 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
     start = 0
     for step in sorted(changes) + [steps_done]:
         if step > start:
-            phases.append(Phase(name, step - start, dict(current), _updates_in(grad_records, start, step, config)))
+            phases.append(Phase(name, step - start, dict(current), _updates_in(grad_records, start, step, config),
+                                probes=_probes_in(topo, start, step, config)))
             start = step
         for net, after in changes.get(step, {}).items():
             current[net] = resolve(net, after)
@@ -247,10 +290,12 @@ def _merge(phases: list[Phase]) -> list[Phase]:
     for p in phases:
         if out and out[-1].name == p.name and out[-1].density == p.density:
             q = out[-1]
-            merged = dict(q.dense_grad_updates)
+            merged, probes = dict(q.dense_grad_updates), dict(q.probes)
             for k, v in p.dense_grad_updates.items():
                 merged[k] = merged.get(k, 0) + v
-            out[-1] = Phase(q.name, q.steps + p.steps, q.density, merged)
+            for k, v in p.probes.items():
+                probes[k] = probes.get(k, 0) + v
+            out[-1] = Phase(q.name, q.steps + p.steps, q.density, merged, probes=probes)
         else:
             out.append(p)
     return out

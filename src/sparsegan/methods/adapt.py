@@ -23,15 +23,40 @@ samples since the previous adjustment (the code keeps the last 1000 iterations' 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS
 from sparsegan.methods.stu import STUGAN
+from sparsegan.options import Options, option
 from sparsegan.sparsity import grow_to, prune_and_regrow, prune_once, target_counts
+
+
+@dataclass
+class AdaptOptions(Options):
+    title: ClassVar[str] = "ADAPT's control of D's density"
+    adapt_interval: int = option(1000, "adapt: G steps between D density adjustments (Delta T_D)")
+    adapt_step: float = option(0.05, "adapt: change of D's density per adjustment")
+    adapt_low: float = option(0.45, "adapt: prune D when the averaged balance ratio is at or below this (BR may be "
+                              "negative)")
+    adapt_high: float = option(0.55, "adapt: grow D when the averaged balance ratio is at or above this")
+    adapt_variant: str = option("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5; at the cap "
+                                "D does prune-and-regrow instead of growing)", choices="adapt_variant")
+    adapt_ranking: str = option("global", "adapt: rank weights over all of a net's layers (global, ADAPT's scripts: "
+                                "G's prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's "
+                                "per-layer update)", choices="adapt_ranking")
+
+    def validate(self) -> None:
+        self.require_positive("adapt_interval")
+        if not 0.0 < self.adapt_step < 1.0 or not self.adapt_low < self.adapt_high:
+            raise UserError("need 0 < --adapt-step < 1 and --adapt-low < --adapt-high")
 
 
 @METHODS.register("adapt")
 class ADAPT(STUGAN):
     name = "adapt"
+    options = (*STUGAN.options, AdaptOptions)
     supports_autoencoders = False
 
     def __init__(self, cfg):

@@ -14,16 +14,84 @@ they change. The engine calls, in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from sparsegan.errors import UserError
+from sparsegan.methods.transfer import TransferOptions
+from sparsegan.options import Options, option
 from sparsegan.registry import Registry
 from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
 
-if TYPE_CHECKING:  # a method reads its options from the config; it never builds one
-    from sparsegan.config import TrainConfig
+
+# --- the options several methods share (a method's own live in its module) ------------------
+@dataclass
+class SparsityOptions(Options):
+    """Every method: the targets and the masks' layout."""
+
+    title: ClassVar[str] = "sparsity (every method)"
+    sparsity_g: float = option(0.9, "generator sparsity: fraction of zeros among G's prunable weights")
+    sparsity_d: float = option(0.5, "discriminator sparsity")
+    distribution: str = option("erk", "layer-wise sparsity distribution of the initial masks (and of pf / gmp / "
+                               "early_bird with --ranking distribution)", choices="distribution")
+    erk_power_scale: float = option(1.0, "ERK exponent (< 1 softens the allocation)")
+    prunable: str = option("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)",
+                           choices="prunable")
+    mask_gradients: bool = option(True, "zero the gradients of inactive weights (reference code: no; inactive "
+                                  "weights are then re-zeroed after every step)")
+
+    def validate(self) -> None:
+        self.require_fraction("sparsity_g")
+        self.require_fraction("sparsity_d")
+
+
+@dataclass
+class ScheduleOptions(Options):
+    """The methods on the Delta T schedule (gmp and early_bird have schedules of their own)."""
+
+    title: ClassVar[str] = "topology schedule"
+    update_interval: int = option(1000, "topology update every this many completed G steps (Delta T; fixed-mask "
+                                  "methods write their topology records at this cadence)")
+    update_end: int | None = option(None, "last step at which the topology may change (default: whole run)")
+
+    def validate(self) -> None:
+        self.require_positive("update_interval")
+
+
+@dataclass
+class RegrowthStateOptions(Options):
+    """The methods that change masks during training."""
+
+    title: ClassVar[str] = "optimizer state at topology changes"
+    reset_regrown_state: bool = option(True, "optimizer state surgery at topology changes: a new weight gets a "
+                                       "fresh weight's Adam history (first step ~lr), a removed one loses its "
+                                       "history (reference code: neither)")
+
+
+@dataclass
+class RankingOptions(Options):
+    """One-shot and gradual magnitude pruning (pf, gmp, early_bird)."""
+
+    title: ClassVar[str] = "magnitude ranking"
+    ranking: str = option("uniform", "pf / gmp / early_bird magnitude pruning across layers: uniform (every layer "
+                          "at the same density, the papers' 'uniform'), distribution (per-layer counts from "
+                          "--distribution) or global (one ranking over all of a net's layers)", choices="ranking")
+
+    def validate(self) -> None:
+        if self.ranking == "layer":
+            raise UserError("--ranking layer is gone (it meant per-layer counts from --distribution, not the "
+                            "papers' 'uniform'); use uniform (same density in every layer), distribution or global")
+
+
+@dataclass
+class PruneNetsOptions(Options):
+    """The methods that prune a trained net (pf, imp): which nets."""
+
+    title: ClassVar[str] = "pruned nets"
+    prune_nets: str = option("G", "pf / imp: prune G only or G and D", choices="prune_nets")
+
 
 NETS = ("G", "D")  # the nets of the built-in GAN loop (an autoencoder's decoder and encoder play them)
 
@@ -81,12 +149,17 @@ class Method:
     """Static sparse training: masks drawn once at init, never changed. Others override a hook."""
 
     name = "static"
+    #: The option groups this method takes (an option of another group has no effect for it).
+    options: tuple[type[Options], ...] = (SparsityOptions, ScheduleOptions, TransferOptions)
     supports_autoencoders = True
     #: Whether the masks are enforced on weights and gradients (dense: bookkeeping only; early-bird:
     #: only once the ticket is drawn).
     enforce_masks = True
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: Any):
+        # ``cfg``: a sparsegan.config.TrainConfig (all option groups side by side, flat). A method
+        # reads the fields of the groups in ``options`` (and the run's steps); it never builds one,
+        # and this package does not import the config, which is assembled from its groups.
         self.cfg = cfg
         # The nets and their target sparsities: the GAN's G and D by default; the public API
         # (sparsegan.engine) gives any named nets through :meth:`use_nets` before set-up.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sparsegan.methods.base import METHODS, Method
+from sparsegan.methods.base import METHODS, Method, ScheduleOptions, SparsityOptions
 
 
 @METHODS.register("dense")
 class Dense(Method):
     name = "dense"
+    # The sparsity flags are taken (and recorded as ignored): dense is the s = 0 point of every sweep.
+    options = (SparsityOptions, ScheduleOptions)
     enforce_masks = False
 
     def target_sparsity(self, net: str) -> float:

@@ -34,27 +34,48 @@ masks (the Generative Tickets variant), ranked per ``--ranking``.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method
+from sparsegan.methods.base import METHODS, Method, RankingOptions, RegrowthStateOptions, SparsityOptions
+from sparsegan.methods.transfer import TransferOptions
+from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, mask_distance, prune_once
+
+
+@dataclass
+class EarlyBirdOptions(Options):
+    title: ClassVar[str] = "early-bird ticket search"
+    eb_interval: int = option(100, "early_bird: G steps between mask checks")
+    eb_window: int = option(5, "early_bird: masks compared at each check from the window-th on: the newest and the "
+                            "previous window-1 (at least 2)")
+    eb_threshold: float = option(0.1, "early_bird: draw the ticket when the largest distance between the newest "
+                                 "mask and the window's older ones, per pruned net, is below this; distance = "
+                                 "differing positions / the most two masks of that density can differ in "
+                                 "(2 min(k, n-k)), in [0, 1]: 0.1 = at most 10%% of the kept weights changed")
+    eb_max_steps: int | None = option(None, "early_bird: search budget in G steps (default: half the run)")
+
+    def validate(self) -> None:
+        self.require_positive("eb_interval", "eb_max_steps")
+        if self.eb_window < 2:
+            raise UserError(f"--eb-window must be at least 2 (the newest mask and an older one), got {self.eb_window}")
+        if not 0.0 <= self.eb_threshold <= 1.0:
+            raise UserError(f"--eb-threshold must be in [0, 1] (mask distances are normalised to it), "
+                            f"got {self.eb_threshold}")
 
 
 @METHODS.register("early_bird")
 class EarlyBird(Method):
     name = "early_bird"
+    # Its own schedule (the checks), not Delta T's.
+    options = (SparsityOptions, TransferOptions, RankingOptions, RegrowthStateOptions, EarlyBirdOptions)
     enforce_masks = False  # dense until the ticket is drawn
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        if cfg.eb_window < 2:
-            raise UserError(f"--eb-window must be at least 2 (the newest mask and an older one), got {cfg.eb_window}")
-        if not 0.0 <= cfg.eb_threshold <= 1.0:
-            raise UserError(f"--eb-threshold must be in [0, 1] (mask distances are normalised to it), "
-                            f"got {cfg.eb_threshold}")
         self._check_targets()
         # The older masks of the window (at most eb_window - 1), oldest first, keyed "<net>.<name>".
         self.history: list[dict[str, torch.Tensor]] = []

@@ -18,14 +18,43 @@ fewer than two pruning steps is refused: that would be one-shot pruning, not GMP
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, TopologyEvent
+from sparsegan.methods.base import (
+    METHODS,
+    Method,
+    RankingOptions,
+    RegrowthStateOptions,
+    SparsityOptions,
+    TopologyEvent,
+)
+from sparsegan.methods.transfer import TransferOptions
+from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, cubic_sparsity, prune_once
+
+
+@dataclass
+class GMPOptions(Options):
+    title: ClassVar[str] = "gradual magnitude pruning"
+    gmp_start: float = option(0.1, "gmp: fraction of training at which pruning starts")
+    gmp_end: float = option(0.8, "gmp: fraction of training at which the target is reached")
+    gmp_prunes: int = option(20, "gmp: number of pruning steps n spread evenly over the window (Zhu & Gupta's n)")
+    gmp_interval: int | None = option(None, "gmp: G steps between pruning steps (Zhu & Gupta's Delta t); default: "
+                                      "the window / --gmp-prunes")
+
+    def validate(self) -> None:
+        self.require_positive("gmp_prunes", "gmp_interval")
+        if not 0.0 <= self.gmp_start < self.gmp_end <= 1.0:
+            raise UserError(f"need 0 <= --gmp-start < --gmp-end <= 1, got {self.gmp_start}, {self.gmp_end}")
 
 
 @METHODS.register("gmp")
 class GradualMagnitudePruning(Method):
     name = "gmp"
+    # Its own schedule, not Delta T's.
+    options = (SparsityOptions, TransferOptions, RankingOptions, RegrowthStateOptions, GMPOptions)
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -25,13 +25,46 @@ orchestration lives in :mod:`sparsegan.training.rounds`. This module holds the I
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from sparsegan.methods.base import METHODS, Method
+from sparsegan.errors import UserError
+from sparsegan.methods.base import METHODS, Method, PruneNetsOptions, ScheduleOptions, SparsityOptions
+from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, allocate_active_counts, magnitude_prune_to
+
+
+@dataclass
+class IMPOptions(Options):
+    title: ClassVar[str] = "iterative magnitude pruning: GAN Tickets' rounds and their controls"
+    api: ClassVar[bool] = False  # rounds are whole runs: `sparsegan train --method imp`
+    imp_rate: float = option(0.2, "imp: fraction of the remaining weights pruned per round")
+    imp_ranking: str = option("paper", "imp: magnitude ranking of each round: paper (global within a net, "
+                              "layer-wise for a net with spectral-normed layers, e.g. SNGAN's D), global or layer",
+                              choices="imp_ranking")
+    rewind_step: int = option(0, "imp: rewind survivors (and D, see --imp-d) to their weights at this step of the "
+                              "dense round 0 (0: init); rounds then train the remaining --steps minus this, from the "
+                              "data position of that step (late rewinding)")
+    imp_d: str = option("rewind", "imp: D at the start of each round: rewind (its weights at --rewind-step, the same "
+                        "point as G; init when 0), init (its initial weights even with late rewinding), or keep "
+                        "(the previous round's final trained D, with its mask)", choices="imp_d")
+    imp_control: str = option("none", "imp: lottery-ticket control of the IMP run --tickets-from: reinit (each "
+                              "round's ticket masks, fresh random weights) or random (random masks with the "
+                              "ticket's per-layer counts, the ticket's rewound weights)", choices="imp_control")
+    tickets_from: str | None = option(None, "imp controls: the finished IMP run whose tickets (RUN/tickets/round-KK) "
+                                      "the control trains")
+    control_nets: str = option("G", "imp controls: the nets re-initialised / given random masks; the other net keeps "
+                               "the ticket's weights and mask (GAN Tickets: D's init matters on its own)",
+                               choices="prune_nets")
+
+    def validate(self) -> None:
+        self.require_fraction("imp_rate", low_open=True)
+        if self.rewind_step < 0:
+            raise UserError(f"--rewind-step must be >= 0, got {self.rewind_step}")
 
 
 def round_densities(sparsity: float, rate: float) -> list[float]:
@@ -84,5 +117,7 @@ class IterativeMagnitudePruning(Method):
     (``--masks-from`` the ticket folder, with its weights)."""
 
     name = "imp"
+    # Each round is a static run of its ticket (the ticket is its masks: no --masks-from of its own).
+    options = (SparsityOptions, ScheduleOptions, PruneNetsOptions, IMPOptions)
     rounds = True  # orchestrated by training.rounds
 

@@ -17,17 +17,29 @@ norm makes arbitrary (REFERENCE §6.8); prefer layer-wise ranking there.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, net_names
+from sparsegan.methods.base import METHODS, Method, PruneNetsOptions, RankingOptions, net_names
 from sparsegan.methods.transfer import read_final
+from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, prune_once
+
+
+@dataclass
+class PFOptions(Options):
+    title: ClassVar[str] = "the dense run pf prunes"
+    api: ClassVar[bool] = False  # through the API, pf prunes the weights the nets hold at set-up
+    from_run: str | None = option(None, "pf: the finished dense run to prune (its final weights; same dataset, "
+                                  "model and widths)", flag="--from")
 
 
 @METHODS.register("pf")
 class PruneFinetune(Method):
     name = "pf"
+    options = (*Method.options, RankingOptions, PruneNetsOptions, PFOptions)
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -11,13 +11,30 @@ GraSP's g and Hg come from the same batches (see :func:`sparsegan.sparsity.salie
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, ClassVar
 
 from sparsegan.methods.base import METHODS, Method
+from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, global_topk_masks, grasp_scores, snip_scores
 
 
+@dataclass
+class ProbeOptions(Options):
+    """The methods that score weights by the training loss (snip, grasp; stu's grasp criterion)."""
+
+    title: ClassVar[str] = "loss probes"
+    probe_batches: int = option(1, "snip / grasp (and stu's grasp criterion): batches of the training loss used "
+                                "to score weights")
+
+    def validate(self) -> None:
+        self.require_positive("probe_batches")
+
+
 class _PruneAtInit(Method):
+    options = (*Method.options, ProbeOptions)
+    #: Gradients of a net's loss per probe batch (efficiency.training_flops.PROBE_GRADIENTS).
+    probe_gradients = 1
     score_fn: Callable = staticmethod(snip_scores)
 
     def initial_masks(self, net, params):
@@ -33,6 +50,13 @@ class _PruneAtInit(Method):
         for net in self.nets:
             ctx.nets[net].zero_grad(set_to_none=True)
 
+    def phases(self):
+        """The scoring at init for FLOPs accounting: no training steps, dense nets, the probes of
+        each pruned net (they run even when --masks-from then replaces some of the masks)."""
+        probes = {net: self.cfg.probe_batches * self.probe_gradients
+                  for net in self.nets if self.target_sparsity(net) > 0}
+        return [{"phase": "probe", "steps": 0, "density": {net: 1.0 for net in self.nets}, "probes": probes}]
+
 
 @METHODS.register("snip")
 class SNIP(_PruneAtInit):
@@ -44,3 +68,4 @@ class SNIP(_PruneAtInit):
 class GraSP(_PruneAtInit):
     name = "grasp"
     score_fn = staticmethod(grasp_scores)
+    probe_gradients = 3  # H g: the gradient with its graph, then differentiated again

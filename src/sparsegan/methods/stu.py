@@ -16,13 +16,37 @@ update step rather than recomputed.
 
 from __future__ import annotations
 
-from sparsegan.methods.base import METHODS, Method, TopologyEvent, net_names
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sparsegan.errors import UserError
+from sparsegan.methods.base import METHODS, Method, RegrowthStateOptions, TopologyEvent, net_names
+from sparsegan.methods.prune_at_init import ProbeOptions
+from sparsegan.options import Options, option
 from sparsegan.sparsity import hessian_gradient, prune_and_regrow
+
+
+@dataclass
+class ExploreOptions(Options):
+    """Prune-and-regrow exploration (stu, adapt): Algorithm 1's p, its criteria, the explored nets."""
+
+    title: ClassVar[str] = "exploration"
+    prune_fraction: float = option(0.5, "initial prune fraction p of each update (cosine decay)")
+    prune_fraction_final: float = option(0.005, "prune fraction at the end of the cosine decay")
+    prune_criterion: str = option("magnitude", "which active weights to drop", choices="prune_criterion")
+    grow: str = option("gradient", "which inactive weights to grow: gradient (RigL), random (SET), momentum",
+                       choices="grow")
+    explore: str = option("G", "which net's topology STU-GAN explores", choices="explore")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.prune_fraction_final <= self.prune_fraction <= 1.0:
+            raise UserError("need 0 <= --prune-fraction-final <= --prune-fraction <= 1")
 
 
 @METHODS.register("stu")
 class STUGAN(Method):
     name = "stu"
+    options = (*Method.options, ExploreOptions, RegrowthStateOptions, ProbeOptions)
 
     #: How prune-and-regrow ranks: per layer (STU-GAN, RigL) or over all of a net's layers (ADAPT).
     ranking = "layer"

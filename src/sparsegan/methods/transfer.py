@@ -8,15 +8,30 @@ to the method otherwise (a VAE encoder is not a GAN discriminator), which the ti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from sparsegan.errors import UserError
+from sparsegan.options import Options, option
 from sparsegan.run_folder import FINAL, FINAL_FILES, load_tensors
 from sparsegan.sparsity import MaskSet
+
+
+@dataclass
+class TransferOptions(Options):
+    """Every method that draws masks (not dense, not imp): start from another run's."""
+
+    title: ClassVar[str] = "ticket transfer"
+    api: ClassVar[bool] = False  # names a run folder: through the API, load masks yourself
+    masks_from: str | None = option(None, "start from another run's masks: RUN/final (its trained result) or an "
+                                    "IMP ticket RUN/tickets/round-KK (masks + rewound weights)")
+    masks_with_weights: bool = option(False, "with --masks-from: also take that folder's weights (RUN: the "
+                                      "trained final weights; an IMP ticket: the rewound weights the round "
+                                      "starts from)")
 
 
 def read_final(run: str | Path, role: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,68 @@
+"""Option groups: the building block of the training configuration.
+
+An option group is a small dataclass of related options, each field defined once with its help,
+default and (for a choice) the registry listing its valid values. A group lives with its owner: a
+method's own options in the method's module (``methods/gmp.py`` defines ``--gmp-*``), the options
+shared by several methods in ``methods/base.py``, the built-in loop's in ``sparsegan.config``.
+``sparsegan.config.TrainConfig`` is all groups side by side (flat: ``cfg.gmp_start``, the YAML key
+``gmp_start``, the flag ``--gmp-start``); a method says which groups it takes (``Method.options``),
+so the options that have no effect for a method are known from that alone.
+
+Each group checks its own fields (``validate``), on construction and as part of the whole config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from sparsegan.errors import UserError
+
+
+def option(default: Any, help: str, choices: str | None = None, **kw: Any):
+    """A field of an option group with its help text; ``choices`` names the registry that lists the
+    valid values (``sparsegan.config.choice_values``). ``flag``: a command-line spelling other than
+    ``--name-with-dashes``; ``models``: the only model kinds the option has an effect for."""
+    return field(default=default, metadata={"help": help, "choices": choices, **kw})
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class Options:
+    """Base of every option group."""
+
+    #: A heading for the group in ``--help``.
+    title: ClassVar[str] = ""
+    #: Whether the public API (``SparseTraining`` / ``build_method``) takes the group's options;
+    #: False for options that name run folders (``--from``, ``--masks-from``, IMP's rounds).
+    api: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse invalid values of this group's own fields, naming the flag, in one line."""
+
+    # --- shared checks -----------------------------------------------------------------
+    def require_positive(self, *names: str) -> None:
+        for name in names:
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                kind = "a positive integer" if isinstance(v, int) else "positive"
+                raise UserError(f"{flag_name(name)} must be {kind}, got {v}")
+
+    def require_fraction(self, name: str, *, low_open: bool = False, high_closed: bool = False) -> None:
+        v = getattr(self, name)
+        ok = (low_open and v > 0 or not low_open and v >= 0) and (v <= 1 if high_closed else v < 1)
+        if not ok:
+            interval = ("(" if low_open else "[") + "0, 1" + ("]" if high_closed else ")")
+            raise UserError(f"{flag_name(name)} must be in {interval}, got {v}")
+
+
+def group_fields(group: type[Options]) -> list[str]:
+    """The names of the fields a group defines itself (not those of the groups it extends)."""
+    own = group.__dict__.get("__annotations__", {})
+    return [f.name for f in fields(group) if f.name in own]
