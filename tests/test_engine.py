@@ -207,31 +207,45 @@ def test_misuse_of_nets_and_optimizers():
         sparse.load_state_dict({"masks": {}})
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
-    import torch.distributed as dist
+_DDP_WORKER = """
+import sys
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    # different seeds per rank: different masks, until rank 0's are broadcast
-    sparse = SparseTraining({"net": net}, {"net": opt}, "static", sparsity={"net": 0.5}, steps=4, seed=rank)
-    sparse.broadcast_masks()
-    torch.save({n: m for n, m in sparse.masks["net"].masks.items()}, f"{out}/rank{rank}.pt")
-    _inactive_zero(sparse, {"net": net})
-    dist.barrier()  # neither rank tears the group down while the other still uses it
-    dist.destroy_process_group()
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from sparsegan import SparseTraining
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+# different seeds per rank: different masks, until rank 0's are broadcast
+sparse = SparseTraining({"net": net}, {"net": opt}, "static", sparsity={"net": 0.5}, steps=4, seed=rank)
+sparse.broadcast_masks()
+torch.save(dict(sparse.masks["net"].masks), f"{sys.argv[1]}/rank{rank}.pt")
+assert all(bool((p[m == 0] == 0).all()) for p, m in
+           zip(sparse.masks["net"].params.values(), sparse.masks["net"].masks.values()))
+dist.barrier()
+dist.destroy_process_group()
+"""
 
 
 def test_broadcast_masks_under_torch_distributed(tmp_path):
-    import socket
+    # Two gloo processes under torchrun (in a subprocess, as users launch it).
+    import os
+    import subprocess
+    import sys
 
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    script = tmp_path / "worker.py"
+    script.write_text(_DDP_WORKER)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # without a process group it does nothing
