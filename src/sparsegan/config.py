@@ -98,6 +98,30 @@ class OptimOptions(Options):
 
 
 @dataclass
+class TranslationOptions(Options):
+    """The translation objective (sparsegan.training.translation)."""
+
+    title: ClassVar[str] = "image-to-image translation (cyclegan)"
+    lambda_cycle: float = option(10.0, "cyclegan: weight of the cycle-consistency L1 loss (lambda)",
+                                 models=("translation",))
+    lambda_identity: float = option(0.5, "cyclegan: weight of the identity loss, relative to --lambda-cycle "
+                                    "(0: none)", models=("translation",))
+    pool_size: int = option(50, "cyclegan: generated images kept to train the discriminators on (0: the "
+                            "newest only)", models=("translation",))
+    lr_decay_start: float = option(0.5, "cyclegan: fraction of the run after which both learning rates decay "
+                                   "linearly towards 0 (1: constant)", models=("translation",))
+    load_size: int | None = option(None, "cyclegan: training images are resized to this, then randomly cropped "
+                                   "to the model resolution and flipped (default: resolution x 286/256, the "
+                                   "reference's 286 for 256)", models=("translation",))
+
+    def validate(self) -> None:
+        if self.lambda_cycle < 0 or self.lambda_identity < 0 or self.pool_size < 0:
+            raise UserError("--lambda-cycle, --lambda-identity and --pool-size must be >= 0")
+        self.require_fraction("lr_decay_start", high_closed=True)
+        self.require_positive("load_size")
+
+
+@dataclass
 class DeviceOptions(Options):
     title: ClassVar[str] = "devices and processes"
     precision: str = option("fp32", "fp32, or bf16 autocast for G and D forward passes (CPU or GPU)",
@@ -156,8 +180,8 @@ class EvalOptions(Options):
 
 
 #: Every group of the training configuration, in the order of ``--help`` and config.json.
-GROUPS: tuple[type[Options], ...] = (DataOptions, MethodChoice, *METHOD_GROUPS, OptimOptions, DeviceOptions,
-                                     RunOptions, EvalOptions)
+GROUPS: tuple[type[Options], ...] = (DataOptions, MethodChoice, *METHOD_GROUPS, OptimOptions, TranslationOptions,
+                                     DeviceOptions, RunOptions, EvalOptions)
 
 
 @dataclass

@@ -195,9 +195,10 @@ class RunDir:
         return merge_summary(self.path, fields, defaults)
 
     # --- artefacts ---------------------------------------------------------------------
-    def save_grid(self, images: torch.Tensor, name: str) -> Path:
+    def save_grid(self, images: torch.Tensor, nrow: int | None, name: str) -> Path:
+        """samples/<name>: ``images`` (uint8) in rows of ``nrow`` (None: a square grid)."""
         path = self.samples / name
-        buf = encode_png(image_grid(images))
+        buf = encode_png(image_grid(images, nrow))
         atomic_write_bytes(path, buf)
         return path
 

@@ -182,7 +182,7 @@ class SilentRunDir(RunDir):
     def write_summary(self, summary) -> None:
         pass
 
-    def save_grid(self, images, name: str):
+    def save_grid(self, images, nrow, name: str):
         return self.samples / name
 
     def save_final(self, tensors) -> None:

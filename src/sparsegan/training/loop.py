@@ -20,12 +20,10 @@ import torch
 from tqdm import tqdm
 
 from sparsegan.config import TrainConfig
-from sparsegan.engine import seeded_generator
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS
 from sparsegan.run_folder import RunDir
-from sparsegan.training.batches import fixed_labels
 from sparsegan.training.distributed import DistContext
 from sparsegan.training.lifecycle import StopRequest, resume_plan
 from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
@@ -37,8 +35,10 @@ from sparsegan.training.trainer import (
     check_weights_finite,
     resolved_config,
     sample_grid,
+    sample_inputs,
     training_evaluation,
 )
+from sparsegan.training.translation import discriminator_loss, generator_loss, lr_factor
 
 
 @dataclass
@@ -106,9 +106,8 @@ def train(
         hook(t)
     evaluate = training_evaluation(t) if cfg.eval_every and t.dist.is_main else None  # rank 0 only
 
-    fixed_z = t.G.sample_z(cfg.num_sample_images, seeded_generator(cfg.seed, 4))
-    fixed_y = fixed_labels(cfg.num_sample_images, getattr(t.G, "num_classes", 0), t.device)
-    iteration = gan_iteration if t.kind == "gan" else autoencoder_iteration
+    fixed = sample_inputs(t)  # the sample grids' latents (and labels), or test images to translate
+    iteration = {"gan": gan_iteration, "translation": translation_iteration}.get(t.kind, autoencoder_iteration)
     status = "completed"
     acc: dict[str, float] = {}
     n_acc = 0
@@ -160,7 +159,7 @@ def train(
                 for hook in hooks.on_log:
                     hook(t)
             if step % cfg.sample_every == 0 or step == cfg.steps:
-                run.save_grid(sample_grid(t, fixed_z, fixed_y), f"step-{step:08d}.png")
+                run.save_grid(*sample_grid(t, fixed), f"step-{step:08d}.png")
             if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
                 evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -257,3 +256,32 @@ def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
     return {"loss_g": total.item(), **{k: v.item() for k, v in parts.items()}, "_images": real.shape[0]}
 
 
+
+
+def translation_iteration(t: Trainer, step: int) -> dict[str, float]:
+    """One CycleGAN iteration (sparsegan.training.translation): both generators take one step with
+    the discriminators frozen, then both discriminators one step on pooled fakes."""
+    cfg, opt = t.cfg, t.opt
+    G, D = t.fwd["G"], t.fwd["D"]
+    factor = lr_factor(step, cfg.steps, cfg.lr_decay_start)  # constant, then linear decay
+    for net, lr in (("G", cfg.lr_g), ("D", cfg.lr_d)):
+        for group in opt[net].param_groups:
+            group["lr"] = lr * factor
+    real_a, real_b = t.sampler.real()
+
+    # 1. Generators: adversarial + cycle + identity losses through frozen discriminators.
+    D.requires_grad_(False)
+    loss_g, parts, (fake_a, fake_b) = generator_loss(G, D, real_a, real_b, cfg.lambda_cycle, cfg.lambda_identity)
+    opt["G"].zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt["G"].step()  # the engine's hooks: inactive gradients masked, inactive weights kept at 0
+
+    # 2. Discriminators: real images against fakes drawn from each domain's history.
+    D.requires_grad_(True)
+    loss_da = discriminator_loss(D, "a", real_a, t.pools["A"].query(fake_a))
+    loss_db = discriminator_loss(D, "b", real_b, t.pools["B"].query(fake_b))
+    opt["D"].zero_grad(set_to_none=True)
+    (loss_da + loss_db).backward()
+    opt["D"].step()
+    return {"loss_g": loss_g.item(), **{k: v.item() for k, v in parts.items()}, "loss_d_a": loss_da.item(),
+            "loss_d_b": loss_db.item(), "_images": 2 * real_a.shape[0]}

@@ -22,10 +22,17 @@ from sparsegan.methods import METHODS, NETS, Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
 from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import SparseEMA
-from sparsegan.training.batches import Batches
+from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
 from sparsegan.training.objectives import autoencoder_loss
 from sparsegan.training.runtime import forward_view, to_memory_format
+from sparsegan.training.translation import (
+    ImagePool,
+    UnpairedBatches,
+    discriminator_loss,
+    generator_loss,
+    translation_rows,
+)
 
 # Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
 RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
@@ -55,6 +62,7 @@ class Trainer:
     dist: DistContext = field(default_factory=DistContext)
     fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
     data_shape: tuple[int, int] = (1, 0)  # the data's (image channels, classes): what rebuilds the nets
+    pools: dict[str, ImagePool] = field(default_factory=dict)  # translation: each domain's fake history
 
     def training_state(self) -> dict[str, Any]:
         return {
@@ -64,7 +72,7 @@ class Trainer:
             "method": self.method.state_dict(), "sampler": self.sampler.state_dict(),
             "rng": {k: g.get_state() for k, g in self.rng.items()} | {"torch": torch.get_rng_state()},
             "wall_time": self.wall_time,
-        }
+        } | ({"pools": {k: p.state_dict() for k, p in self.pools.items()}} if self.pools else {})
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
@@ -80,6 +88,8 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
         self.wall_time = float(state.get("wall_time", 0.0))
+        for k, pool in self.pools.items():
+            pool.load_state_dict(state["pools"][k], self.device)
 
 
 def _adam(params, **kw) -> torch.optim.Adam:
@@ -95,13 +105,33 @@ def _adam(params, **kw) -> torch.optim.Adam:
 
 
 def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]:
-    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU)."""
+    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU).
+    Translation nets take the data's resolution; the others have their own."""
     spec = ModelSpec(
-        channels=data.channels, resolution=None, num_classes=data.num_classes, z_dim=cfg.z_dim,
-        width=cfg.model_width, width_multiplier=cfg.width_multiplier,
+        channels=data.channels, resolution=getattr(data, "resolution", None) if _translation(cfg) else None,
+        num_classes=getattr(data, "num_classes", 0), z_dim=cfg.z_dim, width=cfg.model_width,
+        width_multiplier=cfg.width_multiplier,
     )
     torch.manual_seed(seed)  # module initialisers draw from the global generator
     return build_models(cfg.model, spec)
+
+
+def _translation(cfg: TrainConfig) -> bool:
+    return MODEL_KIND.get(cfg.model) == "translation"
+
+
+def load_training_data(cfg: TrainConfig):
+    """The train split: one dataset, or the two domains of a translation model."""
+    if not _translation(cfg):
+        return load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    from sparsegan.data.unpaired import load_unpaired
+
+    if cfg.dataset != "unpaired":
+        raise UserError(f"--model {cfg.model} translates between two domains: use --dataset unpaired --data-root "
+                        "DIR (trainA/ trainB/ testA/ testB/)")
+    if cfg.data_root is None:
+        raise UserError("--dataset unpaired needs --data-root DIR: the folder with trainA/ trainB/ testA/ testB/")
+    return load_unpaired(cfg.data_root, "train")
 
 
 def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
@@ -112,7 +142,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
-    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    data = load_training_data(cfg)
     G, D = build_nets(cfg, data, cfg.seed)
     G, D = G.to(device), D.to(device)
     if cfg.sync_bn:
@@ -124,7 +154,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
            "topology": seeded_generator(cfg.seed, 3),
            "probe": seeded_generator(cfg.seed, 5)}
     kind = MODEL_KIND[cfg.model]
-    resolution = NATIVE_RESOLUTION[cfg.model]
+    resolution = data.resolution if kind == "translation" else NATIVE_RESOLUTION[cfg.model]
     if cfg.method == "pf" and not cfg.from_run:
         raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
     method = METHODS.get(cfg.method)(cfg)
@@ -133,6 +163,15 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
 
     def loss_probe(net: str) -> torch.Tensor:
         """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
+        if kind == "translation":
+            a = to_model_range(data.a[torch.randint(len(data.a), (cfg.batch_size,), generator=rng["probe"])],
+                               resolution).to(device)
+            b = to_model_range(data.b[torch.randint(len(data.b), (cfg.batch_size,), generator=rng["probe"])],
+                               resolution).to(device)
+            loss_g, _, (fake_a, fake_b) = generator_loss(G, D, a, b, cfg.lambda_cycle, cfg.lambda_identity)
+            if net == "G":
+                return loss_g
+            return discriminator_loss(D, "a", a, fake_a) + discriminator_loss(D, "b", b, fake_b)
         idx = torch.randint(len(data), (cfg.batch_size,), generator=rng["probe"])
         x, y = data.batch(idx)
         real, y = to_model_range(x, resolution).to(device), y.to(device)
@@ -158,17 +197,25 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     for net in NETS:
         dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
     dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
-    sampler = EpochSampler(len(data), cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
+    n_train = len(data.a) if kind == "translation" else len(data)  # translation: epochs over domain A
+    sampler = EpochSampler(n_train, cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
     view = dict(precision=cfg.precision, compile=cfg.compile, device=device)
+    if kind == "translation":
+        rng["augment"], rng["pool"] = seeded_generator(cfg.seed, 6), seeded_generator(cfg.seed, 7)
+        batches = UnpairedBatches(data, sampler, load_size=cfg.load_size or round(resolution * 286 / 256),
+                                  resolution=resolution, device=device, dist=dist, generator=rng["augment"])
+        pools = {d: ImagePool(cfg.pool_size, rng["pool"]) for d in ("A", "B")}
+    else:
+        batches = Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
+                          workers=cfg.data_workers, channels_last=cfg.channels_last)
+        pools = {}
     return Trainer(
         cfg=cfg, run=run, device=device, G=G, D=D,
         ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start),  # SEMA: restarted at G's topology changes
         method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
-        kind=kind,
-        sampler=Batches(data, sampler, resolution=resolution, device=device, dist=dist, noise=rng["noise"], G=G,
-                        workers=cfg.data_workers, channels_last=cfg.channels_last),
+        kind=kind, sampler=batches, pools=pools,
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
-        data_shape=(data.channels, data.num_classes),
+        data_shape=(data.channels, getattr(data, "num_classes", 0)),
     )
 
 
@@ -211,11 +258,31 @@ def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
     return out
 
 
+def sample_inputs(t: Trainer) -> tuple:
+    """What every sample grid of the run shows: fixed latents (and labels), or a translation
+    model's first test images of each domain (up to num_sample_images / 6 of each)."""
+    n = t.cfg.num_sample_images
+    if t.kind == "translation":
+        from sparsegan.data.unpaired import load_unpaired
+
+        test = load_unpaired(t.cfg.data_root, "test", resolution=t.resolution, channels=t.data_shape[0])
+        k = max(1, min(n // 6, len(test.a), len(test.b)))
+        return (to_model_range(test.a[:k], t.resolution), to_model_range(test.b[:k], t.resolution))
+    z = t.G.sample_z(n, seeded_generator(t.cfg.seed, 4))
+    return z, fixed_labels(n, getattr(t.G, "num_classes", 0), t.device)
+
+
 @torch.no_grad()
-def sample_grid(t: Trainer, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+def sample_grid(t: Trainer, fixed: tuple) -> tuple[torch.Tensor, int | None]:
+    """The EMA generator's images for ``fixed`` (see :func:`sample_inputs`), and the grid's row
+    length (translation: input, translation, reconstruction of each domain per row)."""
     t.ema.model.eval()
+    if t.kind == "translation":
+        a, b = fixed
+        return to_uint8(translation_rows(t.ema.model, a.to(t.device), b.to(t.device)).cpu()), 6
+    z, y = fixed
     x = t.ema.model(z.to(t.device)) if y is None else t.ema.model(z.to(t.device), y)
-    return to_uint8(x.cpu())
+    return to_uint8(x.cpu()), None
 
 
 def check_weights_finite(t: Trainer) -> None:
