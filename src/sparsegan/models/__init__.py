@@ -1,6 +1,6 @@
 """Generators and discriminators by name. Importing this package registers every model."""
 
-from sparsegan.models import autoencoder, biggan, dcgan, mlp, sngan  # noqa: F401  (registration)
+from sparsegan.models import autoencoder, biggan, cyclegan, dcgan, mlp, sngan  # noqa: F401  (registration)
 from sparsegan.models.base import (
     MODEL_KIND,
     MODELS,

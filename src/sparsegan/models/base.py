@@ -25,6 +25,7 @@ class ModelSpec:
     z_dim: int = 128
     width: int | None = None  # None: the model's default width
     width_multiplier: float = 1.0
+    depth: int | None = None  # residual blocks (cyclegan); None: by resolution
 
 
 class Generator(nn.Module):
