@@ -24,7 +24,7 @@ from sparsegan.errors import UserError
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif")
 
 
-def _images_under(folder: Path) -> list[Path]:
+def images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
@@ -102,16 +102,16 @@ def load_image_folder(split: str = "train", data_root=None, resolution: int | No
     if not root.is_dir():
         raise UserError(f"--data-root {root}: not a folder")
     folder = _split_root(root, split)
-    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and _images_under(d)))
+    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and images_under(d)))
     files: list[Path] = []
     labels: list[int] = []
     if classes:
         for k, c in enumerate(classes):
-            found = _images_under(folder / c)
+            found = images_under(folder / c)
             files += found
             labels += [k] * len(found)
     else:
-        files = _images_under(folder)
+        files = images_under(folder)
         labels = [0] * len(files)
     if not files:
         raise UserError(f"{folder}: no images ({', '.join(EXTENSIONS)}) found")
