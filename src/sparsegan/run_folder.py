@@ -295,7 +295,9 @@ class RunFolder:
 
         channels, num_classes = self.data_shape(data_root)
         c = self.config
-        return ModelSpec(channels=channels, resolution=None, num_classes=num_classes, z_dim=int(c.get("z_dim", 128)),
+        # "resolution": recorded for models built at the data's size (translation); others have their own.
+        return ModelSpec(channels=channels, resolution=c.get("resolution"), num_classes=num_classes,
+                         z_dim=int(c.get("z_dim", 128)),
                          width=c.get("model_width"), width_multiplier=float(c.get("width_multiplier", 1.0)))
 
     def build_nets(self, which: str = "ema", *, data_root: str | None = None, with_d: bool = True):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from sparsegan.data.datasets import load_dataset
+from sparsegan.data.datasets import DATASETS, load_dataset
 from sparsegan.data.folder import EXTENSIONS, images_under
 from sparsegan.errors import UserError
 
@@ -41,6 +41,13 @@ class UnpairedData:
     split: str
     channels: int
     resolution: int
+
+
+@DATASETS.register("unpaired")
+def _two_domains(split: str = "train", data_root=None, **_):
+    # The name is valid for --dataset; the training set-up loads both domains with load_unpaired.
+    raise UserError("--dataset unpaired holds two domains (trainA/ trainB/ testA/ testB/): train it with a "
+                    "translation model (--model cyclegan)")
 
 
 def _domain_files(root: Path, folder_name: str) -> list[Path]:

@@ -117,6 +117,14 @@ def _hooked_forward(nets: Mapping[str, nn.Module], batch: int) -> dict[str, dict
                 handles.append(m.register_forward_hook(hook))
     try:
         G = nets["G"]
+        if hasattr(G, "directions"):  # a translation pair: each generator, then each critic, once per sample
+            gen = torch.Generator().manual_seed(0)
+            x = torch.rand(batch, G.channels, G.resolution, G.resolution, generator=gen) * 2 - 1
+            fakes = {d: G(x.to(_device_of(G)), d) for d in G.directions}  # "ab" makes domain b's images
+            if "D" in nets:
+                for d, fake in fakes.items():
+                    nets["D"](fake.to(_device_of(nets["D"])), d[-1])
+            return counts
         z, y = _probe_inputs(G, batch, _device_of(G))
         x = G(z) if y is None else G(z, y)
         if isinstance(x, tuple):

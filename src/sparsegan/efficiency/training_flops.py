@@ -132,13 +132,24 @@ class FlopModel:
         return fwd, wsp, wdense
 
 
+def g_uses(kind: str, identity: bool = True) -> int:
+    """Forward passes of G per sample in a G step: a translation pair runs both generators for the
+    translation, the cycle and (when its loss is on) the identity; any other G once."""
+    return (3 if identity else 2) if kind == "translation" else 1
+
+
 def iteration_flops(fG: float, fD: float, batch_size: int, n_dis: int, g_batch_size: int | None = None,
-                    kind: str = "gan") -> float:
+                    kind: str = "gan", identity: bool = True) -> float:
     """FLOPs of one G iteration (n_dis D steps on ``batch_size`` real + fake images, one G step on
     ``g_batch_size`` latents, default the same); see the module docstring. For a VAE / AE
     (``kind`` "vae" / "ae": G is the decoder, D the encoder) an iteration is one joint forward and
-    backward of both on ``batch_size`` images: ``3 b (f_G + f_D)``."""
+    backward of both on ``batch_size`` images: ``3 b (f_G + f_D)``. For a translation pair (f_G:
+    both generators once, f_D: both critics once, per image pair): the generators' step runs G
+    ``u`` = 3 times (translation, cycle, identity; 2 without identity) and D once with input
+    gradients, the critics' step D twice (real, pooled fake): ``3 u b f_G + 2 b f_D + 6 b f_D``."""
     b, bg = batch_size, g_batch_size or batch_size
+    if kind == "translation":
+        return 3 * g_uses(kind, identity) * b * fG + 8 * b * fD
     if kind != "gan":
         return 3 * b * (fG + fD)
     d_step = b * fG + 3 * (2 * b) * fD
@@ -151,16 +162,19 @@ PROBE_GRADIENTS = {"gradient": 1, "hessian-gradient": 3}
 
 
 def probe_flops(net: str, fG: float, fD: float, batch_size: int, g_batch_size: int | None = None,
-                kind: str = "gan") -> float:
+                kind: str = "gan", identity: bool = True) -> float:
     """FLOPs of one gradient of ``net``'s training loss on a fresh batch (one gradient equivalent)."""
     b, bg = batch_size, g_batch_size or batch_size
+    if kind == "translation":  # G: the generators' step; D: fakes without a graph, then the critics' step
+        return 3 * g_uses(kind, identity) * b * fG + 2 * b * fD if net == "G" else b * fG + 6 * b * fD
     if kind != "gan":
         return 3 * b * (fG + fD)
     return 3 * bg * fG + 2 * bg * fD if net == "G" else b * fG + 3 * (2 * b) * fD
 
 
 def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis: int,
-                   dense_steps: int, g_batch_size: int | None = None, kind: str = "gan") -> dict[str, Any]:
+                   dense_steps: int, g_batch_size: int | None = None, kind: str = "gan",
+                   identity: bool = True) -> dict[str, Any]:
     """Total training FLOPs of ``phases`` and of dense training for ``dense_steps`` iterations."""
     out_phases, total = [], 0.0
     for ph in phases:
@@ -169,12 +183,13 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
         b = ph.overrides.get("batch_size", batch_size)
         bg = ph.overrides.get("g_batch_size", g_batch_size if "batch_size" not in ph.overrides else None)
         nd = ph.overrides.get("n_dis", n_dis)
-        flops = ph.steps * iteration_flops(fG, fD, b, nd, bg, kind)
-        # The dense weight gradient at each gradient-based update (RigL): dense instead of sparse.
-        b_g, b_d = (bg or b, 2 * b) if kind == "gan" else (b, b)
+        flops = ph.steps * iteration_flops(fG, fD, b, nd, bg, kind, identity)
+        # The dense weight gradient at each gradient-based update (RigL): dense instead of sparse,
+        # for every sample the net's weights saw in that step.
+        b_g, b_d = {"gan": (bg or b, 2 * b), "translation": (g_uses(kind, identity) * b, 2 * b)}.get(kind, (b, b))
         extra = ph.dense_grad_updates.get("G", 0) * b_g * (wG_dense - wG)
         extra += ph.dense_grad_updates.get("D", 0) * b_d * (wD_dense - wD)
-        probes = sum(n * probe_flops(net, fG, fD, b, bg, kind) for net, n in ph.probes.items())
+        probes = sum(n * probe_flops(net, fG, fD, b, bg, kind, identity) for net, n in ph.probes.items())
         total += flops + extra + probes
         out_phases.append({"name": ph.name, "steps": ph.steps, "flops": flops + extra + probes,
                            "dense_grad_flops": extra, "dense_grad_updates": dict(ph.dense_grad_updates),
@@ -182,7 +197,7 @@ def training_flops(fm: FlopModel, phases: list[Phase], *, batch_size: int, n_dis
                            "forward": {"G": fG, "D": fD}})
     fG1, _, _ = fm.forward("G", 1.0)
     fD1, _, _ = fm.forward("D", 1.0)
-    dense = dense_steps * iteration_flops(fG1, fD1, batch_size, n_dis, g_batch_size, kind)
+    dense = dense_steps * iteration_flops(fG1, fD1, batch_size, n_dis, g_batch_size, kind, identity)
     return {"total": total, "dense": dense, "relative": total / dense if dense else 1.0, "kind": kind,
             "steps": sum(p.steps for p in phases), "dense_steps": dense_steps, "phases": out_phases}
 
@@ -315,7 +330,8 @@ def flops_summary(nets: Mapping[str, nn.Module], masks: Mapping[str, Mapping[str
     phases = phases_of_run(config, records, fm.final, steps_done, external, final_net)
     train = training_flops(fm, phases, batch_size=int(config["batch_size"]), n_dis=int(config["n_dis"]),
                            dense_steps=int(config["steps"]), g_batch_size=config.get("g_batch_size"),
-                           kind=MODEL_KIND.get(str(config.get("model")), "gan"))
+                           kind=MODEL_KIND.get(str(config.get("model")), "gan"),
+                           identity=float(config.get("lambda_identity", 0.0)) > 0)
     for p in train["phases"]:
         p.pop("forward")
     return {"convention": CONVENTION, "inference_per_sample": inference, "train": train}

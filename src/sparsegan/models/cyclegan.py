@@ -105,13 +105,15 @@ class CycleGenerators(nn.Module):
 
     channels: int
     resolution: int
+    #: What a translation generator takes besides the images (FLOPs accounting runs each once).
+    directions = ("ab", "ba")
 
     def __init__(self, ab: ResnetGenerator, ba: ResnetGenerator):
         super().__init__()
         self.ab, self.ba = ab, ba
 
     def forward(self, x: Tensor, direction: str = "ab") -> Tensor:
-        if direction not in ("ab", "ba"):
+        if direction not in self.directions:
             raise ValueError(f"unknown direction {direction!r}; valid: ab, ba")
         return self.ab(x) if direction == "ab" else self.ba(x)
 
@@ -119,12 +121,14 @@ class CycleGenerators(nn.Module):
 class CycleDiscriminators(nn.Module):
     """The two critics: ``a`` judges domain A images, ``b`` domain B images."""
 
+    domains = ("a", "b")  # D(x, "a") judges images of domain A: the target of direction "ba"
+
     def __init__(self, a: PatchDiscriminator, b: PatchDiscriminator):
         super().__init__()
         self.a, self.b = a, b
 
     def forward(self, x: Tensor, domain: str) -> Tensor:
-        if domain not in ("a", "b"):
+        if domain not in self.domains:
             raise ValueError(f"unknown domain {domain!r}; valid: a, b")
         return self.a(x) if domain == "a" else self.b(x)
 

@@ -96,7 +96,7 @@ def train(
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name})
     elif resume is not None and (run.path / "config.json").exists():
         check_resume_compatible(run.read_config(), cfg, run.path)
-    run.write_config(resolved_config(cfg, t.device, t.data_shape))
+    run.write_config(resolved_config(cfg, t.device, t.data_info))
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
         for rec in t.method.drain_records():
             run.log({"step": t.step, **rec})

@@ -54,16 +54,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from sparsegan.config import TrainConfig
-from sparsegan.data import load_dataset
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
-from sparsegan.models import NATIVE_RESOLUTION
 from sparsegan.run_folder import RunDir, read_json, read_records
 from sparsegan.sparsity import MaskSet, prunable_parameters
 from sparsegan.training.single_run import train_one as train
-from sparsegan.training.trainer import build_nets, resolved_config
+from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
 
 FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.
@@ -160,8 +158,7 @@ class _Rounds:
     def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, data, extra: dict[str, Any]):
         self.steps = cfg.steps
         self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
-        shape = (data.channels, data.num_classes)
-        self.run.write_config(resolved_config(cfg, torch.device(cfg.device), shape) | extra)
+        self.run.write_config(resolved_config(cfg, torch.device(cfg.device), data_record(cfg, data)) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
 
     def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:
@@ -210,7 +207,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     if cfg.imp_control != "none":
         return _train_control(cfg, resume=resume, overwrite=overwrite, progress=progress)
     plan = _rounds_plan(cfg)
-    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    data = load_training_data(cfg)
     ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
     path = rounds.run.path
@@ -331,7 +328,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     if plan != _rounds_plan(cfg):
         raise UserError(f"--tickets-from {src} reached densities {plan}, this control's --sparsity-g/-d plan "
                         f"{_rounds_plan(cfg)}; give the IMP run's sparsities")
-    data = load_dataset(cfg.dataset, "train", cfg.data_root, resolution=NATIVE_RESOLUTION.get(cfg.model))
+    data = load_training_data(cfg)
     reinit_seed = cfg.seed + REINIT_SEED
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "reinit_seed": reinit_seed})
     path = rounds.run.path

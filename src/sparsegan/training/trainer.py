@@ -61,7 +61,7 @@ class Trainer:
     wall_time: float = 0.0
     dist: DistContext = field(default_factory=DistContext)
     fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
-    data_shape: tuple[int, int] = (1, 0)  # the data's (image channels, classes): what rebuilds the nets
+    data_info: dict[str, int] = field(default_factory=dict)  # config.json's record of the data (data_record)
     pools: dict[str, ImagePool] = field(default_factory=dict)  # translation: each domain's fake history
 
     def training_state(self) -> dict[str, Any]:
@@ -168,9 +168,10 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
                                resolution).to(device)
             b = to_model_range(data.b[torch.randint(len(data.b), (cfg.batch_size,), generator=rng["probe"])],
                                resolution).to(device)
-            loss_g, _, (fake_a, fake_b) = generator_loss(G, D, a, b, cfg.lambda_cycle, cfg.lambda_identity)
             if net == "G":
-                return loss_g
+                return generator_loss(G, D, a, b, cfg.lambda_cycle, cfg.lambda_identity)[0]
+            with torch.no_grad():
+                fake_a, fake_b = G(b, "ba"), G(a, "ab")
             return discriminator_loss(D, "a", a, fake_a) + discriminator_loss(D, "b", b, fake_b)
         idx = torch.randint(len(data), (cfg.batch_size,), generator=rng["probe"])
         x, y = data.batch(idx)
@@ -215,7 +216,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
         kind=kind, sampler=batches, pools=pools,
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
-        data_shape=(data.channels, getattr(data, "num_classes", 0)),
+        data_info=data_record(cfg, data),
     )
 
 
@@ -228,9 +229,17 @@ def ignored_keys(cfg: TrainConfig) -> dict[str, Any]:
     return {"ignored": keys} if keys else {}
 
 
-def resolved_config(cfg: TrainConfig, device: torch.device, data_shape: tuple[int, int]) -> dict[str, Any]:
-    out = cfg.to_dict() | ignored_keys(cfg)
-    out["channels"], out["num_classes"] = data_shape  # with the config, what rebuilds the nets (run_folder)
+def data_record(cfg: TrainConfig, data) -> dict[str, int]:
+    """What config.json records of the data, which with the config rebuilds the nets (run_folder):
+    image channels, classes, and for a translation model (built at the data's size) the resolution."""
+    out = {"channels": int(data.channels), "num_classes": int(getattr(data, "num_classes", 0))}
+    if _translation(cfg):
+        out["resolution"] = int(data.resolution)
+    return out
+
+
+def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]) -> dict[str, Any]:
+    out = cfg.to_dict() | ignored_keys(cfg) | data  # data: data_record()
     out["ema_scope"] = "parameters averaged, buffers copied"
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -265,7 +274,7 @@ def sample_inputs(t: Trainer) -> tuple:
     if t.kind == "translation":
         from sparsegan.data.unpaired import load_unpaired
 
-        test = load_unpaired(t.cfg.data_root, "test", resolution=t.resolution, channels=t.data_shape[0])
+        test = load_unpaired(t.cfg.data_root, "test", resolution=t.resolution, channels=t.data_info["channels"])
         k = max(1, min(n // 6, len(test.a), len(test.b)))
         return (to_model_range(test.a[:k], t.resolution), to_model_range(test.b[:k], t.resolution))
     z = t.G.sample_z(n, seeded_generator(t.cfg.seed, 4))
