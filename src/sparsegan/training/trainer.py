@@ -159,7 +159,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
     method = METHODS.get(cfg.method)(cfg)
     if kind != "gan" and not method.supports_autoencoders:
-        raise UserError(f"--method {cfg.method} applies to GANs only, not to --model {cfg.model}")
+        raise UserError(f"--method {cfg.method} applies to noise-to-image GANs (one G against one D) only, not to "
+                        f"--model {cfg.model}")
 
     def loss_probe(net: str) -> torch.Tensor:
         """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
