@@ -196,7 +196,7 @@ class TrainConfig(*reversed(GROUPS)):  # dataclass fields run from the last base
         if "recon" in parse_metrics(self.eval_metrics):
             from sparsegan.models import MODEL_KIND
 
-            if MODEL_KIND.get(self.model, "gan") == "gan":
+            if MODEL_KIND.get(self.model, "gan") not in ("ae", "vae"):
                 raise UserError(f"--eval-metrics recon is an autoencoder's held-out reconstruction error; "
                                 f"--model {self.model} is a GAN (use ae or vae)")
         for name, choices in choice_values().items():

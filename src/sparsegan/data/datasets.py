@@ -70,9 +70,11 @@ def load_dataset(name: str, split: str = "train", data_root=None,
     """A split by name; ``resolution`` is the decode size of lazily decoded sets (image-folder)."""
     from sparsegan.errors import UserError
 
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    return DATASETS.get(name)(split=split, data_root=data_root, resolution=resolution)
+    loader = DATASETS.get(name)
+    splits = getattr(loader, "splits", SPLITS)  # a loader with splits of its own (unpaired: one per domain)
+    if split not in splits:
+        raise UserError(f"unknown split {split!r}; valid: {', '.join(splits)}")
+    return loader(split=split, data_root=data_root, resolution=resolution)
 
 
 def to_model_range(images: Tensor, resolution: int) -> Tensor:

@@ -12,6 +12,7 @@ writes two Fashion-MNIST classes in this layout, a small translation task that t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from sparsegan.data.datasets import DATASETS, load_dataset
 from sparsegan.data.folder import EXTENSIONS, images_under
+from sparsegan.data.image_data import ImageData
 from sparsegan.errors import UserError
 
 LAYOUT = "the CycleGAN layout is trainA/ trainB/ testA/ testB/"
@@ -43,11 +45,35 @@ class UnpairedData:
     resolution: int
 
 
+DOMAIN_SPLITS = ("trainA", "trainB", "testA", "testB")
+SOURCE_FILE = "dataset.json"  # written by write_fashion_pair: where the images come from
+
+
 @DATASETS.register("unpaired")
-def _two_domains(split: str = "train", data_root=None, **_):
-    # The name is valid for --dataset; the training set-up loads both domains with load_unpaired.
-    raise UserError("--dataset unpaired holds two domains (trainA/ trainB/ testA/ testB/): train it with a "
-                    "translation model (--model cyclegan)")
+def load_domain(split: str = "train", data_root=None, resolution: int | None = None, **_) -> ImageData:
+    """One domain of an unpaired set as a dataset split ("testB": domain B's test images), e.g. the
+    reference images a translation to B is measured against. The training set-up loads both
+    domains with :func:`load_unpaired`; "train" / "test" alone are not one set of images."""
+    if split not in DOMAIN_SPLITS:
+        raise UserError("--dataset unpaired holds two domains (trainA/ trainB/ testA/ testB/): train it with a "
+                        f"translation model (--model cyclegan); its splits are {', '.join(DOMAIN_SPLITS)}")
+    if data_root is None:
+        raise UserError("--dataset unpaired needs --data-root DIR: the folder with trainA/ trainB/ testA/ testB/")
+    data = load_unpaired(data_root, split[:-1], resolution=resolution)
+    images = data.a if split.endswith("A") else data.b
+    return ImageData("unpaired", split, images, torch.zeros(len(images), dtype=torch.long), 0)
+
+
+load_domain.splits = ("train", "test", *DOMAIN_SPLITS)  # train / test: refused with the layout explained
+
+
+def source_dataset(root) -> str | None:
+    """The dataset an unpaired set was cut from (its dataset.json), e.g. "fashion-mnist": its domain
+    classifier then measures fid_domain of translations. None when unknown."""
+    try:
+        return str(json.loads((Path(root) / SOURCE_FILE).read_text())["source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _domain_files(root: Path, folder_name: str) -> list[Path]:
@@ -166,4 +192,6 @@ def write_fashion_pair(out: Path, class_a: str, class_b: str, data_root=None) ->
             for i in indices:
                 Image.fromarray(data.images[i, 0].numpy()).save(folder / f"{i:05d}.png")  # uint8 2-D: mode "L"
             counts[folder.name] = len(indices)
+    (out / SOURCE_FILE).write_text(json.dumps({"source": "fashion-mnist", "classes": {"A": class_a, "B": class_b}},
+                                              indent=1) + "\n")
     return counts

@@ -87,6 +87,7 @@ class Evaluator:
     inception_weights: str | None = None
     is_weights: str | None = None
     progress: bool = True
+    domain: str | None = None  # whose domain classifier fid_domain uses (default: the dataset's)
     _extractors: dict[str, Extractor] = field(default_factory=dict, repr=False)
     _refs: dict[str, FeatureStats] = field(default_factory=dict, repr=False)
 
@@ -120,7 +121,7 @@ class Evaluator:
             elif kind == "domain":
                 from sparsegan.metrics.domain import DomainFeatures
 
-                self._extractors[kind] = DomainFeatures(self.dataset, self.device)
+                self._extractors[kind] = DomainFeatures(self.domain or self.dataset, self.device)
             elif kind == "probabilities":
                 from sparsegan.metrics.inception_score import InceptionProbabilities
 

@@ -50,10 +50,18 @@ def reference_images(dataset: str, split: str, resolution: int, count: int | Non
     return to_uint8(to_model_range(images, resolution))
 
 
-def cache_key(dataset: str, split: str, resolution: int, extractor: Extractor, count: int | None) -> dict:
-    return {"version": CACHE_VERSION, "dataset": dataset, "split": split, "resolution": resolution,
-            "extractor": extractor.name, "weights_sha256": extractor.weights_hash,
-            "count": "all" if count is None else count, "subset_seed": SUBSET_SEED}
+# Datasets whose images are whatever their folder holds: the folder is part of what was measured.
+FOLDER_DATASETS = ("image-folder", "unpaired")
+
+
+def cache_key(dataset: str, split: str, resolution: int, extractor: Extractor, count: int | None,
+              root=None) -> dict:
+    key = {"version": CACHE_VERSION, "dataset": dataset, "split": split, "resolution": resolution,
+           "extractor": extractor.name, "weights_sha256": extractor.weights_hash,
+           "count": "all" if count is None else count, "subset_seed": SUBSET_SEED}
+    if dataset in FOLDER_DATASETS and root is not None:
+        key["root"] = str(Path(root).resolve())
+    return key
 
 
 def cache_path(key: dict) -> Path:
@@ -65,7 +73,7 @@ def cache_path(key: dict) -> Path:
 def reference_stats(extractor: Extractor, dataset: str, split: str, resolution: int, count: int | None, *,
                     data_root=None, batch_size: int = 64, progress: bool = True) -> tuple[FeatureStats, Path]:
     """The cached reference statistics (features, mean, covariance), computed on first use."""
-    key = cache_key(dataset, split, resolution, extractor, count)
+    key = cache_key(dataset, split, resolution, extractor, count, data_root)
     path = cache_path(key)
     if path.is_file():
         try:

@@ -59,8 +59,9 @@ class TrainingEvaluation:
     def __init__(self, evaluator: Evaluator | None, run_path: str | Path, *, log: Callable[[dict], None],
                  save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True,
                  reconstruct: Callable[[], tuple[dict[str, float], int]] | None = None,
-                 metrics: list[str] | None = None):
-        self.evaluator, self.run_path = evaluator, Path(run_path)
+                 metrics: list[str] | None = None,
+                 translate: Callable[[nn.Module], tuple[dict[str, dict], Protocol]] | None = None):
+        self.evaluator, self.run_path, self.translate = evaluator, Path(run_path), translate
         self.log, self.save_best, self.seed, self.eval_mode = log, save_best, seed, eval_mode
         self.reconstruct = reconstruct
         self.metrics = metrics if metrics is not None else list(evaluator.metrics)
@@ -89,6 +90,11 @@ class TrainingEvaluation:
             protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
             records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
                             "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix,
+                            "source": "training"})
+        if self.translate is not None:  # a translation pair: both directions (metrics.translation)
+            results, protocol = self.translate(G)
+            records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
+                            "eval_mode": True, "split": protocol.split, "protocol": protocol.suffix,
                             "source": "training"})
         if self.reconstruct is not None:
             values, count = self.reconstruct()

@@ -303,8 +303,9 @@ def check_weights_finite(t: Trainer) -> None:
 
 
 def training_evaluation(t: Trainer):
-    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking), and an
-    autoencoder's held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
+    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking): of its samples,
+    or of its translations of the test images (sparsegan.metrics.translation); an autoencoder's
+    held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
     from sparsegan.metrics import METRICS, Evaluator, parse_metrics
     from sparsegan.metrics.reconstruction import heldout_images, reconstruction_error
     from sparsegan.metrics.tracking import BEST_FILE, TrainingEvaluation
@@ -312,8 +313,21 @@ def training_evaluation(t: Trainer):
     cfg = t.cfg
     metrics = parse_metrics(cfg.eval_metrics)
     sampled = [m for m in metrics if not METRICS.get(m).needs_encoder]
-    evaluator = None
-    if sampled:
+    evaluator = translate = None
+    if sampled and t.kind == "translation":
+        from sparsegan.data.unpaired import source_dataset
+        from sparsegan.metrics.translation import evaluate_translation
+
+        if "fid_domain" in sampled and source_dataset(cfg.data_root) is None:
+            raise UserError(f"fid_domain of a translation needs the dataset its domains come from ({cfg.data_root}/"
+                            "dataset.json, written by `sparsegan data fashion-pair`); use --eval-metrics fid")
+
+        def translate(G):
+            return evaluate_translation(G, sampled, data_root=cfg.data_root, resolution=t.resolution,
+                                        channels=t.data_info["channels"], num_samples=cfg.eval_num_samples,
+                                        batch_size=cfg.eval_batch_size, device=t.device,
+                                        inception_weights=cfg.inception_weights)
+    elif sampled:
         evaluator = Evaluator(
             metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
             num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
@@ -330,4 +344,5 @@ def training_evaluation(t: Trainer):
             return values, len(heldout)
 
     return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
-                              reconstruct=reconstruct, save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
+                              reconstruct=reconstruct, translate=translate,
+                              save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
