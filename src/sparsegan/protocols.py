@@ -107,9 +107,9 @@ class Protocol:
         n = rec.get("num_samples")
         if isinstance(n, bool) or not isinstance(n, int):
             return None
-        text = rec.get("protocol")
-        if isinstance(text, str) and text.startswith("@"):
-            parsed = cls.parse(text)
+        text = rec.get("protocol")  # a record's suffix ('@1000,ref=all'), an eval file's label ('fid@1000,...')
+        if isinstance(text, str) and "@" in text:
+            parsed = cls.parse(text[text.index("@"):])
             if parsed is not None:
                 return parsed
         ref = rec.get("num_ref")

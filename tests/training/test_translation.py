@@ -231,3 +231,19 @@ def test_evaluation_during_training_measures_both_directions(pair, tmp_path):
     assert all(r["fid_domain"] == pytest.approx((r["fid_domain_ab"] + r["fid_domain_ba"]) / 2) for r in evals)
     best = json.loads((out / "summary.json").read_text())["metrics"]["best"]
     assert best["by"] == "fid_domain" and (out / "final" / "generator_ema_best.safetensors").is_file()
+
+
+def test_eval_command_measures_both_directions_into_eval_files(pair, tmp_path, capsys):
+    from sparsegan.protocols import Protocol
+
+    out = tmp_path / "run"
+    assert _train(pair, out, "--method", "stu", "--sparsity-g", "0.8", "--steps", "2") == 0
+    assert main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "6", "--no-progress"]) == 0
+    files = sorted(p.name for p in (out / "eval").glob("*.json"))
+    assert files == ["fid_domain@6,ref=all,split=test.json", "fid_domain_ab@6,ref=all,split=test.json",
+                     "fid_domain_ba@6,ref=all,split=test.json"]
+    data = json.loads((out / "eval" / files[0]).read_text())
+    # An eval file's protocol is read off its label, not off the real-image count it used.
+    assert Protocol.of_record(data) == Protocol(6, 0, "test", "ema", True)
+    assert main(["eval", str(out), "--split", "test"]) == 2
+    assert "translation run is measured on the test images" in capsys.readouterr().err

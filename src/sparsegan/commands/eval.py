@@ -28,9 +28,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sparsegan.errors import UserError
-    from sparsegan.metrics.evaluate import Evaluator
+    from sparsegan.metrics.evaluate import Evaluator, parse_metrics
     from sparsegan.metrics.generator import generator_sampler, load_run_generator, native_resolution
     from sparsegan.metrics.tracking import flat_values
+    from sparsegan.metrics.translation import evaluate_translation
+    from sparsegan.models import MODEL_KIND
     from sparsegan.protocols import Protocol, eval_file, file_sha256
     from sparsegan.run_folder import FINAL, GENERATOR_FILES, write_json
 
@@ -45,16 +47,27 @@ def run(args: argparse.Namespace) -> int:
     weights = run_dir / FINAL / GENERATOR_FILES.get(args.generator, "")
     sha, step = file_sha256(weights), _run_step(run_dir)
     G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
-    evaluator = Evaluator(
-        metrics=args.metrics, dataset=config["dataset"], resolution=native_resolution(config),
-        num_samples=args.num_samples, num_ref=args.num_ref, split=args.split,
-        data_root=args.data_root if args.data_root is not None else config.get("data_root"),
-        batch_size=args.batch_size, device=args.device, inception_weights=args.inception_weights,
-        is_weights=args.is_weights, progress=not args.no_progress,
-    )
+    data_root = args.data_root if args.data_root is not None else config.get("data_root")
     eval_mode = not args.train_mode
-    results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode))
-    protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode)
+    if MODEL_KIND.get(config["model"]) == "translation":
+        # Translations of each domain's test images against the other's (sparsegan.metrics.translation).
+        if args.split != SPLITS[0] or args.num_ref is not None or args.train_mode:
+            raise UserError("a translation run is measured on the test images of both domains, in eval mode: "
+                            "--split, --num-ref and --train-mode do not apply (--num-samples caps the images)")
+        results, protocol = evaluate_translation(
+            G, parse_metrics(args.metrics), data_root=data_root, resolution=int(config["resolution"]),
+            channels=int(config["channels"]), num_samples=args.num_samples, batch_size=args.batch_size,
+            device=args.device, inception_weights=args.inception_weights, progress=not args.no_progress)
+        protocol = Protocol(protocol.num_samples, protocol.num_ref, protocol.split, args.generator, True)
+    else:
+        evaluator = Evaluator(
+            metrics=args.metrics, dataset=config["dataset"], resolution=native_resolution(config),
+            num_samples=args.num_samples, num_ref=args.num_ref, split=args.split, data_root=data_root,
+            batch_size=args.batch_size, device=args.device, inception_weights=args.inception_weights,
+            is_weights=args.is_weights, progress=not args.no_progress,
+        )
+        results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode))
+        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode)
     fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
     written = []
     for name, r in results.items():
@@ -64,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                            "generator_file": f"final/{weights.name}", "generator_sha256": sha})
         written.append(path.name)
     record = {"kind": "eval", "step": step, **flat_values(results), **fields, "source": "eval",
-              "split": args.split, "protocol": protocol.suffix}
+              "split": protocol.split, "protocol": protocol.suffix}
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     for name, r in results.items():
