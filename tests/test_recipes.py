@@ -14,13 +14,17 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
 SWEEPS = sorted(CONFIGS.glob("sweeps/*.yaml"))
 # What the data would tell the models (the datasets themselves are not needed to build them).
-DATA = {"cifar10": (3, 10), "image-folder": (3, 1000), "fashion-mnist": (1, 10), "mnist": (1, 10)}
+DATA = {"cifar10": (3, 10), "image-folder": (3, 1000), "fashion-mnist": (1, 10), "mnist": (1, 10),
+        "unpaired": (3, 0)}
 
 
 def _build(cfg):
     channels, classes = DATA[cfg.dataset]
+    resolution = None
+    if cfg.dataset == "unpaired":  # translation models are built at the data's size
+        channels, resolution = (1, 28) if "fashion" in str(cfg.data_root) else (3, 256)
     spec = ModelSpec(channels=channels, num_classes=classes, z_dim=cfg.z_dim, width=cfg.model_width,
-                     width_multiplier=cfg.width_multiplier)
+                     width_multiplier=cfg.width_multiplier, resolution=resolution)
     with torch.device("meta"):
         return build_models(cfg.model, spec)
 
@@ -68,6 +72,15 @@ def test_paper_hyperparameters():
     assert (img.model, img.z_dim, img.sparsity_d, img.adam_eps) == ("biggan128", 120, 0.5, 1e-6)
     g, d = _build(img)
     assert sum(p.numel() for p in g.parameters()) == 70_433_988
+
+
+def test_cyclegan_recipe_is_the_reference():
+    cfg = build_config(load_yaml(CONFIGS / "cyclegan-horse2zebra-imp-g80.yaml"))
+    assert (cfg.batch_size, cfg.lr_g, cfg.beta1, cfg.lambda_cycle, cfg.lambda_identity) == (1, 2e-4, 0.5, 10.0, 0.5)
+    assert (cfg.pool_size, cfg.load_size, cfg.steps, cfg.lr_decay_start) == (50, 286, 200 * 1067, 0.5)
+    g, d = _build(cfg)  # both generators (9 blocks at 256 px) and both 70x70 PatchGANs
+    assert sum(p.numel() for p in g.parameters()) == 2 * 11_378_179
+    assert sum(p.numel() for p in d.parameters()) == 2 * 2_764_737
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
