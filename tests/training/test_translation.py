@@ -247,3 +247,16 @@ def test_eval_command_measures_both_directions_into_eval_files(pair, tmp_path, c
     assert Protocol.of_record(data) == Protocol(n, 0, "test", "ema", True)
     assert main(["eval", str(out), "--split", "test"]) == 2
     assert "translation run is measured on the test images" in capsys.readouterr().err
+
+
+def test_export_bench_and_flops_of_a_translation_run(pair, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(pair, out, "--method", "static", "--sparsity-g", "0.8", "--steps", "2") == 0
+    assert main(["export", str(out)]) == 0
+    # The sparse runtime translates as the masked generator does (a forced CSR kernel, not the module).
+    assert main(["bench", str(out), "--repeats", "1", "--warmup", "1", "--batch-sizes", "2",
+                 "--mode", "scipy-csr"]) == 0
+    text = capsys.readouterr().out
+    diff = float(text.split("max |dense - sparse| = ")[1].split()[0])
+    assert diff < 1e-4
+    assert main(["flops", str(out)]) == 0 and "training FLOPs" in capsys.readouterr().out

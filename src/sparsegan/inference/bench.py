@@ -45,8 +45,13 @@ def load_generators(path: str | Path, generator: str = "ema") -> Generators:
     return Generators(ex.generator(), ex.header["model"], float(ex.header["density"]), f"export {p.name}")
 
 
-def inputs(G: nn.Module, batch: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
+def inputs(G: nn.Module, batch: int, seed: int = 0) -> tuple[Tensor, Tensor | str | None]:
+    """What ``G(*inputs)`` takes: latents (and labels), or for a translation pair images to
+    translate in its first direction."""
     g = torch.Generator().manual_seed(seed)
+    if hasattr(G, "directions"):
+        x = torch.rand(batch, G.channels, G.resolution, G.resolution, generator=g) * 2 - 1
+        return x, G.directions[0]
     z = torch.randn(batch, int(G.z_dim), generator=g)
     classes = int(getattr(G, "num_classes", 0) or 0)
     y = torch.randint(0, classes, (batch,), generator=g) if classes else None
