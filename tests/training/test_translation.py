@@ -260,3 +260,23 @@ def test_export_bench_and_flops_of_a_translation_run(pair, tmp_path, capsys):
     diff = float(text.split("max |dense - sparse| = ")[1].split()[0])
     assert diff < 1e-4
     assert main(["flops", str(out)]) == 0 and "training FLOPs" in capsys.readouterr().out
+
+
+def test_two_processes_keep_identical_masks(pair, tmp_path):
+    # torchrun with 2 gloo processes: every topology record's mask checksum is the same on both ranks.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "sparsegan", "train", "--data-root", str(pair / "sneaker-boot"), "--out", str(out), *TINY,
+           "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--steps", "4"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    topo = read_records(out, "topology")
+    assert [r["step"] for r in topo if r["net"] == "G"] == [2] and all(r["pruned"] > 0 for r in topo
+                                                                       if r["net"] == "G")
+    assert all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo)
