@@ -280,3 +280,13 @@ def test_two_processes_keep_identical_masks(pair, tmp_path):
     assert [r["step"] for r in topo if r["net"] == "G"] == [2] and all(r["pruned"] > 0 for r in topo
                                                                        if r["net"] == "G")
     assert all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo)
+
+
+def test_report_tabulates_translation_runs(pair, tmp_path):
+    runs = tmp_path / "runs"
+    for method, extra in (("dense", []), ("stu", ["--sparsity-g", "0.8"])):
+        assert _train(pair, runs / method, "--method", method, "--steps", "2", "--eval-every", "2",
+                      "--eval-num-samples", "8", *extra) == 0
+    assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "fid_domain@" in text and "split=test" in text and "| stu |" in text and "| dense |" in text
