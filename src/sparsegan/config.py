@@ -59,8 +59,8 @@ class DataOptions(Options):
     model: str = option("mlp", "model name", choices="model")
     model_width: int | None = option(None, "base channel / unit count (model default when unset)")
     width_multiplier: float = option(1.0, "multiply the model's widths (0.5: the papers' 'small dense')")
-    z_dim: int = option(128, "latent dimension")
-    loss: str = option("hinge", "GAN loss", choices="loss")
+    z_dim: int = option(128, "latent dimension", models=("gan", "vae", "ae"))
+    loss: str = option("hinge", "GAN loss (cyclegan: least squares, always)", choices="loss", models=("gan",))
     kl_weight: float = option(1.0, "vae: weight of the KL term of the ELBO", models=("vae",))
 
     def validate(self) -> None:
@@ -78,14 +78,15 @@ class OptimOptions(Options):
     title: ClassVar[str] = "optimisation"
     steps: int = option(2000, "generator updates")
     batch_size: int = option(64, "images per D step (and per G step)")
-    n_dis: int = option(1, "D steps per G step")
+    n_dis: int = option(1, "D steps per G step", models=("gan",))
     lr_g: float = option(2e-4, "generator learning rate (Adam)")
     lr_d: float = option(2e-4, "discriminator learning rate (Adam)")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     ema_beta: float = option(0.999, "EMA decay of the sampled generator")
     ema_start: int = option(0, "G step from which the EMA averages (copies before)")
-    g_batch_size: int | None = option(None, "images per G step (default: --batch-size; SNGAN: 128 vs D's 64)")
+    g_batch_size: int | None = option(None, "images per G step (default: --batch-size; SNGAN: 128 vs D's 64)",
+                                      models=("gan",))
     adam_eps: float = option(1e-8, "Adam epsilon (BigGAN ImageNet: 1e-6)")
     data_workers: int = option(4, "worker processes decoding lazily loaded images (image-folder); 0: in the main "
                                "process")
@@ -138,7 +139,7 @@ class RunOptions(Options):
     device: str = option("cpu", "torch device: cpu, cuda, cuda:1, mps")
     out: str | None = option(None, "run folder")
     log_every: int = option(50, "write a kind=train record every this many steps")
-    balance_every: int = option(10, "log ADAPT's balance ratio every this many G steps (GANs)")
+    balance_every: int = option(10, "log ADAPT's balance ratio every this many G steps (GANs)", models=("gan",))
     sample_every: int = option(500, "write a sample grid every this many steps (and at the end)")
     checkpoint_every: int = option(500, "write a full training state every this many steps (and at the end)")
     keep_checkpoints: int = option(2, "how many checkpoints to keep")
@@ -278,7 +279,7 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
         if methods is not None and cfg.method not in methods:
             out[name] = f"has no effect with --method {cfg.method} (it applies to {', '.join(methods)})"
         elif models is not None and MODEL_KIND.get(cfg.model, cfg.model) not in models:
-            out[name] = f"has no effect with --model {cfg.model} (it applies to {', '.join(models)})"
+            out[name] = f"has no effect with --model {cfg.model} (it applies to {', '.join(models)} models)"
     given = set(given)
     if cfg.method in ("pf", "imp") and cfg.prune_nets == "G" and "sparsity_d" in given and cfg.sparsity_d > 0:
         out["sparsity_d"] = (f"has no effect with --method {cfg.method} --prune-nets G (D stays dense); "

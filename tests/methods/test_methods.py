@@ -232,7 +232,7 @@ def test_every_method_registered():
 
 def test_adapt_refuses_autoencoders(tmp_path, data, capsys):
     assert _train(data, tmp_path / "r", "--model", "vae", "--method", "adapt", "--steps", "2") == 2
-    assert "GANs only" in capsys.readouterr().err
+    assert "noise-to-image GANs (one G against one D) only" in capsys.readouterr().err
 
 
 def test_dst_prune_criteria(tmp_path, data):
