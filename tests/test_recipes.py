@@ -70,6 +70,7 @@ def test_paper_hyperparameters():
     assert big.update_interval == 500
     img = build_config(load_yaml(CONFIGS / "biggan-imagenet128-stu-g95-d50.yaml"))
     assert (img.model, img.z_dim, img.sparsity_d, img.adam_eps) == ("biggan128", 120, 0.5, 1e-6)
+    assert (img.batch_size, img.grad_accum) == (2048, 8)  # BigGAN-PyTorch: 8 accumulations of 256
     g, d = _build(img)
     assert sum(p.numel() for p in g.parameters()) == 70_433_988
 

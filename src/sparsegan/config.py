@@ -79,6 +79,9 @@ class OptimOptions(Options):
     steps: int = option(2000, "generator updates")
     batch_size: int = option(64, "images per D step (and per G step)")
     n_dis: int = option(1, "D steps per G step", models=("gan",))
+    grad_accum: int = option(1, "micro-batches per optimizer step: --batch-size (and --g-batch-size) is the "
+                             "effective batch of each update, split into this many micro-batches whose gradients "
+                             "are summed, then synchronised across processes once (BigGAN ImageNet: 2048 = 8 x 256)")
     lr_g: float = option(2e-4, "generator learning rate (Adam)")
     lr_d: float = option(2e-4, "discriminator learning rate (Adam)")
     beta1: float = option(0.5, "Adam beta1")
@@ -92,7 +95,7 @@ class OptimOptions(Options):
                                "process")
 
     def validate(self) -> None:
-        self.require_positive("steps", "batch_size", "n_dis", "lr_g", "lr_d", "g_batch_size")
+        self.require_positive("steps", "batch_size", "n_dis", "grad_accum", "lr_g", "lr_d", "g_batch_size")
         if self.data_workers < 0 or self.adam_eps <= 0:
             raise UserError("--data-workers must be >= 0 and --adam-eps positive")
         self.require_fraction("ema_beta")

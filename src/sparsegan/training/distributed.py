@@ -20,8 +20,10 @@ is CUDA-only; this one also runs on gloo).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -44,6 +46,9 @@ class DistContext:
     local_rank: int = 0
     backend: str | None = None
     _hooks: list = field(default_factory=list, repr=False)
+    #: Whether a backward pass averages gradients over the ranks now: off for all but the last
+    #: micro-batch of an accumulated step (:meth:`micro_batch`), so they are synchronised once.
+    sync: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -82,10 +87,23 @@ class DistContext:
         return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
 
     # --- batches ---------------------------------------------------------------------
-    def check_batch(self, *sizes: int) -> None:
+    def check_batch(self, *sizes: int, accumulation: int = 1) -> None:
         for n in sizes:
             if n % self.world_size:
                 raise UserError(f"batch size {n} is not divisible by the {self.world_size} processes")
+            if (n // self.world_size) % accumulation:
+                raise UserError(f"batch size {n} over {self.world_size} process(es) gives {n // self.world_size} "
+                                f"images each, not divisible into --grad-accum {accumulation} micro-batches")
+
+    @contextlib.contextmanager
+    def micro_batch(self, last: bool) -> Iterator[None]:
+        """A micro-batch's backward: gradients accumulate locally, and are averaged over the ranks
+        only in the last one's (whose hook then reduces the whole accumulated gradient)."""
+        self.sync = last
+        try:
+            yield
+        finally:
+            self.sync = True
 
     def shard(self, x: Tensor | None) -> Tensor | None:
         """This rank's rows of a global batch (the same strided split as EpochSampler)."""
@@ -123,6 +141,8 @@ class DistContext:
                     self._hooks.append(p.register_post_accumulate_grad_hook(self._average))
 
     def _average(self, p: Tensor) -> None:
+        if not self.sync:
+            return
         g = p.grad if p.grad.is_contiguous() else p.grad.contiguous()  # channels-last gradients
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
         if g is not p.grad:

@@ -199,16 +199,27 @@ def _fmt(stats: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if not k.startswith("_"))
 
 
-def _real_batch(t: Trainer) -> torch.Tensor:
-    return t.sampler.real()[0]
+def _micro(k: int, *tensors):
+    """The ``k`` micro-batches of an accumulated step: the i-th chunk of every tensor (None stays
+    None), in order. ``k`` = 1: the tensors themselves."""
+    if k == 1:
+        return [tensors]
+    return list(zip(*[x.chunk(k) if x is not None else (None,) * k for x in tensors]))
+
+
+def _part(loss: torch.Tensor, k: int) -> torch.Tensor:
+    """A micro-batch's share of the step's mean loss (the micro-batches are equal in size)."""
+    return loss if k == 1 else loss / k
 
 
 def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
-    """One iteration of Algorithm 1: n_dis D steps, then one G step, on active weights only."""
+    """One iteration of Algorithm 1: n_dis D steps, then one G step, on active weights only. With
+    --grad-accum k each step sums the gradients of k micro-batches of its batch (BN statistics per
+    micro-batch, as BigGAN's reference), synchronised across processes once, then updates."""
     cfg, opt, method = t.cfg, t.opt, t.method
     G, D = t.fwd["G"], t.fwd["D"]  # the nets themselves, or their bf16 / compiled forward views
     loss = LOSSES.get(cfg.loss)
-    bs, bs_g = cfg.batch_size, cfg.g_batch_size or cfg.batch_size
+    bs, bs_g, k = cfg.batch_size, cfg.g_batch_size or cfg.batch_size, cfg.grad_accum
     # Labels: real ones for D on data, sampled ones for fakes; unconditional nets ignore them.
 
     # 1. Discriminator: n_dis Adam steps on its active weights.
@@ -217,51 +228,71 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
         real, y_real = t.sampler.real()
         with torch.no_grad():
             z, y_fake = t.sampler.latents(bs)
-            fake = G(z, y_fake)
-        real_logits, fake_logits = D(real, y_real), D(fake, y_fake)
-        loss_d = loss.d(real_logits, fake_logits)
         opt["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss_d, real_logits, fake_logits = 0.0, [], []
+        for i, (r, yr, zz, yf) in enumerate(_micro(k, real, y_real, z, y_fake)):
+            with torch.no_grad():
+                fake = G(zz, yf)
+            rl, fl = D(r, yr), D(fake, yf)
+            part = _part(loss.d(rl, fl), k)
+            with t.dist.micro_batch(last=i == k - 1):
+                part.backward()
+            loss_d += part.item()
+            real_logits.append(rl.detach())
+            fake_logits.append(fl.detach())
         opt["D"].step()  # the engine's hooks: inactive gradients masked, inactive weights kept at 0
 
     # 2. Generator: one Adam step on its active weights through a frozen D.
     D.requires_grad_(False)
     z, y = t.sampler.latents(bs_g)
-    fake_logits_g = D(G(z, y), y)
-    loss_g = loss.g(fake_logits_g)
     opt["G"].zero_grad(set_to_none=True)
-    loss_g.backward()
+    loss_g, fake_logits_g = 0.0, []
+    for i, (zz, yy) in enumerate(_micro(k, z, y)):
+        fl = D(G(zz, yy), yy)
+        part = _part(loss.g(fl), k)
+        with t.dist.micro_batch(last=i == k - 1):
+            part.backward()
+        loss_g += part.item()
+        fake_logits_g.append(fl.detach())
     opt["G"].step()
 
     # ADAPT's balance ratio on the same z before and after the G step (every method logs it).
     if step % cfg.balance_every == 0:
         with torch.no_grad(), preserved_buffers(t.G, t.D):
-            br = balance_ratio(D(real, y_real).mean(), fake_logits_g.detach().mean(), D(G(z, y), y).mean())
+            d_real = torch.cat([D(r, yr) for r, yr in _micro(k, real, y_real)]).mean()
+            d_after = torch.cat([D(G(zz, yy), yy) for zz, yy in _micro(k, z, y)]).mean()
+            br = balance_ratio(d_real, torch.cat(fake_logits_g).mean(), d_after)
         t.run.log({"kind": "balance", "step": step, "balance_ratio": br})
         method.observe_balance(step, br)
 
-    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": real_logits.mean().item(),
-            "d_fake": fake_logits.mean().item(), "_images": bs * cfg.n_dis + bs_g}  # global batch
+    return {"loss_d": loss_d, "loss_g": loss_g, "d_real": torch.cat(real_logits).mean().item(),
+            "d_fake": torch.cat(fake_logits).mean().item(), "_images": bs * cfg.n_dis + bs_g}  # global batch
 
 
 def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
-    """One joint step of decoder (G) and encoder (D) on the ELBO (vae) or reconstruction (ae)."""
-    real = _real_batch(t)
-    total, parts = autoencoder_loss(t.kind, t.G, t.D, real, t.cfg.kl_weight, t.rng["noise"])
+    """One joint step of decoder (G) and encoder (D) on the ELBO (vae) or reconstruction (ae),
+    over --grad-accum micro-batches."""
+    real, k = t.sampler.real()[0], t.cfg.grad_accum
     for net in NETS:
         t.opt[net].zero_grad(set_to_none=True)
-    total.backward()
+    stats: dict[str, float] = {}
+    for i, (x,) in enumerate(_micro(k, real)):
+        total, parts = autoencoder_loss(t.kind, t.G, t.D, x, t.cfg.kl_weight, t.rng["noise"])
+        part = _part(total, k)
+        with t.dist.micro_batch(last=i == k - 1):
+            part.backward()
+        for name, v in {"loss_g": part.detach(), **{n: _part(v, k) for n, v in parts.items()}}.items():
+            stats[name] = stats.get(name, 0.0) + v.item()
     for net in ("D", "G"):
         t.opt[net].step()
-    return {"loss_g": total.item(), **{k: v.item() for k, v in parts.items()}, "_images": real.shape[0]}
-
-
+    return {**stats, "_images": real.shape[0]}
 
 
 def translation_iteration(t: Trainer, step: int) -> dict[str, float]:
     """One CycleGAN iteration (sparsegan.training.translation): both generators take one step with
-    the discriminators frozen, then both discriminators one step on pooled fakes."""
-    cfg, opt = t.cfg, t.opt
+    the discriminators frozen, then both discriminators one step on pooled fakes (each step over
+    --grad-accum micro-batches)."""
+    cfg, opt, k = t.cfg, t.opt, t.cfg.grad_accum
     G, D = t.fwd["G"], t.fwd["D"]
     factor = lr_factor(step, cfg.steps, cfg.lr_decay_start)  # constant, then linear decay
     for net, lr in (("G", cfg.lr_g), ("D", cfg.lr_d)):
@@ -271,17 +302,28 @@ def translation_iteration(t: Trainer, step: int) -> dict[str, float]:
 
     # 1. Generators: adversarial + cycle + identity losses through frozen discriminators.
     D.requires_grad_(False)
-    loss_g, parts, (fake_a, fake_b) = generator_loss(G, D, real_a, real_b, cfg.lambda_cycle, cfg.lambda_identity)
     opt["G"].zero_grad(set_to_none=True)
-    loss_g.backward()
+    stats: dict[str, float] = {}
+    fakes = []
+    for i, (a, b) in enumerate(_micro(k, real_a, real_b)):
+        loss_g, parts, (fake_a, fake_b) = generator_loss(G, D, a, b, cfg.lambda_cycle, cfg.lambda_identity)
+        part = _part(loss_g, k)
+        with t.dist.micro_batch(last=i == k - 1):
+            part.backward()
+        for name, v in {"loss_g": part.detach(), **{n: _part(v, k) for n, v in parts.items()}}.items():
+            stats[name] = stats.get(name, 0.0) + v.item()
+        fakes.append((fake_a.detach(), fake_b.detach()))
     opt["G"].step()  # the engine's hooks: inactive gradients masked, inactive weights kept at 0
 
     # 2. Discriminators: real images against fakes drawn from each domain's history.
     D.requires_grad_(True)
-    loss_da = discriminator_loss(D, "a", real_a, t.pools["A"].query(fake_a))
-    loss_db = discriminator_loss(D, "b", real_b, t.pools["B"].query(fake_b))
     opt["D"].zero_grad(set_to_none=True)
-    (loss_da + loss_db).backward()
+    for i, ((a, b), (fake_a, fake_b)) in enumerate(zip(_micro(k, real_a, real_b), fakes)):
+        loss_da = _part(discriminator_loss(D, "a", a, t.pools["A"].query(fake_a)), k)
+        loss_db = _part(discriminator_loss(D, "b", b, t.pools["B"].query(fake_b)), k)
+        with t.dist.micro_batch(last=i == k - 1):
+            (loss_da + loss_db).backward()
+        stats["loss_d_a"] = stats.get("loss_d_a", 0.0) + loss_da.item()
+        stats["loss_d_b"] = stats.get("loss_d_b", 0.0) + loss_db.item()
     opt["D"].step()
-    return {"loss_g": loss_g.item(), **{k: v.item() for k, v in parts.items()}, "loss_d_a": loss_da.item(),
-            "loss_d_b": loss_db.item(), "_images": 2 * real_a.shape[0]}
+    return {**stats, "_images": 2 * real_a.shape[0]}

@@ -136,7 +136,7 @@ def load_training_data(cfg: TrainConfig):
 
 def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
-    dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size)
+    dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size, accumulation=cfg.grad_accum)
     try:
         device = dist.device(cfg.device)
         torch.empty(0, device=device)
