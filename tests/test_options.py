@@ -35,7 +35,7 @@ def test_imp_sparsity_d_without_prune_nets_gd_is_refused(data, tmp_path, capsys)
     assert "--sparsity-d 0.5" in line and "--prune-nets GD" in line
     assert not out.exists()
     # A D sparsity of 0 says what happens anyway: accepted.
-    assert main(["train", "--method", "imp", "--sparsity-d", "0", "--dry-run"]) == 0
+    assert main(["train", "--method", "imp", "--sparsity-d", "0", "--data-root", str(data), "--dry-run"]) == 0
 
 
 @pytest.mark.parametrize("method, args, flag", [
@@ -62,7 +62,7 @@ def test_yaml_keys_are_checked_too(data, tmp_path, capsys):
 
 def test_allow_ignored_records_them_and_dry_run_shows_them(data, tmp_path, capsys):
     args = ["--method", "stu", "--eb-interval", "3", "--gmp-start", "0.2", "--allow-ignored"]
-    assert main(["train", *args, "--dry-run"]) == 0
+    assert main(["train", *args, "--data-root", str(data), "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["ignored"] == ["gmp_start", "eb_interval"]
     assert "ignored: --eb-interval has no effect with --method stu" in err
@@ -102,7 +102,7 @@ def test_inapplicable_is_empty_for_what_the_method_uses():
     assert inapplicable(build_config(values), values) == {}
 
 
-def test_evaluation_options_without_eval_every_are_refused(tmp_path, capsys):
+def test_evaluation_options_without_eval_every_are_refused(data, tmp_path, capsys):
     from sparsegan.cli import main
 
     rc = main(["train", "--model", "mlp", "--method", "stu", "--eval-num-samples", "500", "--steps", "4",
@@ -110,7 +110,7 @@ def test_evaluation_options_without_eval_every_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--eval-num-samples 500 has no effect without --eval-every" in err
     assert main(["train", "--model", "mlp", "--method", "stu", "--eval-every", "2", "--eval-num-samples", "500",
-                 "--steps", "4", "--out", str(tmp_path / "r"), "--dry-run"]) == 0
+                 "--steps", "4", "--out", str(tmp_path / "r"), "--data-root", str(data), "--dry-run"]) == 0
 
 
 def test_every_option_is_defined_once_in_a_group_and_methods_own_theirs():

@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except UserError as e:
         msg = str(e)
-        print(msg if msg.startswith("sparsegan") else f"sparsegan: error: {msg}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: rank 0 says it once
+            print(msg if msg.startswith("sparsegan") else f"sparsegan: error: {msg}", file=sys.stderr)
         return e.exit_code
     except DivergenceError as e:
         print(f"sparsegan: training diverged: {e}; the last good checkpoint is kept", file=sys.stderr)

@@ -139,7 +139,7 @@ class DeviceOptions(Options):
 class RunOptions(Options):
     title: ClassVar[str] = "run"
     seed: int = option(0, "random seed (weights, masks, data order, noise)")
-    device: str = option("cpu", "torch device: cpu, cuda, cuda:1, mps")
+    device: str = option("cpu", "torch device: cpu, cuda, cuda:1, mps, or auto (the best device present)")
     out: str | None = option(None, "run folder")
     log_every: int = option(50, "write a kind=train record every this many steps")
     balance_every: int = option(10, "log ADAPT's balance ratio every this many G steps (GANs)", models=("gan",))

@@ -160,6 +160,19 @@ def test_yaml_config_strict(tmp_path, capsys):
     assert "'steps' must be int" in capsys.readouterr().err
     good = tmp_path / "good.yaml"
     good.write_text("steps: 10\nsparsity_g: 0.7\n")
-    assert main(["train", "--config", str(good), "--steps", "12", "--dry-run"]) == 0
+    data = write_fake_mnist(tmp_path / "data", n_train=16, n_test=4)
+    assert main(["train", "--config", str(good), "--steps", "12", "--data-root", str(data), "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["steps"] == 12 and out["sparsity_g"] == 0.7
+
+
+def test_dry_run_checks_the_device_and_the_data(tmp_path, capsys):
+    data = write_fake_mnist(tmp_path / "data", n_train=16, n_test=4)
+    assert main(["train", "--data-root", str(data), "--device", "auto", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "device cpu (from auto)" in err and "data fashion-mnist train split: 16 images, 1 channel(s)" in err
+    assert main(["train", "--data-root", str(tmp_path / "nowhere"), "--dry-run"]) == 2
+    assert len([ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]) == 1
+    if not __import__("torch").cuda.is_available():
+        assert main(["train", "--data-root", str(data), "--device", "cuda", "--dry-run"]) == 2
+        assert "no usable CUDA device" in capsys.readouterr().err

@@ -80,3 +80,25 @@ def test_sync_batchnorm_single_process_is_batchnorm():
     x = torch.randn(8, 4)
     assert torch.allclose(net(x), ref(x)) and torch.allclose(net[1].running_var, ref[1].running_var)
     assert set(net.state_dict()) == set(ref.state_dict())
+
+
+def test_torchrun_speaks_through_rank_zero_only(tmp_path):
+    # A device this machine lacks: one line from rank 0 (torchrun then adds its own failure summary);
+    # a run: one "run folder" line and no progress bar from the other ranks.
+    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sparsegan",
+            "train", "--dataset", "mnist", "--data-root", str(data), "--model", "mlp", "--model-width", "8",
+            "--batch-size", "8", "--steps", "2"]
+    if not torch.cuda.is_available():
+        proc = subprocess.run([*base, "--device", "cuda", "--out", str(tmp_path / "cuda")], env=env,
+                              capture_output=True, text=True, timeout=600)
+        ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("sparsegan:")]
+        assert proc.returncode != 0 and len(ours) == 1 and "no usable CUDA device" in ours[0], proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr.split("ChildFailedError")[0].split(ours[0])[0]
+    proc = subprocess.run([*base, "--device", "auto", "--out", str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("run folder:") == 1
+    assert proc.stderr.count("| 0/2 [") == 1  # one progress bar (rank 0's), not one per process

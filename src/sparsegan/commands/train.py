@@ -36,19 +36,47 @@ def run(args: argparse.Namespace) -> int:
         from sparsegan.training.trainer import ignored_keys
 
         print(json.dumps(cfg.to_dict() | ignored_keys(cfg), indent=2))
+        print(_check_device_and_data(cfg), file=sys.stderr)
         return 0
     from sparsegan.training import train
+    from sparsegan.training.distributed import is_rank_zero
 
-    run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"run folder: {run}")
+    speaks = is_rank_zero()  # under torchrun only rank 0 shows progress and the folder
+    run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress and speaks)
+    if speaks:
+        print(f"run folder: {run}")
     return 0
+
+
+def _check_device_and_data(cfg) -> str:
+    """What a run would use, checked: the device (usable here) and the training data (found, read)."""
+    import torch
+
+    from sparsegan.training.distributed import resolve_device
+    from sparsegan.training.trainer import load_training_data
+
+    device = resolve_device(cfg.device)
+    try:
+        torch.empty(0, device=torch.device(device))
+    except (RuntimeError, AssertionError) as e:
+        raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
+    data = load_training_data(cfg)
+    if hasattr(data, "a"):  # two domains
+        shape = f"{len(data.a)} + {len(data.b)} images (domains A + B), {data.channels} x {data.resolution}px"
+    else:
+        classes = f", {data.num_classes} classes" if data.num_classes else ""
+        shape = f"{len(data)} images, {data.channels} channel(s){classes}"
+    return f"sparsegan: device {device}" + (f" (from {cfg.device})" if device != cfg.device else "") + \
+        f"; data {cfg.dataset} train split: {shape}"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train one run into a run folder",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML recipe; flags given on the command line win")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config (and what it ignores) and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config (and what it ignores), check the device and the training data it "
+                        "would use, and exit")
     p.add_argument("--allow-ignored", action="store_true",
                    help="record options that have no effect for this method in config.json (\"ignored\") "
                         "instead of refusing them; sweeps pass it, since one base serves several methods")

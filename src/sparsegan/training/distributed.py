@@ -39,6 +39,29 @@ class RankDisagreement(RuntimeError):
     """The ranks' masks differ: a bug, never a user mistake; the run stops."""
 
 
+def resolve_device(requested: str) -> str:
+    """``auto``: the best device present (cuda, then mps, then cpu), so one recipe runs anywhere;
+    any other name as given, after checking that this machine has it (one line if not)."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    try:
+        kind = torch.device(requested).type
+    except RuntimeError:
+        raise UserError(f"--device {requested}: not a torch device (cpu, cuda, cuda:1, mps, auto)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {requested}: this machine has no usable CUDA device (use --device cpu, or auto: "
+                        "the best device present)")
+    return requested
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of a torchrun launch (or the only process): the one that speaks."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 @dataclass
 class DistContext:
     rank: int = 0
@@ -63,11 +86,15 @@ class DistContext:
         """The context torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
         MASTER_ADDR, MASTER_PORT); a single process when WORLD_SIZE is unset or 1."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        device = resolve_device(device)  # before any CUDA call: a machine without one fails in one line
         if world <= 1:
             return cls()
         int(os.environ["RANK"])  # RANK must be set and an integer; the rank itself comes from the process group
         local = int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+        if backend == "nccl" and local >= torch.cuda.device_count():
+            raise UserError(f"LOCAL_RANK {local}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                            "start at most that many processes per node (--nproc_per_node)")
         if not dist.is_initialized():
             if backend == "nccl":
                 torch.cuda.set_device(local)
@@ -76,8 +103,8 @@ class DistContext:
         return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local, backend=dist.get_backend())
 
     def device(self, requested: str) -> torch.device:
-        """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun."""
-        d = torch.device(requested)
+        """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun; ``auto`` the best device present."""
+        d = torch.device(resolve_device(requested))
         if self.enabled and d.type == "cuda" and d.index is None:
             d = torch.device("cuda", self.local_rank)
         return d

@@ -4,7 +4,9 @@ what the loop evaluates during training. The loop itself (sparsegan.training.loo
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,15 @@ def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]
     return build_models(cfg.model, spec)
 
 
+def _advise_threads(processes: int) -> None:
+    """One line when the processes on this machine ask for more threads than it has cores (each
+    process's GEMMs then fight for the cores: slower than fewer threads each)."""
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
+    if processes * threads > cores:
+        print(f"sparsegan: warning: {processes} process(es) x {threads} threads on {cores} cores oversubscribe the "
+              f"CPU; set OMP_NUM_THREADS={max(1, cores // processes)}", file=sys.stderr)
+
+
 def _translation(cfg: TrainConfig) -> bool:
     return MODEL_KIND.get(cfg.model) == "translation"
 
@@ -142,6 +153,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
+    if device.type == "cpu" and dist.is_main:
+        _advise_threads(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
     data = load_training_data(cfg)
     G, D = build_nets(cfg, data, cfg.seed)
     G, D = G.to(device), D.to(device)
