@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.models import MODEL_KIND
     from sparsegan.protocols import Protocol, eval_file, file_sha256
     from sparsegan.run_folder import FINAL, GENERATOR_FILES, write_json
+    from sparsegan.training.distributed import resolve_device
 
+    args.device = resolve_device(args.device)
     try:
         torch.empty(0, device=torch.device(args.device))
     except (RuntimeError, AssertionError) as e:
@@ -128,7 +130,8 @@ def add_parser(sub) -> None:
                    help="sample with G in train mode (BN batch statistics) instead of eval mode")
     p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
                    help="images per feature-extraction batch")
-    p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors")
+    p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors (auto: the best "
+                                                   "device present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (and labels) drawn")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")
     p.add_argument("--inception-weights", default=None, metavar="PATH",

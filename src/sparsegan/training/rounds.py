@@ -60,6 +60,7 @@ from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.run_folder import RunDir, read_json, read_records
 from sparsegan.sparsity import MaskSet, prunable_parameters
+from sparsegan.training.distributed import resolve_device
 from sparsegan.training.single_run import train_one as train
 from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
 
@@ -158,7 +159,8 @@ class _Rounds:
     def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, data, extra: dict[str, Any]):
         self.steps = cfg.steps
         self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
-        self.run.write_config(resolved_config(cfg, torch.device(cfg.device), data_record(cfg, data)) | extra)
+        device = torch.device(resolve_device(cfg.device))
+        self.run.write_config(resolved_config(cfg, device, data_record(cfg, data)) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
 
     def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:

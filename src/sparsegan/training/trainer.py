@@ -344,7 +344,7 @@ def training_evaluation(t: Trainer):
         evaluator = Evaluator(
             metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
             num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
-            device=cfg.device, inception_weights=cfg.inception_weights, progress=False,
+            device=str(t.device), inception_weights=cfg.inception_weights, progress=False,
         )
         evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
     reconstruct = None
