@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +103,63 @@ def test_torchrun_speaks_through_rank_zero_only(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("run folder:") == 1
     assert proc.stderr.count("| 0/2 [") == 1  # one progress bar (rank 0's), not one per process
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.slow
+def test_a_lost_rank_resumes_from_the_last_checkpoint_bitwise(tmp_path):
+    # SIGKILL of one of two gloo ranks after a checkpoint: the launch fails; relaunched with
+    # --resume auto, the group continues from the newest valid checkpoint (written by rank 0, read by
+    # both), and the final files equal an uninterrupted two-process run's. (torchrun --max-restarts
+    # relaunches the same command, which then resumes by itself.)
+    import signal
+    import time
+
+    data = write_fake_mnist(tmp_path / "data", n_train=256, n_test=8)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    args = ["--dataset", "mnist", "--data-root", str(data), "--model", "mlp", "--model-width", "16",
+            "--method", "stu", "--sparsity-g", "0.8", "--steps", "60", "--update-interval", "7",
+            "--batch-size", "32", "--checkpoint-every", "10", "--log-every", "5", "--no-progress"]
+
+    def launch(out, *extra):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "sparsegan", "train", *args, "--out", str(out), *extra]
+
+    straight = subprocess.run(launch(tmp_path / "straight"), env=env, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(launch(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((run / "checkpoints").glob("state-00000020*.pt")):
+        time.sleep(0.05)
+    descendants, todo = [], [proc.pid]
+    while todo:
+        kids = _children(todo.pop())
+        descendants += kids
+        todo += kids
+    workers = [p for p in descendants if "sparsegan" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")
+               and "torch.distributed.run" not in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+    assert workers, "no rank process found"
+    os.kill(workers[-1], signal.SIGKILL)
+    assert proc.wait(timeout=600) != 0  # the launch fails with the lost rank
+    again = subprocess.run(launch(run, "--resume", "auto"), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = read_records(run, "resume")
+    assert resumed and resumed[-1]["step"] >= 20
+    assert again.stderr.count("sparsegan: resuming") == 1  # said by rank 0 alone
+    for f in ("generator", "generator_ema", "discriminator", "masks"):
+        a = load_file(tmp_path / "straight" / "final" / f"{f}.safetensors")
+        b = load_file(run / "final" / f"{f}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.training.distributed import is_rank_zero
 
     speaks = is_rank_zero()  # under torchrun only rank 0 shows progress and the folder
+    if args.resume is None and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        # torchrun --max-restarts relaunched the group after a lost rank: continue from the newest
+        # valid checkpoint rather than refuse the run folder the first attempt made.
+        args.resume = "auto"
     run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress and speaks)
     if speaks:
         print(f"run folder: {run}")

@@ -35,21 +35,24 @@ def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool
     done_at = summary.get("step") if done else None
     if ckpt_step >= steps:
         if done and done_at >= ckpt_step:
-            print(f"sparsegan: {run} is complete at step {done_at} (--steps {steps}); nothing to do, nothing changed",
-                  file=sys.stderr)
+            _say(f"sparsegan: {run} is complete at step {done_at} (--steps {steps}); nothing to do, nothing changed")
             return True
         if ckpt_step > steps:
             raise UserError(f"cannot resume {run}: its checkpoint {checkpoint.name} is at step {ckpt_step}, beyond "
                             f"--steps {steps}; pass --steps {ckpt_step} or more")
-        print(f"sparsegan: resuming {run} at its last step {ckpt_step}: writing final/ and summary.json",
-              file=sys.stderr)
+        _say(f"sparsegan: resuming {run} at its last step {ckpt_step}: writing final/ and summary.json")
     elif done and done_at == ckpt_step:
-        print(f"sparsegan: {run} was complete at step {done_at}; continuing it to --steps {steps} (final/ and "
-              f"summary.json will be replaced at step {steps}; evaluations of step {done_at} become stale)",
-              file=sys.stderr)
+        _say(f"sparsegan: {run} was complete at step {done_at}; continuing it to --steps {steps} (final/ and "
+             f"summary.json will be replaced at step {steps}; evaluations of step {done_at} become stale)")
     else:
-        print(f"sparsegan: resuming {run} from step {ckpt_step} ({checkpoint.name}) to step {steps}", file=sys.stderr)
+        _say(f"sparsegan: resuming {run} from step {ckpt_step} ({checkpoint.name}) to step {steps}")
     return False
+
+
+def _say(message: str) -> None:
+    """A line on stderr, from rank 0 only under torchrun (every rank decides alike)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr)
 
 
 class StopRequest:
