@@ -163,3 +163,40 @@ def test_a_lost_rank_resumes_from_the_last_checkpoint_bitwise(tmp_path):
         a = load_file(tmp_path / "straight" / "final" / f"{f}.safetensors")
         b = load_file(run / "final" / f"{f}.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
+
+
+DDP_METHODS = {
+    "static": ["--method", "static", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],
+    "gmp": ["--method", "gmp", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--gmp-interval", "1"],
+    "early_bird": ["--method", "early_bird", "--sparsity-g", "0.8", "--eb-interval", "1", "--eb-window", "2",
+                   "--eb-threshold", "1.0"],
+    "adapt": ["--method", "adapt", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--adapt-interval", "2",
+              "--balance-every", "1"],
+    "snip": ["--method", "snip", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],
+    "grasp": ["--method", "grasp", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],
+    "stu-grasp": ["--method", "stu", "--sparsity-g", "0.8", "--prune-criterion", "grasp"],
+    "imp": ["--method", "imp", "--sparsity-g", "0.36", "--prune-nets", "G"],
+    "vae": ["--model", "vae", "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],
+    "ae": ["--model", "ae", "--method", "snip", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DDP_METHODS))
+def test_every_method_keeps_identical_masks_on_every_rank(tmp_path, name):
+    data = write_fake_mnist(tmp_path / "data", n_train=128, n_test=8)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    args = ["--dataset", "mnist", "--data-root", str(data), "--model", "dcgan", "--model-width", "4",
+            "--batch-size", "16", "--steps", "6", "--update-interval", "2", "--log-every", "2", "--no-progress",
+            "--allow-ignored",
+            *DDP_METHODS[name]]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sparsegan",
+           "train", *args, "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [out, *sorted((out / "rounds").glob("round-*"))] if (out / "rounds").is_dir() else [out]
+    topo = [r for run in runs for r in read_records(run, "topology")]
+    assert topo
+    assert all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo), name

@@ -197,6 +197,19 @@ class DistContext:
         return bool(flag.item() == 0.0)
 
     # --- the run folder ----------------------------------------------------------------
+    def mean(self, values: Tensor) -> Tensor:
+        """The mean over the ranks of each entry of ``values`` (equal shards: the global batch's mean)."""
+        if not self.enabled:
+            return values
+        out = values.detach().to(self.comm_device, torch.float64).clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return (out / self.world_size).to(values.device, values.dtype)
+
+    def barrier(self) -> None:
+        """Every rank waits here (e.g. for files rank 0 writes and the others read)."""
+        if self.enabled:
+            dist.barrier()
+
     def prepare_run_dir(self, path, *, resume: bool, overwrite: bool) -> RunDir:
         """Rank 0 prepares the folder; the others wait, then get a view that writes nothing.
         An error on rank 0 (e.g. a folder of another run) is raised on every rank."""

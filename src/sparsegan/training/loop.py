@@ -261,7 +261,10 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
         with torch.no_grad(), preserved_buffers(t.G, t.D):
             d_real = torch.cat([D(r, yr) for r, yr in _micro(k, real, y_real)]).mean()
             d_after = torch.cat([D(G(zz, yy), yy) for zz, yy in _micro(k, z, y)]).mean()
-            br = balance_ratio(d_real, torch.cat(fake_logits_g).mean(), d_after)
+            d_before = torch.cat(fake_logits_g).mean()
+            if t.dist.enabled:  # the global batch's means: every rank measures the same ratio
+                d_real, d_before, d_after = t.dist.mean(torch.stack([d_real, d_before, d_after]))
+            br = balance_ratio(d_real, d_before, d_after)
         t.run.log({"kind": "balance", "step": step, "balance_ratio": br})
         method.observe_balance(step, br)
 

@@ -60,7 +60,7 @@ from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.run_folder import RunDir, read_json, read_records
 from sparsegan.sparsity import MaskSet, prunable_parameters
-from sparsegan.training.distributed import resolve_device
+from sparsegan.training.distributed import DistContext, resolve_device
 from sparsegan.training.single_run import train_one as train
 from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
 
@@ -109,12 +109,16 @@ def _done(folder: Path) -> bool:
 
 
 def _capture(folder: Path, prefix: str, t) -> None:
+    if not t.dist.is_main:  # rank 0 writes; the others read it after the round (a barrier)
+        return
     for net, module in (("G", t.G), ("D", t.D)):
         save_safetensors(folder / f"{prefix}-{FILES[net]}.safetensors", module.state_dict())
 
 
 def _capture_position(folder: Path, t) -> None:
     """The data order and noise stream at the rewind step, where late-rewound rounds continue."""
+    if not t.dist.is_main:
+        return
     state = {"step": t.step, "sampler": t.sampler.state_dict(),
              "noise_rng": t.rng["noise"].get_state().numpy().tobytes().hex()}
     tmp = folder / "rewind-position.json.tmp"
@@ -158,7 +162,11 @@ class _Rounds:
 
     def __init__(self, cfg: TrainConfig, resume: str | None, overwrite: bool, data, extra: dict[str, Any]):
         self.steps = cfg.steps
-        self.run = RunDir.prepare(cfg.out, resume=resume is not None, overwrite=overwrite)
+        # Under torchrun rank 0 writes the IMP run's own files (config, rewind weights, tickets,
+        # round records, summary); every rank trains every round; the others wait at barriers for
+        # what rank 0 writes and they read, and decide from the files only when nobody writes.
+        self.dist = DistContext.from_env(cfg.device)
+        self.run = self.dist.prepare_run_dir(cfg.out, resume=resume is not None, overwrite=overwrite)
         device = torch.device(resolve_device(cfg.device))
         self.run.write_config(resolved_config(cfg, device, data_record(cfg, data)) | extra)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
@@ -176,6 +184,9 @@ class _Rounds:
     def finish(self, rounds: list[int]) -> Path:
         """The last round is the result: its final files and summary, plus every round as a phase."""
         path = self.run.path
+        self.dist.barrier()
+        if not self.dist.is_main:
+            return path
         last_sub = path / "rounds" / f"round-{rounds[-1]:02d}"
         for f in last_sub.joinpath("final").iterdir():
             shutil.copy2(f, self.run.final / f.name)
@@ -212,9 +223,11 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     data = load_training_data(cfg)
     ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
-    path = rounds.run.path
+    path, dist = rounds.run.path, rounds.dist
     rewind_dir = path / "rewind"
-    rewind_dir.mkdir(exist_ok=True)
+    if dist.is_main:
+        rewind_dir.mkdir(exist_ok=True)
+    dist.barrier()
     k_rewind = cfg.rewind_step
 
     # Round 0: dense, capturing the weights (and data position) to rewind to.
@@ -232,6 +245,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
 
     if not _done(sub0):
         train(cfg0, resume="auto" if sub0.exists() else None, progress=progress, on_start=on_start, on_step=on_step)
+    dist.barrier()
     rounds.log(0, sub0, {"G": 1.0, "D": 1.0}, start_step=0)
 
     position = _read_position(rewind_dir) if k_rewind > 0 else None
@@ -240,11 +254,13 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
         density = {net: plan[net][k - 1] for net in NETS}
         sub = path / "rounds" / f"round-{k:02d}"
         ticket = path / "tickets" / f"round-{k:02d}"
-        if not (ticket / "final" / "masks.safetensors").exists():
+        if dist.is_main and not (ticket / "final" / "masks.safetensors").exists():
             _make_ticket(cfg, data, path, k, density, ranking, ticket / "final", build_nets)
+        dist.barrier()  # the ticket is written; every rank sees the same folders
         if not _done(sub):
             train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
                   progress=progress, on_start=_start_at(position))
+        dist.barrier()
         rounds.log(k, sub, density, ranking=ranking, start_step=k_rewind, imp_d=cfg.imp_d)
     return rounds.finish(list(range(n_rounds + 1)))
 
@@ -333,7 +349,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     data = load_training_data(cfg)
     reinit_seed = cfg.seed + REINIT_SEED
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "reinit_seed": reinit_seed})
-    path = rounds.run.path
+    path, dist = rounds.run.path, rounds.dist
     position = _read_position(src / "rewind") if cfg.rewind_step > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
@@ -341,11 +357,13 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
         source_ticket = src / "tickets" / f"round-{k:02d}"
         sub = path / "rounds" / f"round-{k:02d}"
         ticket = path / "tickets" / f"round-{k:02d}"
-        if not (ticket / "final" / "masks.safetensors").exists():
+        if dist.is_main and not (ticket / "final" / "masks.safetensors").exists():
             _make_control_ticket(cfg, data, src, k, source_ticket / "final", ticket / "final", reinit_seed, build_nets)
+        dist.barrier()
         if not _done(sub):
             train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
                   progress=progress, on_start=_start_at(position))
+        dist.barrier()
         rounds.log(k, sub, density, control=cfg.imp_control, control_nets=cfg.control_nets,
                    ticket_from=str(source_ticket), start_step=cfg.rewind_step)
     return rounds.finish(list(range(1, n_rounds + 1)))
