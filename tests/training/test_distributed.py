@@ -200,3 +200,37 @@ def test_every_method_keeps_identical_masks_on_every_rank(tmp_path, name):
     topo = [r for run in runs for r in read_records(run, "topology")]
     assert topo
     assert all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo), name
+
+
+@pytest.mark.slow
+def test_two_nodes_with_rendezvous_match_one_node(tmp_path):
+    # Two torchrun launchers on this host stand in for two nodes (--nnodes 2, c10d rendezvous), one
+    # process each: the same run as two processes on one node, bitwise (a sum of two gradients does
+    # not depend on which rank holds which).
+    import socket
+
+    data = write_fake_mnist(tmp_path / "data", n_train=128, n_test=8)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    args = ["-m", "sparsegan", "train", "--dataset", "mnist", "--data-root", str(data), "--model", "mlp",
+            "--model-width", "8", "--method", "stu", "--sparsity-g", "0.8", "--steps", "6", "--update-interval", "2",
+            "--batch-size", "16", "--no-progress"]
+    one = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *args, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+            "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "two-nodes",
+            *args, "--out", str(tmp_path / "two")]
+    procs = [subprocess.Popen(node, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    topo = read_records(tmp_path / "two", "topology")
+    assert topo and all(len(set(r["mask_checksums"])) == 1 and len(r["mask_checksums"]) == 2 for r in topo)
+    for f in ("generator", "discriminator", "masks"):
+        a = load_file(tmp_path / "one" / "final" / f"{f}.safetensors")
+        b = load_file(tmp_path / "two" / "final" / f"{f}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
