@@ -35,9 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.models import MODEL_KIND
     from sparsegan.protocols import Protocol, eval_file, file_sha256
     from sparsegan.run_folder import FINAL, GENERATOR_FILES, write_json
-    from sparsegan.training.distributed import resolve_device
+    from sparsegan.training.distributed import DistContext
 
-    args.device = resolve_device(args.device)
+    # Under torchrun every rank generates and extracts its share of the samples; rank 0 gathers
+    # the features, computes the metrics and writes (the result equals one process's).
+    dist = DistContext.from_env(args.device)
+    args.device = str(dist.device(args.device))
     try:
         torch.empty(0, device=torch.device(args.device))
     except (RuntimeError, AssertionError) as e:
@@ -59,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         results, protocol = evaluate_translation(
             G, parse_metrics(args.metrics), data_root=data_root, resolution=int(config["resolution"]),
             channels=int(config["channels"]), num_samples=args.num_samples, batch_size=args.batch_size,
-            device=args.device, inception_weights=args.inception_weights, progress=not args.no_progress)
+            device=args.device, inception_weights=args.inception_weights, progress=not args.no_progress, dist=dist)
+        if results is None:  # not rank 0
+            return 0
         protocol = Protocol(protocol.num_samples, protocol.num_ref, protocol.split, args.generator, True)
     else:
         evaluator = Evaluator(
@@ -68,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, inception_weights=args.inception_weights,
             is_weights=args.is_weights, progress=not args.no_progress,
         )
-        results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode))
+        results = evaluator.run(generator_sampler(G, seed=args.seed, device=args.device, eval_mode=eval_mode),
+                                dist=dist)
+        if results is None:  # not rank 0
+            return 0
         protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode)
     fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
     written = []

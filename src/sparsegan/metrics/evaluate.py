@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sparsegan.errors import UserError
-from sparsegan.metrics.features import Extractor, FeatureStats, ImageSampler, extract, image_batches
+from sparsegan.metrics.features import (
+    Extractor,
+    FeatureStats,
+    ImageSampler,
+    extract,
+    gather_batches,
+    image_batches,
+)
 from sparsegan.metrics.fid import fid
 from sparsegan.metrics.inception_score import inception_score
 from sparsegan.metrics.kid import NUM_SUBSETS, kid, kid_subset_size
@@ -145,13 +152,25 @@ class Evaluator:
             if m.needs_reference:
                 self.reference(m.extractor)
 
-    def run(self, sample: ImageSampler) -> dict[str, dict]:
-        """metric name -> {values..., num_samples, num_ref, protocol fields}."""
-        self.prepare()
+    def run(self, sample: ImageSampler, dist=None) -> dict[str, dict] | None:
+        """metric name -> {values..., num_samples, num_ref, protocol fields}. With ``dist`` (a
+        DistContext of several processes) every rank generates and extracts its share of the
+        batches, rank 0 gathers them in one process's order and computes the metrics; the other
+        ranks return None."""
+        split = dist is not None and dist.enabled
+        if not split or dist.is_main:
+            self.prepare()  # the reference statistics: rank 0's alone
         kinds = {METRICS.get(n).extractor for n in self.metrics}
         extractors = {k: self.extractor(k) for k in sorted(kinds)}
-        feats = extract(extractors, image_batches(sample, self.num_samples, self.batch_size), self.num_samples,
-                        desc="generated " + "+".join(e.name for e in extractors.values()), progress=self.progress)
+        batches = image_batches(sample, self.num_samples, self.batch_size, rank=dist.rank if split else 0,
+                                world_size=dist.world_size if split else 1)
+        feats = extract(extractors, batches, self.num_samples // (dist.world_size if split else 1),
+                        desc="generated " + "+".join(e.name for e in extractors.values()),
+                        progress=self.progress and (not split or dist.is_main))
+        if split:
+            feats = {k: gather_batches(v, self.batch_size, self.num_samples, dist) for k, v in feats.items()}
+            if not dist.is_main:
+                return None
         fake = {k: FeatureStats.of(v) for k, v in feats.items()}
         out = {}
         for name in self.metrics:

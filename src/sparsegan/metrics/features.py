@@ -49,16 +49,45 @@ class FeatureStats:
         return self.features.shape[0]
 
 
-def image_batches(sample: ImageSampler, num: int, batch_size: int) -> Iterable[Tensor]:
-    """``num`` images from a sampler in batches of at most ``batch_size``."""
-    done = 0
+def image_batches(sample: ImageSampler, num: int, batch_size: int, *, rank: int = 0,
+                  world_size: int = 1) -> Iterable[Tensor]:
+    """``num`` images from a sampler in batches of at most ``batch_size``; with ``world_size`` > 1,
+    only this rank's batches (every ``world_size``-th from ``rank``). The others are skipped in the
+    sampler's stream (its ``skip(n)``: latents drawn, nothing generated), so the ranks' batches
+    together are exactly one process's."""
+    done, index = 0, 0
     while done < num:
         n = min(batch_size, num - done)
-        out = sample(n)
-        if out.dtype != torch.uint8 or out.shape[0] != n:
-            raise ValueError(f"an image sampler must return {n} uint8 images, got {out.dtype} {tuple(out.shape)}")
-        yield out
+        if index % world_size == rank:
+            out = sample(n)
+            if out.dtype != torch.uint8 or out.shape[0] != n:
+                raise ValueError(f"an image sampler must return {n} uint8 images, got {out.dtype} {tuple(out.shape)}")
+            yield out
+        else:
+            getattr(sample, "skip", sample)(n)
         done += n
+        index += 1
+
+
+def gather_batches(features: Tensor, batch_size: int, num: int, dist) -> Tensor | None:
+    """Rank 0: every rank's features of :func:`image_batches`, back in one process's order; other
+    ranks: None. ``dist``: a sparsegan.training.distributed.DistContext."""
+    import torch.distributed as tdist
+
+    parts: list = [None] * dist.world_size
+    tdist.all_gather_object(parts, features)
+    if not dist.is_main:
+        return None
+    cursors = [0] * dist.world_size
+    out, done, index = [], 0, 0
+    while done < num:
+        n = min(batch_size, num - done)
+        r = index % dist.world_size
+        out.append(parts[r][cursors[r]:cursors[r] + n])
+        cursors[r] += n
+        done += n
+        index += 1
+    return torch.cat(out)
 
 
 def extract(extractors: dict[str, Extractor], batches: Iterable[Tensor], total: int, *,

@@ -53,6 +53,13 @@ def generator_sampler(G: nn.Module, *, seed: int = 0, device: str | torch.device
             G.train(was_training)
         return to_uint8(x.float()).cpu()
 
+    def skip(n: int) -> None:
+        """Advance the stream past n samples without generating them (another rank's share)."""
+        G.sample_z(n, rng)
+        if num_classes > 0:
+            torch.randint(num_classes, (n,), generator=rng)
+
+    sample.skip = skip
     return sample
 
 

@@ -60,8 +60,12 @@ class TrainingEvaluation:
                  save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True,
                  reconstruct: Callable[[], tuple[dict[str, float], int]] | None = None,
                  metrics: list[str] | None = None,
-                 translate: Callable[[nn.Module], tuple[dict[str, dict], Protocol]] | None = None):
+                 translate: Callable[[nn.Module], tuple[dict[str, dict], Protocol]] | None = None, dist=None):
         self.evaluator, self.run_path, self.translate = evaluator, Path(run_path), translate
+        # Under torchrun every rank generates and extracts its share (Evaluator.run); rank 0 alone
+        # computes, logs and keeps the values.
+        self.dist = dist
+        self.main = dist is None or dist.is_main
         self.log, self.save_best, self.seed, self.eval_mode = log, save_best, seed, eval_mode
         self.reconstruct = reconstruct
         self.metrics = metrics if metrics is not None else list(evaluator.metrics)
@@ -86,16 +90,22 @@ class TrainingEvaluation:
         if self.evaluator is not None:
             ev = self.evaluator
             results = ev.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
-                                               eval_mode=self.eval_mode))
+                                               eval_mode=self.eval_mode), dist=self.dist)
+            if results is None:  # not rank 0
+                return {}
             protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
             records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
                             "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix,
                             "source": "training"})
         if self.translate is not None:  # a translation pair: both directions (metrics.translation)
             results, protocol = self.translate(G)
+            if results is None:  # not rank 0
+                return {}
             records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
                             "eval_mode": True, "split": protocol.split, "protocol": protocol.suffix,
                             "source": "training"})
+        if self.reconstruct is not None and not self.main:
+            return {}
         if self.reconstruct is not None:
             values, count = self.reconstruct()
             protocol = Protocol(count, None, "test", "raw", True)
@@ -115,6 +125,8 @@ class TrainingEvaluation:
 
     def _write_summary(self) -> None:
         """Merge "metrics" into summary.json (atomically); the loop's own summary keeps it."""
+        if not self.main:
+            return
         metrics = {"final": self.final or {}, "best": self.best or {}}
         if not METRICS.get(self.primary).needs_encoder:
             metrics["best_generator"] = f"final/{BEST_FILE}.safetensors"

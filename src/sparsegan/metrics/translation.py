@@ -41,15 +41,21 @@ def translation_sampler(G: nn.Module, images: Tensor, direction: str, resolution
             G.train(was_training)
         return to_uint8(out.float()).cpu()
 
+    def skip(n: int) -> None:  # another rank's share of the images
+        nonlocal cursor
+        cursor += n
+
+    sample.skip = skip
     return sample
 
 
 def evaluate_translation(G: nn.Module, metrics: list[str], *, data_root: str, resolution: int, channels: int,
                          num_samples: int | None = None, batch_size: int = 64, device: torch.device | str = "cpu",
-                         inception_weights: str | None = None,
-                         progress: bool = False) -> tuple[dict[str, dict[str, Any]], Protocol]:
+                         inception_weights: str | None = None, progress: bool = False,
+                         dist=None) -> tuple[dict[str, dict[str, Any]], Protocol] | tuple[None, None]:
     """{metric_direction: values, metric: mean of both} and the protocol (the test split of each
-    source domain, at most ``num_samples`` images, against the whole target test split)."""
+    source domain, at most ``num_samples`` images, against the whole target test split). With
+    ``dist`` the ranks share the translations (Evaluator.run); the other ranks get (None, None)."""
     test = load_unpaired(data_root, "test", resolution=resolution, channels=channels)
     domain = source_dataset(data_root)
     device = torch.device(device)
@@ -62,9 +68,14 @@ def evaluate_translation(G: nn.Module, metrics: list[str], *, data_root: str, re
         ev = Evaluator(metrics=metrics, dataset="unpaired", resolution=resolution, num_samples=n, num_ref=0,
                        split=f"test{dst}", data_root=data_root, batch_size=batch_size, device=str(device),
                        inception_weights=inception_weights, progress=progress, domain=domain)
-        for name, r in ev.run(translation_sampler(G, images, d, resolution, device)).items():
+        results = ev.run(translation_sampler(G, images, d, resolution, device), dist=dist)
+        if results is None:  # a rank other than 0: its share is measured, rank 0 has the values
+            continue
+        for name, r in results.items():
             values = {f"{k}_{d}": v for k, v in r.items() if k not in PROTOCOL_FIELDS}
             out[f"{name}_{d}"] = {**values, "num_samples": n, "num_ref": r["num_ref"], "split": f"test{dst}"}
+    if not out:
+        return None, None
     for name in metrics:
         ab, ba = out[f"{name}_ab"], out[f"{name}_ba"]
         means = {k[:-3]: 0.5 * (ab[k] + ba[k[:-3] + "_ba"]) for k in ab

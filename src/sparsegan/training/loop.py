@@ -104,7 +104,8 @@ def train(
         t.method.drain_records()
     for hook in hooks.on_start:
         hook(t)
-    evaluate = training_evaluation(t) if cfg.eval_every and t.dist.is_main else None  # rank 0 only
+    # Every rank generates and extracts its share of the evaluation's samples; rank 0 keeps the values.
+    evaluate = training_evaluation(t) if cfg.eval_every else None
 
     fixed = sample_inputs(t)  # the sample grids' latents (and labels), or test images to translate
     iteration = {"gan": gan_iteration, "translation": translation_iteration}.get(t.kind, autoencoder_iteration)

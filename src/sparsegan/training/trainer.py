@@ -339,14 +339,15 @@ def training_evaluation(t: Trainer):
             return evaluate_translation(G, sampled, data_root=cfg.data_root, resolution=t.resolution,
                                         channels=t.data_info["channels"], num_samples=cfg.eval_num_samples,
                                         batch_size=cfg.eval_batch_size, device=t.device,
-                                        inception_weights=cfg.inception_weights)
+                                        inception_weights=cfg.inception_weights, dist=t.dist)
     elif sampled:
         evaluator = Evaluator(
             metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
             num_ref=cfg.eval_num_ref, split=cfg.eval_split, data_root=cfg.data_root, batch_size=cfg.eval_batch_size,
             device=str(t.device), inception_weights=cfg.inception_weights, progress=False,
         )
-        evaluator.prepare()  # extractors and reference statistics now: a bad option fails before training
+        if t.dist.is_main:  # extractors and reference statistics now: a bad option fails before training
+            evaluator.prepare()
     reconstruct = None
     if len(sampled) < len(metrics):  # recon: the whole held-out (test) split, loaded once
         heldout = heldout_images(cfg.dataset, "test", None, cfg.data_root, resolution=t.resolution)
@@ -357,5 +358,5 @@ def training_evaluation(t: Trainer):
             return values, len(heldout)
 
     return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
-                              reconstruct=reconstruct, translate=translate,
+                              reconstruct=reconstruct, translate=translate, dist=t.dist,
                               save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
