@@ -283,3 +283,20 @@ def test_evaluation_batches_split_over_ranks_cover_one_process_s_exactly():
     assert [b.shape[0] for b in shares[0]] == [4, 4, 4] and [b.shape[0] for b in shares[1]] == [4, 4, 1]
     merged = [shares[i % 2][i // 2] for i in range(len(one))]
     assert all(torch.equal(a, b) for a, b in zip(one, merged))
+
+
+@pytest.mark.slow
+def test_pf_under_torchrun_keeps_identical_masks(tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
+    common = ["--dataset", "mnist", "--data-root", str(data), "--model", "dcgan", "--model-width", "4",
+              "--batch-size", "16", "--steps", "4", "--update-interval", "2", "--no-progress"]
+    assert main(["train", *common, "--method", "dense", "--out", str(tmp_path / "dense")]) == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "sparsegan", "train", *common, "--method", "pf", "--from", str(tmp_path / "dense"),
+                           "--sparsity-g", "0.8", "--out", str(tmp_path / "pf")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    topo = read_records(tmp_path / "pf", "topology")
+    assert topo and all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo)
