@@ -56,3 +56,22 @@ def test_mask_grads_and_state_roundtrip():
     other.load_state_dict(state)
     assert torch.equal(other.masks["weight"], ms.masks["weight"])
     assert other.itop_rate() == ms.itop_rate() == 0.5
+
+
+def test_selection_gives_the_stable_sorts_set_with_ties_and_infinities():
+    # topk_mask selects (k-th value, then ties by index) instead of sorting: the same set as the
+    # stable descending sort, on scores full of ties, -inf (excluded entries) and signed zeros.
+    from sparsegan.sparsity.topk import topk_indices, topk_mask
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        n = int(torch.randint(1, 60, (), generator=g))
+        scores = torch.randint(-3, 4, (n,), generator=g).float()
+        scores[torch.rand(n, generator=g) < 0.3] = float("-inf")
+        scores[torch.rand(n, generator=g) < 0.1] = -0.0
+        k = int(torch.randint(0, n + 1, (), generator=g))
+        expected = torch.zeros(n, dtype=torch.bool)
+        expected[topk_indices(scores, k)] = True
+        got = topk_mask(scores, k)
+        assert torch.equal(got, expected), (trial, scores.tolist(), k)
+        assert int(got.sum()) == k
