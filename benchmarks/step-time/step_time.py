@@ -38,17 +38,17 @@ def make(model: str, method: str, out: str, interval: int, steps: int):
     return t
 
 
-def one_step(t) -> float:
+def one_step(t) -> tuple[float, bool]:
+    """One step as the loop takes it (the engine's topology step, then the EMA): its wall time and
+    whether the topology changed in it."""
     start = time.perf_counter()
     step = t.step + 1
     gan_iteration(t, step)
     t.step = step
-    for ev in t.method.end_of_step(step, t.opt, t.rng["topology"]):
-        if ev.net == "G" and t.method.enforce_masks:
-            t.ema.on_topology_change(t.method.masks["G"], ev.grown_entries, step)
-    t.method.sync_optimizers(t.opt)
+    events = t.sparse.step()  # topology update when due, optimizer-state surgery, SEMA restart
+    t.sparse.drain_records()
     t.ema.update(t.G, step)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, any(ev.pruned or ev.grown for ev in events)
 
 
 def main() -> None:
@@ -70,9 +70,14 @@ def main() -> None:
                 for _ in range(5):
                     one_step(t)
             times = {m: [] for m in METHODS}
+            updates = {m: [] for m in METHODS}
             for _ in range(args.rounds):
                 for m, t in trainers.items():
-                    times[m] += [one_step(t) for _ in range(args.steps)]
+                    for _ in range(args.steps):
+                        dt, changed = one_step(t)
+                        times[m].append(dt)
+                        if changed:
+                            updates[m].append(dt)
             med = {m: statistics.median(v) * 1000 for m, v in times.items()}
             # The mean counts the topology-update steps at the rate a run with this interval pays
             # them (every round times whole multiples of the interval when --steps is one).
@@ -80,7 +85,12 @@ def main() -> None:
             results[model] = {m: {"median_ms": round(med[m], 3), "ratio_to_dense": round(med[m] / med["dense"], 4),
                                   "mean_ms": round(mean[m], 3),
                                   "mean_ratio_to_dense": round(mean[m] / mean["dense"], 4),
-                                  "steps_timed": len(times[m])} for m in METHODS}
+                                  "steps_timed": len(times[m]),
+                                  # a topology-update step against the method's own normal steps
+                                  **({"update_median_ms": round(statistics.median(updates[m]) * 1000, 3),
+                                      "update_ratio_to_normal": round(statistics.median(updates[m]) * 1000 / med[m], 3),
+                                      "updates_timed": len(updates[m])} if updates[m] else {})}
+                             for m in METHODS}
             print(model, {m: f"median {med[m]:.2f} ms ({med[m] / med['dense']:.3f}x), "
                              f"mean {mean[m]:.2f} ms ({mean[m] / mean['dense']:.3f}x)" for m in METHODS}, flush=True)
     out = {"command": "python benchmarks/step-time/step_time.py " + " ".join(

@@ -26,9 +26,10 @@ def topk_indices(scores: Tensor, k: int) -> Tensor:
 
 
 def _flat_topk_mask(flat: Tensor, k: int) -> Tensor:
-    """The set :func:`topk_indices` selects, without sorting: the k-th largest value t by selection
-    (O(n), about 10x faster than the sort on a million scores), every score above t, and the
-    lowest-index scores equal to t until there are ``k``. Exactly the stable sort's set."""
+    """The set :func:`topk_indices` selects, without sorting: the k-th largest value t by selection,
+    every score above t, and the lowest-index scores equal to t until there are ``k``. Exactly the
+    stable sort's set, about 10x faster on a million scores; faster still where most scores are
+    -inf (a prune score outside the active weights): the selection then runs on the others only."""
     n = flat.numel()
     if not 0 <= k <= n:
         raise ValueError(f"k={k} outside [0, {n}]")
@@ -36,10 +37,21 @@ def _flat_topk_mask(flat: Tensor, k: int) -> Tensor:
         mask = torch.zeros(n, dtype=torch.bool, device=flat.device)
         mask[topk_indices(flat, k)] = True
         return mask
-    t = torch.kthvalue(flat, n - k + 1).values  # the k-th largest
+    finite = flat > float("-inf")
+    n_finite = int(finite.sum())
+    if k <= n_finite <= n // 4:  # select among the candidates (kept in index order), scatter back
+        idx = finite.nonzero().flatten()
+        mask = torch.zeros(n, dtype=torch.bool, device=flat.device)
+        mask[idx[_flat_topk_mask(flat[idx], k)]] = True
+        return mask
+    # the k-th largest value: a partial top-k when k is small, a linear-time selection otherwise
+    t = torch.topk(flat, k, sorted=False).values.min() if k <= n // 16 else torch.kthvalue(flat, n - k + 1).values
     above = flat > t
+    need = k - int(above.sum())
     tied = flat == t
-    return above | (tied & (torch.cumsum(tied, 0) <= k - int(above.sum())))
+    if int(tied.sum()) == need:  # the usual case: no tie to break
+        return above | tied
+    return above | (tied & (torch.cumsum(tied, 0) <= need))
 
 
 def topk_mask(scores: Tensor, k: int) -> Tensor:
