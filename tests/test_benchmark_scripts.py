@@ -1,0 +1,19 @@
+"""The benchmark scripts run against the current package (the step-time benchmark once called an
+API the engine had replaced): a tiny run of each that needs no GPU or downloaded weights."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_step_time_benchmark_runs_and_reports_update_steps(tmp_path):
+    out = tmp_path / "st.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step-time" / "step_time.py"), "--models", "mlp",
+                           "--steps", "2", "--rounds", "1", "--update-interval", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stu = json.loads(out.read_text())["results"]["mlp"]["stu"]
+    assert stu["updates_timed"] >= 1 and stu["update_median_ms"] > 0
