@@ -59,3 +59,17 @@ def test_acceptance_inception_real_vs_real_below_5_percent_of_untrained():
     real_real = fid(FeatureStats.of(feats[:2000]), FeatureStats.of(feats[2000:]))
     real_fake = fid(FeatureStats.of(feats[:2000]), g)
     assert real_real < 0.05 * real_fake, (real_real, real_fake)
+
+
+@needs_inception
+def test_channels_last_input_keeps_the_features():
+    # The extractor feeds NHWC images on the CPU (faster); the features are the NCHW ones to 1e-5.
+    from sparsegan.metrics.inception import preprocess
+
+    torch.manual_seed(1)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    ex = InceptionFeatures()
+    with torch.no_grad():
+        reference = ex.model(preprocess(images)).float()  # NCHW, contiguous
+    got = ex(images)
+    assert float((got - reference).norm() / reference.norm()) < 1e-5

@@ -129,6 +129,10 @@ class InceptionFeatures:
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
         x = preprocess(images.to(self.device))
+        if self.device.type == "cpu":
+            # NHWC input: the CPU convolutions run about 1.3-1.5x faster on this 2-core machine,
+            # with features equal to the NCHW path's to ~1e-6 relative (tests/metrics).
+            x = x.contiguous(memory_format=torch.channels_last)
         # TF32 convolutions (cuDNN's default on Ampere+) would move features by ~1e-3: keep fp32.
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
             return self.model(x).float().cpu()
