@@ -93,6 +93,8 @@ def render(data: dict, commit: str | None) -> str:
     yard = {i: 1.96 * math.sqrt(2) * sds[i] for i in range(3)}
     if any(math.isnan(v) for v in yard.values()):
         lines.append("Not judged yet: the noise yardstick needs at least 2 dense seeds.")
+    elif not any(data["chains"].values()):
+        lines.append("Not judged yet: no IMP chain or control has finished a round.")
     for name, rows in data["chains"].items():
         if not rows or any(math.isnan(v) for v in yard.values()):
             continue
