@@ -54,4 +54,5 @@ def test_committed_results_are_derived_from_the_committed_runs():
         return
     s = _script()
     commit = (runs / "COMMIT").read_text().strip() if (runs / "COMMIT").is_file() else None
-    assert results.read_text() == s.render(s.load(runs), commit)
+    identity = json.loads((FOLDER / "identity.json").read_text()) if (FOLDER / "identity.json").is_file() else None
+    assert results.read_text() == s.render(s.load(runs), commit, identity)
