@@ -55,16 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_device_and_data(cfg) -> str:
     """What a run would use, checked: the device (usable here) and the training data (found, read)."""
-    import torch
-
-    from sparsegan.training.distributed import resolve_device
+    from sparsegan.training.distributed import DistContext
     from sparsegan.training.trainer import load_training_data
 
-    device = resolve_device(cfg.device)
-    try:
-        torch.empty(0, device=torch.device(device))
-    except (RuntimeError, AssertionError) as e:
-        raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
+    device = str(DistContext().device(cfg.device))
     data = load_training_data(cfg)
     if hasattr(data, "a"):  # two domains
         shape = f"{len(data.a)} + {len(data.b)} images (domains A + B), {data.channels} x {data.resolution}px"

@@ -52,11 +52,13 @@ def translation_sampler(G: nn.Module, images: Tensor, direction: str, resolution
 def evaluate_translation(G: nn.Module, metrics: list[str], *, data_root: str, resolution: int, channels: int,
                          num_samples: int | None = None, batch_size: int = 64, device: torch.device | str = "cpu",
                          inception_weights: str | None = None, progress: bool = False,
-                         dist=None) -> tuple[dict[str, dict[str, Any]], Protocol] | tuple[None, None]:
+                         dist=None, test=None) -> tuple[dict[str, dict[str, Any]], Protocol] | tuple[None, None]:
     """{metric_direction: values, metric: mean of both} and the protocol (the test split of each
     source domain, at most ``num_samples`` images, against the whole target test split). With
-    ``dist`` the ranks share the translations (Evaluator.run); the other ranks get (None, None)."""
-    test = load_unpaired(data_root, "test", resolution=resolution, channels=channels)
+    ``dist`` the ranks share the translations (Evaluator.run); the other ranks get (None, None).
+    ``test``: the test split already loaded (evaluation during training loads it once)."""
+    if test is None:
+        test = load_unpaired(data_root, "test", resolution=resolution, channels=channels)
     domain = source_dataset(data_root)
     device = torch.device(device)
     out: dict[str, dict[str, Any]] = {}

@@ -103,10 +103,15 @@ class DistContext:
         return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local, backend=dist.get_backend())
 
     def device(self, requested: str) -> torch.device:
-        """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun; ``auto`` the best device present."""
+        """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun; ``auto`` the best device present.
+        Checked by allocating on it: a device this machine lacks is one line naming the flag."""
         d = torch.device(resolve_device(requested))
         if self.enabled and d.type == "cuda" and d.index is None:
             d = torch.device("cuda", self.local_rank)
+        try:
+            torch.empty(0, device=d)
+        except (RuntimeError, AssertionError) as e:
+            raise UserError(f"--device {requested} is not usable here ({str(e).splitlines()[0]})") from None
         return d
 
     @property

@@ -148,11 +148,7 @@ def load_training_data(cfg: TrainConfig):
 def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     dist = DistContext.from_env(cfg.device)  # one process, or this rank under torchrun
     dist.check_batch(cfg.batch_size, cfg.g_batch_size or cfg.batch_size, accumulation=cfg.grad_accum)
-    try:
-        device = dist.device(cfg.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as e:
-        raise UserError(f"--device {cfg.device} is not usable here ({str(e).splitlines()[0]})") from None
+    device = dist.device(cfg.device)
     if device.type == "cpu" and dist.is_main:
         _advise_threads(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
     data = load_training_data(cfg)
@@ -328,18 +324,20 @@ def training_evaluation(t: Trainer):
     sampled = [m for m in metrics if not METRICS.get(m).needs_encoder]
     evaluator = translate = None
     if sampled and t.kind == "translation":
-        from sparsegan.data.unpaired import source_dataset
+        from sparsegan.data.unpaired import load_unpaired, source_dataset
         from sparsegan.metrics.translation import evaluate_translation
 
         if "fid_domain" in sampled and source_dataset(cfg.data_root) is None:
             raise UserError(f"fid_domain of a translation needs the dataset its domains come from ({cfg.data_root}/"
                             "dataset.json, written by `sparsegan data fashion-pair`); use --eval-metrics fid")
 
+        test = load_unpaired(cfg.data_root, "test", resolution=t.resolution, channels=t.data_info["channels"])
+
         def translate(G):
             return evaluate_translation(G, sampled, data_root=cfg.data_root, resolution=t.resolution,
                                         channels=t.data_info["channels"], num_samples=cfg.eval_num_samples,
                                         batch_size=cfg.eval_batch_size, device=t.device,
-                                        inception_weights=cfg.inception_weights, dist=t.dist)
+                                        inception_weights=cfg.inception_weights, dist=t.dist, test=test)
     elif sampled:
         evaluator = Evaluator(
             metrics=sampled, dataset=cfg.dataset, resolution=t.resolution, num_samples=cfg.eval_num_samples,
