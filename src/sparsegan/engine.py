@@ -44,7 +44,7 @@ from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
 from sparsegan.options import group_fields
-from sparsegan.sparsity import SparseEMA, prunable_parameters, reset_optimizer_state
+from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
 
 # The options of a method: the fields of the option groups the methods take (``Method.options``),
@@ -213,7 +213,7 @@ class SparseTraining:
             removed = masks.take_deactivated()
             if self.method.cfg.reset_regrown_state:
                 for name, gone in removed.items():
-                    if gone.any():
+                    if count_true(gone):
                         reset_optimizer_state(self.optimizers[net], masks.params[name], gone)
             if removed:
                 masks.apply_()

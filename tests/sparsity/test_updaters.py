@@ -157,3 +157,20 @@ def test_every_criterion_declares_what_it_needs():
             assert hasattr(reg.get(name), "needs") and criterion_needs(kind, name) in NEEDS, (kind, name)
     assert criterion_needs("grow", "gradient") == "gradient" and criterion_needs("grow", "random") is None
     assert criterion_needs("prune", "magnitude") is None and criterion_needs("prune", "grasp") == "hessian-gradient"
+
+
+def test_regrown_state_written_only_at_the_entries_in_any_layout():
+    # start_regrown_state writes the regrown entries by index; a non-contiguous moment buffer
+    # (a transposed view) gets the same values as a contiguous one.
+    import torch
+
+    from sparsegan.sparsity.optim import _put
+
+    buf = torch.zeros(4, 3)
+    t_buf = torch.zeros(3, 4).t()
+    idx = torch.tensor([1, 5, 11])
+    vals = torch.tensor([1.0, 2.0, 3.0])
+    _put(buf, idx, vals)
+    _put(t_buf, idx, vals)
+    assert torch.equal(buf, t_buf)
+    assert buf.reshape(-1)[idx].tolist() == [1.0, 2.0, 3.0] and int((buf != 0).sum()) == 3

@@ -13,13 +13,13 @@ from sparsegan.sparsity.optim import reset_optimizer_state, start_regrown_state
 from sparsegan.sparsity.saliency import grasp_scores, hessian_gradient, snip_scores
 from sparsegan.sparsity.schedules import UpdateSchedule, cubic_sparsity
 from sparsegan.sparsity.stats import mask_distance
-from sparsegan.sparsity.topk import global_topk_masks, topk_indices, topk_mask
+from sparsegan.sparsity.topk import count_true, global_topk_masks, topk_indices, topk_mask
 from sparsegan.sparsity.updaters import RANKINGS, LayerChange, grow_to, magnitude_prune_to, prune_and_regrow, prune_once
 
 __all__ = [
     "DISTRIBUTIONS", "GROW_CRITERIA", "PRUNE_CRITERIA", "RANKINGS", "SCOPES",
     "LayerChange", "MaskSet", "SparseEMA", "UpdateSchedule",
-    "allocate_active_counts", "criterion_state", "cubic_sparsity", "er", "erk", "global_topk_masks",
+    "allocate_active_counts", "count_true", "criterion_state", "cubic_sparsity", "er", "erk", "global_topk_masks",
     "grasp_scores", "grow_to", "hessian_gradient", "magnitude_prune_to", "mask_distance", "prunable_parameters",
     "prune_and_regrow", "prune_once", "reset_optimizer_state", "snip_scores", "start_regrown_state",
     "target_counts", "topk_indices", "topk_mask", "uniform",

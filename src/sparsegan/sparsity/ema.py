@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from sparsegan.sparsity.masks import MaskSet
+from sparsegan.sparsity.topk import count_true
 
 
 class SparseEMA:
@@ -46,8 +47,8 @@ class SparseEMA:
         for name, mask in masks.masks.items():
             p_ema, p = ema_params[name], masks.params[name]
             g = grown.get(name)
-            if g is not None and g.any():
-                p_ema[g] = p.detach()[g]
+            if g is not None and count_true(g):
+                p_ema.copy_(torch.where(g, p.detach(), p_ema))
                 if self.sparse:
                     marks = self._fresh.setdefault(step, {})
                     marks[name] = g.clone() if name not in marks else marks[name] | g
@@ -65,7 +66,7 @@ class SparseEMA:
             ema_params, src = dict(self.model.named_parameters()), dict(model.named_parameters())
         for changed_at in due:
             for name, fresh in self._fresh.pop(changed_at).items():
-                ema_params[name][fresh] = src[name].detach()[fresh]
+                ema_params[name].copy_(torch.where(fresh, src[name].detach(), ema_params[name]))
         if masks is not None:
             for name, mask in masks.masks.items():
                 ema_params[name].mul_(mask)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts
-from sparsegan.sparsity.topk import topk_mask
+from sparsegan.sparsity.topk import count_true, topk_mask
 
 _LINEAR = (nn.Linear, nn.Bilinear)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -64,6 +64,26 @@ def target_counts(
     return allocate_active_counts(numels, per_layer, round((1.0 - sparsity) * sum(numels.values())))
 
 
+class _Counts:
+    """Active counts of a dict of bool tensors, recounted only when a tensor was replaced or
+    changed in place (its version counter moved)."""
+
+    def __init__(self, tensors: dict[str, Tensor]):
+        self.tensors = tensors
+        self._seen: dict[str, tuple[int, int, int]] = {}
+
+    def __getitem__(self, name: str) -> int:
+        t = self.tensors[name]
+        key = (id(t), t._version)
+        seen = self._seen.get(name)
+        if seen is None or seen[:2] != key:
+            seen = self._seen[name] = (*key, count_true(t))
+        return seen[2]
+
+    def total(self) -> int:
+        return sum(self[n] for n in self.tensors)
+
+
 class MaskSet:
     """One bool mask per prunable weight of one net, and the masks' history (ever active)."""
 
@@ -75,6 +95,7 @@ class MaskSet:
         self._factors: dict[str, Tensor] = {}
         self.ever_active: dict[str, Tensor] = {}
         self.deactivated: dict[str, Tensor] = {}  # entries deactivated since the last take_deactivated()
+        self._active, self._ever = _Counts(self.masks), _Counts(self.ever_active)
         for name, mask in masks.items():
             self.set_mask(name, mask)
 
@@ -156,17 +177,17 @@ class MaskSet:
         return sum(m.numel() for m in self.masks.values())
 
     def active(self) -> int:
-        return sum(int(m.sum()) for m in self.masks.values())
+        return self._active.total()
 
     def density(self) -> float:
         return self.active() / self.numel()
 
     def layer_active(self) -> dict[str, int]:
-        return {n: int(m.sum()) for n, m in self.masks.items()}
+        return {n: self._active[n] for n in self.masks}
 
     def itop_rate(self) -> float:
         """In-Time Over-Parameterization exploration rate: weights ever active / prunable weights."""
-        return sum(int(m.sum()) for m in self.ever_active.values()) / self.numel()
+        return self._ever.total() / self.numel()
 
     def checksum(self) -> int:
         """Order-sensitive checksum of the masks (for cross-rank agreement checks)."""

@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sparsegan.sparsity.topk import count_true
+
 # State entries shaped like the parameter that carry history (Adam moments, SGD momentum).
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
@@ -60,6 +62,9 @@ def start_regrown_state(
     entries: Tensor,
     grad: Tensor | None,
     active: Tensor | None = None,
+    *,
+    entries_idx: Tensor | None = None,
+    active_idx: Tensor | None = None,
 ) -> None:
     """Give the regrown ``entries`` of ``param`` the optimizer history of a weight that has just
     taken its first step with gradient ``grad`` (the dense gradient seen at the update).
@@ -71,6 +76,8 @@ def start_regrown_state(
     (|g'| / |g| lr); with the floor they stay at most about lr (1 - b1) |g'| / sqrt(v_layer).
     SGD momentum: 0, which a fresh SGD weight's first step reaches too (its buffer becomes g).
     Without a gradient (none was captured) the history is zeroed, the best that can be done then.
+    ``entries_idx`` / ``active_idx``: the flat indices of ``entries`` / ``active`` where the caller
+    has them already (a topology update does), to spare recomputing them.
     """
     moments = _moments(optimizer, param)
     if not moments:
@@ -81,11 +88,30 @@ def start_regrown_state(
     step = optimizer.state[param].get("step", 0)
     t = float(step.item() if isinstance(step, Tensor) else step)
     beta1, beta2 = _group_of(optimizer, param)["betas"]
-    g = grad.detach().to(param.dtype)
-    moments["exp_avg"].copy_(torch.where(entries, g * (1.0 - beta1 ** t), moments["exp_avg"]))
+    # Only the regrown entries are computed and written (a few thousand of a layer's million):
+    # the same float operations on the same values as on the whole tensor.
+    idx = entries.reshape(-1).nonzero().squeeze(1) if entries_idx is None else entries_idx
+    if not idx.numel():
+        return
+    g = grad.detach().to(param.dtype).reshape(-1)[idx]
+    m = g * (1.0 - beta1 ** t)
     v = g.square() * (1.0 - beta2 ** t)
-    if active is not None and "exp_avg_sq" in moments and active.any():
-        v = torch.clamp(v, min=moments["exp_avg_sq"][active].mean())  # the stored (uncorrected) mean
-    for key in ("exp_avg_sq", "max_exp_avg_sq"):
+    if active is not None and "exp_avg_sq" in moments and count_true(active):
+        # the stored (uncorrected) mean; gathering by index gives the same values in the same order
+        stored = moments["exp_avg_sq"]
+        by_index = active_idx is not None and stored.is_contiguous()
+        mean = (stored.view(-1)[active_idx] if by_index else stored[active]).mean()
+        v = torch.clamp(v, min=mean)
+    for key, value in (("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", v)):
         if key in moments:
-            moments[key].copy_(torch.where(entries, v, moments[key]))
+            _put(moments[key], idx, value)
+
+
+def _put(buf: Tensor, idx: Tensor, values: Tensor) -> None:
+    """``buf.view(-1)[idx] = values`` for any layout of ``buf``."""
+    if buf.is_contiguous():
+        buf.view(-1).index_copy_(0, idx, values)
+    else:
+        flat = buf.reshape(-1).clone()
+        flat.index_copy_(0, idx, values)
+        buf.copy_(flat.view(buf.shape))

@@ -18,7 +18,7 @@ from torch import Tensor
 from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
 from sparsegan.sparsity.masks import MaskSet, target_counts
 from sparsegan.sparsity.optim import start_regrown_state
-from sparsegan.sparsity.topk import global_topk_masks, topk_mask
+from sparsegan.sparsity.topk import count_true, global_topk_masks, mask_of, topk_mask, topk_within
 
 
 @dataclass
@@ -34,6 +34,13 @@ class LayerChange:
 
 def _minus_inf_where(scores: Tensor, where: Tensor) -> Tensor:
     return scores.float().masked_fill(where, float("-inf"))
+
+
+def _zero_at(param: Tensor, idx: Tensor) -> None:
+    if param.is_contiguous():
+        param.data.view(-1).index_fill_(0, idx, 0.0)
+    else:
+        param.data.masked_fill_(mask_of(idx, param), 0.0)
 
 
 @torch.no_grad()
@@ -77,7 +84,7 @@ def prune_and_regrow(
     grads = dense_grads or {}
     prune_in = grads if prune_inputs is None else prune_inputs
     old = dict(masks.masks)
-    active = {n: int(m.sum()) for n, m in old.items()}
+    active = masks.layer_active()
     if ranking == "global":
         n_swap = int(fraction * sum(active.values()))
         swaps = {n: n_swap if 0 < sum(active.values()) < masks.numel() else 0 for n in old}  # one pool
@@ -86,32 +93,43 @@ def prune_and_regrow(
     moving = [n for n in old if swaps[n] > 0]
     states = {n: criterion_state(optimizer, masks.params[n]) for n in moving}
     # Keep the active weights with the highest prune score; grow among those not kept.
-    keep_scores = {n: _minus_inf_where(prune_fn(masks.params[n], prune_in.get(n), states[n], generator), ~old[n])
-                   for n in moving}
+    keep_scores = {n: prune_fn(masks.params[n], prune_in.get(n), states[n], generator) for n in moving}
+    old_idx: dict[str, Tensor] = {}  # the active entries' flat indices, where computed
     if ranking == "global":
-        kept = global_topk_masks(keep_scores, sum(active.values()) - n_swap) if moving else {}
+        kept = global_topk_masks({n: _minus_inf_where(keep_scores[n], ~old[n]) for n in moving},
+                                 sum(active.values()) - n_swap) if moving else {}
     else:
-        kept = {n: topk_mask(keep_scores[n], active[n] - swaps[n]) for n in moving}
+        kept = {}
+        for n in moving:
+            old_idx[n] = old[n].reshape(-1).nonzero().squeeze(1)
+            kept[n] = mask_of(topk_within(keep_scores[n], old[n], active[n] - swaps[n], where_idx=old_idx[n]), old[n])
     del keep_scores
-    grow_scores = {n: _minus_inf_where(grow_fn(masks.params[n], grads.get(n), states[n], generator), kept[n])
-                   for n in moving}
+    grow_scores = {n: grow_fn(masks.params[n], grads.get(n), states[n], generator) for n in moving}
     if ranking == "global":
-        grown = global_topk_masks(grow_scores, n_swap) if moving else {}
+        grow_ranked = {n: _minus_inf_where(grow_scores[n], kept[n]) for n in moving}
+        grown = global_topk_masks(grow_ranked, n_swap) if moving else {}
+        grown_idx = {n: grown[n].reshape(-1).nonzero().squeeze(1) for n in moving}
     else:
-        grown = {n: topk_mask(grow_scores[n], swaps[n]) for n in moving}
+        grown_idx = {n: topk_within(grow_scores[n], ~kept[n], swaps[n]) for n in moving}
+    del grow_scores
     changes, grown_entries = [], {}
     for name, param in masks.params.items():
         if name not in kept:
             changes.append(LayerChange(name, active[name], 0, 0))
             grown_entries[name] = torch.zeros_like(old[name])
             continue
-        now = kept[name] | grown[name]
-        new = now & ~old[name]  # really new connections; grown & old were dropped and taken back
+        # really new connections; grown weights that were active were dropped and taken back
+        new_idx = grown_idx[name][~old[name].reshape(-1)[grown_idx[name]]]
+        new = mask_of(new_idx, old[name])
+        now = kept[name] | mask_of(grown_idx[name], old[name])
         masks.set_mask(name, now)
-        param.masked_fill_(new, 0.0)
+        _zero_at(param, new_idx)
         if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, new, grads.get(name), active=old[name])
-        changes.append(LayerChange(name, int(now.sum()), int((old[name] & ~now).sum()), int(new.sum())))
+            start_regrown_state(optimizer, param, new, grads.get(name), active=old[name],
+                                entries_idx=new_idx, active_idx=old_idx.get(name))
+        # |now| = |old & now| + |new|, so the removed count |old| - |old & now| needs no third count
+        n_now, n_new = masks.layer_active()[name], new_idx.numel()
+        changes.append(LayerChange(name, n_now, active[name] - n_now + n_new, n_new))
         grown_entries[name] = new
     masks.apply_()
     return changes, grown_entries
@@ -155,11 +173,11 @@ def grow_to(
     if isinstance(counts, int):
         extra = max(0, counts - masks.active())
         chosen = global_topk_masks({n: _minus_inf_where(scores[n], masks.masks[n]) for n in masks.params}, extra)
-        counts = {n: int(masks.masks[n].sum()) + int(chosen[n].sum()) for n in masks.params}
+        counts = {n: count_true(masks.masks[n]) + count_true(chosen[n]) for n in masks.params}
     grown_entries = {}
     for name, param in masks.params.items():
         mask = masks.masks[name]
-        extra = counts[name] - int(mask.sum())
+        extra = counts[name] - count_true(mask)
         if extra <= 0:
             grown_entries[name] = torch.zeros_like(mask)
             continue
