@@ -45,7 +45,7 @@ def _kth_largest(flat: Tensor, k: int) -> Tensor:
 
     ``torch.kthvalue`` costs ~12 ns per score on this package's development CPU once the scores
     leave the cache (1 ms for a layer's 80,000 active weights, 10 ms for 800,000 scores), and a
-    topology update selects twice per layer. So a strided sample of ~4,096 scores, sorted, gives a
+    topology update selects twice per layer. So a strided sample of ~4,096 scores gives a
     window [lo, hi] that holds the answer with near certainty (the sample's expected rank of it,
     plus and minus 4 binomial standard deviations + 16); one pass counts the scores above hi and
     keeps those inside the window (a few % of them), and the selection recurses on those. Whether
@@ -54,16 +54,20 @@ def _kth_largest(flat: Tensor, k: int) -> Tensor:
     plain selection runs. The value is exact either way; only the time depends on the sample."""
     n = flat.numel()
     if n > 4 * _SAMPLE:
-        sample = torch.sort(flat[:: n // _SAMPLE], descending=True).values
+        sample = flat[:: n // _SAMPLE].contiguous()
         ns = sample.numel()
         expected = k * ns / n  # the answer's expected rank in the sample, from the top
         margin = 4.0 * (expected * (1.0 - k / n)) ** 0.5 + 16.0
-        r_hi, r_lo = int(expected - margin), int(expected + margin) + 1  # 1-based ranks in the sample
-        above = count_true(flat > sample[r_hi - 1]) if r_hi >= 1 else 0
-        inside = flat >= sample[r_lo - 1] if r_lo <= ns else torch.ones_like(flat, dtype=torch.bool)
+        r_hi, r_lo = int(expected - margin), int(expected + margin) + 1  # 1-based ranks in the sample, from the top
+        above, inside = 0, None
         if r_hi >= 1:
-            inside &= flat <= sample[r_hi - 1]
-        window = flat[inside]
+            hi = torch.kthvalue(sample, ns - r_hi + 1).values
+            above = count_true(flat > hi)
+            inside = flat <= hi
+        if r_lo <= ns:
+            at_least_lo = flat >= torch.kthvalue(sample, ns - r_lo + 1).values
+            inside = at_least_lo if inside is None else inside & at_least_lo
+        window = flat if inside is None else flat[inside]
         if above < k <= above + window.numel() and window.numel() <= n // 2:
             return _kth_largest(window, k - above)
     return torch.kthvalue(flat, n - k + 1).values
