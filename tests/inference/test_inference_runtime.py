@@ -10,7 +10,7 @@ from sparsegan.inference.runtime import SparseConv2d, SparseConvTranspose2d, Spa
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 
-KERNELS = ("torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense", "module", "auto")
+KERNELS = ("torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "simd-phase", "dense", "module", "auto")
 needs_simd = pytest.mark.skipif(not simd_kernel.available(),
                                 reason="the AVX2 extension is not built here or the CPU lacks AVX2/FMA")
 
@@ -54,7 +54,7 @@ def test_runtime_equals_dense_masked_generator(model, spec, mode):
     if mode == "auto":
         chosen = {c for layer in choices(S).values() for c in layer["choice"].values()}
         assert chosen <= {"module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase",
-                          "dense"} and chosen
+                          "simd-phase", "dense"} and chosen
 
 
 def test_sngan_generator_through_the_runtime():
@@ -78,7 +78,8 @@ def test_conv_transpose_layer(stride, pad, out_pad, k, hw, chunk, monkeypatch):
     with torch.no_grad():
         m.weight.mul_(torch.rand_like(m.weight) < 0.4)
     x = torch.randn(2, 3, hw, hw)
-    for mode in ("torch-csr", "scipy-csr", "scipy-phase", "dense"):
+    modes = ("torch-csr", "scipy-csr", "scipy-phase", "dense") + (("simd-phase",) if simd_kernel.available() else ())
+    for mode in modes:
         with torch.no_grad():
             torch.testing.assert_close(SparseConvTranspose2d(m, mode)(x), m(x), atol=1e-5, rtol=1e-4)
 
@@ -126,9 +127,11 @@ def test_export_file_grows_with_active_weights(tmp_path):
 
 
 @pytest.mark.parametrize("kernel", ["scipy-csr", "numba-csr", pytest.param("simd-csr", marks=needs_simd)])
-def test_parallel_kernels_equal_serial(kernel):
+def test_parallel_kernels_equal_serial(kernel, monkeypatch):
+    from sparsegan.inference import kernels
     from sparsegan.inference.kernels import SparseMatrix
 
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_MACS", 0)  # this small product on threads too
     torch.manual_seed(0)
     a = torch.randn(37, 11) * (torch.rand(37, 11) < 0.3)
     x = torch.randn(11, 9)
@@ -140,6 +143,41 @@ def test_parallel_kernels_equal_serial(kernel):
         torch.testing.assert_close(m.kernel(kernel)(x), a @ x, atol=1e-5, rtol=1e-5)
     finally:
         torch.set_num_threads(old)
+
+
+@needs_simd
+@pytest.mark.parametrize("cols", [1, 3, 8, 64, 70])
+def test_simd_kernel_on_threads_and_accumulating(cols):
+    # The C kernel's OpenMP row blocks (more blocks than rows too) give the serial result; batch 1
+    # (one column) runs the gather loop; the accumulating form adds A @ X, read at an offset, into Y.
+    import numpy as np
+
+    g = np.random.default_rng(cols)
+    A = (g.standard_normal((23, 17)) * (g.random((23, 17)) < 0.4)).astype(np.float32)
+    A[5] = 0.0  # an empty row
+    A[7] = g.standard_normal(17)  # a full row: two groups of eight and a tail in the gather loop
+    X = g.standard_normal((17, cols)).astype(np.float32)
+    bias = g.standard_normal(23).astype(np.float32)
+    run = simd_kernel.bind(*_csr32(A), bias, 1, 0.0, 17)
+    serial, par = np.empty((23, cols), np.float32), np.empty((23, cols), np.float32)
+    run(X, serial, 0, 23)
+    np.testing.assert_allclose(serial, np.maximum(A @ X + bias[:, None], 0), rtol=1e-5, atol=1e-5)
+    old = torch.get_num_threads()
+    try:
+        for threads in (2, 3, 8):
+            torch.set_num_threads(threads)
+            par[:] = np.nan
+            run.parallel(X, par, threads)
+            np.testing.assert_array_equal(par, serial)  # same rows, same order of sums
+    finally:
+        torch.set_num_threads(old)
+    flat = np.concatenate([np.zeros(3, np.float32), X.ravel(), np.zeros(2, np.float32)])
+    Y = g.standard_normal((23, cols)).astype(np.float32)
+    expected = Y + A @ X
+    simd_kernel.Accumulate(*_csr32(A), 17)(flat, 3, Y, cols)
+    np.testing.assert_allclose(Y, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="do not match"):
+        simd_kernel.Accumulate(*_csr32(A), 17)(flat, 6, Y, cols)  # would read past the buffer
 
 
 def _csr32(A):

@@ -11,6 +11,13 @@
  * Loaded with ctypes by sparsegan.efficiency.simd_kernel; built as an optional extension (x86-64
  * only, -mavx2 -mfma), and only called after sg_cpu_ok() says the CPU has AVX2 and FMA.
  * act: 0 none, 1 ReLU, 2 LeakyReLU(slope), 3 tanh (the rational approximation of csr_kernel.py).
+ *
+ * One column (batch 1, a matrix-vector product): eight active weights at a time, their inputs
+ * fetched with one AVX2 gather, so the row is a vector loop instead of a scalar one.
+ *
+ * Threads (sg_csr_mm_parallel): the rows split into blocks of equal non-zero count, run on OpenMP
+ * threads (PyTorch's own; see there). A Python thread pool cost 30-80 us per dispatch against
+ * 50-200 us products, so with two threads the sparse layers hardly got faster.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -63,15 +70,28 @@ static inline float act1(float v, float b, int act, float slope) {
     return v;
 }
 
-void sg_csr_mm(const int32_t *indptr, const int32_t *indices, const float *data, const float *bias,
-               int act, float slope, const float *X, float *Y, int64_t cols, int64_t r0, int64_t r1) {
+/* Columns cb <= c < ce of the rows r0 <= i < r1 (X and Y rows are `cols` long); `acc` (a constant in
+ * each caller, so the compiler specialises) adds the product into Y without an epilogue instead of
+ * storing act(product + bias). */
+static inline __attribute__((always_inline)) void csr_block(const int32_t *indptr, const int32_t *indices,
+                                                            const float *data, const float *bias, int act,
+                                                            float slope, const float *X, float *Y, int64_t cols,
+                                                            int64_t cb, int64_t ce, int64_t r0, int64_t r1,
+                                                            const int acc) {
     for (int64_t i = r0; i < r1; i++) {
         const int32_t p0 = indptr[i], p1 = indptr[i + 1];
         float *y = Y + i * cols;
-        const __m256 b = _mm256_set1_ps(bias[i]);
-        int64_t c0 = 0;
-        for (; c0 + 64 <= cols; c0 += 64) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        const __m256 b = _mm256_set1_ps(acc ? 0.0f : bias[i]);
+        int64_t c0 = cb;
+        for (; c0 + 64 <= ce; c0 += 64) {
+            __m256 a0, a1, a2, a3, a4, a5, a6, a7;
+            if (acc) {
+                a0 = _mm256_loadu_ps(y + c0), a1 = _mm256_loadu_ps(y + c0 + 8), a2 = _mm256_loadu_ps(y + c0 + 16);
+                a3 = _mm256_loadu_ps(y + c0 + 24), a4 = _mm256_loadu_ps(y + c0 + 32), a5 = _mm256_loadu_ps(y + c0 + 40);
+                a6 = _mm256_loadu_ps(y + c0 + 48), a7 = _mm256_loadu_ps(y + c0 + 56);
+            } else {
+                a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            }
             for (int32_t p = p0; p < p1; p++) {
                 const float *x = X + (int64_t)indices[p] * cols + c0;
                 const __m256 w = _mm256_broadcast_ss(data + p);
@@ -84,27 +104,93 @@ void sg_csr_mm(const int32_t *indptr, const int32_t *indices, const float *data,
                 a6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 48), a6);
                 a7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 56), a7);
             }
-            _mm256_storeu_ps(y + c0, act8(a0, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 8, act8(a1, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 16, act8(a2, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 24, act8(a3, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 32, act8(a4, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 40, act8(a5, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 48, act8(a6, b, act, slope));
-            _mm256_storeu_ps(y + c0 + 56, act8(a7, b, act, slope));
+            _mm256_storeu_ps(y + c0, acc ? a0 : act8(a0, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 8, acc ? a1 : act8(a1, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 16, acc ? a2 : act8(a2, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 24, acc ? a3 : act8(a3, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 32, acc ? a4 : act8(a4, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 40, acc ? a5 : act8(a5, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 48, acc ? a6 : act8(a6, b, act, slope));
+            _mm256_storeu_ps(y + c0 + 56, acc ? a7 : act8(a7, b, act, slope));
         }
-        for (; c0 + 8 <= cols; c0 += 8) {
-            __m256 a = _mm256_setzero_ps();
+        for (; c0 + 8 <= ce; c0 += 8) {
+            __m256 a = acc ? _mm256_loadu_ps(y + c0) : _mm256_setzero_ps();
             for (int32_t p = p0; p < p1; p++)
                 a = _mm256_fmadd_ps(_mm256_broadcast_ss(data + p), _mm256_loadu_ps(X + (int64_t)indices[p] * cols + c0), a);
-            _mm256_storeu_ps(y + c0, act8(a, b, act, slope));
+            _mm256_storeu_ps(y + c0, acc ? a : act8(a, b, act, slope));
         }
-        for (; c0 < cols; c0++) {
-            float a = 0.0f;
+        if (cols == 1) {
+            __m256 a8 = _mm256_setzero_ps();
+            int32_t p = p0;
+            for (; p + 8 <= p1; p += 8) {
+                const __m256i idx = _mm256_loadu_si256((const __m256i *)(indices + p));
+                a8 = _mm256_fmadd_ps(_mm256_loadu_ps(data + p), _mm256_i32gather_ps(X, idx, 4), a8);
+            }
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            float a = _mm_cvtss_f32(h);
+            for (; p < p1; p++) a += data[p] * X[indices[p]];
+            y[0] = acc ? y[0] + a : act1(a, bias[i], act, slope);
+            continue;
+        }
+        for (; c0 < ce; c0++) {
+            float a = acc ? y[c0] : 0.0f;
             for (int32_t p = p0; p < p1; p++) a += data[p] * X[(int64_t)indices[p] * cols + c0];
-            y[c0] = act1(a, bias[i], act, slope);
+            y[c0] = acc ? a : act1(a, bias[i], act, slope);
         }
     }
+}
+
+
+/* Wide products (a transposed convolution's phases: thousands of columns) go in blocks of
+ * SG_COLUMN_BLOCK columns, every row of the block before the next: the rows of X a block reads
+ * (K x 2 KiB) stay in L2 for all the rows of A instead of streaming X from memory once per row. */
+#ifndef SG_COLUMN_BLOCK
+#define SG_COLUMN_BLOCK 512
+#endif
+
+static inline __attribute__((always_inline)) void csr_rows(const int32_t *indptr, const int32_t *indices,
+                                                           const float *data, const float *bias, int act, float slope,
+                                                           const float *X, float *Y, int64_t cols, int64_t r0,
+                                                           int64_t r1, const int acc) {
+    for (int64_t cb = 0; cb < cols; cb += SG_COLUMN_BLOCK) {
+        const int64_t ce = cb + SG_COLUMN_BLOCK < cols ? cb + SG_COLUMN_BLOCK : cols;
+        csr_block(indptr, indices, data, bias, act, slope, X, Y, cols, cb, ce, r0, r1, acc);
+    }
+}
+
+void sg_csr_mm(const int32_t *indptr, const int32_t *indices, const float *data, const float *bias,
+               int act, float slope, const float *X, float *Y, int64_t cols, int64_t r0, int64_t r1) {
+    csr_rows(indptr, indices, data, bias, act, slope, X, Y, cols, r0, r1, 0);
+}
+
+/* Y[r0:r1] += A[r0:r1] @ X, no epilogue: the sum over the taps of a transposed convolution's output
+ * phase (sparsegan.inference.runtime), each tap's product read from a shifted X. */
+void sg_csr_mm_acc(const int32_t *indptr, const int32_t *indices, const float *data, const float *X, float *Y,
+                   int64_t cols, int64_t r0, int64_t r1) {
+    csr_rows(indptr, indices, data, NULL, 0, 0.0f, X, Y, cols, r0, r1, 1);
+}
+
+/* Y[cuts[0]:cuts[blocks]] as sg_csr_mm, the row blocks (of about equal work) shared out to
+ * `threads` OpenMP threads as they come free. Built with -fopenmp, this file needs libgomp.so.1;
+ * PyTorch's CPU wheels ship their libgomp under that name and load it first, so the loader hands
+ * this file the same OpenMP runtime and these products run on PyTorch's own intra-op threads. (A
+ * thread pool of this file's own was tried: its threads competed for the cores with PyTorch's,
+ * which spin for a while after every parallel op, and two threads were no faster than one.) */
+void sg_csr_mm_parallel(const int32_t *indptr, const int32_t *indices, const float *data, const float *bias,
+                        int act, float slope, const float *X, float *Y, int64_t cols, const int64_t *cuts,
+                        int blocks, int threads) {
+#ifdef _OPENMP
+    if (threads > 1 && blocks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (int b = 0; b < blocks; b++)
+            sg_csr_mm(indptr, indices, data, bias, act, slope, X, Y, cols, cuts[b], cuts[b + 1]);
+        return;
+    }
+#endif
+    (void)threads;
+    sg_csr_mm(indptr, indices, data, bias, act, slope, X, Y, cols, cuts[0], cuts[blocks]);
 }
 
 /* A Python module only so that setuptools builds and installs this file; the functions above are

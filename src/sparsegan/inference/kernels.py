@@ -44,6 +44,11 @@ except ImportError:  # a scipy that moved it: single-threaded ``A @ X`` only, no
     csr_matvecs = None
 
 
+# Products smaller than this (multiply-adds) run on one thread: ~25 us of work at this package's
+# kernels' rate, against a thread dispatch of a few us (C pool) to tens of us (Python pool).
+PARALLEL_MIN_MACS = 2**18
+
+
 class Workers:
     """A thread pool for scipy kernels, sized by ``torch.get_num_threads()`` when first used."""
 
@@ -128,7 +133,8 @@ class SparseMatrix:
             if not simd_kernel.available():
                 raise ValueError("kernel 'simd-csr' is not available here (its C extension was not built, "
                                  "or the CPU lacks AVX2/FMA)")
-            return lambda x, run=self._simd(epilogue): self._rows(x, run)
+            bound = self._simd(epilogue)
+            return lambda x: bound.tensor(x, self._threads_for(x.shape[1]))
         product = self._product(name)
         if not epilogue:
             return product
@@ -167,15 +173,19 @@ class SparseMatrix:
             self._simd_bound[key] = (epilogue, ep, run)  # holds the epilogue: its id stays unique
         return self._simd_bound[key][2]
 
+    def _threads_for(self, cols: int) -> int:
+        """Threads for a product with ``cols`` columns: one for small products (see PARALLEL_MIN_MACS)."""
+        return 1 if self.nnz * cols < PARALLEL_MIN_MACS else self.workers.threads()
+
     def _rows(self, x: Tensor, run: Callable[[np.ndarray, np.ndarray, int, int], None]) -> Tensor:
-        """``run(X, Y, r0, r1)`` (this package's kernels) over all rows, in balanced row blocks on
-        the thread pool."""
+        """``run(X, Y, r0, r1)`` (the numba kernel) over all rows, in balanced row blocks on the
+        thread pool."""
         # C order: a row-strided view (a transposed conv's block of input rows) made numba compile
         # a generic-stride variant that LLVM does not vectorise (4x slower than copying first);
         # the C kernel needs it anyway
         xn = np.ascontiguousarray(x.numpy())
         y = np.empty((self.shape[0], xn.shape[1]), dtype=np.float32)
-        if self.workers.threads() == 1:
+        if self._threads_for(xn.shape[1]) == 1:
             run(xn, y, 0, self.shape[0])
         else:
             self.workers.map(lambda b: run(xn, y, b[0], b[1]), self.row_blocks(self.workers.threads()))

@@ -39,7 +39,7 @@ from torch.nn.utils import parametrize
 from sparsegan.inference import csr_kernel, simd_kernel
 from sparsegan.inference.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "dense")
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "simd-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
 
@@ -220,13 +220,15 @@ def _channel_major(x: Tensor) -> Tensor:
 class SparseConvTranspose2d(SparseLayer):
     """Two sparse algorithms, both timed against the dense module:
 
-    * ``torch-csr`` / ``scipy-csr``: ``cols = W^T @ X`` then col2im (k x k strided adds);
-    * ``scipy-phase`` (kernel divisible by stride, e.g. DCGAN's 4x4 / stride 2): the transposed
+    * ``torch-csr`` / ``scipy-csr`` / ``numba-csr`` / ``simd-csr``: ``cols = W^T @ X`` then col2im
+      (k x k strided adds);
+    * ``scipy-phase`` / ``simd-phase`` (kernel divisible by stride, e.g. DCGAN's 4x4 / stride 2): the transposed
       conv split into its s x s output phases (sub-pixel decomposition). Output pixel ``o`` with
       ``(o + p) mod s = b`` only meets the taps ``s a + b`` and input ``(o + p) div s - a``, so each
       phase is a sum of (k/s)^2 small products ``W[:, :, tap]^T @ shift(X)``. The shifts are free:
       the input is zero-padded once in (C, H, W, N) order and each product reads it at an offset,
-      accumulating in place (scipy's CSR x dense kernel adds into its output). No cols buffer
+      accumulating in place (scipy's CSR x dense kernel, or this package's AVX2 one, adds into its
+      output). No cols buffer
       (k^2 x the input), no col2im adds: the accumulation stays inside the sparse product.
 
     The rows of ``W^T`` are (output channel, tap) pairs, so bias and activation follow col2im,
@@ -244,6 +246,7 @@ class SparseConvTranspose2d(SparseLayer):
         (sh, sw) = dense.stride
         self.phase_ok = kh % sh == 0 and kw % sw == 0 and csr_matvecs is not None
         self.taps: dict[tuple[int, int], sp.csr_matrix] = {}
+        self._simd_taps: dict[tuple[int, int], simd_kernel.Accumulate] | None = None
         if self.phase_ok:
             w = dense.weight.detach().to(torch.float32)
             for ky in range(kh):
@@ -266,14 +269,23 @@ class SparseConvTranspose2d(SparseLayer):
         return x.dim() == 4
 
     def candidates(self) -> tuple[str, ...]:
-        return sparse_candidates() + ("dense",) + (("scipy-phase",) if self.phase_ok else ())
+        phase = ("scipy-phase",) + (("simd-phase",) if simd_kernel.available() else ())
+        return sparse_candidates() + ("dense",) + (phase if self.phase_ok else ())
+
+    def simd_taps(self) -> dict[tuple[int, int], simd_kernel.Accumulate]:
+        """The taps as this package's AVX2 accumulating products (built on first use)."""
+        if self._simd_taps is None:
+            self._simd_taps = {key: simd_kernel.Accumulate(tap.indptr.astype(np.int32), tap.indices.astype(np.int32),
+                                                          tap.data.astype(np.float32), tap.shape[1])
+                               for key, tap in self.taps.items()}
+        return self._simd_taps
 
     def columns(self, x: Tensor) -> int:
         return min(x.numel() // max(1, x.shape[1]), max(CHUNK_COLS, x.shape[0] * x.shape[-1]))
 
     def run(self, x: Tensor, name: str) -> Tensor:
-        if name == "scipy-phase":
-            return self.phase_forward(x)
+        if name in ("scipy-phase", "simd-phase"):
+            return self.phase_forward(x, simd=name == "simd-phase")
         return super().run(x, name)
 
     def sparse_forward(self, x: Tensor, name: str) -> Tensor:
@@ -309,7 +321,7 @@ class SparseConvTranspose2d(SparseLayer):
             out += self.bias.view(cout, 1, 1, 1)
         return self.finish(out).permute(3, 0, 1, 2)
 
-    def phase_forward(self, x: Tensor) -> Tensor:
+    def phase_forward(self, x: Tensor, simd: bool = False) -> Tensor:
         m: nn.ConvTranspose2d = self.dense
         n, cin, h, w = x.shape
         (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
@@ -334,16 +346,22 @@ class SparseConvTranspose2d(SparseLayer):
                 if oy0 < out_h and ox0 < out_w:
                     phases.append((by, bx, t0y, oy0, t0x, ox0))
 
+        simd_taps = self.simd_taps() if simd else None
+
         def phase(ph_: tuple) -> None:  # the phases write disjoint outputs: run them in parallel
             by, bx, t0y, oy0, t0x, ox0 = ph_
             cy, cx = len(range(oy0, out_h, sh)), len(range(ox0, out_w, sw))
             y = np.zeros(cout * plane, dtype=np.float32)
             for ay in range(mh):
                 for ax in range(mw):
-                    tap = self.taps.get((sh * ay + by, sw * ax + bx))
-                    if tap is not None:
+                    key = (sh * ay + by, sw * ax + bx)
+                    if key in self.taps:
                         off = ((mh - 1 - ay) * wp + (mw - 1 - ax)) * n
-                        csr_matvecs(cout, cin, plane, tap.indptr, tap.indices, tap.data, xn[off:], y)
+                        if simd_taps is not None:
+                            simd_taps[key](xn, off, y, plane)
+                        else:
+                            tap = self.taps[key]
+                            csr_matvecs(cout, cin, plane, tap.indptr, tap.indices, tap.data, xn[off:], y)
             yt = torch.from_numpy(y).view(cout, hp, wp, n)
             out[:, oy0::sh, ox0::sw] = yt[:, t0y : t0y + cy, t0x : t0x + cx]
 

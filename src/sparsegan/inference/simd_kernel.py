@@ -12,12 +12,14 @@ not used on a CPU without AVX2 and FMA. :func:`available` says whether it can ru
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
 
 import numpy as np
+import torch
 
 
 def _load():
+    # torch is imported first (module top): the extension needs libgomp.so.1, and with PyTorch's
+    # already loaded the loader gives it that one, so its threads are PyTorch's (see _simd_csr.c)
     try:
         from sparsegan.inference import _simd_csr
     except ImportError:  # not built here: the runtime's other kernels remain
@@ -28,10 +30,17 @@ def _load():
     fn = lib.sg_csr_mm
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3
-    return fn
+    par = lib.sg_csr_mm_parallel
+    par.restype = None
+    par.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2
+                    + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int])
+    acc = lib.sg_csr_mm_acc
+    acc.restype = None
+    acc.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
+    return fn, par, acc
 
 
-_csr_mm = _load()
+_csr_mm, _csr_mm_parallel, _csr_mm_acc = _load() or (None, None, None)
 
 
 def available() -> bool:
@@ -45,28 +54,105 @@ def _pointer(a: np.ndarray, dtype) -> int:
     return a.ctypes.data
 
 
+class Bound:
+    """The kernel bound to one CSR matrix and epilogue (:func:`bind`)."""
+
+    def __init__(self, fixed: tuple, indptr: np.ndarray, k: int):
+        self.fixed, self.indptr, self.rows, self.k = fixed, indptr, len(indptr) - 1, k
+        self._cuts: dict[int, np.ndarray] = {}
+        # ctypes objects made once: converting Python ints on every call costs microseconds, and a
+        # batch-1 product takes 5-30 us
+        self._fixed_c = (*(ctypes.c_void_p(v) for v in fixed[:4]), ctypes.c_int(fixed[4]), ctypes.c_float(fixed[5]))
+        self._rows_c = ctypes.c_int64(self.rows)
+        self._zero_c = ctypes.c_int64(0)
+
+    def _check(self, X: np.ndarray, Y: np.ndarray, r0: int, r1: int) -> None:
+        if (X.shape[0] != self.k or Y.shape[0] != self.rows or X.shape[1] != Y.shape[1]
+                or not 0 <= r0 <= r1 <= self.rows):
+            raise ValueError(f"shapes do not match: A {self.rows} x {self.k}, X {X.shape}, Y {Y.shape}, rows {r0}:{r1}")
+
+    def __call__(self, X: np.ndarray, Y: np.ndarray, r0: int, r1: int) -> None:
+        """``Y[r0:r1] = act(A[r0:r1] @ X + bias)`` on the calling thread."""
+        self._check(X, Y, r0, r1)
+        _csr_mm(*self.fixed, _pointer(X, np.float32), _pointer(Y, np.float32), X.shape[1], r0, r1)
+
+    def tensor(self, x: torch.Tensor, threads: int = 1) -> torch.Tensor:
+        """``act(A @ x + bias)`` for a float32 CPU tensor ``x`` (k x cols) as a new (rows x cols)
+        tensor, on ``threads`` threads: the runtime's path, with no numpy arrays in between."""
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != self.k:
+            raise ValueError(f"expected a float32 CPU tensor of {self.k} rows, got {x.dtype} {tuple(x.shape)} "
+                             f"on {x.device}")
+        x = x.contiguous()
+        cols = x.shape[1]
+        y = torch.empty(self.rows, cols)
+        if threads > 1:
+            cuts = self.cuts(4 * threads)
+            _csr_mm_parallel(*self._fixed_c, x.data_ptr(), y.data_ptr(), cols, cuts.ctypes.data, len(cuts) - 1,
+                             threads)
+        else:
+            _csr_mm(*self._fixed_c, x.data_ptr(), y.data_ptr(), cols, self._zero_c, self._rows_c)
+        return y
+
+    def cuts(self, blocks: int) -> np.ndarray:
+        """Row cuts of ``blocks`` blocks with about equal non-zero counts (int64, 0 .. rows)."""
+        if blocks not in self._cuts:
+            nnz = int(self.indptr[-1])
+            cuts = np.searchsorted(self.indptr, np.linspace(0, nnz, blocks + 1)).clip(0, self.rows).astype(np.int64)
+            cuts[0], cuts[-1] = 0, self.rows
+            self._cuts[blocks] = np.maximum.accumulate(cuts)
+        return self._cuts[blocks]
+
+    def parallel(self, X: np.ndarray, Y: np.ndarray, threads: int) -> None:
+        """All rows on ``threads`` OpenMP threads (PyTorch's intra-op threads), which take row blocks
+        of about equal work (4 per thread) as they come free."""
+        self._check(X, Y, 0, self.rows)
+        cuts = self.cuts(4 * max(1, threads))
+        _csr_mm_parallel(*self.fixed, _pointer(X, np.float32), _pointer(Y, np.float32), X.shape[1],
+                         cuts.ctypes.data, len(cuts) - 1, threads)
+
+
 def bind(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bias: np.ndarray, act: int, slope: float,
-         k: int) -> Callable[[np.ndarray, np.ndarray, int, int], None]:
-    """``(X, Y, r0, r1) -> None`` computing ``Y[r0:r1] = act(A[r0:r1] @ X + bias[r0:r1, None])`` for a
-    fixed CSR matrix A with ``k`` columns and a fixed epilogue. Everything about A is checked here
-    once, X and Y on every call: a wrong pointer would be memory corruption, not an exception.
+         k: int) -> Bound:
+    """The kernel for a fixed CSR matrix A with ``k`` columns and a fixed epilogue: ``bound(X, Y, r0,
+    r1)`` computes ``Y[r0:r1] = act(A[r0:r1] @ X + bias[r0:r1, None])``, ``bound.parallel(X, Y, threads)``
+    every row on the C kernel's threads. Everything about A is checked here once, X, Y and the cuts
+    on every call: a wrong pointer would be memory corruption, not an exception.
     The caller keeps the arrays alive (the runtime's SparseMatrix and Epilogue own them)."""
     if _csr_mm is None:
         raise RuntimeError("the AVX2 kernel is not available here (not built, or no AVX2/FMA)")
-    rows = len(indptr) - 1
-    if len(bias) != rows or indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices):
+    if len(bias) != len(indptr) - 1:
+        raise ValueError("inconsistent CSR arrays")
+    _check_csr(indptr, indices, data, k)
+    fixed = (_pointer(indptr, np.int32), _pointer(indices, np.int32), _pointer(data, np.float32),
+             _pointer(bias, np.float32), int(act), float(slope))
+    return Bound(fixed, indptr, k)
+
+
+class Accumulate:
+    """``Y += A @ X`` for a fixed CSR matrix A (rows x k), X read at an offset into a flat buffer:
+    X row c is ``x[offset + c * cols : offset + (c + 1) * cols]``, Y is (rows, cols). The products of
+    a transposed convolution's output phases read the taps' shifted inputs this way."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int):
+        if _csr_mm_acc is None:
+            raise RuntimeError("the AVX2 kernel is not available here (not built, or no AVX2/FMA)")
+        _check_csr(indptr, indices, data, k)
+        self.arrays = (indptr, indices, data)  # kept alive with the pointers
+        self.fixed = (_pointer(indptr, np.int32), _pointer(indices, np.int32), _pointer(data, np.float32))
+        self.rows, self.k = len(indptr) - 1, k
+
+    def __call__(self, x: np.ndarray, offset: int, y: np.ndarray, cols: int) -> None:
+        if x.ndim != 1 or not 0 <= offset or offset + self.k * cols > x.size or y.size != self.rows * cols:
+            raise ValueError(f"shapes do not match: A {self.rows} x {self.k}, {cols} columns, x of {x.size} "
+                             f"from {offset}, y of {y.size}")
+        _csr_mm_acc(*self.fixed, _pointer(x, np.float32) + 4 * offset, _pointer(y, np.float32), cols, 0, self.rows)
+
+
+def _check_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int) -> None:
+    if indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices) or (np.diff(indptr) < 0).any():
         raise ValueError("inconsistent CSR arrays")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= k):
         raise ValueError("a column index is out of range")
-    fixed = (_pointer(indptr, np.int32), _pointer(indices, np.int32), _pointer(data, np.float32),
-             _pointer(bias, np.float32), int(act), float(slope))
-
-    def run(X: np.ndarray, Y: np.ndarray, r0: int, r1: int) -> None:
-        if X.shape[0] != k or Y.shape[0] != rows or X.shape[1] != Y.shape[1] or not 0 <= r0 <= r1 <= rows:
-            raise ValueError(f"shapes do not match: A {rows} x {k}, X {X.shape}, Y {Y.shape}, rows {r0}:{r1}")
-        _csr_mm(*fixed, _pointer(X, np.float32), _pointer(Y, np.float32), X.shape[1], r0, r1)
-
-    return run
 
 
 def csr_mm(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bias: np.ndarray, act: int, slope: float,
