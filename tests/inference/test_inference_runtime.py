@@ -357,3 +357,37 @@ def test_runtime_without_an_own_kernel_falls_back(monkeypatch, kernel, module, a
         assert kernel not in {c for layer in choices(S).values() for c in layer["choice"].values()}
     with pytest.raises(ValueError, match=message):
         SparseMatrix(torch.eye(3)).kernel(kernel)
+
+
+@needs_simd
+@pytest.mark.parametrize("threads", [1, 2])
+def test_linear_chain_runs_an_mlp_in_one_call(threads, monkeypatch):
+    # Consecutive sparse Linear layers that chose the AVX2 kernel run as one C call per input
+    # shape (the batch-1 path); outputs equal the dense masked generator's, the per-layer choices
+    # keep their layers' names, and a run broken by another kernel runs in pieces.
+    from sparsegan.inference import kernels
+
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_MACS_OPENMP", 0)  # the chain's layers on threads too
+    G, _ = _sparse_model("mlp", 0.9, width=32)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        S = sparsify(G, "simd-csr")
+        assert isinstance(S.net[0], runtime.LinearChain) and all(isinstance(S.net[i], nn.Identity) for i in (3, 6, 9))
+        with torch.no_grad():
+            for bs in (1, 3, 70):
+                z = torch.randn(bs, G.z_dim)
+                torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+        assert set(choices(S)) == {"net.0", "net.3", "net.6", "net.9"}
+        S.net[0].layers[2].mode = "scipy-csr"  # the middle of the run on another kernel
+        S.net[0].layers[2].choice.clear()
+        S.net[0].plans.clear()
+        z = torch.randn(2, G.z_dim)
+        with torch.no_grad():
+            torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+    finally:
+        torch.set_num_threads(old)
+    assert not any(isinstance(m, runtime.LinearChain) for m in sparsify(G, "simd-csr", chain_linear=False).modules())
+    with pytest.raises(ValueError, match="do not chain"):
+        a, b = (S.net[0].layers[i].A.simd_bound(None) for i in (0, 2))
+        simd_kernel.Chain([a, b], 1, 1, [False, False])

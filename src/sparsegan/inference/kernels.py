@@ -45,8 +45,10 @@ except ImportError:  # a scipy that moved it: single-threaded ``A @ X`` only, no
 
 
 # Products smaller than this (multiply-adds) run on one thread: ~25 us of work at this package's
-# kernels' rate, against a thread dispatch of a few us (C pool) to tens of us (Python pool).
+# kernels' rate, against a Python thread pool's dispatch of tens of us. The AVX2 kernel's OpenMP
+# threads (PyTorch's, usually awake) cost a few us: its threshold is lower.
 PARALLEL_MIN_MACS = 2**18
+PARALLEL_MIN_MACS_OPENMP = 2**15
 
 
 class Workers:
@@ -133,8 +135,8 @@ class SparseMatrix:
             if not simd_kernel.available():
                 raise ValueError("kernel 'simd-csr' is not available here (its C extension was not built, "
                                  "or the CPU lacks AVX2/FMA)")
-            bound = self._simd(epilogue)
-            return lambda x: bound.tensor(x, self._threads_for(x.shape[1]))
+            bound = self.simd_bound(epilogue)
+            return lambda x: bound.tensor(x, self._threads_for(x.shape[1], PARALLEL_MIN_MACS_OPENMP))
         product = self._product(name)
         if not epilogue:
             return product
@@ -162,7 +164,7 @@ class SparseMatrix:
             self._blocks[n] = [(int(r0), int(r1), a[r0:r1]) for r0, r1 in zip(cuts[:-1], cuts[1:]) if r1 > r0]
         return self._blocks[n]
 
-    def _simd(self, epilogue: Epilogue | None) -> Callable[[np.ndarray, np.ndarray, int, int], None]:
+    def simd_bound(self, epilogue: Epilogue | None) -> Callable[[np.ndarray, np.ndarray, int, int], None]:
         """The AVX2 kernel bound to this matrix and epilogue; binding checks the whole matrix, so
         it happens once per epilogue, not per call."""
         key = id(epilogue)
@@ -173,9 +175,9 @@ class SparseMatrix:
             self._simd_bound[key] = (epilogue, ep, run)  # holds the epilogue: its id stays unique
         return self._simd_bound[key][2]
 
-    def _threads_for(self, cols: int) -> int:
+    def _threads_for(self, cols: int, min_macs: int = PARALLEL_MIN_MACS) -> int:
         """Threads for a product with ``cols`` columns: one for small products (see PARALLEL_MIN_MACS)."""
-        return 1 if self.nnz * cols < PARALLEL_MIN_MACS else self.workers.threads()
+        return 1 if self.nnz * cols < min_macs else self.workers.threads()
 
     def _rows(self, x: Tensor, run: Callable[[np.ndarray, np.ndarray, int, int], None]) -> Tensor:
         """``run(X, Y, r0, r1)`` (the numba kernel) over all rows, in balanced row blocks on the

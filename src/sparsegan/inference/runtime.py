@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from sparsegan.inference import csr_kernel, simd_kernel
-from sparsegan.inference.kernels import Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
+from sparsegan.inference.kernels import PARALLEL_MIN_MACS_OPENMP, Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "simd-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
@@ -115,6 +115,7 @@ class SparseLayer(nn.Module, abc.ABC):
         self.activation: nn.Module | None = None  # set by fuse(): applied after the layer
         self.plans: dict[torch.Size, Callable[[Tensor], Tensor]] = {}
         self.epilogue = Epilogue(self.bias, rows=self.A.shape[0]) if self.rows_are_channels else None
+        self.origin: str | None = None  # the wrapped layer's name in the generator (set by sparsify)
 
     # Whether the weight matrix's rows are the output channels (Linear, Conv2d): then bias and
     # activation run as the product's row epilogue, fused into the numba kernel.
@@ -210,6 +211,63 @@ class SparseLinear(SparseLayer):
             return kernel(X if X.is_contiguous() else X.contiguous()).t()  # (out, N) -> (N, out) view
 
         return forward
+
+
+class LinearChain(nn.Module):
+    """Consecutive :class:`SparseLinear` layers of an ``nn.Sequential`` (nothing left between them
+    once BN is folded and activations fused: an MLP generator's body). Each layer still picks its
+    kernel for its own input shape; then every run of two or more consecutive layers that picked
+    the AVX2 kernel is bound into one C call (:class:`simd_kernel.Chain`). At batch 1 a layer's
+    product takes 5-30 us and the Python around it ~10 us, so the run pays that once."""
+
+    def __init__(self, layers: list[SparseLinear]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.plans: dict[tuple, Callable[[Tensor], Tensor]] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        key = (x.shape, torch.get_num_threads())
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self._plan(x)
+        return plan(x)
+
+    def _plan(self, x: Tensor) -> Callable[[Tensor], Tensor]:
+        shapes = []
+        for layer in self.layers:  # each layer chooses its kernel on its own input, as alone
+            shapes.append(tuple(x.shape))
+            x = layer(x)
+        steps: list[Callable[[Tensor], Tensor]] = []
+        run: list[SparseLinear] = []
+
+        def flush() -> None:
+            if len(run) >= 2:
+                cols = shapes[self._index(run[0])][0]
+                threads = run[0].workers.threads()
+                chain = simd_kernel.Chain([layer.A.simd_bound(layer.epilogue) for layer in run], cols, threads,
+                                          [layer.A.nnz * cols >= PARALLEL_MIN_MACS_OPENMP for layer in run])
+                steps.append(lambda h: chain(h.t()).t())  # (N, in) -> (N, out), a view as SparseLinear's
+            else:
+                steps.extend(run)
+            run.clear()
+
+        for layer, shape in zip(self.layers, shapes):
+            if layer.choice.get(shape) == "simd-csr":
+                run.append(layer)
+            else:
+                flush()
+                steps.append(layer)
+        flush()
+
+        def forward(h: Tensor) -> Tensor:
+            for step in steps:
+                h = step(h)
+            return h
+
+        return forward
+
+    def _index(self, layer: SparseLinear) -> int:
+        return next(i for i, m in enumerate(self.layers) if m is layer)
 
 
 def _channel_major(x: Tensor) -> Tensor:
@@ -422,13 +480,15 @@ def _foldable(bn: nn.Module) -> bool:
 
 @torch.no_grad()
 def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_activations: bool = True,
-             min_sparsity: float = 0.0, kernels: tuple[str, ...] | None = None) -> nn.Module:
+             min_sparsity: float = 0.0, kernels: tuple[str, ...] | None = None, chain_linear: bool = True) -> nn.Module:
     """A copy of ``G`` (eval mode) with its Linear / Conv2d / ConvTranspose2d layers wrapped as
     :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules.
     With ``fuse_activations``, a ReLU / LeakyReLU / Tanh that follows a wrapped layer in an
     ``nn.Sequential`` (after BN folding) moves into the layer, where the numba kernel runs it as
     the product's epilogue. ``kernels`` limits what auto mode times besides the module (e.g.
-    ("dense",): the layout alone)."""
+    ("dense",): the layout alone). With ``chain_linear``, consecutive Linear layers of a Sequential
+    that chose the AVX2 kernel run as one C call (:class:`LinearChain`); a forward that indexes the
+    Sequential instead of calling it whole needs ``chain_linear=False``."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     G = copy.deepcopy(G).eval()
@@ -441,6 +501,7 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
                 if _convertible(layer) and _foldable(bn):
                     seq._modules[a] = fold_batchnorm(layer, bn)
                     seq._modules[b] = nn.Identity()
+    names = {m: n for n, m in G.named_modules()}
     for parent in list(G.modules()):
         for name, child in list(parent.named_children()):
             if _convertible(child):
@@ -448,6 +509,7 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
                 if float((w == 0).float().mean()) >= min_sparsity:
                     layer = _wrap(child, mode, workers)
                     layer.allowed = kernels
+                    layer.origin = f"{names[parent]}.{name}" if names[parent] else name
                     setattr(parent, name, layer)
     if fuse_activations:
         for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
@@ -459,12 +521,34 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
                     # an Identity in its place, not a deletion: a forward that indexes the
                     # Sequential (seq[1](seq[0](x))) stays correct
                     seq._modules[b] = nn.Identity()
+    if chain_linear and simd_kernel.available():
+        for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
+            _chain_linear_runs(seq)
     return G
+
+
+def _chain_linear_runs(seq: nn.Sequential) -> None:
+    """Runs of two or more SparseLinear children with only Identities between them become one
+    :class:`LinearChain` in the first one's place (the others Identities), for a forward that
+    calls the Sequential as a whole."""
+    names = [n for n in seq._modules if not isinstance(seq._modules[n], nn.Identity)]
+    runs, current = [], []
+    for n in names:
+        if isinstance(seq._modules[n], SparseLinear):
+            current.append(n)
+        else:
+            runs.append(current)
+            current = []
+    runs.append(current)
+    for run in (r for r in runs if len(r) >= 2):
+        seq._modules[run[0]] = LinearChain([seq._modules[n] for n in run])
+        for n in run[1:]:
+            seq._modules[n] = nn.Identity()
 
 
 def choices(G: nn.Module) -> dict[str, dict]:
     """Per sparse layer: its density and the kernel chosen for each input shape seen."""
-    return {name: {"density": m.A.density, "shape": list(m.A.shape),
+    return {m.origin or name: {"density": m.A.density, "shape": list(m.A.shape),
                    "activation": type(m.activation).__name__ if m.activation is not None else None,
                    "choice": {"x".join(map(str, k)): v for k, v in m.choice.items()},
                    "timings_ms": {"x".join(map(str, k)): {c: t * 1e3 for c, t in v.items()}

@@ -37,10 +37,13 @@ def _load():
     acc = lib.sg_csr_mm_acc
     acc.restype = None
     acc.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
-    return fn, par, acc
+    chain = lib.sg_csr_chain
+    chain.restype = None
+    chain.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_int]
+    return fn, par, acc, chain
 
 
-_csr_mm, _csr_mm_parallel, _csr_mm_acc = _load() or (None, None, None)
+_csr_mm, _csr_mm_parallel, _csr_mm_acc, _csr_chain = _load() or (None, None, None, None)
 
 
 def available() -> bool:
@@ -126,6 +129,45 @@ def bind(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bias: np.nda
     fixed = (_pointer(indptr, np.int32), _pointer(indices, np.int32), _pointer(data, np.float32),
              _pointer(bias, np.float32), int(act), float(slope))
     return Bound(fixed, indptr, k)
+
+
+class _Layer(ctypes.Structure):  # sg_layer in _simd_csr.c
+    _fields_ = [("indptr", ctypes.c_void_p), ("indices", ctypes.c_void_p), ("data", ctypes.c_void_p),
+                ("bias", ctypes.c_void_p), ("act", ctypes.c_int), ("slope", ctypes.c_float), ("rows", ctypes.c_int64),
+                ("cuts", ctypes.c_void_p), ("blocks", ctypes.c_int), ("parallel", ctypes.c_int)]
+
+
+class Chain:
+    """Bound layers applied one after the other in a single call, ``x -> L_n(... L_1(x))`` (each
+    ``act(A @ h + bias)``), for inputs of ``cols`` columns on ``threads`` threads; ``parallel[l]``
+    says whether layer l is worth splitting over the threads. Built once per input shape by the
+    runtime (at batch 1 the Python around each layer's call costs as much as its product)."""
+
+    def __init__(self, bounds: list[Bound], cols: int, threads: int, parallel: list[bool]):
+        if not bounds or len(parallel) != len(bounds):
+            raise ValueError("a chain needs one or more layers and a parallel flag for each")
+        for a, b in zip(bounds, bounds[1:]):
+            if b.k != a.rows:
+                raise ValueError(f"layers do not chain: {a.rows} outputs into {b.k} inputs")
+        self.bounds, self.cols, self.threads = bounds, cols, max(1, threads)
+        self.k, self.rows = bounds[0].k, bounds[-1].rows
+        self.max_rows = max(b.rows for b in bounds)
+        blocks = 4 * self.threads
+        self._cuts = [b.cuts(blocks) for b in bounds]  # kept alive with the structs' pointers
+        self.layers = (_Layer * len(bounds))(*(
+            _Layer(*b.fixed[:4], b.fixed[4], b.fixed[5], b.rows, c.ctypes.data, len(c) - 1, int(par))
+            for b, c, par in zip(bounds, self._cuts, parallel)))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.device.type != "cpu" or tuple(x.shape) != (self.k, self.cols):
+            raise ValueError(f"expected a float32 CPU tensor of shape ({self.k}, {self.cols}), got {x.dtype} "
+                             f"{tuple(x.shape)} on {x.device}")
+        x = x.contiguous()
+        out = torch.empty(self.rows, self.cols)
+        scratch = torch.empty(2 * self.max_rows * self.cols) if len(self.bounds) > 1 else out
+        _csr_chain(self.layers, len(self.bounds), x.data_ptr(), out.data_ptr(), scratch.data_ptr(), self.max_rows,
+                   self.cols, self.threads)
+        return out
 
 
 class Accumulate:
