@@ -1,4 +1,5 @@
-"""Atomic file writes shared by every part that persists something (runs, caches, tickets)."""
+"""Atomic file writes and the cache folder, shared by every part that persists something (runs, caches,
+tickets, kernel plans)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+
+
+def default_cache_dir() -> Path:
+    """Where sparsegan keeps what it can recompute (downloads, reference statistics, kernel plans):
+    $SPARSEGAN_CACHE, else $XDG_CACHE_HOME/sparsegan, else ~/.cache/sparsegan."""
+    base = os.environ.get("SPARSEGAN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparsegan"
+    )
+    return Path(base)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

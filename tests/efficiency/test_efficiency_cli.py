@@ -58,9 +58,19 @@ def test_export_and_bench(run, tmp_path, capsys):
         assert main(["bench", str(source), "--batch-sizes", "1,3", "--repeats", "2", "--warmup", "1",
                      "--json", str(out)]) == 0
         res = json.loads(out.read_text())
+        first = res.pop("first_output")
         assert set(res) == {"1", "3"}
         assert all(set(v) == {"dense_ms", "sparse_ms", "speedup"} and v["sparse_ms"] > 0 for v in res.values())
-    assert "max |dense - sparse|" in capsys.readouterr().out
+        assert first["cold_ms"] > 0 and first["warm_ms"] > 0
+    text = capsys.readouterr().out
+    assert "max |dense - sparse|" in text and "with the plans cached by a previous process" in text
+
+
+def test_bench_modes_are_the_runtimes():
+    from sparsegan.commands import bench
+    from sparsegan.inference import runtime
+
+    assert bench.MODES == runtime.MODES
 
 
 @pytest.mark.parametrize("argv", [

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsegan.data.idx import default_cache_dir
 from sparsegan.data.image_data import ImageData
 from sparsegan.errors import UserError
+from sparsegan.files import default_cache_dir
 
 FOLDER = "cifar-10-batches-py"
 SPLIT_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}

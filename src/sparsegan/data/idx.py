@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sparsegan.errors import UserError
-from sparsegan.files import atomic_write_bytes
+from sparsegan.files import atomic_write_bytes, default_cache_dir
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -76,13 +76,6 @@ def _download(url: str, dest: Path, md5: str) -> None:
     if got != md5:
         raise UserError(f"download of {url} failed its checksum (md5 {got}, expected {md5})")
     atomic_write_bytes(dest, data)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("SPARSEGAN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparsegan"
-    )
-    return Path(base)
 
 
 def locate_idx(source: IdxSource, split: str, data_root: str | os.PathLike | None) -> tuple[Path, Path]:

@@ -81,6 +81,28 @@ def bench(dense: nn.Module, sparse: nn.Module, batch_sizes: list[int], *, repeat
 
 
 @torch.no_grad()
+def first_output_ms(G: nn.Module, mode: str = "auto", batch_sizes: list[int] | None = None) -> dict[str, float]:
+    """Time to the first outputs of a freshly sparsified generator (``sparsify`` and one call per
+    batch size, auto mode's calibration included): ``{"cold_ms", "warm_ms"}``, first with an empty
+    plan cache (a first process on a machine), then again with the plans that run left (every
+    later process). Uses a temporary cache file, not the user's."""
+    import tempfile
+
+    from sparsegan.inference.plans import PlanCache
+    from sparsegan.inference.runtime import sparsify
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label in ("cold_ms", "warm_ms"):
+            t = time.perf_counter()
+            S = sparsify(G, mode, plan_cache=PlanCache(Path(tmp) / "plans.json"))
+            for bs in batch_sizes or [1]:
+                S(*inputs(G, bs))
+            out[label] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+@torch.no_grad()
 def max_abs_difference(dense: nn.Module, sparse: nn.Module, batch: int = 4, seed: int = 1) -> float:
     z, y = inputs(dense, batch, seed)
     return float((dense(z, y) - sparse(z, y)).abs().max())

@@ -38,6 +38,7 @@ from torch.nn.utils import parametrize
 
 from sparsegan.inference import csr_kernel, simd_kernel
 from sparsegan.inference.kernels import PARALLEL_MIN_MACS_OPENMP, Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
+from sparsegan.inference.plans import PlanCache
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "simd-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
@@ -116,6 +117,8 @@ class SparseLayer(nn.Module, abc.ABC):
         self.plans: dict[torch.Size, Callable[[Tensor], Tensor]] = {}
         self.epilogue = Epilogue(self.bias, rows=self.A.shape[0]) if self.rows_are_channels else None
         self.origin: str | None = None  # the wrapped layer's name in the generator (set by sparsify)
+        self.plan_cache: PlanCache | None = None  # auto mode's choices shared with other processes
+        self.from_cache: set[tuple] = set()  # input shapes whose kernel came from the plan cache
 
     # Whether the weight matrix's rows are the output channels (Linear, Conv2d): then bias and
     # activation run as the product's row epilogue, fused into the numba kernel.
@@ -182,9 +185,25 @@ class SparseLayer(nn.Module, abc.ABC):
                 if k == "torch-csr" and cols > TORCH_CSR_MAX_COLS:
                     continue  # measured 10-100x slower than scipy there: not worth timing
                 cands[k] = lambda k=k: self.run(x, k)
-            name, self.timings[key] = fastest(cands, repeats=5)
+            cache_key = self._cache_key(x, cands) if self.plan_cache is not None and self.plan_cache.enabled else None
+            cached = self.plan_cache.get(cache_key) if cache_key is not None else None
+            if cached in cands:  # another process (or sparsify call) timed this layer and shape
+                name = cached
+                self.from_cache.add(key)
+            else:
+                name, self.timings[key] = fastest(cands, repeats=5)
+                if cache_key is not None:
+                    self.plan_cache.put(cache_key, name)
         self.choice[key] = name
         return name
+
+    def _cache_key(self, x: Tensor, cands: dict) -> str:
+        """What the choice depends on (plans module): the layer's configuration and non-zeros, the
+        fused activation, the input shape, the threads, the candidates."""
+        act = csr_kernel.activation_code(self.activation) if self.activation is not None else None
+        return self.plan_cache.key(kind=type(self).__name__, layer=self.dense.extra_repr(), nnz=self.A.nnz,
+                                   activation=act, input=list(x.shape), threads=torch.get_num_threads(),
+                                   candidates=sorted(cands))
 
     def extra_repr(self) -> str:
         act = f", activation={type(self.activation).__name__}" if self.activation is not None else ""
@@ -480,7 +499,8 @@ def _foldable(bn: nn.Module) -> bool:
 
 @torch.no_grad()
 def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_activations: bool = True,
-             min_sparsity: float = 0.0, kernels: tuple[str, ...] | None = None, chain_linear: bool = True) -> nn.Module:
+             min_sparsity: float = 0.0, kernels: tuple[str, ...] | None = None, chain_linear: bool = True,
+             plan_cache: PlanCache | bool = True) -> nn.Module:
     """A copy of ``G`` (eval mode) with its Linear / Conv2d / ConvTranspose2d layers wrapped as
     :class:`SparseLayer` s. Layers denser than ``1 - min_sparsity`` stay plain dense modules.
     With ``fuse_activations``, a ReLU / LeakyReLU / Tanh that follows a wrapped layer in an
@@ -488,11 +508,14 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
     the product's epilogue. ``kernels`` limits what auto mode times besides the module (e.g.
     ("dense",): the layout alone). With ``chain_linear``, consecutive Linear layers of a Sequential
     that chose the AVX2 kernel run as one C call (:class:`LinearChain`); a forward that indexes the
-    Sequential instead of calling it whole needs ``chain_linear=False``."""
+    Sequential instead of calling it whole needs ``chain_linear=False``. ``plan_cache``: where auto
+    mode's choices are remembered for other processes (True: :meth:`PlanCache.default`, the user's
+    cache folder unless ``SPARSEGAN_PLAN_CACHE`` says otherwise; False: calibrate every time)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     G = copy.deepcopy(G).eval()
     workers = Workers()  # one thread pool shared by every layer
+    cache = PlanCache.default() if plan_cache is True else (plan_cache or None)
     if fold_bn:
         for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
             names = list(seq._modules)
@@ -509,6 +532,7 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
                 if float((w == 0).float().mean()) >= min_sparsity:
                     layer = _wrap(child, mode, workers)
                     layer.allowed = kernels
+                    layer.plan_cache = cache
                     layer.origin = f"{names[parent]}.{name}" if names[parent] else name
                     setattr(parent, name, layer)
     if fuse_activations:
@@ -551,6 +575,7 @@ def choices(G: nn.Module) -> dict[str, dict]:
     return {m.origin or name: {"density": m.A.density, "shape": list(m.A.shape),
                    "activation": type(m.activation).__name__ if m.activation is not None else None,
                    "choice": {"x".join(map(str, k)): v for k, v in m.choice.items()},
+                   "from_plan_cache": ["x".join(map(str, k)) for k in sorted(m.from_cache)],
                    "timings_ms": {"x".join(map(str, k)): {c: t * 1e3 for c, t in v.items()}
                                   for k, v in m.timings.items()}}
             for name, m in G.named_modules() if isinstance(m, SparseLayer)}

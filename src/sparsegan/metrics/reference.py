@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from sparsegan.data import load_dataset, to_model_range, to_uint8
-from sparsegan.data.idx import default_cache_dir
 from sparsegan.errors import UserError
-from sparsegan.files import atomic_write_bytes
+from sparsegan.files import atomic_write_bytes, default_cache_dir
 from sparsegan.metrics.features import Extractor, FeatureStats, extract_from_images
 
 CACHE_VERSION = 1
