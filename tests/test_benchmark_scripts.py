@@ -17,3 +17,15 @@ def test_step_time_benchmark_runs_and_reports_update_steps(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     stu = json.loads(out.read_text())["results"]["mlp"]["stu"]
     assert stu["updates_timed"] >= 1 and stu["update_median_ms"] > 0
+
+
+def test_inference_benchmark_runs_with_its_controls(tmp_path):
+    out = tmp_path / "inf.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "efficiency" / "efficiency_inference.py"),
+                           "--models", "mlp", "--sparsities", "0.9", "--batch-sizes", "1,4", "--repeats", "2",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.loads(out.read_text())["runs"][0]
+    assert set(run["timing"]) == set(run["sparsity_only_control"]) == {"1", "4"}
+    assert run["first_output"]["cold_ms"] > 0 and run["first_output"]["warm_ms"] > 0
+    assert run["max_abs_diff"] < 1e-4
