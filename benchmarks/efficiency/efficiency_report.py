@@ -18,17 +18,20 @@ def inference_table(path: Path) -> list[str]:
              f"`{d['command']}`  ", f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with "
              f"{m['torch_threads']} thread(s), Python {m['python']}; started {d['started']}", "",
              "| model | s_G | ideal 1/density | ideal FLOPs | batch | dense ms | sparse ms | speedup | % of 1/density "
-             "| layout-only control | library-kernels-only control |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| sparsity-only control | layout-only control | library-kernels-only control | first output, cold / cached |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
         for bs, t in r["timing"].items():
             ctl = r.get("layout_only_control", {}).get(bs, {}).get("speedup")
             lib = r.get("library_kernels_control", {}).get(bs, {}).get("speedup")
+            spo = r.get("sparsity_only_control", {}).get(bs, {}).get("speedup")
+            first = r.get("first_output")
+            first_txt = f"{first['cold_ms']:.0f} / {first['warm_ms']:.0f} ms" if first else "-"
             lines.append(f"| {r['model']} | {r['sparsity_g']:.2f} | {r['ideal_1_over_density']:.1f}x | "
                          f"{r['ideal_flops']:.1f}x | "
                          f"{bs} | {t['dense_ms']:.3f} | {t['sparse_ms']:.3f} | **{t['speedup']:.2f}x** | "
-                         f"{100 * t['speedup'] / r['ideal_1_over_density']:.0f} % | {f'{ctl:.2f}x' if ctl else '-'} "
-                         f"| {f'{lib:.2f}x' if lib else '-'} |")
+                         f"{100 * t['speedup'] / r['ideal_1_over_density']:.0f} % | {f'{spo:.2f}x' if spo else '-'} | "
+                         f"{f'{ctl:.2f}x' if ctl else '-'} | {f'{lib:.2f}x' if lib else '-'} | {first_txt} |")
     lines += ["", "Kernels chosen at batch 64 (layer: density -> kernel):", ""]
     for r in d["runs"]:
         picks = []
