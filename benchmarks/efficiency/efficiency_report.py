@@ -18,7 +18,8 @@ def inference_table(path: Path) -> list[str]:
              f"`{d['command']}`  ", f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with "
              f"{m['torch_threads']} thread(s), Python {m['python']}; started {d['started']}", "",
              "| model | s_G | ideal 1/density | ideal FLOPs | batch | dense ms | sparse ms | speedup | % of 1/density "
-             "| sparsity-only control | layout-only control | library-kernels-only control | first output, cold / cached |",
+             "| sparsity-only control | layout-only control | library-kernels-only control "
+             "| first output, cold / cached |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
         for bs, t in r["timing"].items():

@@ -63,13 +63,16 @@ def test_acceptance_inception_real_vs_real_below_5_percent_of_untrained():
 
 @needs_inception
 def test_channels_last_input_keeps_the_features():
-    # The extractor feeds NHWC images on the CPU (faster); the features are the NCHW ones to 1e-5.
-    from sparsegan.metrics.inception import preprocess
+    # The extractor feeds NHWC images on the CPU in micro-batches (faster); the features are those
+    # of one NCHW batch to 1e-5, for a batch that is not a multiple of the micro-batch too.
+    from sparsegan.metrics.inception import CPU_MICRO_BATCH, preprocess
 
     torch.manual_seed(1)
-    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    images = torch.randint(0, 256, (2 * CPU_MICRO_BATCH + 1, 3, 32, 32), dtype=torch.uint8)
     ex = InceptionFeatures()
     with torch.no_grad():
         reference = ex.model(preprocess(images)).float()  # NCHW, contiguous
     got = ex(images)
+    assert got.shape == reference.shape
     assert float((got - reference).norm() / reference.norm()) < 1e-5
+    assert float(((got - reference).abs().max(1).values / reference.abs().max(1).values).max()) < 1e-5
