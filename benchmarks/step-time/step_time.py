@@ -40,7 +40,9 @@ def make(model: str, method: str, out: str, interval: int, steps: int):
 
 def one_step(t) -> tuple[float, bool]:
     """One step as the loop takes it (the engine's topology step, then the EMA): its wall time and
-    whether the topology changed in it."""
+    whether the topology changed in it. Every ``balance_every``-th step (10) also measures ADAPT's
+    balance ratio (two more forward passes, for every method); update steps always are such steps
+    at these intervals, so they are compared with the other balance steps too."""
     start = time.perf_counter()
     step = t.step + 1
     gan_iteration(t, step)
@@ -71,13 +73,17 @@ def main() -> None:
                     one_step(t)
             times = {m: [] for m in METHODS}
             updates = {m: [] for m in METHODS}
+            balance = {m: [] for m in METHODS}  # balance-ratio steps without a topology change
             for _ in range(args.rounds):
                 for m, t in trainers.items():
                     for _ in range(args.steps):
+                        is_balance = (t.step + 1) % t.cfg.balance_every == 0
                         dt, changed = one_step(t)
                         times[m].append(dt)
                         if changed:
                             updates[m].append(dt)
+                        elif is_balance:
+                            balance[m].append(dt)
             med = {m: statistics.median(v) * 1000 for m, v in times.items()}
             # The mean counts the topology-update steps at the rate a run with this interval pays
             # them (every round times whole multiples of the interval when --steps is one).
@@ -89,7 +95,13 @@ def main() -> None:
                                   # a topology-update step against the method's own normal steps
                                   **({"update_median_ms": round(statistics.median(updates[m]) * 1000, 3),
                                       "update_ratio_to_normal": round(statistics.median(updates[m]) * 1000 / med[m], 3),
-                                      "updates_timed": len(updates[m])} if updates[m] else {})}
+                                      "updates_timed": len(updates[m])} if updates[m] else {}),
+                                  # the update's own cost: against the steps that do the same loop work
+                                  # (the balance measurement) without a topology change
+                                  **({"balance_step_median_ms": round(statistics.median(balance[m]) * 1000, 3),
+                                      "update_ratio_to_balance_step": round(
+                                          statistics.median(updates[m]) / statistics.median(balance[m]), 3)}
+                                     if updates[m] and balance[m] else {})}
                              for m in METHODS}
             print(model, {m: f"median {med[m]:.2f} ms ({med[m] / med['dense']:.3f}x), "
                              f"mean {mean[m]:.2f} ms ({mean[m] / mean['dense']:.3f}x)" for m in METHODS}, flush=True)
