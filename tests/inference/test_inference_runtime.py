@@ -391,3 +391,25 @@ def test_linear_chain_runs_an_mlp_in_one_call(threads, monkeypatch):
     with pytest.raises(ValueError, match="do not chain"):
         a, b = (S.net[0].layers[i].A.simd_bound(None) for i in (0, 2))
         simd_kernel.Chain([a, b], 1, 1, [False, False])
+
+
+@needs_simd
+def test_linear_chain_times_one_call_against_the_layers_own_choices(monkeypatch):
+    # Where the layers chose other kernels alone (here: all the dense module), the chain also
+    # times running all of them in one C call; whichever it keeps computes the same function.
+    def pick(candidates, repeats=3):
+        for name in ("one-call", "module"):
+            if name in candidates:
+                candidates[name]()
+                return name, {k: 0.0 for k in candidates}
+        raise AssertionError(candidates)
+
+    monkeypatch.setattr(runtime, "fastest", pick)
+    G, _ = _sparse_model("mlp", 0.9, width=32)
+    S = sparsify(G, "auto", plan_cache=False)
+    z = torch.randn(1, G.z_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+        assert S.net[0].chosen == "one-call"
+        assert {c for layer in choices(S).values() for c in layer["choice"].values()} == {"module"}
+        torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)  # the bound plan

@@ -237,12 +237,16 @@ class LinearChain(nn.Module):
     once BN is folded and activations fused: an MLP generator's body). Each layer still picks its
     kernel for its own input shape; then every run of two or more consecutive layers that picked
     the AVX2 kernel is bound into one C call (:class:`simd_kernel.Chain`). At batch 1 a layer's
-    product takes 5-30 us and the Python around it ~10 us, so the run pays that once."""
+    product takes 5-30 us and the Python around it ~10 us, so the run pays that once. Where some
+    layer picked another kernel, all of them in one call is timed against that plan too (auto
+    mode), and the faster kept."""
 
     def __init__(self, layers: list[SparseLinear]):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.plans: dict[tuple, Callable[[Tensor], Tensor]] = {}
+        self.chosen: str | None = None  # "per-layer" or "one-call", where the two were timed
+        self.timings: dict[str, float] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         key = (x.shape, torch.get_num_threads())
@@ -252,10 +256,28 @@ class LinearChain(nn.Module):
         return plan(x)
 
     def _plan(self, x: Tensor) -> Callable[[Tensor], Tensor]:
-        shapes = []
+        x0, shapes = x, []
         for layer in self.layers:  # each layer chooses its kernel on its own input, as alone
             shapes.append(tuple(x.shape))
             x = layer(x)
+        per_layer = self._steps([layer.choice.get(shape) == "simd-csr" for layer, shape in zip(self.layers, shapes)],
+                                shapes)
+        if all(layer.choice.get(shape) == "simd-csr" for layer, shape in zip(self.layers, shapes)) or not (
+                self._auto() and x0.device.type == "cpu" and x0.dtype == torch.float32):
+            return per_layer
+        # A layer that chose another kernel alone (a small, denser first layer at batch 1) may still
+        # be faster inside the one C call, which saves the Python around it: time both plans.
+        whole = self._steps([True] * len(self.layers), shapes)
+        name, self.timings = fastest({"per-layer": lambda: per_layer(x0), "one-call": lambda: whole(x0)}, repeats=5)
+        self.chosen = name
+        return whole if name == "one-call" else per_layer
+
+    def _auto(self) -> bool:
+        return all(layer.mode == "auto" and (layer.allowed is None or "simd-csr" in layer.allowed)
+                   for layer in self.layers)
+
+    def _steps(self, in_chain: list[bool], shapes: list[tuple]) -> Callable[[Tensor], Tensor]:
+        """The forward with the flagged layers' consecutive runs (two or more) each in one C call."""
         steps: list[Callable[[Tensor], Tensor]] = []
         run: list[SparseLinear] = []
 
@@ -270,8 +292,8 @@ class LinearChain(nn.Module):
                 steps.extend(run)
             run.clear()
 
-        for layer, shape in zip(self.layers, shapes):
-            if layer.choice.get(shape) == "simd-csr":
+        for layer, chained in zip(self.layers, in_chain):
+            if chained:
                 run.append(layer)
             else:
                 flush()
