@@ -373,7 +373,7 @@ def test_linear_chain_runs_an_mlp_in_one_call(threads, monkeypatch):
     try:
         torch.set_num_threads(threads)
         S = sparsify(G, "simd-csr")
-        assert isinstance(S.net[0], runtime.LinearChain) and all(isinstance(S.net[i], nn.Identity) for i in (3, 6, 9))
+        assert isinstance(S.net[0], runtime.LinearChain) and len(S.net) == 1  # the placeholders removed
         with torch.no_grad():
             for bs in (1, 3, 70):
                 z = torch.randn(bs, G.z_dim)

@@ -575,8 +575,8 @@ def sparsify(G: nn.Module, mode: str = "auto", *, fold_bn: bool = True, fuse_act
 
 def _chain_linear_runs(seq: nn.Sequential) -> None:
     """Runs of two or more SparseLinear children with only Identities between them become one
-    :class:`LinearChain` in the first one's place (the others Identities), for a forward that
-    calls the Sequential as a whole."""
+    :class:`LinearChain` in the first one's place, for a forward that calls the Sequential as a
+    whole; the Identities (folded BNs, fused activations, chained layers) are then removed."""
     names = [n for n in seq._modules if not isinstance(seq._modules[n], nn.Identity)]
     runs, current = [], []
     for n in names:
@@ -586,10 +586,14 @@ def _chain_linear_runs(seq: nn.Sequential) -> None:
             runs.append(current)
             current = []
     runs.append(current)
-    for run in (r for r in runs if len(r) >= 2):
+    chained = [r for r in runs if len(r) >= 2]
+    for run in chained:
         seq._modules[run[0]] = LinearChain([seq._modules[n] for n in run])
         for n in run[1:]:
             seq._modules[n] = nn.Identity()
+    if chained:  # the forward calls the Sequential whole (see sparsify): its placeholders can go, ~1 us each
+        for n in [n for n, m in seq._modules.items() if isinstance(m, nn.Identity)]:
+            del seq._modules[n]
 
 
 def choices(G: nn.Module) -> dict[str, dict]:
