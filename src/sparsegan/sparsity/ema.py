@@ -44,7 +44,7 @@ class SparseEMA:
         """The masks changed at G step ``step``: pruned weights leave the average (0), grown ones
         take their current value (0, T = 0) and restart their average at the next step (T = 1)."""
         ema_params = dict(self.model.named_parameters())
-        for name, mask in masks.masks.items():
+        for name in masks.masks:
             p_ema, p = ema_params[name], masks.params[name]
             g = grown.get(name)
             if g is not None and count_true(g):
@@ -52,7 +52,7 @@ class SparseEMA:
                 if self.sparse:
                     marks = self._fresh.setdefault(step, {})
                     marks[name] = g.clone() if name not in marks else marks[name] | g
-            p_ema.mul_(mask)
+            p_ema.mul_(masks.factor(name).to(p_ema.dtype))
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int, masks: MaskSet | None = None) -> None:

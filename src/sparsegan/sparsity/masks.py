@@ -145,6 +145,11 @@ class MaskSet:
         prev = self.ever_active.get(name)
         self.ever_active[name] = mask.clone() if prev is None else prev | mask
 
+    def factor(self, name: str) -> Tensor:
+        """Layer ``name``'s mask in its weight's dtype (1 active, 0 inactive): multiplying by it is
+        several times faster than by the bool mask on the CPU."""
+        return self._factors[name]
+
     def restart_history(self, names: Iterable[str] | None = None) -> None:
         """Forget which weights were ever active (ITOP's record) for these layers (all by default):
         their history starts again from the current masks (a transferred ticket, a drawn early-bird

@@ -50,9 +50,17 @@ def _group_of(optimizer: torch.optim.Optimizer, param: Tensor) -> dict:
 
 @torch.no_grad()
 def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, entries: Tensor) -> None:
-    """Zero the optimizer's per-entry history of ``param`` where ``entries`` is True."""
-    for buf in _moments(optimizer, param).values():
-        buf.masked_fill_(entries, 0.0)
+    """Zero the optimizer's per-entry history of ``param`` where ``entries`` is True (by index: a
+    topology update's removals are a few % of the layer, and a bool-masked fill reads all of it)."""
+    moments = _moments(optimizer, param)
+    if not moments:
+        return
+    idx = entries.reshape(-1).nonzero().squeeze(1)
+    for buf in moments.values():
+        if buf.is_contiguous():
+            buf.view(-1).index_fill_(0, idx, 0.0)
+        else:
+            buf.masked_fill_(entries, 0.0)
 
 
 @torch.no_grad()
