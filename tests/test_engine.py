@@ -246,7 +246,8 @@ def test_broadcast_masks_under_torch_distributed(tmp_path):
            str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     # on failure, every line that says why (a rank's abort message sits mid-stream, not at the end)
-    why = [line for line in proc.stderr.splitlines() if any(w in line for w in ("rror", "terminate", "abort", "what()"))]
+    words = ("rror", "terminate", "abort", "what()")
+    why = [line for line in proc.stderr.splitlines() if any(w in line for w in words)]
     assert proc.returncode == 0, "\n".join(why[:40]) + "\n...\n" + proc.stderr[-1500:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
