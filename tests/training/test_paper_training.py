@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from test_data_cifar_folder import write_cifar
 
+from cifar_files import write_cifar
 from run_checks import assert_inactive_zero
 from sparsegan.cli import main
 from sparsegan.training import read_records
