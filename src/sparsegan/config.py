@@ -25,6 +25,7 @@ from sparsegan.errors import UserError
 from sparsegan.methods import METHODS
 from sparsegan.methods.adapt import AdaptOptions
 from sparsegan.methods.base import (
+    BlockOptions,
     PruneNetsOptions,
     RankingOptions,
     RegrowthStateOptions,
@@ -45,7 +46,7 @@ from sparsegan.protocols import DEFAULT_METRICS, SPLITS
 # its owner (a method's own in its module, shared ones in methods/base.py); a method lists the groups
 # it takes (``Method.options``), so what has no effect for a method is known from that alone.
 METHOD_GROUPS: tuple[type[Options], ...] = (
-    SparsityOptions, ScheduleOptions, ExploreOptions, RegrowthStateOptions, PFOptions, RankingOptions,
+    SparsityOptions, BlockOptions, ScheduleOptions, ExploreOptions, RegrowthStateOptions, PFOptions, RankingOptions,
     PruneNetsOptions, GMPOptions, IMPOptions, EarlyBirdOptions, ProbeOptions, AdaptOptions, TransferOptions,
 )
 

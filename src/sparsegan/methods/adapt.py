@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS
+from sparsegan.methods.base import METHODS, BlockOptions
 from sparsegan.methods.stu import STUGAN
 from sparsegan.options import Options, option
 from sparsegan.sparsity import grow_to, prune_and_regrow, prune_once, target_counts
@@ -56,7 +56,8 @@ class AdaptOptions(Options):
 @METHODS.register("adapt")
 class ADAPT(STUGAN):
     name = "adapt"
-    options = (*STUGAN.options, AdaptOptions)
+    # ADAPT ranks over all of a net's layers at once; block masks are updated per layer
+    options = (*(g for g in STUGAN.options if g is not BlockOptions), AdaptOptions)
     supports_autoencoders = False
 
     def __init__(self, cfg):

@@ -24,6 +24,7 @@ from sparsegan.methods.transfer import TransferOptions
 from sparsegan.options import Options, option
 from sparsegan.registry import Registry
 from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
+from sparsegan.sparsity.blocks import Blocks
 
 
 # --- the options several methods share (a method's own live in its module) ------------------
@@ -45,6 +46,21 @@ class SparsityOptions(Options):
     def validate(self) -> None:
         self.require_fraction("sparsity_g")
         self.require_fraction("sparsity_d")
+
+
+@dataclass
+class BlockOptions(Options):
+    """The methods whose masks can be made of blocks (static, stu)."""
+
+    title: ClassVar[str] = "mask granularity"
+    mask_block: str = option("1x1", "keep and prune weights in RxC blocks of each weight's matrix view (out x in "
+                             "for Linear, out x in*k*k for convs), e.g. 1x4; 1x1: weight by weight")
+
+    def validate(self) -> None:
+        try:
+            Blocks.parse(self.mask_block)
+        except ValueError as e:
+            raise UserError(f"--mask-block: {e}") from None
 
 
 @dataclass
@@ -201,7 +217,8 @@ class Method:
         if s == 0.0:
             return MaskSet.dense(params)
         return MaskSet.random(
-            params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator
+            params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator,
+            blocks=Blocks.parse(getattr(self.cfg, "mask_block", "1x1")) if BlockOptions in self.options else Blocks(),
         )
 
     def phases(self) -> list[dict[str, Any]]:
@@ -264,4 +281,10 @@ class Method:
 
 
 METHODS: Registry[type[Method]] = Registry("method")
-METHODS.register("static")(Method)
+
+
+@METHODS.register("static")
+class Static(Method):
+    """Static sparse training: the initial masks, kept."""
+
+    options = (*Method.options, BlockOptions)

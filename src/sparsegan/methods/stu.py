@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, RegrowthStateOptions, TopologyEvent, net_names
+from sparsegan.methods.base import METHODS, BlockOptions, Method, RegrowthStateOptions, TopologyEvent, net_names
 from sparsegan.methods.prune_at_init import ProbeOptions
 from sparsegan.options import Options, option
 from sparsegan.sparsity import hessian_gradient, prune_and_regrow
@@ -46,7 +46,7 @@ class ExploreOptions(Options):
 @METHODS.register("stu")
 class STUGAN(Method):
     name = "stu"
-    options = (*Method.options, ExploreOptions, RegrowthStateOptions, ProbeOptions)
+    options = (*Method.options, BlockOptions, ExploreOptions, RegrowthStateOptions, ProbeOptions)
 
     #: How prune-and-regrow ranks: per layer (STU-GAN, RigL) or over all of a net's layers (ADAPT).
     ranking = "layer"

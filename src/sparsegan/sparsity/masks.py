@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from sparsegan.sparsity.blocks import Blocks
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts
 from sparsegan.sparsity.topk import count_true, topk_mask
 
@@ -87,9 +88,11 @@ class _Counts:
 class MaskSet:
     """One bool mask per prunable weight of one net, and the masks' history (ever active)."""
 
-    def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, Tensor]):
+    def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, Tensor], *,
+                 blocks: Blocks = Blocks()):
         if set(params) != set(masks):
             raise ValueError("params and masks must have the same names")
+        self.blocks = blocks  # the granularity every mask decision is made in (sparsity.blocks)
         self.params = dict(params)
         self.masks: dict[str, Tensor] = {}
         self._factors: dict[str, Tensor] = {}
@@ -101,8 +104,8 @@ class MaskSet:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def dense(cls, params: Mapping[str, nn.Parameter]) -> "MaskSet":
-        return cls(params, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()})
+    def dense(cls, params: Mapping[str, nn.Parameter], *, blocks: Blocks = Blocks()) -> "MaskSet":
+        return cls(params, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, blocks=blocks)
 
     @classmethod
     def random(
@@ -113,22 +116,28 @@ class MaskSet:
         *,
         power_scale: float = 1.0,
         generator: torch.Generator | None = None,
+        blocks: Blocks = Blocks(),
     ) -> "MaskSet":
-        """Random masks with exact per-layer counts from a distribution (no Bernoulli draws)."""
+        """Random masks with exact per-layer counts from a distribution (no Bernoulli draws); with
+        ``blocks``, the nearest whole number of blocks to each count."""
         counts = target_counts(params, sparsity, distribution, power_scale=power_scale)
-        return cls.random_with_counts(params, counts, generator=generator)
+        return cls.random_with_counts(params, counts, generator=generator, blocks=blocks)
 
     @classmethod
     def random_with_counts(
-        cls, params: Mapping[str, nn.Parameter], counts: Mapping[str, int], *, generator: torch.Generator | None = None
+        cls, params: Mapping[str, nn.Parameter], counts: Mapping[str, int], *, generator: torch.Generator | None = None,
+        blocks: Blocks = Blocks(),
     ) -> "MaskSet":
-        """Uniformly random masks with the given exact active count per layer."""
+        """Uniformly random masks with the given exact active count per layer (in entries; with
+        ``blocks``, the nearest whole number of blocks)."""
         masks = {}
+        if not blocks.unstructured:
+            counts = blocks.block_counts(counts, {n: p.shape for n, p in params.items()})
         for n, p in params.items():
             # Scores drawn on the CPU so the same seed gives the same masks on every device.
-            scores = torch.rand(p.shape, generator=generator)
-            masks[n] = topk_mask(scores, counts[n]).to(p.device)
-        return cls(params, masks)
+            scores = torch.rand(blocks.grid(p.shape) if not blocks.unstructured else p.shape, generator=generator)
+            masks[n] = blocks.expand(topk_mask(scores, counts[n]), p).to(p.device)
+        return cls(params, masks, blocks=blocks)
 
     # --- mask edits ---------------------------------------------------------------------
     def set_mask(self, name: str, mask: Tensor) -> None:
@@ -136,6 +145,8 @@ class MaskSet:
         if mask.shape != p.shape:
             raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(p.shape)}")
         mask = mask.to(device=p.device, dtype=torch.bool)
+        if not self.blocks.is_blocked(mask):
+            raise ValueError(f"mask for {name!r} is not made of {self.blocks} blocks")
         old = self.masks.get(name)
         if old is not None:
             gone = old & ~mask

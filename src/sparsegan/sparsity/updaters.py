@@ -83,6 +83,11 @@ def prune_and_regrow(
     prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
     grads = dense_grads or {}
     prune_in = grads if prune_inputs is None else prune_inputs
+    if not masks.blocks.unstructured:
+        if ranking != "layer":
+            raise ValueError(f"block masks ({masks.blocks}) are updated per layer, not with ranking {ranking!r}")
+        return _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
+                                        generator)
     old = dict(masks.masks)
     active = masks.layer_active()
     if ranking == "global":
@@ -130,6 +135,40 @@ def prune_and_regrow(
         # |now| = |old & now| + |new|, so the removed count |old| - |old & now| needs no third count
         n_now, n_new = masks.layer_active()[name], new_idx.numel()
         changes.append(LayerChange(name, n_now, active[name] - n_now + n_new, n_new))
+        grown_entries[name] = new
+    masks.apply_()
+    return changes, grown_entries
+
+
+def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
+                             generator) -> tuple[list[LayerChange], dict[str, Tensor]]:
+    """prune_and_regrow per layer in block units (masks.blocks): a block's score is the sum of its
+    entries' scores; the fraction is of the layer's active blocks. The rest as unstructured."""
+    blocks = masks.blocks
+    changes, grown_entries = [], {}
+    for name, param in masks.params.items():
+        old = masks.masks[name]
+        old_b = blocks.pool_mask(old)
+        active_b = count_true(old_b)
+        swaps = int(fraction * active_b) if active_b < old_b.numel() else 0
+        n_old = count_true(old)
+        if swaps == 0:
+            changes.append(LayerChange(name, n_old, 0, 0))
+            grown_entries[name] = torch.zeros_like(old)
+            continue
+        state = criterion_state(optimizer, param)
+        keep_b = blocks.pool(prune_fn(param, prune_in.get(name), state, generator))
+        kept_b = mask_of(topk_within(keep_b, old_b, active_b - swaps), keep_b)
+        grow_b = blocks.pool(grow_fn(param, grads.get(name), state, generator))
+        grown_b = mask_of(topk_within(grow_b, ~kept_b, swaps), grow_b)
+        now = blocks.expand(kept_b | grown_b, old)
+        new = now & ~old  # really new connections
+        masks.set_mask(name, now)
+        param.data.masked_fill_(new, 0.0)
+        if reset_state and optimizer is not None:
+            start_regrown_state(optimizer, param, new, grads.get(name), active=old)
+        n_now, n_new = count_true(now), count_true(new)
+        changes.append(LayerChange(name, n_now, n_old - n_now + n_new, n_new))
         grown_entries[name] = new
     masks.apply_()
     return changes, grown_entries
