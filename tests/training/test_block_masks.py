@@ -65,3 +65,14 @@ def test_resume_with_block_masks_is_bitwise_exact(data, tmp_path):
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), f
     masks = load_file(tmp_path / "resumed" / "final" / "masks.safetensors")
     assert all(Blocks(1, 4).is_blocked(m.bool()) for k, m in masks.items() if k.startswith("G."))
+
+
+def test_an_unstructured_ticket_is_refused_by_a_block_run_in_one_line(data, tmp_path, capsys):
+    base = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "16", "--batch-size", "16",
+            "--steps", "2", "--no-progress"]
+    assert main([*base, "--method", "stu", "--sparsity-g", "0.75", "--out", str(tmp_path / "src")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--method", "static", "--sparsity-g", "0.75", "--mask-block", "1x4",
+                 "--masks-from", str(tmp_path / "src"), "--out", str(tmp_path / "dst")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not made of 1x4 blocks" in err[0]
