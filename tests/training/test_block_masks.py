@@ -76,3 +76,24 @@ def test_an_unstructured_ticket_is_refused_by_a_block_run_in_one_line(data, tmp_
                  "--masks-from", str(tmp_path / "src"), "--out", str(tmp_path / "dst")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not made of 1x4 blocks" in err[0]
+
+
+@pytest.mark.parametrize("ranking", ["uniform", "global"])
+def test_gmp_and_pf_prune_whole_blocks(data, tmp_path, ranking):
+    # Gradual (GMP) and one-shot (PF, from a dense run) magnitude pruning in block units: the
+    # masks end made of blocks at the target density, per layer (uniform) or over the net (global).
+    from safetensors.torch import load_file
+
+    base = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "16", "--batch-size", "16",
+            "--no-progress", "--sparsity-g", "0.75"]
+    assert main([*base, "--method", "gmp", "--mask-block", "1x4", "--ranking", ranking, "--steps", "8",
+                 "--gmp-prunes", "3", "--out", str(tmp_path / "gmp")]) == 0
+    assert main([*base, "--method", "dense", "--steps", "3", "--out", str(tmp_path / "dense")]) == 0
+    assert main([*base, "--method", "pf", "--mask-block", "1x4", "--ranking", ranking,
+                 "--from", str(tmp_path / "dense"), "--steps", "2", "--out", str(tmp_path / "pf")]) == 0
+    for run in ("gmp", "pf"):
+        masks = {k: m.bool() for k, m in load_file(tmp_path / run / "final" / "masks.safetensors").items()
+                 if k.startswith("G.")}
+        assert all(Blocks(1, 4).is_blocked(m) for m in masks.values()), run
+        density = sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+        assert abs(density - 0.25) < 0.02, (run, density)

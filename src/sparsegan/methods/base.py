@@ -50,7 +50,7 @@ class SparsityOptions(Options):
 
 @dataclass
 class BlockOptions(Options):
-    """The methods whose masks can be made of blocks (static, stu)."""
+    """The methods whose masks can be made of blocks (static, stu, pf, gmp)."""
 
     title: ClassVar[str] = "mask granularity"
     mask_block: str = option("1x1", "keep and prune weights in RxC blocks of each weight's matrix view (out x in "
@@ -215,11 +215,16 @@ class Method:
     def initial_masks(self, net: str, params: dict[str, nn.Parameter]) -> MaskSet:
         s = self.target_sparsity(net)
         if s == 0.0:
-            return MaskSet.dense(params)
+            return MaskSet.dense(params, blocks=self.blocks)
         return MaskSet.random(
             params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator,
-            blocks=Blocks.parse(getattr(self.cfg, "mask_block", "1x1")) if BlockOptions in self.options else Blocks(),
+            blocks=self.blocks,
         )
+
+    @property
+    def blocks(self) -> Blocks:
+        """The mask granularity (--mask-block), for the methods that take it."""
+        return Blocks.parse(getattr(self.cfg, "mask_block", "1x1")) if BlockOptions in self.options else Blocks()
 
     def phases(self) -> list[dict[str, Any]]:
         """Training phases outside this run's loop (e.g. PF's dense pre-training), for FLOPs

@@ -24,6 +24,7 @@ from typing import ClassVar
 from sparsegan.errors import UserError
 from sparsegan.methods.base import (
     METHODS,
+    BlockOptions,
     Method,
     RankingOptions,
     RegrowthStateOptions,
@@ -54,7 +55,7 @@ class GMPOptions(Options):
 class GradualMagnitudePruning(Method):
     name = "gmp"
     # Its own schedule, not Delta T's.
-    options = (SparsityOptions, TransferOptions, RankingOptions, RegrowthStateOptions, GMPOptions)
+    options = (SparsityOptions, BlockOptions, TransferOptions, RankingOptions, RegrowthStateOptions, GMPOptions)
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -67,7 +68,7 @@ class GradualMagnitudePruning(Method):
                             "(lengthen --steps or the window, or shorten --gmp-interval)")
 
     def initial_masks(self, net, params):
-        return MaskSet.dense(params)
+        return MaskSet.dense(params, blocks=self.blocks)
 
     @property
     def window(self) -> tuple[int, int]:

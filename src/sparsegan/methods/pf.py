@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, PruneNetsOptions, RankingOptions, net_names
+from sparsegan.methods.base import METHODS, BlockOptions, Method, PruneNetsOptions, RankingOptions, net_names
 from sparsegan.methods.transfer import read_final
 from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, prune_once
@@ -39,7 +39,7 @@ class PFOptions(Options):
 @METHODS.register("pf")
 class PruneFinetune(Method):
     name = "pf"
-    options = (*Method.options, RankingOptions, PruneNetsOptions, PFOptions)
+    options = (*Method.options, BlockOptions, RankingOptions, PruneNetsOptions, PFOptions)
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -62,7 +62,7 @@ class PruneFinetune(Method):
         return super().target_sparsity(net) if net in net_names(self.cfg.prune_nets, self.nets) else 0.0
 
     def initial_masks(self, net, params):
-        return MaskSet.dense(params)
+        return MaskSet.dense(params, blocks=self.blocks)
 
     def setup(self, ctx) -> None:
         if self.cfg.from_run:

@@ -174,6 +174,24 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
     return changes, grown_entries
 
 
+def _magnitude_prune_blocks(masks: MaskSet, counts: Mapping[str, int] | int, raw: Mapping[str, Tensor]) -> None:
+    """magnitude_prune_to in block units (masks.blocks): a block's score is the sum of its entries'
+    scores, counts are rounded to whole blocks, only active blocks compete."""
+    b = masks.blocks
+    old_b = {n: b.pool_mask(masks.masks[n]) for n in masks.params}
+    ranked = {n: _minus_inf_where(b.pool(raw[n]), ~old_b[n]) for n in masks.params}
+    if isinstance(counts, int):
+        active = sum(count_true(m) for m in old_b.values())
+        chosen = global_topk_masks(ranked, min(round(counts / (b.rows * b.cols)), active))
+        new = {n: chosen[n] & old_b[n] for n in masks.params}
+    else:
+        blocks = b.block_counts(counts, {n: p.shape for n, p in masks.params.items()})
+        new = {n: topk_mask(ranked[n], min(blocks[n], count_true(old_b[n]))) for n in masks.params}
+    for n, m in new.items():
+        masks.set_mask(n, b.expand(m, masks.masks[n]))
+    masks.apply_()
+
+
 @torch.no_grad()
 def magnitude_prune_to(
     masks: MaskSet,
@@ -184,6 +202,9 @@ def magnitude_prune_to(
     """Prune to exact active counts by score (default |w|): a dict of per-layer counts ranks
     layer-wise, a single int ranks globally across all layers. Only active weights compete."""
     raw = scores if scores is not None else {n: p.detach().abs() for n, p in masks.params.items()}
+    if not masks.blocks.unstructured:
+        _magnitude_prune_blocks(masks, counts, raw)
+        return
     ranked = {n: _minus_inf_where(raw[n], ~masks.masks[n]) for n in masks.params}
     if isinstance(counts, int):
         new = global_topk_masks(ranked, counts)
