@@ -208,6 +208,7 @@ def test_misuse_of_nets_and_optimizers():
 
 
 _DDP_WORKER = """
+import os
 import sys
 
 import torch
@@ -228,7 +229,11 @@ torch.save(dict(sparse.masks["net"].masks), f"{sys.argv[1]}/rank{rank}.pt")
 assert all(bool((p[m == 0] == 0).all()) for p, m in
            zip(sparse.masks["net"].params.values(), sparse.masks["net"].masks.values()))
 dist.barrier()
-dist.destroy_process_group()
+# Leave at once, both ranks done: gloo's teardown at interpreter exit has aborted a rank now and then
+# ("terminate called without an active exception"), a PyTorch race this test is not about.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
 """
 
 
