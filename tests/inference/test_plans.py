@@ -57,14 +57,18 @@ def test_unreadable_or_foreign_entries_only_cost_a_calibration(tmp_path):
 
 
 def test_the_cache_can_be_turned_off_or_moved(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", "off")
-    assert not PlanCache.default().enabled
-    S, _ = _first_call(_generator(), True)
-    assert all(not c["from_plan_cache"] for c in choices(S).values())
     moved = tmp_path / "elsewhere.json"
     monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", str(moved))
     _first_call(_generator(), True)
     assert moved.exists()
+    S, _ = _first_call(_generator(), True)
+    assert all(c["from_plan_cache"] for c in choices(S).values())  # read back from the moved file
+    monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", "off")
+    assert not PlanCache.default().enabled
+    written = moved.read_text()
+    S, _ = _first_call(_generator(), True)
+    assert all(c["timings_ms"] and not c["from_plan_cache"] for c in choices(S).values())  # not read
+    assert moved.read_text() == written  # nor written
 
 
 def test_a_second_process_does_not_calibrate(tmp_path):

@@ -114,7 +114,10 @@ def test_topk_within_equals_the_masked_topk():
     # The weights kept at an update are selected among the active entries only: the same set as
     # the top-k of the scores with -inf outside them, including ties, and (falling back) where k
     # reaches into -inf scores or a score is NaN.
-    from sparsegan.sparsity.topk import topk_mask_within
+    from sparsegan.sparsity.topk import mask_of, topk_within
+
+    def topk_mask_within(scores, where, k):
+        return mask_of(topk_within(scores, where, k), scores)
 
     g = torch.Generator().manual_seed(2)
     for trial in range(300):
@@ -133,7 +136,10 @@ def test_topk_within_equals_the_masked_topk():
 def test_topk_within_growth_sized_cases_match_the_masked_topk():
     # Regrowth: a few hundred of ~20,000 candidates (the bracketed path), with ties, -inf among the
     # candidates, and a sample that misleads (the exact path takes over).
-    from sparsegan.sparsity.topk import _SAMPLE, topk_mask_within
+    from sparsegan.sparsity.topk import _SAMPLE, mask_of, topk_within
+
+    def topk_mask_within(scores, where, k):
+        return mask_of(topk_within(scores, where, k), scores)
 
     g = torch.Generator().manual_seed(3)
     n = 5 * _SAMPLE + 3

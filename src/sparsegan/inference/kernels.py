@@ -158,13 +158,11 @@ class SparseMatrix:
     def row_blocks(self, n: int) -> list[tuple[int, int, sp.csr_matrix]]:
         """``n`` row ranges with about equal non-zero counts (balanced work per thread)."""
         if n not in self._blocks:
-            a = self.scipy_csr
-            cuts = np.searchsorted(a.indptr, np.linspace(0, a.nnz, n + 1)).clip(0, a.shape[0])
-            cuts[0], cuts[-1] = 0, a.shape[0]
+            a, cuts = self.scipy_csr, simd_kernel.balanced_cuts(self.scipy_csr.indptr, n)
             self._blocks[n] = [(int(r0), int(r1), a[r0:r1]) for r0, r1 in zip(cuts[:-1], cuts[1:]) if r1 > r0]
         return self._blocks[n]
 
-    def simd_bound(self, epilogue: Epilogue | None) -> Callable[[np.ndarray, np.ndarray, int, int], None]:
+    def simd_bound(self, epilogue: Epilogue | None) -> simd_kernel.Bound:
         """The AVX2 kernel bound to this matrix and epilogue; binding checks the whole matrix, so
         it happens once per epilogue, not per call."""
         key = id(epilogue)

@@ -29,20 +29,23 @@ FORMAT = 1
 OFF = ("off", "0", "false", "no", "none")
 
 
-def machine_key() -> str:
-    """What makes timings of this process comparable with another's: CPU model and count, the
-    software that runs the kernels."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key() -> str:
+    """What makes timings of this process comparable with another's: CPU model and count, the
+    software that runs the kernels."""
     from sparsegan import __version__
 
-    return f"{cpu}|{os.cpu_count()}|torch {torch.__version__}|sparsegan {__version__}"
+    return f"{cpu_model()}|{os.cpu_count()}|torch {torch.__version__}|sparsegan {__version__}"
 
 
 class PlanCache:

@@ -97,29 +97,28 @@ class Bound:
         return y
 
     def cuts(self, blocks: int) -> np.ndarray:
-        """Row cuts of ``blocks`` blocks with about equal non-zero counts (int64, 0 .. rows)."""
+        """Row cuts of ``blocks`` blocks of about equal work (:func:`balanced_cuts`), kept."""
         if blocks not in self._cuts:
-            nnz = int(self.indptr[-1])
-            cuts = np.searchsorted(self.indptr, np.linspace(0, nnz, blocks + 1)).clip(0, self.rows).astype(np.int64)
-            cuts[0], cuts[-1] = 0, self.rows
-            self._cuts[blocks] = np.maximum.accumulate(cuts)
+            self._cuts[blocks] = balanced_cuts(self.indptr, blocks)
         return self._cuts[blocks]
 
-    def parallel(self, X: np.ndarray, Y: np.ndarray, threads: int) -> None:
-        """All rows on ``threads`` OpenMP threads (PyTorch's intra-op threads), which take row blocks
-        of about equal work (4 per thread) as they come free."""
-        self._check(X, Y, 0, self.rows)
-        cuts = self.cuts(4 * max(1, threads))
-        _csr_mm_parallel(*self.fixed, _pointer(X, np.float32), _pointer(Y, np.float32), X.shape[1],
-                         cuts.ctypes.data, len(cuts) - 1, threads)
+
+def balanced_cuts(indptr: np.ndarray, blocks: int) -> np.ndarray:
+    """Row cuts (int64, 0 .. rows, non-decreasing) of ``blocks`` row blocks of a CSR matrix with
+    about equal non-zero counts: balanced work per thread."""
+    rows = len(indptr) - 1
+    cuts = np.searchsorted(indptr, np.linspace(0, int(indptr[-1]), blocks + 1)).clip(0, rows).astype(np.int64)
+    cuts[0], cuts[-1] = 0, rows
+    return np.maximum.accumulate(cuts)
 
 
 def bind(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bias: np.ndarray, act: int, slope: float,
          k: int) -> Bound:
     """The kernel for a fixed CSR matrix A with ``k`` columns and a fixed epilogue: ``bound(X, Y, r0,
-    r1)`` computes ``Y[r0:r1] = act(A[r0:r1] @ X + bias[r0:r1, None])``, ``bound.parallel(X, Y, threads)``
-    every row on the C kernel's threads. Everything about A is checked here once, X, Y and the cuts
-    on every call: a wrong pointer would be memory corruption, not an exception.
+    r1)`` computes ``Y[r0:r1] = act(A[r0:r1] @ X + bias[r0:r1, None])`` on numpy arrays,
+    ``bound.tensor(x, threads)`` every row of a tensor on OpenMP threads. Everything about A is
+    checked here once, the inputs on every call: a wrong pointer would be memory corruption, not an
+    exception.
     The caller keeps the arrays alive (the runtime's SparseMatrix and Epilogue own them)."""
     if _csr_mm is None:
         raise RuntimeError("the AVX2 kernel is not available here (not built, or no AVX2/FMA)")

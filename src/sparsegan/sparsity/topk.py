@@ -146,11 +146,6 @@ def mask_of(indices: Tensor, like: Tensor) -> Tensor:
     return mask.index_fill_(0, indices, True).view(like.shape)
 
 
-def topk_mask_within(scores: Tensor, where: Tensor, k: int) -> Tensor:
-    """:func:`topk_within` as a mask of ``scores``' shape."""
-    return mask_of(topk_within(scores, where, k), scores)
-
-
 def global_topk_masks(scores: Mapping[str, Tensor], k: int) -> dict[str, Tensor]:
     """Masks keeping the ``k`` largest scores across all tensors together (global ranking)."""
     names = list(scores)

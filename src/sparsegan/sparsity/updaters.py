@@ -43,6 +43,23 @@ def _zero_at(param: Tensor, idx: Tensor) -> None:
         param.data.masked_fill_(mask_of(idx, param), 0.0)
 
 
+def _commit(masks: MaskSet, name: str, now: Tensor, new_idx: Tensor, grad: Tensor | None,
+            optimizer: torch.optim.Optimizer | None, *, active_idx: Tensor | None = None) -> tuple[LayerChange, Tensor]:
+    """Layer ``name``'s new mask ``now``, with ``new_idx`` the flat indices of its really new
+    connections: they start at 0 and, given an optimizer, with a fresh weight's history. Returns
+    the layer's change and its new entries (for SEMA)."""
+    old, param = masks.masks[name], masks.params[name]
+    n_old = masks.layer_active()[name]
+    new = mask_of(new_idx, old)
+    masks.set_mask(name, now)
+    _zero_at(param, new_idx)
+    if optimizer is not None:
+        start_regrown_state(optimizer, param, new, grad, active=old, entries_idx=new_idx, active_idx=active_idx)
+    # |now| = |old & now| + |new|, so the removed count |old| - |old & now| needs no third count
+    n_now, n_new = masks.layer_active()[name], new_idx.numel()
+    return LayerChange(name, n_now, n_old - n_now + n_new, n_new), new
+
+
 @torch.no_grad()
 def prune_and_regrow(
     masks: MaskSet,
@@ -118,24 +135,17 @@ def prune_and_regrow(
         grown_idx = {n: topk_within(grow_scores[n], ~kept[n], swaps[n]) for n in moving}
     del grow_scores
     changes, grown_entries = [], {}
-    for name, param in masks.params.items():
+    for name in masks.params:
         if name not in kept:
             changes.append(LayerChange(name, active[name], 0, 0))
             grown_entries[name] = torch.zeros_like(old[name])
             continue
         # really new connections; grown weights that were active were dropped and taken back
         new_idx = grown_idx[name][~old[name].reshape(-1)[grown_idx[name]]]
-        new = mask_of(new_idx, old[name])
         now = kept[name] | mask_of(grown_idx[name], old[name])
-        masks.set_mask(name, now)
-        _zero_at(param, new_idx)
-        if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, new, grads.get(name), active=old[name],
-                                entries_idx=new_idx, active_idx=old_idx.get(name))
-        # |now| = |old & now| + |new|, so the removed count |old| - |old & now| needs no third count
-        n_now, n_new = masks.layer_active()[name], new_idx.numel()
-        changes.append(LayerChange(name, n_now, active[name] - n_now + n_new, n_new))
-        grown_entries[name] = new
+        change, grown_entries[name] = _commit(masks, name, now, new_idx, grads.get(name),
+                                              optimizer if reset_state else None, active_idx=old_idx.get(name))
+        changes.append(change)
     masks.apply_()
     return changes, grown_entries
 
@@ -151,9 +161,8 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
         old_b = blocks.pool_mask(old)
         active_b = count_true(old_b)
         swaps = int(fraction * active_b) if active_b < old_b.numel() else 0
-        n_old = count_true(old)
         if swaps == 0:
-            changes.append(LayerChange(name, n_old, 0, 0))
+            changes.append(LayerChange(name, masks.layer_active()[name], 0, 0))
             grown_entries[name] = torch.zeros_like(old)
             continue
         state = criterion_state(optimizer, param)
@@ -162,14 +171,10 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
         grow_b = blocks.pool(grow_fn(param, grads.get(name), state, generator))
         grown_b = mask_of(topk_within(grow_b, ~kept_b, swaps), grow_b)
         now = blocks.expand(kept_b | grown_b, old)
-        new = now & ~old  # really new connections
-        masks.set_mask(name, now)
-        param.data.masked_fill_(new, 0.0)
-        if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, new, grads.get(name), active=old)
-        n_now, n_new = count_true(now), count_true(new)
-        changes.append(LayerChange(name, n_now, n_old - n_now + n_new, n_new))
-        grown_entries[name] = new
+        new_idx = (now & ~old).reshape(-1).nonzero().squeeze(1)  # really new connections
+        change, grown_entries[name] = _commit(masks, name, now, new_idx, grads.get(name),
+                                              optimizer if reset_state else None)
+        changes.append(change)
     masks.apply_()
     return changes, grown_entries
 
