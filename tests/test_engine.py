@@ -261,3 +261,36 @@ def test_broadcast_masks_under_torch_distributed(tmp_path):
     before = {k: m.clone() for k, m in sparse.masks["net"].masks.items()}
     sparse.broadcast_masks()
     assert all(torch.equal(before[k], m) for k, m in sparse.masks["net"].masks.items())
+
+
+def test_an_update_on_a_layer_sized_weight_is_the_stable_sorts_choice():
+    # A 200,000-weight layer (20,000 active), large enough for both selections' sampled windows
+    # (topk._SAMPLE); a user's loop in the
+    # real order (backward, optimizer step, sparse.step()). The update keeps exactly the active
+    # weights a stable sort of |w| keeps and grows exactly the top |dense gradient| among the others.
+    from sparsegan.sparsity.topk import topk_indices
+
+    torch.manual_seed(0)
+    net = nn.Linear(500, 400)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.9}, steps=40, seed=0,
+                            update_interval=2)
+    masks = sparse.masks["net"]
+    g = torch.Generator().manual_seed(1)
+    for step in (1, 2):
+        x = torch.randn(32, 500, generator=g)
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        dense_grad = net.weight.grad.clone()  # before the optimizer step masks it
+        opt.step()
+        old, w = masks.masks["weight"].clone(), net.weight.detach().clone()
+        sparse.step()
+    active = int(old.sum())
+    swaps = int(sparse.method.schedule.fraction(2) * active)
+    assert active == 20000 and swaps > 0
+    kept = torch.zeros(200000, dtype=torch.bool)
+    kept[topk_indices(w.abs().masked_fill(~old, float("-inf")), active - swaps)] = True
+    grown = torch.zeros(200000, dtype=torch.bool)
+    grown[topk_indices(dense_grad.abs().reshape(-1).masked_fill(kept, float("-inf")), swaps)] = True
+    assert torch.equal(masks.masks["weight"].reshape(-1), kept | grown)
+    assert int(masks.masks["weight"].sum()) == active
