@@ -265,9 +265,9 @@ def test_broadcast_masks_under_torch_distributed(tmp_path):
 
 def test_an_update_on_a_layer_sized_weight_is_the_stable_sorts_choice():
     # A 200,000-weight layer (20,000 active), large enough for both selections' sampled windows
-    # (topk._SAMPLE); a user's loop in the
-    # real order (backward, optimizer step, sparse.step()). The update keeps exactly the active
-    # weights a stable sort of |w| keeps and grows exactly the top |dense gradient| among the others.
+    # (topk._SAMPLE); a user's loop in the real order (backward, optimizer step, sparse.step()). The
+    # update keeps exactly the active weights a stable sort of |w| keeps and grows exactly the top
+    # |dense gradient| among the others.
     from sparsegan.sparsity.topk import topk_indices
 
     torch.manual_seed(0)
