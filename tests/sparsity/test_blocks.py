@@ -43,3 +43,32 @@ def test_random_block_masks_and_a_prune_and_regrow_keep_blocks():
     assert any(c.grown for c in changes)
     with pytest.raises(ValueError, match="not made of 1x4 blocks"):
         masks.set_mask("0.weight", torch.rand(32, 16) < 0.5)
+
+
+def test_transposed_conv_blocks_group_output_channels_by_hand():
+    # A transposed conv's weight is (in, out, k, k); its blocks are made in the out x (in k k) view,
+    # so a 2x1 block is two output channels at the same input channel and tap, as for a conv.
+    b = Blocks(2, 1, out_axis=1)
+    w = torch.arange(2 * 4 * 1 * 1, dtype=torch.float32).reshape(2, 4, 1, 1)  # in 2, out 4, 1x1 kernel
+    assert b.matrix_shape(w.shape) == (4, 2) and b.grid(w.shape) == (2, 2)
+    # view[o, i] = w[i, o]: w = [[0, 1, 2, 3], [4, 5, 6, 7]] -> block (0, 0) = outs 0-1 of in 0 = 0 + 1
+    assert b.pool(w).tolist() == [[1.0, 9.0], [5.0, 13.0]]
+    m = b.expand(torch.tensor([[True, False], [False, True]]), w)
+    assert m.shape == w.shape
+    assert m[:, :, 0, 0].tolist() == [[True, True, False, False], [False, False, True, True]]
+    assert b.is_blocked(m) and not Blocks(2, 1).is_blocked(m)  # in the weight's own (in, out) view it is 1x2
+
+    net = nn.Sequential(nn.ConvTranspose2d(8, 12, 4), nn.Conv2d(12, 4, 3))
+    params = prunable_parameters(net)
+    from sparsegan.sparsity import output_axes
+
+    axes = output_axes(net)
+    assert axes == {"0.weight": 1}
+    masks = MaskSet.random(params, 0.75, "uniform", generator=torch.Generator().manual_seed(0),
+                           blocks=Blocks(4, 1), out_axes=axes)
+    w_t = masks.masks["0.weight"].transpose(0, 1).reshape(12, -1)  # out x (in k k)
+    assert all(torch.equal(w_t[g * 4], w_t[g * 4 + r]) for g in range(3) for r in range(4))
+    conv = masks.masks["1.weight"].reshape(4, -1)
+    assert all(torch.equal(conv[0], conv[r]) for r in range(4))
+    with pytest.raises(ValueError, match="not made of 4x1 blocks"):
+        masks.set_mask("0.weight", torch.rand(8, 12, 4, 4, generator=torch.Generator().manual_seed(1)) > 0.5)

@@ -97,3 +97,89 @@ def test_gmp_and_pf_prune_whole_blocks(data, tmp_path, ranking):
         assert all(Blocks(1, 4).is_blocked(m) for m in masks.values()), run
         density = sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
         assert abs(density - 0.25) < 0.02, (run, density)
+
+
+def _g_masks(folder):
+    from safetensors.torch import load_file
+
+    return {k[2:]: m.bool() for k, m in load_file(folder / "masks.safetensors").items() if k.startswith("G.")}
+
+
+def _density(masks):
+    return sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+
+
+def test_dcgan_transposed_convs_get_blocks_of_output_channels(data, tmp_path):
+    # dcgan's G is made of transposed convs (weights stored in x out x k x k): a 4x1 block is four
+    # output channels at one input channel and tap, the rows the runtime's blocked kernel shares.
+    from sparsegan.sparsity import output_axes
+
+    seen = []
+    cfg = build_config({"data_root": str(data), "model": "dcgan", "model_width": 8, "batch_size": 8,
+                        "method": "stu", "sparsity_g": 0.75, "sparsity_d": 0.5, "steps": 4, "update_interval": 2,
+                        "mask_block": "4x1", "checkpoint_every": 100, "sample_every": 100,
+                        "out": str(tmp_path / "r")})
+    train(cfg, progress=False, on_step=lambda t: seen.append(
+        (output_axes(t.G), {n: m.clone() for n, m in t.method.masks["G"].masks.items()})))
+    axes, _ = seen[0]
+    assert axes and all(a == 1 for a in axes.values())  # the transposed convs
+    for axes, masks in seen:
+        for n, m in masks.items():
+            view = (m.transpose(0, 1) if axes.get(n) == 1 else m).reshape(m.shape[axes.get(n, 0)], -1)
+            rows = view.shape[0] - view.shape[0] % 4
+            assert all(torch.equal(view[r], view[r - r % 4]) for r in range(rows)), n
+    assert any(not torch.equal(seen[0][1][n], seen[-1][1][n]) for n in seen[0][1])  # STU-GAN moved blocks
+    assert abs(_density(seen[-1][1]) - 0.25) < 0.03
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "early_bird"])
+def test_pruning_at_init_and_early_bird_draw_block_masks(data, tmp_path, method):
+    base = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "16", "--batch-size", "16",
+            "--no-progress", "--sparsity-g", "0.75", "--mask-block", "1x4", "--steps", "6"]
+    extra = ["--eb-interval", "1", "--eb-window", "2", "--eb-threshold", "1.0"] if method == "early_bird" else []
+    assert main([*base, "--method", method, *extra, "--out", str(tmp_path / method)]) == 0
+    masks = _g_masks(tmp_path / method / "final")
+    assert all(Blocks(1, 4).is_blocked(m) for m in masks.values())
+    assert abs(_density(masks) - 0.25) < 0.02
+
+
+def test_snip_block_masks_keep_the_blocks_of_largest_summed_saliency(data, tmp_path):
+    # The block top-k by hand (SNIP's and GraSP's global ranking in blocks): score each 1x4 block by
+    # the sum of its entries' scores and keep the best blocks over the net.
+    from sparsegan.sparsity import MaskSet, magnitude_prune_to
+
+    scores = {"a": torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 5.0]]),
+              "b": torch.tensor([[0.5, 0.5, 0.5, 0.5, 2.0, 0.0, 0.0, 0.0]])}
+    params = {n: torch.nn.Parameter(torch.ones_like(s)) for n, s in scores.items()}
+    masks = MaskSet.dense(params, blocks=Blocks(1, 4))
+    magnitude_prune_to(masks, 8, scores=scores)  # 2 blocks of 4: sums a 4, 5; b 2, 2 -> a's two
+    assert masks.masks["a"].all() and not masks.masks["b"].any()
+
+
+def test_imp_rounds_and_random_control_in_blocks(data, tmp_path):
+    base = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "16", "--batch-size", "16",
+            "--no-progress", "--method", "imp", "--sparsity-g", "0.36", "--steps", "2", "--mask-block", "1x4"]
+    imp = tmp_path / "imp"
+    assert main([*base, "--out", str(imp)]) == 0
+    assert main([*base, "--imp-control", "random", "--tickets-from", str(imp), "--out", str(tmp_path / "rnd")]) == 0
+    for k, density in ((1, 0.8), (2, 0.64)):
+        ticket = _g_masks(imp / "tickets" / f"round-{k:02d}" / "final")
+        control = _g_masks(tmp_path / "rnd" / "tickets" / f"round-{k:02d}" / "final")
+        for masks in (ticket, control):
+            assert all(Blocks(1, 4).is_blocked(m) for m in masks.values())
+            assert abs(_density(masks) - density) < 0.02
+        assert {n: int(m.sum()) for n, m in control.items()} == {n: int(m.sum()) for n, m in ticket.items()}
+        assert any(not torch.equal(control[n], ticket[n]) for n in ticket)
+    # a control of another granularity is refused in one line
+    assert main([*base[:-2], "--imp-control", "random", "--tickets-from", str(imp),
+                 "--out", str(tmp_path / "bad")]) != 0
+
+
+def test_export_header_carries_the_granularity(data, tmp_path):
+    from sparsegan.inference.export import Export, export_run
+
+    assert main(["train", "--data-root", str(data), "--model", "mlp", "--model-width", "16", "--batch-size", "16",
+                 "--no-progress", "--method", "static", "--sparsity-g", "0.75", "--mask-block", "4x1",
+                 "--steps", "1", "--out", str(tmp_path / "r")]) == 0
+    path, header = export_run(tmp_path / "r")
+    assert header["mask_block"] == "4x1" and Export.read(path).header["mask_block"] == "4x1"

@@ -1,7 +1,9 @@
 """A deployable generator file: its size grows with the active weights.
 
 Both formats are safetensors containers (no pickle), with a JSON header entry ``"sparsegan"``
-holding everything needed to rebuild the module (model name, spec, which generator, densities):
+holding everything needed to rebuild the module (model name, spec, which generator, densities)
+and the masks' granularity (``"mask_block"``, "RxC" in each weight's out x in view, see
+:mod:`sparsegan.sparsity.blocks`; "1x1" for unstructured masks):
 
 * ``csr``: every prunable weight ``W`` (shape (out, in, *kernel) or, for transposed convs,
   (in, out, *kernel)) is stored as the CSR form of ``W.reshape(shape[0], -1)``:
@@ -27,6 +29,8 @@ from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.run_folder import RunFolder
+from sparsegan.sparsity import output_axes
+from sparsegan.sparsity.blocks import Blocks
 
 FORMATS = ("csr", "safetensors")
 SEP = "::"
@@ -60,11 +64,17 @@ def from_csr(parts: Mapping[str, Tensor], shape: tuple[int, ...]) -> Tensor:
 
 def export_generator(
     G: nn.Module, masks: Mapping[str, Tensor], *, model: str, spec: ModelSpec, path: str | Path,
-    fmt: str = "csr", info: Mapping[str, Any] | None = None,
+    fmt: str = "csr", info: Mapping[str, Any] | None = None, mask_block: str = "1x1",
 ) -> dict[str, Any]:
-    """Write ``G`` (inactive weights forced to 0) to ``path``; returns the header written."""
+    """Write ``G`` (inactive weights forced to 0) to ``path``; returns the header written.
+    ``mask_block``: the granularity the masks were made in (checked against them)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+    blocks = Blocks.parse(mask_block)
+    axes = output_axes(G)
+    unblocked = sorted(n for n, m in masks.items() if not blocks.along(axes.get(n, 0)).is_blocked(m))
+    if unblocked:
+        raise UserError(f"the masks are not made of {blocks} blocks (e.g. {unblocked[0]})")
     state = masked({k: v.detach().cpu() for k, v in G.state_dict().items()}, masks)
     tensors: dict[str, Tensor] = {}
     layouts = {}
@@ -78,7 +88,7 @@ def export_generator(
     prunable = sum(m.numel() for m in masks.values())
     active = sum(int(m.sum()) for m in masks.values())
     header = {
-        "format": fmt, "model": model, "spec": asdict(spec), "csr": layouts,
+        "format": fmt, "model": model, "spec": asdict(spec), "csr": layouts, "mask_block": str(blocks),
         "prunable": prunable, "active": active, "density": active / prunable if prunable else 1.0,
         **dict(info or {}),
     }
@@ -98,7 +108,7 @@ def export_run(run: str | Path, *, fmt: str = "csr", generator: str = "ema",
     info = {"generator": generator, "source_run": rf.path.name, "method": rf.config.get("method"),
             "step": rf.steps_done()}
     return path, export_generator(G, rf.masks.get("G", {}), model=rf.config["model"], spec=spec,
-                                  path=path, fmt=fmt, info=info)
+                                  path=path, fmt=fmt, info=info, mask_block=rf.config.get("mask_block", "1x1"))
 
 
 class Export:

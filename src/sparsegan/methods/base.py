@@ -23,7 +23,7 @@ from sparsegan.errors import UserError
 from sparsegan.methods.transfer import TransferOptions
 from sparsegan.options import Options, option
 from sparsegan.registry import Registry
-from sparsegan.sparsity import MaskSet, UpdateSchedule, prunable_parameters
+from sparsegan.sparsity import MaskSet, UpdateSchedule, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
 
 
@@ -50,11 +50,13 @@ class SparsityOptions(Options):
 
 @dataclass
 class BlockOptions(Options):
-    """The methods whose masks can be made of blocks (static, stu, pf, gmp)."""
+    """The methods whose masks can be made of blocks (all but dense and adapt)."""
 
     title: ClassVar[str] = "mask granularity"
-    mask_block: str = option("1x1", "keep and prune weights in RxC blocks of each weight's matrix view (out x in "
-                             "for Linear, out x in*k*k for convs), e.g. 1x4; 1x1: weight by weight")
+    mask_block: str = option("1x1", "keep and prune weights in RxC blocks of each weight's out x in matrix view "
+                             "(out x in for Linear, out x in*k*k for convs and transposed convs), e.g. 4x1 (4 "
+                             "outputs sharing an input: the sparse runtime's blocked kernel); 1x1: weight by "
+                             "weight")
 
     def validate(self) -> None:
         try:
@@ -215,16 +217,20 @@ class Method:
     def initial_masks(self, net: str, params: dict[str, nn.Parameter]) -> MaskSet:
         s = self.target_sparsity(net)
         if s == 0.0:
-            return MaskSet.dense(params, blocks=self.blocks)
+            return MaskSet.dense(params, **self.layout(net))
         return MaskSet.random(
             params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator,
-            blocks=self.blocks,
+            **self.layout(net),
         )
 
     @property
     def blocks(self) -> Blocks:
         """The mask granularity (--mask-block), for the methods that take it."""
         return Blocks.parse(getattr(self.cfg, "mask_block", "1x1")) if BlockOptions in self.options else Blocks()
+
+    def layout(self, net: str) -> dict[str, Any]:
+        """The block layout of ``net``'s masks (set-up only): ``MaskSet(..., **self.layout(net))``."""
+        return {"blocks": self.blocks, "out_axes": output_axes(self.ctx.nets[net])}
 
     def phases(self) -> list[dict[str, Any]]:
         """Training phases outside this run's loop (e.g. PF's dense pre-training), for FLOPs

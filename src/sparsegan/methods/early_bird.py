@@ -40,7 +40,14 @@ from typing import Any, ClassVar
 import torch
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, RankingOptions, RegrowthStateOptions, SparsityOptions
+from sparsegan.methods.base import (
+    METHODS,
+    BlockOptions,
+    Method,
+    RankingOptions,
+    RegrowthStateOptions,
+    SparsityOptions,
+)
 from sparsegan.methods.transfer import TransferOptions
 from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, mask_distance, prune_once
@@ -71,7 +78,7 @@ class EarlyBirdOptions(Options):
 class EarlyBird(Method):
     name = "early_bird"
     # Its own schedule (the checks), not Delta T's.
-    options = (SparsityOptions, TransferOptions, RankingOptions, RegrowthStateOptions, EarlyBirdOptions)
+    options = (SparsityOptions, BlockOptions, TransferOptions, RankingOptions, RegrowthStateOptions, EarlyBirdOptions)
     enforce_masks = False  # dense until the ticket is drawn
 
     def __init__(self, cfg):
@@ -101,7 +108,7 @@ class EarlyBird(Method):
         return max(1, min(budget, self.cfg.steps - 1))
 
     def initial_masks(self, net, params):
-        return MaskSet.dense(params)
+        return MaskSet.dense(params, **self.layout(net))
 
     def _candidate(self) -> dict[str, torch.Tensor]:
         """Magnitude masks at the targets for the current weights, keyed "<net>.<name>", pruned
@@ -109,7 +116,8 @@ class EarlyBird(Method):
         rank alike) zeroes the weights it prunes, and the live weights must stay dense."""
         out = {}
         for net in self.pruned_nets:
-            probe = MaskSet.dense({n: p.detach().clone() for n, p in self.masks[net].params.items()})
+            live = self.masks[net]
+            probe = MaskSet.dense({n: p.detach().clone() for n, p in live.params.items()}, **live.layout())
             prune_once(probe, self.target_sparsity(net), self.cfg.ranking, self.cfg.distribution,
                        self.cfg.erk_power_scale)
             out.update({f"{net}.{n}": t for n, t in probe.masks.items()})

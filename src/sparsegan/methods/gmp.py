@@ -68,7 +68,7 @@ class GradualMagnitudePruning(Method):
                             "(lengthen --steps or the window, or shorten --gmp-interval)")
 
     def initial_masks(self, net, params):
-        return MaskSet.dense(params, blocks=self.blocks)
+        return MaskSet.dense(params, **self.layout(net))
 
     @property
     def window(self) -> tuple[int, int]:

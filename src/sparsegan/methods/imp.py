@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, Method, PruneNetsOptions, ScheduleOptions, SparsityOptions
+from sparsegan.methods.base import METHODS, BlockOptions, Method, PruneNetsOptions, ScheduleOptions, SparsityOptions
 from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, allocate_active_counts, magnitude_prune_to
 
@@ -107,8 +107,8 @@ def net_rankings(choice: str, nets: dict[str, nn.Module]) -> dict[str, str]:
 
 
 def random_masks_like(masks: MaskSet, generator: torch.Generator) -> MaskSet:
-    """The random-mask control: fresh uniform masks with the same per-layer counts."""
-    return MaskSet.random_with_counts(masks.params, masks.layer_active(), generator=generator)
+    """The random-mask control: fresh uniform masks with the same per-layer counts (and blocks)."""
+    return MaskSet.random_with_counts(masks.params, masks.layer_active(), generator=generator, **masks.layout())
 
 
 @METHODS.register("imp")
@@ -118,6 +118,6 @@ class IterativeMagnitudePruning(Method):
 
     name = "imp"
     # Each round is a static run of its ticket (the ticket is its masks: no --masks-from of its own).
-    options = (SparsityOptions, ScheduleOptions, PruneNetsOptions, IMPOptions)
+    options = (SparsityOptions, BlockOptions, ScheduleOptions, PruneNetsOptions, IMPOptions)
     rounds = True  # orchestrated by training.rounds
 

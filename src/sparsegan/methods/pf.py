@@ -62,7 +62,7 @@ class PruneFinetune(Method):
         return super().target_sparsity(net) if net in net_names(self.cfg.prune_nets, self.nets) else 0.0
 
     def initial_masks(self, net, params):
-        return MaskSet.dense(params, blocks=self.blocks)
+        return MaskSet.dense(params, **self.layout(net))
 
     def setup(self, ctx) -> None:
         if self.cfg.from_run:

@@ -4,7 +4,8 @@ SNIP (Lee et al. 2019): keep the top-k of |w * dL/dw|. GraSP (Wang et al. 2020):
 weights whose removal would most reduce gradient flow, i.e. drop the largest -w * (H g) and keep
 the top-k of w * (H g). Scores come from ``--probe-batches`` batches of each net's own training
 loss (G: the generator loss through D; D: the discriminator loss; autoencoders: the ELBO), and
-the top-k is global within each net, as the Generative Tickets comparison does.
+the top-k is global within each net, as the Generative Tickets comparison does; with block masks
+(``--mask-block``) a block's score is the sum of its entries' and the top-k runs over blocks.
 Differences from the original papers: no GraSP logit temperature (GAN losses have no softmax);
 GraSP's g and Hg come from the same batches (see :func:`sparsegan.sparsity.saliency.hessian_gradient`).
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from sparsegan.methods.base import METHODS, Method
+from sparsegan.methods.base import METHODS, BlockOptions, Method
 from sparsegan.options import Options, option
-from sparsegan.sparsity import MaskSet, global_topk_masks, grasp_scores, snip_scores
+from sparsegan.sparsity import MaskSet, global_topk_masks, grasp_scores, magnitude_prune_to, snip_scores
 
 
 @dataclass
@@ -32,7 +33,7 @@ class ProbeOptions(Options):
 
 
 class _PruneAtInit(Method):
-    options = (*Method.options, ProbeOptions)
+    options = (*Method.options, BlockOptions, ProbeOptions)
     #: Gradients of a net's loss per probe batch (efficiency.training_flops.PROBE_GRADIENTS).
     probe_gradients = 1
     score_fn: Callable = staticmethod(snip_scores)
@@ -43,7 +44,11 @@ class _PruneAtInit(Method):
             return MaskSet.dense(params)
         scores = self.score_fn(params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
         k = round((1.0 - s) * sum(p.numel() for p in params.values()))
-        return MaskSet(params, global_topk_masks(scores, k))
+        if self.blocks.unstructured:
+            return MaskSet(params, global_topk_masks(scores, k))
+        masks = MaskSet.dense(params, **self.layout(net))
+        magnitude_prune_to(masks, k, scores=scores)  # the top-k over blocks of summed scores
+        return masks
 
     def setup(self, ctx) -> None:
         super().setup(ctx)

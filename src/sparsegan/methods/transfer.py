@@ -75,7 +75,7 @@ def load_ticket(source: str | Path, masks_of: dict[str, MaskSet], nets: dict[str
             if missing or unexpected:
                 raise UserError(f"--masks-from {source}: {net}'s weights do not fit this model "
                                 f"(missing {_describe(set(missing))}; unexpected {_describe(set(unexpected))})")
-        unblocked = sorted(n for n, m in theirs.items() if not ours.blocks.is_blocked(m.bool()))
+        unblocked = sorted(n for n, m in theirs.items() if not ours.blocks_of(n).is_blocked(m.bool()))
         if unblocked:
             raise UserError(f"--masks-from {source}: {net}'s ticket is not made of {ours.blocks} blocks "
                             f"(e.g. {net}.{unblocked[0]}); train with the ticket's granularity (--mask-block)")

@@ -5,8 +5,12 @@ Unstructured masks cannot be run faster than a CSR product allows; a mask made o
 together. The engine decides every mask in block units when a granularity is set: scores are
 summed over each block, the top-k runs over blocks, and the block mask is expanded to the weight.
 
-Blocks tile each weight's matrix view, ``(shape[0], rest)``: out x in for a Linear layer, out x
-(in k k) for a conv. Edge blocks of a dimension that the block does not divide are smaller.
+Blocks tile each weight's out x in matrix view: (out, in) for a Linear layer, (out, in k k) for a
+conv, and (out, in k k) for a transposed conv too, whose weight is stored (in, out, k, k): its
+output axis is 1 (``out_axis``). So an R x C block always spans R outputs, and R x 1 blocks are R
+output rows that share every input, in every layer kind: the shape the runtime's blocked kernel
+runs with one load of the input per R multiply-adds (sparsegan.inference). Edge blocks of a
+dimension that the block does not divide are smaller.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch import Tensor
 class Blocks:
     rows: int = 1
     cols: int = 1
+    out_axis: int = 0  # the weight's output axis: 1 for transposed convs (in, out, *kernel)
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1:
@@ -45,15 +50,31 @@ class Blocks:
     def unstructured(self) -> bool:
         return self.rows == self.cols == 1
 
-    @staticmethod
-    def matrix(t: Tensor) -> Tensor:
-        """The weight's matrix view, (shape[0], everything else)."""
-        return t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(1, -1)
+    def along(self, out_axis: int) -> "Blocks":
+        """The same blocks for a weight whose output axis is ``out_axis``."""
+        return self if out_axis == self.out_axis else Blocks(self.rows, self.cols, out_axis)
+
+    def _swapped(self, t: Tensor) -> bool:
+        # 1x1 blocks are the same whichever way the matrix is viewed: the weight's own layout
+        return self.out_axis == 1 and t.dim() > 1 and not self.unstructured
+
+    def matrix(self, t: Tensor) -> Tensor:
+        """The weight's out x in matrix view (a copy for a transposed conv's weight)."""
+        if t.dim() < 2:
+            return t.reshape(1, -1)
+        if self._swapped(t):
+            t = t.transpose(0, 1)
+        return t.reshape(t.shape[0], -1)
+
+    def matrix_shape(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int]:
+        if len(shape) < 2:
+            return 1, int(shape[0]) if shape else 1
+        out = int(shape[self.out_axis if not self.unstructured else 0])
+        return out, math.prod(int(d) for d in shape) // max(out, 1)
 
     def grid(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int]:
         """Blocks along each side of a weight's matrix view."""
-        r = int(shape[0]) if len(shape) > 1 else 1
-        c = math.prod(int(d) for d in shape[1:]) if len(shape) > 1 else int(shape[0])
+        r, c = self.matrix_shape(shape)
         return -(-r // self.rows), -(-c // self.cols)
 
     def _padded(self, t: Tensor, value: float) -> Tensor:
@@ -81,8 +102,12 @@ class Blocks:
         if self.unstructured:
             return block_mask.reshape(like.shape)
         m = block_mask.repeat_interleave(self.rows, 0).repeat_interleave(self.cols, 1)
-        rows, cols = self.matrix(like).shape
-        return m[:rows, :cols].reshape(like.shape)
+        rows, cols = self.matrix_shape(like.shape)
+        m = m[:rows, :cols]
+        if self._swapped(like):
+            swapped = (like.shape[1], like.shape[0], *like.shape[2:])
+            return m.reshape(swapped).transpose(0, 1).contiguous()
+        return m.reshape(like.shape)
 
     def is_blocked(self, mask: Tensor) -> bool:
         return self.unstructured or bool(torch.equal(self.expand(self.pool_mask(mask), mask), mask.bool()))

@@ -52,6 +52,19 @@ def prunable_parameters(module: nn.Module, scope: str = "all") -> dict[str, nn.P
     return {n: p for n, p in module.named_parameters() if id(p) in ids}
 
 
+def output_axes(module: nn.Module) -> dict[str, int]:
+    """The output axis of each Linear / Conv / ConvTranspose weight of ``module`` that is not 0:
+    1 for transposed convs, whose weights are stored (in, out, *kernel). Block masks are made in
+    each weight's out x in view (sparsity.blocks)."""
+    ids = {}
+    for m in module.modules():
+        if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            w = _weight_of(m)
+            if w is not None:
+                ids[id(w)] = 1
+    return {n: ids[id(p)] for n, p in module.named_parameters() if id(p) in ids}
+
+
 def target_counts(
     params: Mapping[str, Tensor], sparsity: float, distribution: str = "erk", *, power_scale: float = 1.0
 ) -> dict[str, int]:
@@ -89,10 +102,13 @@ class MaskSet:
     """One bool mask per prunable weight of one net, and the masks' history (ever active)."""
 
     def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, Tensor], *,
-                 blocks: Blocks = Blocks()):
+                 blocks: Blocks = Blocks(), out_axes: Mapping[str, int] | None = None):
         if set(params) != set(masks):
             raise ValueError("params and masks must have the same names")
-        self.blocks = blocks  # the granularity every mask decision is made in (sparsity.blocks)
+        # The granularity every mask decision is made in (sparsity.blocks), and each weight's
+        # output axis when it is not 0 (:func:`output_axes`): the blocks of layer n are blocks_of(n).
+        self.blocks = blocks
+        self.out_axes = {n: int(a) for n, a in (out_axes or {}).items() if n in params and a}
         self.params = dict(params)
         self.masks: dict[str, Tensor] = {}
         self._factors: dict[str, Tensor] = {}
@@ -104,8 +120,10 @@ class MaskSet:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def dense(cls, params: Mapping[str, nn.Parameter], *, blocks: Blocks = Blocks()) -> "MaskSet":
-        return cls(params, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, blocks=blocks)
+    def dense(cls, params: Mapping[str, nn.Parameter], *, blocks: Blocks = Blocks(),
+              out_axes: Mapping[str, int] | None = None) -> "MaskSet":
+        return cls(params, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, blocks=blocks,
+                   out_axes=out_axes)
 
     @classmethod
     def random(
@@ -117,27 +135,39 @@ class MaskSet:
         power_scale: float = 1.0,
         generator: torch.Generator | None = None,
         blocks: Blocks = Blocks(),
+        out_axes: Mapping[str, int] | None = None,
     ) -> "MaskSet":
         """Random masks with exact per-layer counts from a distribution (no Bernoulli draws); with
         ``blocks``, the nearest whole number of blocks to each count."""
         counts = target_counts(params, sparsity, distribution, power_scale=power_scale)
-        return cls.random_with_counts(params, counts, generator=generator, blocks=blocks)
+        return cls.random_with_counts(params, counts, generator=generator, blocks=blocks, out_axes=out_axes)
 
     @classmethod
     def random_with_counts(
         cls, params: Mapping[str, nn.Parameter], counts: Mapping[str, int], *, generator: torch.Generator | None = None,
         blocks: Blocks = Blocks(),
+        out_axes: Mapping[str, int] | None = None,
     ) -> "MaskSet":
         """Uniformly random masks with the given exact active count per layer (in entries; with
         ``blocks``, the nearest whole number of blocks)."""
         masks = {}
-        if not blocks.unstructured:
-            counts = blocks.block_counts(counts, {n: p.shape for n, p in params.items()})
+        axes = out_axes or {}
         for n, p in params.items():
+            b = blocks.along(axes.get(n, 0))
+            k = counts[n] if b.unstructured else b.block_counts({n: counts[n]}, {n: p.shape})[n]
             # Scores drawn on the CPU so the same seed gives the same masks on every device.
-            scores = torch.rand(blocks.grid(p.shape) if not blocks.unstructured else p.shape, generator=generator)
-            masks[n] = blocks.expand(topk_mask(scores, counts[n]), p).to(p.device)
-        return cls(params, masks, blocks=blocks)
+            scores = torch.rand(b.grid(p.shape) if not b.unstructured else p.shape, generator=generator)
+            masks[n] = b.expand(topk_mask(scores, k), p).to(p.device)
+        return cls(params, masks, blocks=blocks, out_axes=out_axes)
+
+    def layout(self) -> dict:
+        """The keyword arguments that give another MaskSet over these weights the same block
+        layout: ``MaskSet.dense(params, **masks.layout())``."""
+        return {"blocks": self.blocks, "out_axes": dict(self.out_axes)}
+
+    def blocks_of(self, name: str) -> Blocks:
+        """Layer ``name``'s blocks (the granularity along its weight's output axis)."""
+        return self.blocks.along(self.out_axes.get(name, 0))
 
     # --- mask edits ---------------------------------------------------------------------
     def set_mask(self, name: str, mask: Tensor) -> None:
@@ -145,7 +175,7 @@ class MaskSet:
         if mask.shape != p.shape:
             raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(p.shape)}")
         mask = mask.to(device=p.device, dtype=torch.bool)
-        if not self.blocks.is_blocked(mask):
+        if not self.blocks_of(name).is_blocked(mask):
             raise ValueError(f"mask for {name!r} is not made of {self.blocks} blocks")
         old = self.masks.get(name)
         if old is not None:

@@ -154,9 +154,9 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
                              generator) -> tuple[list[LayerChange], dict[str, Tensor]]:
     """prune_and_regrow per layer in block units (masks.blocks): a block's score is the sum of its
     entries' scores; the fraction is of the layer's active blocks. The rest as unstructured."""
-    blocks = masks.blocks
     changes, grown_entries = [], {}
     for name, param in masks.params.items():
+        blocks = masks.blocks_of(name)
         old = masks.masks[name]
         old_b = blocks.pool_mask(old)
         active_b = count_true(old_b)
@@ -182,18 +182,18 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
 def _magnitude_prune_blocks(masks: MaskSet, counts: Mapping[str, int] | int, raw: Mapping[str, Tensor]) -> None:
     """magnitude_prune_to in block units (masks.blocks): a block's score is the sum of its entries'
     scores, counts are rounded to whole blocks, only active blocks compete."""
-    b = masks.blocks
-    old_b = {n: b.pool_mask(masks.masks[n]) for n in masks.params}
-    ranked = {n: _minus_inf_where(b.pool(raw[n]), ~old_b[n]) for n in masks.params}
+    b = {n: masks.blocks_of(n) for n in masks.params}
+    old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
+    ranked = {n: _minus_inf_where(b[n].pool(raw[n]), ~old_b[n]) for n in masks.params}
     if isinstance(counts, int):
         active = sum(count_true(m) for m in old_b.values())
-        chosen = global_topk_masks(ranked, min(round(counts / (b.rows * b.cols)), active))
+        chosen = global_topk_masks(ranked, min(round(counts / (masks.blocks.rows * masks.blocks.cols)), active))
         new = {n: chosen[n] & old_b[n] for n in masks.params}
     else:
-        blocks = b.block_counts(counts, {n: p.shape for n, p in masks.params.items()})
+        blocks = {n: b[n].block_counts({n: k}, {n: masks.params[n].shape})[n] for n, k in counts.items()}
         new = {n: topk_mask(ranked[n], min(blocks[n], count_true(old_b[n]))) for n in masks.params}
     for n, m in new.items():
-        masks.set_mask(n, b.expand(m, masks.masks[n]))
+        masks.set_mask(n, b[n].expand(m, masks.masks[n]))
     masks.apply_()
 
 

@@ -59,7 +59,8 @@ from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.run_folder import RunDir, read_json, read_records
-from sparsegan.sparsity import MaskSet, prunable_parameters
+from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
+from sparsegan.sparsity.blocks import Blocks
 from sparsegan.training.distributed import DistContext, resolve_device
 from sparsegan.training.single_run import train_one as train
 from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
@@ -67,7 +68,10 @@ from sparsegan.training.trainer import build_nets, data_record, load_training_da
 FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.
 CONTROL_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "loss", "prunable", "prune_nets",
-                "imp_rate", "rewind_step", "imp_d", "imp_ranking", "steps", "batch_size", "g_batch_size", "n_dis")
+                "imp_rate", "rewind_step", "imp_d", "imp_ranking", "steps", "batch_size", "g_batch_size", "n_dis",
+                "mask_block")
+# What a config.json written before an option existed held: that option's value then.
+_BEFORE = {"mask_block": "1x1"}
 # What defines an IMP run's (or control's) rounds and tickets, with the "imp_rounds" density plan.
 # A resume skips finished rounds and tickets, so resuming with another value of one of these would
 # silently mix rounds of the old options into a run whose config.json then claims the new ones.
@@ -96,7 +100,7 @@ def _check_resume(cfg: TrainConfig, resume: str | None) -> None:
         return  # nothing trained yet: nothing to mix
     asked = {key: getattr(cfg, key) for key in ROUND_KEYS} | {"imp_rounds": _rounds_plan(cfg)}
     for key, want in asked.items():
-        if saved.get(key) != want:
+        if saved.get(key, _BEFORE.get(key)) != want:
             raise UserError(f"cannot resume {cfg.out}: its rounds were trained with {key}={saved.get(key)!r}, this "
                             f"command asks for {want!r}; give its options, or use another --out (or --overwrite)")
 
@@ -302,9 +306,10 @@ def _write_ticket(out: Path, nets: dict[str, nn.Module], masks: dict[str, MaskSe
                      {f"{net}.{n}": m for net in NETS for n, m in masks[net].masks.items()})
 
 
-def _masks_of(module: nn.Module, prunable: str, saved: dict[str, torch.Tensor], net: str) -> MaskSet:
-    params = prunable_parameters(module, prunable)
-    return MaskSet(params, {n: saved[f"{net}.{n}"].bool() for n in params})
+def _masks_of(module: nn.Module, cfg: TrainConfig, saved: dict[str, torch.Tensor], net: str) -> MaskSet:
+    params = prunable_parameters(module, cfg.prunable)
+    return MaskSet(params, {n: saved[f"{net}.{n}"].bool() for n in params}, blocks=Blocks.parse(cfg.mask_block),
+                   out_axes=output_axes(module))
 
 
 def _make_ticket(cfg: TrainConfig, data, run: Path, k: int, density: dict[str, float], ranking: dict[str, str],
@@ -316,7 +321,7 @@ def _make_ticket(cfg: TrainConfig, data, run: Path, k: int, density: dict[str, f
     masks = {}
     for net in NETS:
         nets[net].load_state_dict(_load(prev, f"{FILES[net]}.safetensors"))
-        masks[net] = _masks_of(nets[net], cfg.prunable, prev_masks, net)
+        masks[net] = _masks_of(nets[net], cfg, prev_masks, net)
         if net in cfg.prune_nets and density[net] < masks[net].density() - 0.5 / masks[net].numel():
             prune_to_density(masks[net], density[net], ranking[net])
         nets[net].load_state_dict(_start_weights(run, cfg.imp_d, cfg.rewind_step, net, k))
@@ -339,7 +344,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
         raise UserError(f"--tickets-from {src} has not finished all its rounds; finish it first "
                         "(sparsegan train ... --resume auto)")
     for key in CONTROL_KEYS:
-        if src_cfg.get(key) != getattr(cfg, key):
+        if src_cfg.get(key, _BEFORE.get(key)) != getattr(cfg, key):
             raise UserError(f"--tickets-from {src} was trained with {key}={src_cfg.get(key)!r}, this control asks "
                             f"for {getattr(cfg, key)!r}; a control trains the IMP run's tickets: give its options")
     plan = src_cfg["imp_rounds"]
@@ -379,7 +384,7 @@ def _make_control_ticket(cfg: TrainConfig, data, src: Path, k: int, source: Path
     masks = {}
     for net in NETS:
         nets[net].load_state_dict(_load(source, f"{FILES[net]}.safetensors"))
-        masks[net] = _masks_of(nets[net], cfg.prunable, ticket_masks, net)
+        masks[net] = _masks_of(nets[net], cfg, ticket_masks, net)
         if net not in cfg.control_nets:
             continue
         if cfg.imp_control == "reinit":
