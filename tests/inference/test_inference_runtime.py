@@ -412,3 +412,81 @@ def test_linear_chain_times_one_call_against_the_layers_own_choices(monkeypatch)
         assert S.net[0].chosen == "one-call"
         assert {c for layer in choices(S).values() for c in layer["choice"].values()} == {"module"}
         torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)  # the bound plan
+
+
+@needs_simd
+@pytest.mark.parametrize("size", [2, 4, 8])
+@pytest.mark.parametrize("cols", [1, 3, 8, 16, 24, 600])
+def test_blocked_kernel_by_hand_every_group_size_and_column_tail(size, cols):
+    # Row groups of 2, 4 and 8 (the tiles: 32, 16 and 8 columns; one column: a vector of the
+    # group's values), a last group cut short (rows not a multiple of the size), a group with no
+    # index, ReLU epilogue and the accumulating form, against float64 by hand.
+    import numpy as np
+
+    rows, k = 2 * size + 1, 11
+    rng = np.random.default_rng(size * 100 + cols)
+    A = np.zeros((rows, k), np.float32)
+    for g, c in ((0, 0), (0, 5), (0, 10), (2, 3)):  # group 1 is empty
+        A[g * size:(g + 1) * size, c] = rng.standard_normal(min(size, rows - g * size))
+    assert simd_kernel.group_size(A) == size
+    X = rng.standard_normal((k, cols)).astype(np.float32)
+    bias = rng.standard_normal(rows).astype(np.float32)
+    g = simd_kernel.Grouped(A, size, bias, act=1)
+    assert g.stored == 4 * size  # four indices of R values each (the last group padded to R rows)
+    ref = np.maximum(A.astype(np.float64) @ X + bias[:, None], 0)
+    for threads in (1, 2):
+        np.testing.assert_allclose(g.tensor(torch.from_numpy(X), threads).numpy(), ref, rtol=1e-5, atol=1e-5)
+    y = np.ones(rows * cols, np.float32)
+    flat = np.concatenate([np.zeros(3, np.float32), X.ravel()])
+    g.accumulate(flat, 3, y, cols)
+    np.testing.assert_allclose(y.reshape(rows, cols), 1 + A.astype(np.float64) @ X, rtol=1e-5, atol=1e-5)
+
+
+def test_group_size_finds_row_blocks_only():
+    import numpy as np
+
+    from sparsegan.sparsity.blocks import Blocks
+
+    torch.manual_seed(0)
+    four = Blocks(4, 1).expand(torch.rand(16, 40) < 0.1, torch.zeros(64, 40)).numpy().astype(np.float32)
+    assert simd_kernel.group_size(four) == 4 and simd_kernel.group_size(np.eye(8, dtype=np.float32)) is None
+    unstructured = (torch.rand(64, 40) < 0.1).numpy().astype(np.float32)
+    assert simd_kernel.group_size(unstructured) is None
+
+
+def _block_model(name: str, sparsity: float, block: str, **spec):
+    from sparsegan.sparsity import output_axes
+    from sparsegan.sparsity.blocks import Blocks
+
+    torch.manual_seed(0)
+    G, _ = build_models(name, ModelSpec(**spec))
+    masks = MaskSet.random(prunable_parameters(G), sparsity, "erk", generator=torch.Generator().manual_seed(0),
+                           blocks=Blocks.parse(block), out_axes=output_axes(G))
+    masks.apply_()
+    return G.eval()
+
+
+@needs_simd
+@pytest.mark.parametrize("model,spec,mode", [("mlp", {"width": 32}, "simd-block"),
+                                             ("dcgan", {"width": 8}, "simd-block-phase"),
+                                             ("mlp", {"width": 32}, "auto"), ("dcgan", {"width": 8}, "auto")])
+def test_block_masked_generators_run_on_the_blocked_kernel(model, spec, mode):
+    # A generator trained with --mask-block 4x1: its Linear matrices and its transposed convs' taps
+    # are made of row groups of 4, the blocked kernel is a candidate and computes the same outputs.
+    G = _block_model(model, 0.9, "4x1", **spec)
+    S = sparsify(G, mode)
+    for bs in (1, 5):
+        z = torch.randn(bs, G.z_dim)
+        with torch.no_grad():
+            torch.testing.assert_close(S(z), G(z), atol=1e-5, rtol=1e-4)
+    layers = [m for m in S.modules() if isinstance(m, runtime.SparseLayer)]
+    offered = {c for layer in layers for c in layer.candidates()}
+    assert ("simd-block" if model == "mlp" else "simd-block-phase") in offered
+    if mode != "auto":
+        used = {c for layer in layers for c in layer.choice.values()}
+        assert mode in used
+    # unstructured sparse layers are not offered it (dense or one-row matrices are: no zeros stored)
+    unstructured = sparsify(_sparse_model(model, 0.9, **spec)[0], "auto")
+    sparse = [m for m in unstructured.modules() if isinstance(m, runtime.SparseLayer) and m.A.density < 0.5
+              and min(m.A.shape) >= 8]
+    assert sparse and not {c for m in sparse for c in m.candidates()} & {"simd-block", "simd-block-phase"}

@@ -232,6 +232,136 @@ void sg_csr_chain(const sg_layer *layers, int n, const float *X, float *out, flo
     }
 }
 
+/* Row groups (block masks): R consecutive rows of A that share their column indices, stored as one
+ * index list per group and R values per index (zeros where a row lacks that column):
+ *
+ *     Y[g R + r, :] = act(sum_p gval[p R + r] * X[gidx[p], :] + bias[g R + r])
+ *
+ * A mask of R x 1 blocks (sparsegan.sparsity.blocks: R output channels sharing an input) gives
+ * exactly these groups, with no zeros stored. Each index then costs one load of X's tile for R
+ * rows: R x V accumulators (8 of them: R = 4 holds 4 rows x 16 columns) take V loads of X and R
+ * broadcasts per R V multiply-adds, where the row kernel above takes 8 loads and a broadcast per 8,
+ * and each row of X is read from cache once per group instead of once per row. At one column (batch
+ * 1) the R values of an index are one vector: a load and an FMA per R multiply-adds, no gathers.
+ * Rows at or past `rows` (the last group's padding) are not stored. Columns cb <= c < ce. */
+static inline __attribute__((always_inline)) void group_block(const int32_t *gptr, const int32_t *gidx,
+                                                              const float *gval, const float *bias, int act,
+                                                              float slope, const float *X, float *Y, int64_t cols,
+                                                              int64_t cb, int64_t ce, int64_t rows, int64_t g0,
+                                                              int64_t g1, const int R, const int acc) {
+    const int V = 8 / R; /* vectors of 8 columns per row in a tile: R V = 8 accumulators */
+    for (int64_t g = g0; g < g1; g++) {
+        const int32_t p0 = gptr[g], p1 = gptr[g + 1];
+        const int64_t r0 = g * R;
+        const int nr = rows - r0 < R ? (int)(rows - r0) : R;
+        int64_t c0 = cb;
+        for (; c0 + 8 * V <= ce; c0 += 8 * V) {
+            __m256 a[8];
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < V; v++)
+                    a[r * V + v] = acc && r < nr ? _mm256_loadu_ps(Y + (r0 + r) * cols + c0 + 8 * v) : _mm256_setzero_ps();
+            for (int32_t p = p0; p < p1; p++) {
+                const float *x = X + (int64_t)gidx[p] * cols + c0;
+                __m256 xv[8];
+                for (int v = 0; v < V; v++) xv[v] = _mm256_loadu_ps(x + 8 * v);
+                for (int r = 0; r < R; r++) {
+                    const __m256 w = _mm256_broadcast_ss(gval + (int64_t)p * R + r);
+                    for (int v = 0; v < V; v++) a[r * V + v] = _mm256_fmadd_ps(w, xv[v], a[r * V + v]);
+                }
+            }
+            for (int r = 0; r < nr; r++) {
+                const __m256 b = _mm256_set1_ps(acc ? 0.0f : bias[r0 + r]);
+                for (int v = 0; v < V; v++) {
+                    float *y = Y + (r0 + r) * cols + c0 + 8 * v;
+                    _mm256_storeu_ps(y, acc ? a[r * V + v] : act8(a[r * V + v], b, act, slope));
+                }
+            }
+        }
+        for (; c0 + 8 <= ce; c0 += 8) {
+            __m256 a[8];
+            for (int r = 0; r < R; r++)
+                a[r] = acc && r < nr ? _mm256_loadu_ps(Y + (r0 + r) * cols + c0) : _mm256_setzero_ps();
+            for (int32_t p = p0; p < p1; p++) {
+                const __m256 xv = _mm256_loadu_ps(X + (int64_t)gidx[p] * cols + c0);
+                for (int r = 0; r < R; r++)
+                    a[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(gval + (int64_t)p * R + r), xv, a[r]);
+            }
+            for (int r = 0; r < nr; r++)
+                _mm256_storeu_ps(Y + (r0 + r) * cols + c0,
+                                 acc ? a[r] : act8(a[r], _mm256_set1_ps(bias[r0 + r]), act, slope));
+        }
+        for (; c0 < ce; c0++) { /* one column at a time: an index's R values are one vector */
+            float out[8];
+            if (R == 8) {
+                __m256 a = _mm256_setzero_ps();
+                for (int32_t p = p0; p < p1; p++)
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(gval + (int64_t)p * 8),
+                                        _mm256_set1_ps(X[(int64_t)gidx[p] * cols + c0]), a);
+                _mm256_storeu_ps(out, a);
+            } else if (R == 4) {
+                __m128 a = _mm_setzero_ps();
+                for (int32_t p = p0; p < p1; p++)
+                    a = _mm_fmadd_ps(_mm_loadu_ps(gval + (int64_t)p * 4), _mm_set1_ps(X[(int64_t)gidx[p] * cols + c0]), a);
+                _mm_storeu_ps(out, a);
+            } else {
+                for (int r = 0; r < R; r++) out[r] = 0.0f;
+                for (int32_t p = p0; p < p1; p++) {
+                    const float xv = X[(int64_t)gidx[p] * cols + c0];
+                    for (int r = 0; r < R; r++) out[r] += gval[(int64_t)p * R + r] * xv;
+                }
+            }
+            for (int r = 0; r < nr; r++) {
+                float *y = Y + (r0 + r) * cols + c0;
+                *y = acc ? *y + out[r] : act1(out[r], bias[r0 + r], act, slope);
+            }
+        }
+    }
+}
+
+/* Groups g0 <= g < g1 over all columns, in column blocks as csr_rows; the group size is a constant
+ * in each branch, so the compiler specialises group_block for it (R is 2, 4 or 8). */
+static void group_rows(const int32_t *gptr, const int32_t *gidx, const float *gval, const float *bias, int act,
+                       float slope, const float *X, float *Y, int64_t cols, int64_t rows, int64_t g0, int64_t g1,
+                       int R, const int acc) {
+    for (int64_t cb = 0; cb < cols; cb += SG_COLUMN_BLOCK) {
+        const int64_t ce = cb + SG_COLUMN_BLOCK < cols ? cb + SG_COLUMN_BLOCK : cols;
+        if (R == 8) {
+            if (acc) group_block(gptr, gidx, gval, NULL, 0, 0.0f, X, Y, cols, cb, ce, rows, g0, g1, 8, 1);
+            else group_block(gptr, gidx, gval, bias, act, slope, X, Y, cols, cb, ce, rows, g0, g1, 8, 0);
+        } else if (R == 4) {
+            if (acc) group_block(gptr, gidx, gval, NULL, 0, 0.0f, X, Y, cols, cb, ce, rows, g0, g1, 4, 1);
+            else group_block(gptr, gidx, gval, bias, act, slope, X, Y, cols, cb, ce, rows, g0, g1, 4, 0);
+        } else {
+            if (acc) group_block(gptr, gidx, gval, NULL, 0, 0.0f, X, Y, cols, cb, ce, rows, g0, g1, 2, 1);
+            else group_block(gptr, gidx, gval, bias, act, slope, X, Y, cols, cb, ce, rows, g0, g1, 2, 0);
+        }
+    }
+}
+
+/* Y = act(A @ X + bias) for A in row groups of R (see above), the groups cuts[b] <= g < cuts[b + 1]
+ * of `blocks` blocks shared out to `threads` OpenMP threads as sg_csr_mm_parallel does. */
+void sg_group_mm(const int32_t *gptr, const int32_t *gidx, const float *gval, const float *bias, int act,
+                 float slope, const float *X, float *Y, int64_t cols, int64_t rows, int R, const int64_t *cuts,
+                 int blocks, int threads) {
+#ifdef _OPENMP
+    if (threads > 1 && blocks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (int b = 0; b < blocks; b++)
+            group_rows(gptr, gidx, gval, bias, act, slope, X, Y, cols, rows, cuts[b], cuts[b + 1], R, 0);
+        return;
+    }
+#endif
+    (void)threads;
+    group_rows(gptr, gidx, gval, bias, act, slope, X, Y, cols, rows, cuts[0], cuts[blocks], R, 0);
+}
+
+/* Y += A @ X for A in row groups of R, no epilogue: a transposed convolution's output phase, as
+ * sg_csr_mm_acc. */
+void sg_group_mm_acc(const int32_t *gptr, const int32_t *gidx, const float *gval, const float *X, float *Y,
+                     int64_t cols, int64_t rows, int R) {
+    group_rows(gptr, gidx, gval, NULL, 0, 0.0f, X, Y, cols, rows, 0, (rows + R - 1) / R, R, 1);
+}
+
 /* A Python module only so that setuptools builds and installs this file; the functions above are
  * called through ctypes, which releases the GIL around each call (row blocks run on threads). */
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_simd_csr", NULL, -1, NULL};

@@ -16,7 +16,10 @@ contiguous axpy ``Y[i, :] += A[i, k] * X[k, :]`` over all columns (batch x pixel
   torch's and scipy's CSR products at 64 columns, 4-5x at 1,024 (``benchmarks/efficiency/results/efficiency.md``);
 * ``simd-csr``: the same product in C with AVX2 intrinsics (:mod:`.simd_kernel`, an optional
   compiled extension), each output row's 64-column tiles held in registers across the row's
-  active weights: about 2x the numba kernel at 64 columns.
+  active weights: about 2x the numba kernel at 64 columns;
+* ``simd-block``: for matrices whose rows come in blocks (block masks, ``--mask-block Rx1``): R
+  rows that share their columns run together in C (``simd_kernel.Grouped``), one load of X per R
+  multiply-adds; a candidate only where the matrix is made of such row groups.
 
 scipy's and numba's kernels release the GIL, so with ``torch.get_num_threads()`` > 1 the rows are
 split into that many blocks of equal non-zero count, run on a thread pool.
@@ -36,7 +39,7 @@ from torch import Tensor, nn
 
 from sparsegan.inference import csr_kernel, simd_kernel
 
-KERNELS = ("dense", "torch-csr", "scipy-csr", "numba-csr", "simd-csr")
+KERNELS = ("dense", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block")
 
 try:  # scipy's CSR x dense kernel that adds into its output, Y += A @ X (releases the GIL)
     from scipy.sparse._sparsetools import csr_matvecs
@@ -105,6 +108,8 @@ class SparseMatrix:
         self.workers = workers or Workers()
         self._blocks: dict[int, list[tuple[int, int, sp.csr_matrix]]] = {}
         self._simd_bound: dict[int, tuple] = {}
+        self._grouped: dict[int, tuple] = {}
+        self._group_size: int | None | bool = False  # not yet known
         dense = dense.detach().to(device="cpu", dtype=torch.float32).contiguous()
         self.shape = tuple(dense.shape)
         self.dense = dense
@@ -131,6 +136,9 @@ class SparseMatrix:
             ep = epilogue if epilogue else Epilogue(rows=self.shape[0])
             fixed = (self.indptr32, self.indices32, self.scipy_csr.data, ep.bias_np, ep.code, ep.slope)
             return lambda x: self._rows(x, lambda X, Y, r0, r1: csr_kernel.csr_mm(*fixed, X, Y, r0, r1))
+        if name == "simd-block":
+            grouped = self.grouped(epilogue)
+            return lambda x: grouped.tensor(x, self._threads_for(x.shape[1], PARALLEL_MIN_MACS_OPENMP))
         if name == "simd-csr":
             if not simd_kernel.available():
                 raise ValueError("kernel 'simd-csr' is not available here (its C extension was not built, "
@@ -172,6 +180,25 @@ class SparseMatrix:
                                    ep.slope, self.shape[1])
             self._simd_bound[key] = (epilogue, ep, run)  # holds the epilogue: its id stays unique
         return self._simd_bound[key][2]
+
+    @property
+    def group_size(self) -> int | None:
+        """Rows per group of the blocked kernel where this matrix's rows come in blocks, else None."""
+        if self._group_size is False:
+            self._group_size = simd_kernel.group_size(self.dense.numpy(), self.nnz) if simd_kernel.available() else None
+        return self._group_size
+
+    def grouped(self, epilogue: Epilogue | None) -> simd_kernel.Grouped:
+        """The blocked kernel bound to this matrix and epilogue (built once per epilogue)."""
+        if self.group_size is None:
+            raise ValueError("kernel 'simd-block' needs a matrix whose rows come in blocks (block masks) and the "
+                             "AVX2 extension")
+        key = id(epilogue)
+        if key not in self._grouped:
+            ep = epilogue if epilogue else Epilogue(rows=self.shape[0])
+            run = simd_kernel.Grouped(self.dense.numpy(), self.group_size, ep.bias_np, ep.code, ep.slope)
+            self._grouped[key] = (epilogue, run)  # holds the epilogue: its id stays unique
+        return self._grouped[key][1]
 
     def _threads_for(self, cols: int, min_macs: int = PARALLEL_MIN_MACS) -> int:
         """Threads for a product with ``cols`` columns: one for small products (see PARALLEL_MIN_MACS)."""

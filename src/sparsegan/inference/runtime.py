@@ -40,7 +40,8 @@ from sparsegan.inference import csr_kernel, simd_kernel
 from sparsegan.inference.kernels import PARALLEL_MIN_MACS_OPENMP, Epilogue, SparseMatrix, Workers, csr_matvecs, fastest
 from sparsegan.inference.plans import PlanCache
 
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "scipy-phase", "simd-phase", "dense")
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
+         "simd-block-phase", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
 
@@ -149,7 +150,11 @@ class SparseLayer(nn.Module, abc.ABC):
         return True
 
     def candidates(self) -> tuple[str, ...]:
-        return sparse_candidates() + ("dense",)
+        return sparse_candidates() + self.block_candidates() + ("dense",)
+
+    def block_candidates(self) -> tuple[str, ...]:
+        """The blocked kernel, where this layer's matrix is made of row groups (block masks)."""
+        return ("simd-block",) if self.A.group_size is not None else ()
 
     def columns(self, x: Tensor) -> int:
         """Columns of the right-hand side one kernel call sees."""
@@ -346,6 +351,7 @@ class SparseConvTranspose2d(SparseLayer):
         self.phase_ok = kh % sh == 0 and kw % sw == 0 and csr_matvecs is not None
         self.taps: dict[tuple[int, int], sp.csr_matrix] = {}
         self._simd_taps: dict[tuple[int, int], simd_kernel.Accumulate] | None = None
+        self._block_taps: dict[tuple[int, int], simd_kernel.Grouped] | None = None
         if self.phase_ok:
             w = dense.weight.detach().to(torch.float32)
             for ky in range(kh):
@@ -369,7 +375,21 @@ class SparseConvTranspose2d(SparseLayer):
 
     def candidates(self) -> tuple[str, ...]:
         phase = ("scipy-phase",) + (("simd-phase",) if simd_kernel.available() else ())
-        return sparse_candidates() + ("dense",) + (phase if self.phase_ok else ())
+        phase += ("simd-block-phase",) if self.block_taps() else ()
+        return sparse_candidates() + self.block_candidates() + ("dense",) + (phase if self.phase_ok else ())
+
+    def block_taps(self) -> dict[tuple[int, int], simd_kernel.Grouped]:
+        """The taps as the blocked kernel's accumulating products, where every tap's (C_out, C_in)
+        matrix is made of row groups (block masks: R output channels sharing an input); else empty."""
+        if self._block_taps is None:
+            self._block_taps = {}
+            if self.phase_ok and simd_kernel.available() and self.taps:
+                dense = {key: tap.toarray().astype(np.float32) for key, tap in self.taps.items()}
+                sizes = {simd_kernel.group_size(a) for a in dense.values()}
+                if None not in sizes:
+                    size = min(sizes)
+                    self._block_taps = {key: simd_kernel.Grouped(a, size) for key, a in dense.items()}
+        return self._block_taps
 
     def simd_taps(self) -> dict[tuple[int, int], simd_kernel.Accumulate]:
         """The taps as this package's AVX2 accumulating products (built on first use)."""
@@ -383,8 +403,8 @@ class SparseConvTranspose2d(SparseLayer):
         return min(x.numel() // max(1, x.shape[1]), max(CHUNK_COLS, x.shape[0] * x.shape[-1]))
 
     def run(self, x: Tensor, name: str) -> Tensor:
-        if name in ("scipy-phase", "simd-phase"):
-            return self.phase_forward(x, simd=name == "simd-phase")
+        if name in ("scipy-phase", "simd-phase", "simd-block-phase"):
+            return self.phase_forward(x, kernel=name.removesuffix("-phase"))
         return super().run(x, name)
 
     def sparse_forward(self, x: Tensor, name: str) -> Tensor:
@@ -420,7 +440,9 @@ class SparseConvTranspose2d(SparseLayer):
             out += self.bias.view(cout, 1, 1, 1)
         return self.finish(out).permute(3, 0, 1, 2)
 
-    def phase_forward(self, x: Tensor, simd: bool = False) -> Tensor:
+    def phase_forward(self, x: Tensor, kernel: str = "scipy") -> Tensor:
+        """The transposed conv by output phases; each tap's product by ``kernel``: scipy, simd
+        (the AVX2 CSR kernel) or simd-block (the blocked kernel)."""
         m: nn.ConvTranspose2d = self.dense
         n, cin, h, w = x.shape
         (sh, sw), (ph, pw), (oph, opw) = m.stride, m.padding, m.output_padding
@@ -445,7 +467,8 @@ class SparseConvTranspose2d(SparseLayer):
                 if oy0 < out_h and ox0 < out_w:
                     phases.append((by, bx, t0y, oy0, t0x, ox0))
 
-        simd_taps = self.simd_taps() if simd else None
+        simd_taps = {"simd": self.simd_taps, "simd-block": lambda: {k: t.accumulate for k, t in
+                                                                    self.block_taps().items()}}.get(kernel, dict)()
 
         def phase(ph_: tuple) -> None:  # the phases write disjoint outputs: run them in parallel
             by, bx, t0y, oy0, t0x, ox0 = ph_
@@ -456,7 +479,7 @@ class SparseConvTranspose2d(SparseLayer):
                     key = (sh * ay + by, sw * ax + bx)
                     if key in self.taps:
                         off = ((mh - 1 - ay) * wp + (mw - 1 - ax)) * n
-                        if simd_taps is not None:
+                        if simd_taps:
                             simd_taps[key](xn, off, y, plane)
                         else:
                             tap = self.taps[key]

@@ -40,10 +40,17 @@ def _load():
     chain = lib.sg_csr_chain
     chain.restype = None
     chain.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_int]
-    return fn, par, acc, chain
+    group = lib.sg_group_mm
+    group.restype = None
+    group.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2
+                      + [ctypes.c_int64] * 2 + [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int])
+    group_acc = lib.sg_group_mm_acc
+    group_acc.restype = None
+    group_acc.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_int]
+    return fn, par, acc, chain, group, group_acc
 
 
-_csr_mm, _csr_mm_parallel, _csr_mm_acc, _csr_chain = _load() or (None, None, None, None)
+_csr_mm, _csr_mm_parallel, _csr_mm_acc, _csr_chain, _group_mm, _group_mm_acc = _load() or (None,) * 6
 
 
 def available() -> bool:
@@ -200,3 +207,95 @@ def csr_mm(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bias: np.n
            X: np.ndarray, Y: np.ndarray, r0: int, r1: int) -> None:
     """One call of the kernel, with every check (the same signature as csr_kernel.csr_mm)."""
     bind(indptr, indices, data, bias, act, slope, X.shape[0])(X, Y, r0, r1)
+
+
+# --- row groups: the blocked kernel (block masks) ------------------------------------------------
+GROUP_SIZES = (8, 4, 2)
+#: A matrix runs on the blocked kernel when its row groups store at most this many values per
+#: non-zero (1.0 for a mask of R x 1 blocks; unstructured masks at 80-98 % sparsity need ~2).
+GROUP_MAX_FILL = 1.1
+
+
+def row_groups(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row groups of ``size`` rows of a dense (rows x k) matrix: ``gptr`` (int32, groups + 1),
+    ``gidx`` (int32, the columns any row of the group uses, ascending) and ``gval`` (float32,
+    ``size`` values per index, 0 where a row lacks it); the last group is padded with zero rows."""
+    rows, k = a.shape
+    groups = -(-rows // size)
+    padded = np.zeros((groups * size, k), np.float32)
+    padded[:rows] = a
+    blocks = padded.reshape(groups, size, k)
+    used = (blocks != 0).any(axis=1)  # groups x k
+    gptr = np.zeros(groups + 1, np.int64)
+    gptr[1:] = used.sum(axis=1).cumsum()
+    g, c = np.nonzero(used)
+    gval = np.ascontiguousarray(blocks[g, :, c], dtype=np.float32).reshape(-1)
+    return gptr.astype(np.int32), c.astype(np.int32), gval
+
+
+def group_size(a: np.ndarray, nnz: int | None = None) -> int | None:
+    """The largest of GROUP_SIZES whose row groups store at most GROUP_MAX_FILL values per
+    non-zero of ``a`` (its rows come in blocks of that many), or None."""
+    nnz = int(np.count_nonzero(a)) if nnz is None else nnz
+    if nnz == 0:
+        return None
+    rows, k = a.shape
+    for size in GROUP_SIZES:
+        groups = -(-rows // size)
+        padded = np.zeros((groups * size, k), bool)
+        padded[:rows] = a != 0
+        used = padded.reshape(groups, size, k).any(axis=1).sum(axis=1)
+        real = np.minimum(size, rows - size * np.arange(groups))  # the last group's rows
+        if int((used * real).sum()) <= GROUP_MAX_FILL * nnz:
+            return size
+    return None
+
+
+class Grouped:
+    """The blocked kernel (``sg_group_mm`` in _simd_csr.c) bound to one matrix in row groups of
+    ``size`` and an epilogue: ``tensor(x, threads)`` is ``act(A @ x + bias)``; ``accumulate(x,
+    offset, y, cols)`` is ``Y += A @ X`` with X read at an offset, as :class:`Accumulate`."""
+
+    def __init__(self, a: np.ndarray, size: int, bias: np.ndarray | None = None, act: int = 0, slope: float = 0.0):
+        if _group_mm is None:
+            raise RuntimeError("the AVX2 kernel is not available here (not built, or no AVX2/FMA)")
+        if size not in GROUP_SIZES:
+            raise ValueError(f"row groups of {size}: the kernel takes {GROUP_SIZES}")
+        self.rows, self.k = a.shape
+        self.size = size
+        self.gptr, self.gidx, self.gval = row_groups(a, size)
+        self.bias = np.zeros(self.rows, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+        if len(self.bias) != self.rows:
+            raise ValueError(f"bias of {len(self.bias)} for {self.rows} rows")
+        self.fixed = (ctypes.c_void_p(self.gptr.ctypes.data), ctypes.c_void_p(self.gidx.ctypes.data),
+                      ctypes.c_void_p(self.gval.ctypes.data))
+        self._epilogue = (ctypes.c_void_p(self.bias.ctypes.data), ctypes.c_int(act), ctypes.c_float(slope))
+        self._cuts: dict[int, np.ndarray] = {}
+
+    @property
+    def stored(self) -> int:
+        return len(self.gval)
+
+    def cuts(self, blocks: int) -> np.ndarray:
+        if blocks not in self._cuts:
+            self._cuts[blocks] = balanced_cuts(self.gptr, blocks)
+        return self._cuts[blocks]
+
+    def tensor(self, x: torch.Tensor, threads: int = 1) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != self.k:
+            raise ValueError(f"expected a float32 CPU tensor of {self.k} rows, got {x.dtype} {tuple(x.shape)} "
+                             f"on {x.device}")
+        x = x.contiguous()
+        cols = x.shape[1]
+        y = torch.empty(self.rows, cols)
+        cuts = self.cuts(4 * threads if threads > 1 else 1)
+        _group_mm(*self.fixed, *self._epilogue, x.data_ptr(), y.data_ptr(), cols, self.rows, self.size,
+                  cuts.ctypes.data, len(cuts) - 1, threads)
+        return y
+
+    def accumulate(self, x: np.ndarray, offset: int, y: np.ndarray, cols: int) -> None:
+        if x.ndim != 1 or not 0 <= offset or offset + self.k * cols > x.size or y.size != self.rows * cols:
+            raise ValueError(f"shapes do not match: A {self.rows} x {self.k}, {cols} columns, x of {x.size} "
+                             f"from {offset}, y of {y.size}")
+        _group_mm_acc(*self.fixed, _pointer(x, np.float32) + 4 * offset, _pointer(y, np.float32), cols, self.rows,
+                      self.size)
