@@ -213,3 +213,16 @@ def test_grasp_criterion_updates_carry_probes():
     phases = phases_of_run(cfg, records, final, 30, None, {"G": 0.1, "D": 0.5})
     assert [p.probes for p in phases] == [{"G": 2 * 2 * 3}]
     assert all(not p.probes for p in phases_of_run(dict(cfg, prune_criterion="snip"), records, final, 30))
+
+
+def test_committed_block_inference_table_is_generated_from_its_results():
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "efficiency"
+    spec = importlib.util.spec_from_file_location("block_inference", bench / "block_inference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = sorted(str(p) for p in (bench / "results").glob("block_inference_*.json"))
+    assert results
+    assert mod.table(results).strip() == (bench / "results" / "block_inference.md").read_text().strip()
