@@ -228,3 +228,25 @@ def test_inception_section_from_eval_files(tmp_path):
     assert "| dense | 3 | 20.20 ± 0.20 | 20.20 ± 0.20 | 4.00 ± 0.00 |" in text
     assert "| stu sG0.95 sD0.70 | 2 |" in text  # seed 2's file is from step 3,000
     assert "| static − STU-GAN, sG0.95 sD0.70 | 5.00 [5.00, 5.00] p=<0.001 n=2 | reproduced |" in text
+
+
+def test_block_masks_piece_on_made_up_runs(tmp_path):
+    # 4x1 blocks within noise of 1x1 (matches), both ahead of static; then 4x1 clearly worse.
+    steps = (1000, 2000, 3000, 4000)
+    for seed in range(3):
+        _run(tmp_path, f"static_{seed}", "static", seed, {s: 25.0 for s in steps}, sg=0.95, sd=0.7)
+        _run(tmp_path, f"stu_{seed}", "stu", seed, {s: 10.0 + 0.1 * seed for s in steps}, sg=0.95, sd=0.7)
+        _run(tmp_path, f"stu_other_{seed}", "stu", seed, {s: 50.0 for s in steps}, sg=0.8, sd=0.7)
+        _run(tmp_path, f"stu4_{seed}", "stu", seed, {s: 10.0 + 0.1 * seed + (0.05, -0.05, 0.0)[seed] for s in steps},
+             sg=0.95, sd=0.7, folder="runs-blocks", mask_block="4x1")
+    script = _script()
+    text = script.render(tmp_path, "runs-blocks")
+    assert "| STU-GAN 1x1 | 3 | 10.10 ± 0.10 |" in text and "| static 1x1 | 3 |" in text  # s_G 80 % left out
+    assert "| 4x1 − 1x1 | 0.00 [" in text and "Verdict: **yes**" in text
+    assert "Verdict: **reproduced**" in text.split("still beats unstructured static")[1]
+    worse = tmp_path / "worse"
+    for seed in range(3):
+        _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 for s in steps}, sg=0.95, sd=0.7)
+        _run(worse, f"stu4_{seed}", "stu", seed, {s: 14.0 + 0.1 * seed for s in steps}, sg=0.95, sd=0.7,
+             folder="runs-blocks", mask_block="4x1")
+    assert "Verdict: **no**" in script.render(worse, "runs-blocks")

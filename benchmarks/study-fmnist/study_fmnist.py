@@ -739,9 +739,62 @@ def render_generative_tickets(study: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+# --- block masks: STU-GAN with 4x1 blocks against the core grid's unstructured runs ------------------
+
+BLOCK_CELL = (0.95, 0.7)
+
+
+def _blocks_curves(study: Path):
+    def in_cell(r) -> bool:
+        return abs(r.sparsity("G") - BLOCK_CELL[0]) < 1e-9 and abs(r.sparsity("D") - BLOCK_CELL[1]) < 1e-9
+
+    def label(r) -> str:
+        name = {"stu": "STU-GAN", "static": "static"}.get(r.method, r.method)
+        return f"{name} {r.config.get('mask_block', '1x1')}" if in_cell(r) else "other"
+
+    own = _rows(study / "runs-blocks", label)
+    core = _rows(study / "runs", label) if (study / "runs").is_dir() else ({}, {})
+    return _merge(*(({k: v for k, v in c.items() if k != "other"}, {k: v for k, v in f.items() if k != "other"})
+                    for c, f in (core, own)))
+
+
+def render_blocks(study: Path) -> str:
+    runs = "runs-blocks"
+    curves, flops = _blocks_curves(study)
+    out = _header(study, runs, "STU-GAN with 4x1 block masks vs unstructured masks (s_G 95 / s_D 70 %)",
+                  "study-fmnist-blocks.yaml")
+    last = _last_three(curves)
+    if len(last) < 3 or "STU-GAN 4x1" not in curves:
+        return "\n".join(out + ["No completed runs with three common evaluations yet."]) + "\n"
+    rows = [r for r in ("static 1x1", "STU-GAN 1x1", "STU-GAN 4x1") if r in curves]
+    out += ["## The rows (1x1: the core grid's runs of the cell; 4x1: `--mask-block 4x1`, G and D)", "",
+            *_value_table(curves, flops, rows, last), ""]
+    head = "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |"
+    rule = "|---|" + "---|" * len(last) + "---|"
+    out += ["### Block masks cost no quality: STU-GAN 4x1 matches STU-GAN 1x1", "",
+            head.replace("verdict", "within the margin"), rule]
+    ok, cells = [], []
+    for s in last:
+        c = paired(_at(curves, "STU-GAN 4x1", s), _at(curves, "STU-GAN 1x1", s))
+        margin = MATCH_MARGIN * statistics.fmean(_at(curves, "STU-GAN 1x1", s).values())
+        lo, hi = c.ci
+        ok.append(None if c.n < 2 else (True if hi <= margin else (False if lo > margin else None)))
+        cells.append(f"{_fmt(c.mean)} [{_fmt(lo)}, {_fmt(hi)}] margin {_fmt(margin)} n={c.n}")
+    v = "yes" if all(o is True for o in ok) else "no" if all(o is False for o in ok) else "inconclusive"
+    out += ["| 4x1 − 1x1 | " + " | ".join(cells) + f" | {v} |", "",
+            f"'Matches' means the upper 95 % bound of 4x1 − 1x1 (same seed: same initial weights and data order, "
+            f"the masks differ by construction) is at most {MATCH_MARGIN:.0%} of the 1x1 mean; 'no' that the lower "
+            f"bound is above it. Verdict: **{v}**.", ""]
+    cmp = [("static 1x1 − STU-GAN 4x1", {s: paired(_at(curves, "static 1x1", s), _at(curves, "STU-GAN 4x1", s))
+                                         for s in last})] if "static 1x1" in curves else []
+    out += _section("### STU-GAN with 4x1 blocks still beats unstructured static", cmp, last, head, rule)
+    out += ["What the blocks buy in speed: `benchmarks/efficiency/results/block_inference.md`.", ""]
+    return "\n".join(out) + "\n"
+
+
 PIECES = {"runs-baselines": render_baselines, "runs-explore": render_explore, "runs-tickets": render_tickets,
-          "runs-generative-tickets": render_generative_tickets}
-PIECE_CURVES = {"runs-baselines": _baselines_curves, "runs-explore": _explore_curves}
+          "runs-generative-tickets": render_generative_tickets, "runs-blocks": render_blocks}
+PIECE_CURVES = {"runs-baselines": _baselines_curves, "runs-explore": _explore_curves, "runs-blocks": _blocks_curves}
 
 
 def plot_rows(study: Path, path: Path, runs: str) -> Path:
