@@ -1,5 +1,5 @@
-"""--mask-block through train(): static and STU-GAN masks made of blocks from the first step to the last,
-with topology updates in block units; methods that rank globally refuse it in one line."""
+"""--mask-block through train(): every method's masks made of blocks from the first step to the last,
+with topology updates in block units, per layer or over the net (ADAPT)."""
 
 import pytest
 import torch
@@ -37,8 +37,8 @@ def test_masks_stay_in_blocks_through_training(data, tmp_path, method):
     assert abs(density - 0.25) < 0.02
 
 
-def test_block_masks_refused_where_ranking_is_global(data, tmp_path, capsys):
-    assert main(["train", "--data-root", str(data), "--model", "mlp", "--method", "adapt", "--mask-block", "1x4",
+def test_block_masks_refused_by_dense_and_badly_written_blocks(data, tmp_path, capsys):
+    assert main(["train", "--data-root", str(data), "--model", "mlp", "--method", "dense", "--mask-block", "1x4",
                  "--steps", "2", "--out", str(tmp_path / "a"), "--no-progress"]) != 0
     assert "mask-block" in capsys.readouterr().err
     with pytest.raises(UserError, match="mask-block"):
@@ -183,3 +183,43 @@ def test_export_header_carries_the_granularity(data, tmp_path):
                  "--steps", "1", "--out", str(tmp_path / "r")]) == 0
     path, header = export_run(tmp_path / "r")
     assert header["mask_block"] == "4x1" and Export.read(path).header["mask_block"] == "4x1"
+
+
+@pytest.mark.parametrize("variant", ["relaxed", "strict"])
+def test_adapt_ranks_blocks_over_the_net_and_moves_d_in_blocks(data, tmp_path, variant):
+    # ADAPT's global prune-and-regrow of G and D's growth (relaxed) or D's regrowth at its cap
+    # (strict), all in 1x4 blocks: the balance thresholds far below any ratio ask for a stronger D.
+    seen = []
+    cfg = build_config({"data_root": str(data), "model": "mlp", "model_width": 16, "batch_size": 16,
+                        "method": "adapt", "adapt_variant": variant, "sparsity_g": 0.75, "sparsity_d": 0.5,
+                        "steps": 12, "update_interval": 4, "adapt_interval": 4, "balance_every": 2,
+                        "adapt_low": -1e30, "adapt_high": -1e29, "mask_block": "1x4",
+                        "checkpoint_every": 100, "sample_every": 100, "out": str(tmp_path / "r")})
+    train(cfg, progress=False, on_step=lambda t: seen.append(
+        {net: {n: m.clone() for n, m in t.method.masks[net].masks.items()} for net in ("G", "D")}))
+    for masks in seen:
+        assert all(Blocks(1, 4).is_blocked(m) for net in masks.values() for m in net.values())
+    g0, g1 = seen[0]["G"], seen[-1]["G"]
+    assert any(not torch.equal(g0[n], g1[n]) for n in g0)  # G explored, in blocks
+    assert abs(_density(g1) - 0.25) < 0.01  # the net's count is kept (to whole blocks)
+    d0, d1 = _density(seen[0]["D"]), _density(seen[-1]["D"])
+    if variant == "relaxed":
+        assert d1 > d0 + 0.05  # D grew past half, in blocks
+    else:
+        assert abs(d1 - d0) < 0.01 and any(not torch.equal(seen[0]["D"][n], seen[-1]["D"][n]) for n in seen[0]["D"])
+
+
+def test_global_block_prune_and_regrow_by_hand():
+    # Two 1x4-block layers ranked together: 4 active blocks, fraction 0.5 -> the 2 weakest active
+    # blocks over both layers go, the 2 inactive blocks of largest summed gradient come in.
+    from sparsegan.sparsity import MaskSet, prune_and_regrow
+
+    a = torch.nn.Parameter(torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0]]))
+    b = torch.nn.Parameter(torch.tensor([[2.0, 2.0, 2.0, 2.0, 0.2, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.0]]))
+    on = torch.tensor([[True] * 8 + [False] * 4])
+    masks = MaskSet({"a": a, "b": b}, {"a": on.clone(), "b": on.clone()}, blocks=Blocks(1, 4))
+    grads = {"a": torch.tensor([[0.0] * 8 + [5.0] * 4]), "b": torch.tensor([[9.0] * 4 + [0.0] * 4 + [1.0] * 4])}
+    prune_and_regrow(masks, 0.5, ranking="global", dense_grads=grads)
+    assert masks.masks["a"].tolist() == [[True] * 4 + [False] * 4 + [True] * 4]  # 0.1-block out, grown block in
+    assert masks.masks["b"].tolist() == [[True] * 4 + [False] * 4 + [True] * 4]
+    assert float(a.detach()[0, 8:].abs().sum()) == 0.0 and masks.active() == 16

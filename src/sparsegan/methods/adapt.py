@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, BlockOptions
+from sparsegan.methods.base import METHODS
 from sparsegan.methods.stu import STUGAN
 from sparsegan.options import Options, option
 from sparsegan.sparsity import grow_to, prune_and_regrow, prune_once, target_counts
@@ -57,7 +57,7 @@ class AdaptOptions(Options):
 class ADAPT(STUGAN):
     name = "adapt"
     # ADAPT ranks over all of a net's layers at once; block masks are updated per layer
-    options = (*(g for g in STUGAN.options if g is not BlockOptions), AdaptOptions)
+    options = (*STUGAN.options, AdaptOptions)
     supports_autoencoders = False
 
     def __init__(self, cfg):

@@ -50,7 +50,7 @@ class SparsityOptions(Options):
 
 @dataclass
 class BlockOptions(Options):
-    """The methods whose masks can be made of blocks (all but dense and adapt)."""
+    """The methods whose masks can be made of blocks (every sparse method)."""
 
     title: ClassVar[str] = "mask granularity"
     mask_block: str = option("1x1", "keep and prune weights in RxC blocks of each weight's out x in matrix view "

@@ -101,10 +101,8 @@ def prune_and_regrow(
     grads = dense_grads or {}
     prune_in = grads if prune_inputs is None else prune_inputs
     if not masks.blocks.unstructured:
-        if ranking != "layer":
-            raise ValueError(f"block masks ({masks.blocks}) are updated per layer, not with ranking {ranking!r}")
         return _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
-                                        generator)
+                                        generator, ranking)
     old = dict(masks.masks)
     active = masks.layer_active()
     if ranking == "global":
@@ -151,26 +149,41 @@ def prune_and_regrow(
 
 
 def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
-                             generator) -> tuple[list[LayerChange], dict[str, Tensor]]:
-    """prune_and_regrow per layer in block units (masks.blocks): a block's score is the sum of its
-    entries' scores; the fraction is of the layer's active blocks. The rest as unstructured."""
+                             generator, ranking) -> tuple[list[LayerChange], dict[str, Tensor]]:
+    """prune_and_regrow in block units (masks.blocks): a block's score is the sum of its entries'
+    scores; the fraction is of the layer's active blocks (``"global"``: of the net's, all layers'
+    blocks ranked together). The rest as unstructured."""
+    b = {n: masks.blocks_of(n) for n in masks.params}
+    old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
+    active_b = {n: count_true(m) for n, m in old_b.items()}
+    total, cap = sum(active_b.values()), sum(m.numel() for m in old_b.values())
+    if ranking == "global":
+        n_swap = int(fraction * total) if 0 < total < cap else 0
+        moving = [n for n in masks.params] if n_swap else []
+    else:
+        swaps = {n: int(fraction * active_b[n]) if active_b[n] < old_b[n].numel() else 0 for n in masks.params}
+        moving = [n for n in masks.params if swaps[n] > 0]
+    states = {n: criterion_state(optimizer, masks.params[n]) for n in moving}
+    keep_b = {n: b[n].pool(prune_fn(masks.params[n], prune_in.get(n), states[n], generator)) for n in moving}
+    if ranking == "global":
+        kept_b = global_topk_masks({n: _minus_inf_where(keep_b[n], ~old_b[n]) for n in moving}, total - n_swap) \
+            if moving else {}
+    else:
+        kept_b = {n: mask_of(topk_within(keep_b[n], old_b[n], active_b[n] - swaps[n]), keep_b[n]) for n in moving}
+    grow_b = {n: b[n].pool(grow_fn(masks.params[n], grads.get(n), states[n], generator)) for n in moving}
+    if ranking == "global":
+        grown_b = global_topk_masks({n: _minus_inf_where(grow_b[n], kept_b[n]) for n in moving}, n_swap) \
+            if moving else {}
+    else:
+        grown_b = {n: mask_of(topk_within(grow_b[n], ~kept_b[n], swaps[n]), grow_b[n]) for n in moving}
     changes, grown_entries = [], {}
-    for name, param in masks.params.items():
-        blocks = masks.blocks_of(name)
+    for name in masks.params:
         old = masks.masks[name]
-        old_b = blocks.pool_mask(old)
-        active_b = count_true(old_b)
-        swaps = int(fraction * active_b) if active_b < old_b.numel() else 0
-        if swaps == 0:
+        if name not in kept_b:
             changes.append(LayerChange(name, masks.layer_active()[name], 0, 0))
             grown_entries[name] = torch.zeros_like(old)
             continue
-        state = criterion_state(optimizer, param)
-        keep_b = blocks.pool(prune_fn(param, prune_in.get(name), state, generator))
-        kept_b = mask_of(topk_within(keep_b, old_b, active_b - swaps), keep_b)
-        grow_b = blocks.pool(grow_fn(param, grads.get(name), state, generator))
-        grown_b = mask_of(topk_within(grow_b, ~kept_b, swaps), grow_b)
-        now = blocks.expand(kept_b | grown_b, old)
+        now = b[name].expand(kept_b[name] | grown_b[name], old)
         new_idx = (now & ~old).reshape(-1).nonzero().squeeze(1)  # really new connections
         change, grown_entries[name] = _commit(masks, name, now, new_idx, grads.get(name),
                                               optimizer if reset_state else None)
@@ -235,6 +248,8 @@ def grow_to(
     layers together (global). Grown weights start at 0, with ``reset_state`` with a fresh weight's
     optimizer history from ``dense_grads`` (as in :func:`prune_and_regrow`). Returns the grown
     entries."""
+    if not masks.blocks.unstructured:
+        return _grow_blocks(masks, counts, scores, optimizer if reset_state else None, dense_grads or {})
     if isinstance(counts, int):
         extra = max(0, counts - masks.active())
         chosen = global_topk_masks({n: _minus_inf_where(scores[n], masks.masks[n]) for n in masks.params}, extra)
@@ -252,6 +267,35 @@ def grow_to(
         param.masked_fill_(grown, 0.0)
         if reset_state and optimizer is not None:
             start_regrown_state(optimizer, param, grown, (dense_grads or {}).get(name), active=before)
+        grown_entries[name] = grown
+    masks.apply_()
+    return grown_entries
+
+
+def _grow_blocks(masks: MaskSet, counts: Mapping[str, int] | int, scores: Mapping[str, Tensor],
+                 optimizer: torch.optim.Optimizer | None, dense_grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """grow_to in block units (masks.blocks): counts rounded to whole blocks, a block's score the
+    sum of its entries', only inactive blocks compete."""
+    b = {n: masks.blocks_of(n) for n in masks.params}
+    old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
+    ranked = {n: _minus_inf_where(b[n].pool(scores[n]), old_b[n]) for n in masks.params}
+    if isinstance(counts, int):
+        target = round(counts / (masks.blocks.rows * masks.blocks.cols))
+        chosen = global_topk_masks(ranked, max(0, target - sum(count_true(m) for m in old_b.values())))
+    else:
+        want = {n: b[n].block_counts({n: k}, {n: masks.params[n].shape})[n] for n, k in counts.items()}
+        chosen = {n: topk_mask(ranked[n], max(0, want[n] - count_true(old_b[n]))) for n in masks.params}
+    grown_entries = {}
+    for name, param in masks.params.items():
+        before = masks.masks[name]
+        grown = b[name].expand(chosen[name], before) & ~before
+        if not bool(grown.any()):
+            grown_entries[name] = torch.zeros_like(before)
+            continue
+        masks.set_mask(name, before | grown)
+        param.masked_fill_(grown, 0.0)
+        if optimizer is not None:
+            start_regrown_state(optimizer, param, grown, dense_grads.get(name), active=before)
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
