@@ -294,3 +294,18 @@ def test_an_update_on_a_layer_sized_weight_is_the_stable_sorts_choice():
     grown[topk_indices(dense_grad.abs().reshape(-1).masked_fill(kept, float("-inf")), swaps)] = True
     assert torch.equal(masks.masks["weight"].reshape(-1), kept | grown)
     assert int(masks.masks["weight"].sum()) == active
+
+
+def test_block_masks_through_the_api_in_a_users_loop():
+    # mask_block= through the public API: a user's classifier keeps 4x1 blocks (four outputs
+    # sharing an input) through its own loop's updates.
+    from sparsegan.sparsity.blocks import Blocks
+
+    net, opt, sparse = _linear_setup("adam", 0.75, mask_block="4x1")
+    before = {n: m.clone() for n, m in sparse.masks["net"].masks.items()}
+    _train(net, opt, sparse, 20)
+    after = sparse.masks["net"].masks
+    assert all(Blocks(4, 1).is_blocked(m) for m in after.values())
+    assert any(not torch.equal(before[n], after[n]) for n in after)
+    for n, p in sparse.masks["net"].params.items():
+        assert (p.detach()[~after[n]] == 0).all()
