@@ -45,6 +45,21 @@ def test_verdicts_on_made_up_runs(tmp_path):
     assert "| dense, mean ± sd (3 seeds) | 0 % | 16.00 ± 1.00 | 13.00 ± 1.00 | 11.00 ± 1.00 | | |" in text
     assert "| IMP ticket, seed 0, round 1 | 20.00 % | 17.00 | 14.00 | 12.50 | 11.50 | 13.50 |" in text
     assert "commit abc1234" in text
+    # the ticket beats its random control by 3.5 at each evaluation (> 2.77): the claim holds
+    assert "| 0, 1 | 20.00 % | -5.00, -5.00, -3.50 | ahead |" in text
+    assert "matches dense and beats random pruning at the same sparsity): **reproduced** (1 seed)." in text
+    # a control as good as the ticket: not reproduced
+    worse = tmp_path / "worse"
+    (worse).mkdir()
+    import shutil
+
+    for p in runs.iterdir():
+        shutil.copytree(p, worse / p.name)
+    (worse / "imp_random_seed0" / "rounds" / "round-01" / "metrics.jsonl").write_text("".join(
+        json.dumps({"kind": "eval", "step": 1000 * (i + 1), "source": "training", "fid_domain": v,
+                    "fid_domain_ab": v, "fid_domain_ba": v}) + "\n" for i, v in enumerate((16.0, 14.5, 12.0))))
+    assert "**not reproduced (random pruning with the ticket's counts is as good)** (1 seed)." in \
+        s.render(s.load(worse), None)
 
 
 def test_committed_results_are_derived_from_the_committed_runs():

@@ -8,7 +8,12 @@ Values: fid_domain (mean of both translation directions, and each direction) of 
 IMP round at the last three evaluations. A sparse ticket "matches dense" when its value at each of
 the last three evaluations is within the dense seeds' noise, 1.96 x sqrt(2) x their standard
 deviation, of the dense mean (the yardstick of a single-seed chain; with fewer than 2 dense seeds
-there is none and nothing is judged).
+there is none and nothing is judged). The ticket against its random-pruning control (same seed,
+same round: the ticket's per-layer counts on the same rewound weights) is judged with the same
+yardstick, the noise of a difference of two single runs. GAN Tickets' claim holds for a seed when
+its final ticket matches (or beats) dense and beats its random control; the claim's verdict is
+"reproduced" when it holds for every seed with both, "not reproduced" when the random control
+matches or beats the ticket for every seed, else "inconclusive".
 """
 
 from __future__ import annotations
@@ -115,7 +120,64 @@ def render(data: dict, commit: str | None, identity: dict | None = None) -> str:
         lines.append(f"- {name}, round {k} (G sparsity {100 * (1 - density):.2f} %): {verdict}; gaps to the "
                      f"dense mean {', '.join(_fmt(g) for g in gaps)} vs the yardstick "
                      f"{', '.join(_fmt(yard[i]) for i in range(3))} (single seed).")
+    if not any(math.isnan(v) for v in yard.values()):
+        lines += _ticket_vs_random(data["chains"], means, yard)
     return "\n".join(lines) + "\n"
+
+
+def _judge(gaps: list[float], yard: dict[int, float]) -> str:
+    """A difference (a - b, lower is better) at the last three evaluations against the yardstick."""
+    if all(abs(g) <= yard[i] for i, g in enumerate(gaps)):
+        return "within the noise"
+    if all(g > yard[i] for i, g in enumerate(gaps)):
+        return "behind"
+    if all(g < -yard[i] for i, g in enumerate(gaps)):
+        return "ahead"
+    return "inconclusive"
+
+
+def _ticket_vs_random(chains: dict, means: dict, yard: dict) -> list[str]:
+    """The IMP ticket of each seed against its random-pruning control, round by round, and the claim."""
+    out = ["", "## The IMP ticket against random pruning with its layer counts", "",
+           "| seed, round | G sparsity | ticket − random at the last three evaluations | ticket is |",
+           "|---|---|---|---|"]
+    holds = []
+    for name, rows in chains.items():
+        if not name.startswith("IMP ticket, seed "):
+            continue
+        seed = name.removeprefix("IMP ticket, seed ")
+        control = {k: runs for k, _, runs in chains.get(f"random-pruning control, seed {seed}", [])}
+        judged = None
+        for k, density, runs in rows:
+            if k == 0 or k not in control or len(runs) < 3 or len(control[k]) < 3:
+                continue
+            gaps = [runs[i][1][METRIC] - control[k][i][1][METRIC] for i in range(3)]
+            judged = (k, _judge(gaps, yard), rows[-1][0] == k)
+            out.append(f"| {seed}, {k} | {100 * (1 - density):.2f} % | {', '.join(_fmt(g) for g in gaps)} | "
+                       f"{judged[1]} |")
+        if judged is None or not judged[2]:
+            continue  # the control has not reached the final round yet
+        k, vs_random, _ = judged
+        runs = rows[-1][2]
+        vs_dense = _judge([runs[i][1][METRIC] - means[i] for i in range(3)], yard)
+        holds.append((seed, vs_dense in ("within the noise", "ahead"), vs_random == "ahead",
+                      vs_random in ("within the noise", "behind")))
+    if len(out) == 5:
+        return out[:3] + ["No ticket has a finished random-pruning control yet: verdict **inconclusive**."]
+    per_seed = "".join(f" seed {seed}: ticket {'matches or beats' if d else 'is behind'} dense, "
+                       f"{'beats' if r else 'does not beat'} random;" for seed, d, r, _ in holds)
+    out += ["", "Yardstick: the one of the dense seeds above (two single runs' difference). "
+            "Seeds whose control reached the final round:" + (per_seed or " none.")]
+    if holds and all(d and r for _, d, r, _ in holds):
+        verdict = "reproduced"
+    elif holds and all(n for _, _, _, n in holds):
+        verdict = "not reproduced (random pruning with the ticket's counts is as good)"
+    else:
+        verdict = "inconclusive"
+    out += ["", f"GAN Tickets' claim (an IMP ticket of the generators matches dense and beats random pruning at "
+            f"the same sparsity): **{verdict}**" + (f" ({len(holds)} seed{'s' if len(holds) > 1 else ''})."
+                                                     if holds else ".")]
+    return out
 
 
 def _row(name: str, sparsity: float, runs: list) -> str:
