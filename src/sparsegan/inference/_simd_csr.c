@@ -238,10 +238,9 @@ void sg_csr_chain(const sg_layer *layers, int n, const float *X, float *out, flo
  *     Y[g R + r, :] = act(sum_p gval[p R + r] * X[gidx[p], :] + bias[g R + r])
  *
  * A mask of R x 1 blocks (sparsegan.sparsity.blocks: R output channels sharing an input) gives
- * exactly these groups, with no zeros stored. Each index then costs one load of X's tile for R
- * rows: R x V accumulators (8 of them: R = 4 holds 4 rows x 16 columns) take V loads of X and R
- * broadcasts per R V multiply-adds, where the row kernel above takes 8 loads and a broadcast per 8,
- * and each row of X is read from cache once per group instead of once per row. At one column (batch
+ * exactly these groups, with no zeros stored. Each index then costs one load of X's tile for up to
+ * 4 rows: 4 rows x 16 columns of accumulators take 2 loads of X and 4 broadcasts per 8 multiply-adds,
+ * where the row kernel above takes 8 loads and a broadcast per 8. At one column (batch
  * 1) the R values of an index are one vector: a load and an FMA per R multiply-adds, no gathers.
  * Rows at or past `rows` (the last group's padding) are not stored. Columns cb <= c < ce. */
 static inline __attribute__((always_inline)) void group_block(const int32_t *gptr, const int32_t *gidx,
@@ -249,31 +248,41 @@ static inline __attribute__((always_inline)) void group_block(const int32_t *gpt
                                                               float slope, const float *X, float *Y, int64_t cols,
                                                               int64_t cb, int64_t ce, int64_t rows, int64_t g0,
                                                               int64_t g1, const int R, const int acc) {
-    const int V = 8 / R; /* vectors of 8 columns per row in a tile: R V = 8 accumulators */
+    /* Register blocks of B rows (B = R, except 8 -> two blocks of 4) x V vectors of 8 columns: B V = 8
+     * accumulators, V loads of X and B broadcasts per B V multiply-adds. (Eight rows x one vector
+     * would take 8 broadcasts and a load per 8 multiply-adds: no fewer loads than the row kernel.) */
+    const int B = R == 8 ? 4 : R, V = 8 / B;
     for (int64_t g = g0; g < g1; g++) {
         const int32_t p0 = gptr[g], p1 = gptr[g + 1];
         const int64_t r0 = g * R;
         const int nr = rows - r0 < R ? (int)(rows - r0) : R;
         int64_t c0 = cb;
         for (; c0 + 8 * V <= ce; c0 += 8 * V) {
-            __m256 a[8];
-            for (int r = 0; r < R; r++)
-                for (int v = 0; v < V; v++)
-                    a[r * V + v] = acc && r < nr ? _mm256_loadu_ps(Y + (r0 + r) * cols + c0 + 8 * v) : _mm256_setzero_ps();
-            for (int32_t p = p0; p < p1; p++) {
-                const float *x = X + (int64_t)gidx[p] * cols + c0;
-                __m256 xv[8];
-                for (int v = 0; v < V; v++) xv[v] = _mm256_loadu_ps(x + 8 * v);
-                for (int r = 0; r < R; r++) {
-                    const __m256 w = _mm256_broadcast_ss(gval + (int64_t)p * R + r);
-                    for (int v = 0; v < V; v++) a[r * V + v] = _mm256_fmadd_ps(w, xv[v], a[r * V + v]);
+            for (int h = 0; h < R; h += B) {
+                if (h >= nr) break;
+                __m256 a[8];
+                for (int r = 0; r < B; r++)
+                    for (int v = 0; v < V; v++)
+                        a[r * V + v] = acc && h + r < nr ? _mm256_loadu_ps(Y + (r0 + h + r) * cols + c0 + 8 * v)
+                                                         : _mm256_setzero_ps();
+                for (int32_t p = p0; p < p1; p++) {
+                    const float *x = X + (int64_t)gidx[p] * cols + c0;
+                    __m256 xv[8];
+                    for (int v = 0; v < V; v++) xv[v] = _mm256_loadu_ps(x + 8 * v);
+                    for (int r = 0; r < B; r++) {
+                        const __m256 w = _mm256_broadcast_ss(gval + (int64_t)p * R + h + r);
+                        for (int v = 0; v < V; v++) a[r * V + v] = _mm256_fmadd_ps(w, xv[v], a[r * V + v]);
+                    }
                 }
-            }
-            for (int r = 0; r < nr; r++) {
-                const __m256 b = _mm256_set1_ps(acc ? 0.0f : bias[r0 + r]);
-                for (int v = 0; v < V; v++) {
-                    float *y = Y + (r0 + r) * cols + c0 + 8 * v;
-                    _mm256_storeu_ps(y, acc ? a[r * V + v] : act8(a[r * V + v], b, act, slope));
+                /* r < B (a constant) with the row check inside: with a bound known only at run time
+                 * the compiler keeps `a` in memory and stores every accumulator at every index */
+                for (int r = 0; r < B; r++) {
+                    if (h + r >= nr) break;
+                    const __m256 b = _mm256_set1_ps(acc ? 0.0f : bias[r0 + h + r]);
+                    for (int v = 0; v < V; v++) {
+                        float *y = Y + (r0 + h + r) * cols + c0 + 8 * v;
+                        _mm256_storeu_ps(y, acc ? a[r * V + v] : act8(a[r * V + v], b, act, slope));
+                    }
                 }
             }
         }
@@ -286,9 +295,11 @@ static inline __attribute__((always_inline)) void group_block(const int32_t *gpt
                 for (int r = 0; r < R; r++)
                     a[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(gval + (int64_t)p * R + r), xv, a[r]);
             }
-            for (int r = 0; r < nr; r++)
+            for (int r = 0; r < R; r++) {
+                if (r >= nr) break;
                 _mm256_storeu_ps(Y + (r0 + r) * cols + c0,
                                  acc ? a[r] : act8(a[r], _mm256_set1_ps(bias[r0 + r]), act, slope));
+            }
         }
         for (; c0 < ce; c0++) { /* one column at a time: an index's R values are one vector */
             float out[8];
