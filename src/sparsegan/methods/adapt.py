@@ -56,7 +56,7 @@ class AdaptOptions(Options):
 @METHODS.register("adapt")
 class ADAPT(STUGAN):
     name = "adapt"
-    # ADAPT ranks over all of a net's layers at once; block masks are updated per layer
+    # ADAPT ranks over all of a net's layers at once (with block masks: all of its blocks)
     options = (*STUGAN.options, AdaptOptions)
     supports_autoencoders = False
 

@@ -41,11 +41,11 @@ class _PruneAtInit(Method):
     def initial_masks(self, net, params):
         s = self.target_sparsity(net)
         if s == 0.0:
-            return MaskSet.dense(params)
+            return MaskSet.dense(params, **self.layout(net))
         scores = self.score_fn(params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
         k = round((1.0 - s) * sum(p.numel() for p in params.values()))
         if self.blocks.unstructured:
-            return MaskSet(params, global_topk_masks(scores, k))
+            return MaskSet(params, global_topk_masks(scores, k), **self.layout(net))
         masks = MaskSet.dense(params, **self.layout(net))
         magnitude_prune_to(masks, k, scores=scores)  # the top-k over blocks of summed scores
         return masks
