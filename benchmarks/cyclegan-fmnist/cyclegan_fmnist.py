@@ -164,10 +164,10 @@ def _ticket_vs_random(chains: dict, means: dict, yard: dict) -> list[str]:
                       vs_random in ("within the noise", "behind")))
     if len(out) == 5:
         return out[:3] + ["No ticket has a finished random-pruning control yet: verdict **inconclusive**."]
-    per_seed = "".join(f" seed {seed}: ticket {'matches or beats' if d else 'is behind'} dense, "
-                       f"{'beats' if r else 'does not beat'} random;" for seed, d, r, _ in holds)
+    per_seed = "; ".join(f"seed {seed}: ticket {'matches or beats' if d else 'is behind'} dense, "
+                         f"{'beats' if r else 'does not beat'} random" for seed, d, r, _ in holds)
     out += ["", "Yardstick: the one of the dense seeds above (two single runs' difference). "
-            "Seeds whose control reached the final round:" + (per_seed or " none.")]
+            f"Seeds whose control reached the final round: {per_seed or 'none'}."]
     if holds and all(d and r for _, d, r, _ in holds):
         verdict = "reproduced"
     elif holds and all(n for _, _, _, n in holds):
