@@ -242,11 +242,12 @@ def test_block_masks_piece_on_made_up_runs(tmp_path):
     script = _script()
     text = script.render(tmp_path, "runs-blocks")
     assert "| STU-GAN 1x1 | 3 | 10.10 ± 0.10 |" in text and "| static 1x1 | 3 |" in text  # s_G 80 % left out
-    assert "| 4x1 − 1x1 | 0.00 [" in text and "Verdict: **yes**" in text
+    assert "| 4x1 − 1x1 | 0.00 [" in text and "Verdict: **yes**" in text and "evaluations): **no**" in text
     assert "Verdict: **reproduced**" in text.split("still beats unstructured static")[1]
     worse = tmp_path / "worse"
     for seed in range(3):
         _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 for s in steps}, sg=0.95, sd=0.7)
         _run(worse, f"stu4_{seed}", "stu", seed, {s: 14.0 + 0.1 * seed for s in steps}, sg=0.95, sd=0.7,
              folder="runs-blocks", mask_block="4x1")
-    assert "Verdict: **no**" in script.render(worse, "runs-blocks")
+    text = script.render(worse, "runs-blocks")
+    assert "Verdict: **no**" in text and "evaluations): **yes**" in text
