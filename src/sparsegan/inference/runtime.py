@@ -50,6 +50,9 @@ MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "s
 TORCH_CSR_MAX_COLS = 2048
 UNFOLD_CHUNK = 2**24  # floats of unfolded input per chunk (64 MiB)
 CHUNK_COLS = 1024  # transposed convs: columns per sparse product (blocks of input rows)
+# ... and per dense product: a GEMM needs no cache blocking from here, and at batch 64 one input row
+# is already 1,024+ columns, so 1,024-column chunks cost a Python call and k x k slice adds per row
+DENSE_CHUNK_COLS = 2**16
 
 
 def sparse_candidates() -> tuple[str, ...]:
@@ -424,7 +427,7 @@ class SparseConvTranspose2d(SparseLayer):
         # done at once: every kernel tap's plane added into the strided output positions, with
         # the batch innermost so each add runs over contiguous blocks of N values.
         xs = x.permute(1, 2, 3, 0)  # (C_in, H, W, N), a free view after a sparse layer
-        rows = max(1, CHUNK_COLS // (w * n))
+        rows = max(1, (DENSE_CHUNK_COLS if name == "dense" else CHUNK_COLS) // (w * n))
         full = torch.zeros(cout, full_h, full_w, n, dtype=x.dtype)
         for h0 in range(0, h, rows):
             h1 = min(h, h0 + rows)
