@@ -441,6 +441,16 @@ def render_baselines(study: Path) -> str:
             out.append(f"| {r} | " + " | ".join(cells) + " |")
         out += ["", "Descriptive (a positive difference: the row is behind STU-GAN). With fewer than two seeds a row "
                 "gets no verdict: **inconclusive** until its seeds 1-2 are run.", ""]
+    adapt = sorted((run.config.get("adapt_variant"), run.seed, run.of_kind("adapt"))
+                   for run in _completed(study / runs) if run.method == "adapt")
+    if adapt:
+        out += ["ADAPT's D density at each adjustment (its balance ratio decides; strict caps D at 50 %, relaxed "
+                "lets it grow past; the two differ only once D asks to grow at the cap):", ""]
+        for variant, seed, recs in adapt:
+            path = " → ".join(f"{r['d_density_after']:.2f}" for r in recs)
+            out.append(f"- ADAPT {variant}, seed {seed}: {recs[0]['d_density_before']:.2f} → {path}" if recs
+                       else f"- ADAPT {variant}, seed {seed}: no adjustment")
+        out.append("")
     return "\n".join(out) + "\n"
 
 
