@@ -273,10 +273,11 @@ def _inception_section(runs_dir: Path, curves) -> list[str]:
         return [title, "", "Not measured yet (`benchmarks/study-fmnist/study_inception.py`): "
                 "verdicts **inconclusive**."]
     fids = {a: {s: v["fid"] for s, v in seeds.items() if "fid" in v} for a, seeds in inc.items()}
-    end = {a: {seed: c[max(c)] for seed, c in curves.get(a, {}).items()} for a in fids}
+    end = {a: {seed: c[max(c)] for seed, c in curves.get(a, {}).items() if seed in fids[a]} for a in fids}
     out = [title, "", f"The final EMA generator, {n:,} generated vs {n:,} real training images (the same count for "
            "every run; FID at this count is biased upward against the papers' 50,000), next to the run's last "
-           f"`{LABEL}`.", "", "| arm | n | FID | KID x 10^3 | fid_domain@5000 (last) |", "|---|---|---|---|---|"]
+           f"`{LABEL}` of the same seeds.", "", "| arm | n | FID | KID x 10^3 | fid_domain@5000 (last) |",
+           "|---|---|---|---|---|"]
     for a in _arm_order(fids):
         kids = [1e3 * v["kid"] for v in inc[a].values() if "kid" in v]
         out.append(f"| {a} | {len(fids[a])} | {_mean_sd(list(fids[a].values()))} | {_mean_sd(kids)} | "
