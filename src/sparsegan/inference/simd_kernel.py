@@ -57,6 +57,20 @@ def available() -> bool:
     return _csr_mm is not None
 
 
+def _input(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``x`` as a C-order float32 CPU tensor of ``k`` rows, or a ValueError (the kernels read raw memory)."""
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != k:
+        raise ValueError(f"expected a float32 CPU tensor of {k} rows, got {x.dtype} {tuple(x.shape)} on {x.device}")
+    return x.contiguous()
+
+
+def _check_offset_product(rows: int, k: int, x: np.ndarray, offset: int, y: np.ndarray, cols: int) -> None:
+    """The accumulating products' bounds: X (k x cols) read from ``x`` at ``offset``, Y (rows x cols)."""
+    if x.ndim != 1 or not 0 <= offset or offset + k * cols > x.size or y.size != rows * cols:
+        raise ValueError(f"shapes do not match: A {rows} x {k}, {cols} columns, x of {x.size} from {offset}, "
+                         f"y of {y.size}")
+
+
 def _pointer(a: np.ndarray, dtype) -> int:
     if a.dtype != dtype or not a.flags["C_CONTIGUOUS"]:
         raise ValueError(f"expected a C-contiguous {np.dtype(dtype).name} array, got {a.dtype}"
@@ -89,10 +103,7 @@ class Bound:
     def tensor(self, x: torch.Tensor, threads: int = 1) -> torch.Tensor:
         """``act(A @ x + bias)`` for a float32 CPU tensor ``x`` (k x cols) as a new (rows x cols)
         tensor, on ``threads`` threads: the runtime's path, with no numpy arrays in between."""
-        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != self.k:
-            raise ValueError(f"expected a float32 CPU tensor of {self.k} rows, got {x.dtype} {tuple(x.shape)} "
-                             f"on {x.device}")
-        x = x.contiguous()
+        x = _input(x, self.k)
         cols = x.shape[1]
         y = torch.empty(self.rows, cols)
         if threads > 1:
@@ -190,9 +201,7 @@ class Accumulate:
         self.rows, self.k = len(indptr) - 1, k
 
     def __call__(self, x: np.ndarray, offset: int, y: np.ndarray, cols: int) -> None:
-        if x.ndim != 1 or not 0 <= offset or offset + self.k * cols > x.size or y.size != self.rows * cols:
-            raise ValueError(f"shapes do not match: A {self.rows} x {self.k}, {cols} columns, x of {x.size} "
-                             f"from {offset}, y of {y.size}")
+        _check_offset_product(self.rows, self.k, x, offset, y, cols)
         _csr_mm_acc(*self.fixed, _pointer(x, np.float32) + 4 * offset, _pointer(y, np.float32), cols, 0, self.rows)
 
 
@@ -282,10 +291,7 @@ class Grouped:
         return self._cuts[blocks]
 
     def tensor(self, x: torch.Tensor, threads: int = 1) -> torch.Tensor:
-        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != self.k:
-            raise ValueError(f"expected a float32 CPU tensor of {self.k} rows, got {x.dtype} {tuple(x.shape)} "
-                             f"on {x.device}")
-        x = x.contiguous()
+        x = _input(x, self.k)
         cols = x.shape[1]
         y = torch.empty(self.rows, cols)
         cuts = self.cuts(4 * threads if threads > 1 else 1)
@@ -294,8 +300,6 @@ class Grouped:
         return y
 
     def accumulate(self, x: np.ndarray, offset: int, y: np.ndarray, cols: int) -> None:
-        if x.ndim != 1 or not 0 <= offset or offset + self.k * cols > x.size or y.size != self.rows * cols:
-            raise ValueError(f"shapes do not match: A {self.rows} x {self.k}, {cols} columns, x of {x.size} "
-                             f"from {offset}, y of {y.size}")
+        _check_offset_product(self.rows, self.k, x, offset, y, cols)
         _group_mm_acc(*self.fixed, _pointer(x, np.float32) + 4 * offset, _pointer(y, np.float32), cols, self.rows,
                       self.size)
