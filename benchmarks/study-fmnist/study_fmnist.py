@@ -595,7 +595,9 @@ def render_tickets(study: Path) -> str:
         for name in ("reinit", "random"):
             c = _tail(controls.get(name, {}).get(k, ({}, []))[1])
             b = better(t, c)
-            cells += [_cells(c), yn(b)]
+            # 'yes': the ticket better beyond the noise; 'worse': the control better beyond it; 'no': within it
+            b = None if b is None else "yes" if b else "worse" if better(c, t) else "no"
+            cells += [_cells(c), b or "-"]
             if k and b is not None:
                 beats[name].append((k, b))
         if k:
@@ -619,11 +621,16 @@ def render_tickets(study: Path) -> str:
                 if name in controls else "not run yet"
             out.append(f"- Against {label}: {why}: **inconclusive**.")
             continue
-        won = [k for k, b in res if b]
+        won = [k for k, b in res if b == "yes"]
+        lost = [k for k, b in res if b == "worse"]
+        # One seed each: within the noise is no evidence either way (as in the CycleGAN tickets' study);
+        # 'not reproduced' needs the control to be better beyond it somewhere and the ticket nowhere.
+        v = ("**reproduced**" if len(won) == len(res) else "**reproduced at some sparsities only**" if won else
+             "**not reproduced** (the control is better beyond the noise at rounds "
+             + ", ".join(map(str, lost)) + ")" if lost else "**inconclusive** (within the noise at every round)")
         out.append(f"- Against {label}: the ticket is better beyond the noise at rounds "
                    f"{', '.join(map(str, won)) or 'none'} of {len(res)}; the claim (tickets beat the control) is "
-                   + ("**reproduced**" if len(won) == len(res) else "**not reproduced**" if not won else
-                      "**reproduced at some sparsities only**") + ".")
+                   + v + ".")
     out.append("")
     # Pruning D or not (IMP_GD vs IMP_G at the same G sparsity), and D's initialisation.
     if "IMP_GD" in chains:
