@@ -293,3 +293,16 @@ def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(
     (tmp_path / "runs-gt2").rename(tmp_path / g)
     ae = _script().render(tmp_path, g).split("## The AE")[1]
     assert "up to 99.0 % sparsity (the paper: up to 99 %): **reproduced**" in ae
+
+
+def test_readme_results_quote_the_generated_files():
+    """Every decimal the README's results section quotes is in a generated results file (or the
+    study's README): a number that changes with new runs must be re-quoted, not left stale."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Results: the Fashion-MNIST study")[1].split("\n## ")[0]
+    quoted = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", section))
+    assert len(quoted) > 20
+    files = " ".join(p.read_text() for p in STUDY.glob("*.md"))
+    present = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", files))
+    assert quoted <= present, sorted(quoted - present)
