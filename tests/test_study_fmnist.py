@@ -183,6 +183,7 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
                imp_d=d, imp_control="none")
     text = _script().render(tmp_path, t)
     assert "(1.39 / 1.39 / 1.39)" in text
+    assert "The regime: round 0 (dense) ≤ 5.0 at each of the last three evaluations: **no**" in text
     assert "| 1 | 20.0 % | 10.50 / 10.50 / 10.50 | yes | 14.00 / 14.00 / 14.00 | yes | 8.00 / 8.00 / 8.00 | worse |" \
         in text
     assert "| 2 | 36.0 % | 11.00 / 11.00 / 11.00 | yes | 15.00 / 15.00 / 15.00 | yes | 11.50 / 11.50 / 11.50 | no |" \

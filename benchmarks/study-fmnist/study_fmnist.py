@@ -569,6 +569,10 @@ def render_tickets(study: Path) -> str:
             "1.96·√2·sd of the core grid's dense seeds at the same steps (" + _cells(noise) + "); 'matches dense' = "
             "at most that much worse than round 0 (dense) at each of the three, 'beats' = better by more than that "
             "at each of the three.", ""]
+    gate = bool(dense) and all(v <= DENSE_GATE for v in dense)
+    out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
+            + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
+               "training, not trained ones)") + f" ({_cells(dense)}).", ""]
     controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
     out += ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
             "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
