@@ -307,3 +307,26 @@ def test_readme_results_quote_the_generated_files():
     files = " ".join(p.read_text() for p in STUDY.glob("*.md"))
     present = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", files))
     assert quoted <= present, sorted(quoted - present)
+
+
+def test_one_command_regenerates_every_piece(tmp_path):
+    """Without --runs the script writes every runs* folder's results file; --check then passes, and fails
+    once a number is edited by hand."""
+    import subprocess
+    import sys
+    study = tmp_path / "study"
+    _study(study, 3.0, [0.1, -0.1, 0.2, 0.0, -0.2])
+    _run(study, "dense_w_seed0", "dense", 0, {s: 9.0 for s in (1000, 2000, 3000, 4000)}, folder="runs-baselines",
+         width_multiplier=0.5)
+    (study / "runs-baselines" / "COMMIT").write_text("abc123\n")
+    cmd = [sys.executable, str(STUDY / "study_fmnist.py"), str(study)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "results.md" in out and "results-baselines.md" in out
+    assert subprocess.run(cmd + ["--check"], capture_output=True).returncode == 0
+    target = study / "results-baselines.md"
+    target.write_text(target.read_text().replace("9.00", "8.00", 1))
+    bad = subprocess.run(cmd + ["--check"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "results-baselines.md differs" in bad.stdout
+    empty = subprocess.run([sys.executable, str(STUDY / "study_fmnist.py"), str(tmp_path / "none")],
+                           capture_output=True, text=True)
+    assert empty.returncode == 2 and "no runs* folder" in empty.stderr

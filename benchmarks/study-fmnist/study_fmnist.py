@@ -1,8 +1,8 @@
 """The Fashion-MNIST study's tables and verdicts, generated from its committed run folders.
 
-    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist                # results.md, curves.png
-    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --runs runs-mlp  # results-mlp.md, ...
-    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --check  # fails if results.md differs
+    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist     # every results*.md and curves*.png
+    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --runs runs-mlp  # results-mlp.md only
+    python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --check  # fails if a results file differs
 
 Reads only ``STUDY/RUNS/*/`` (config.json, metrics.jsonl, summary.json: the light files
 ``benchmarks/study-fmnist/study_collect.py`` copies out of a sweep) and ``STUDY/RUNS/COMMIT`` (the commit the
@@ -897,26 +897,38 @@ def plot_curves(study: Path, path: Path, runs: str = "runs") -> Path:
     return path
 
 
+def _write(study: Path, runs: str, check: bool) -> bool:
+    """Writes (or with ``check`` compares) one runs folder's results file and figure; False if it differs."""
+    text = render(study, runs)
+    results, figure = outputs(runs)
+    target = study / results
+    if check:
+        same = target.exists() and target.read_text() == text
+        print(f"{results} matches the runs" if same else f"{results} differs from what the runs give")
+        return same
+    target.write_text(text)
+    if runs in PIECES and runs not in PIECE_CURVES:
+        print(f"wrote {target}")
+        return True
+    plot = plot_rows if runs in PIECE_CURVES else plot_curves
+    print(f"wrote {target} and {plot(study, study / figure, runs)}")
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("study", type=Path, help="the study folder (runs/, results.md, ...)")
-    ap.add_argument("--runs", default="runs", help="the runs folder inside it (runs, runs-mlp, ...)")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the results file differs from what the runs give")
+    ap.add_argument("--runs", default=None,
+                    help="one runs folder inside it (runs, runs-mlp, ...); default: every runs* folder with a COMMIT")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a results file differs from what the runs give")
     args = ap.parse_args()
-    text = render(args.study, args.runs)
-    results, figure = outputs(args.runs)
-    target = args.study / results
-    if args.check:
-        same = target.exists() and target.read_text() == text
-        print(f"{results} matches the runs" if same else f"{results} differs from what the runs give")
-        return 0 if same else 1
-    target.write_text(text)
-    if args.runs in PIECES and args.runs not in PIECE_CURVES:
-        print(f"wrote {target}")
-        return 0
-    plot = plot_rows if args.runs in PIECE_CURVES else plot_curves
-    print(f"wrote {target} and {plot(args.study, args.study / figure, args.runs)}")
-    return 0
+    pieces = [args.runs] if args.runs else sorted(
+        p.name for p in args.study.glob("runs*") if p.is_dir() and (p / "COMMIT").is_file())
+    if not pieces:
+        print(f"study_fmnist: no runs* folder with a COMMIT file in {args.study}", file=sys.stderr)
+        return 2
+    results = [_write(args.study, runs, args.check) for runs in pieces]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":
