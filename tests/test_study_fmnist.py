@@ -146,7 +146,8 @@ def _chain(root: Path, folder: str, name: str, rounds: dict, label_name="fid_dom
     """An IMP run or control: kind=round records and one completed run folder per round."""
     run = root / folder / name
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"method": "imp", "seed": 0, "model": "dcgan", **config}))
+    (run / "config.json").write_text(json.dumps({"method": "imp", "seed": 0, "model": "dcgan", "steps": max(steps),
+                                                 **config}))
     recs = [{"kind": "round", "step": k, "round": k, "final_density": {"G": g, "D": d}}
             for k, (g, d, _) in rounds.items()]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -170,7 +171,7 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     t = "runs-tickets"
     # the ticket: dense 10; within the noise up to round 2 (51.2 %... no: 36 %), then 13 (worse by 3)
     _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.5), 2: (0.64, 1, 11.0), 3: (0.512, 1, 13.0)},
-           prune_nets="G", rewind_step=0, imp_control="none")
+           prune_nets="G", rewind_step=0, imp_control="none", imp_rate=0.2)
     _chain(tmp_path, t, "reinit", {1: (0.8, 1, 14.0), 2: (0.64, 1, 15.0), 3: (0.512, 1, 13.5)},
            prune_nets="G", rewind_step=0, imp_control="reinit")
     # random pruning: better than the ticket beyond the noise at round 1 (8 vs 10.5), within it after
@@ -183,6 +184,11 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
                imp_d=d, imp_control="none")
     text = _script().render(tmp_path, t)
     assert "(1.39 / 1.39 / 1.39)" in text
+    assert text.startswith("# Fashion-MNIST study: GAN Tickets' claims (IMP of the generator, 4,000 G steps per round")
+    assert "4,000 G steps per round, 20 % of the remaining weights pruned per round" in text
+    assert "## D's initialisation under late rewinding (step 500)" in text
+    assert _script()._ticket_name("{out}/../study-fmnist-tickets/prune_nets=G_rewind_step=0/tickets/round-05") \
+        == "IMP_G round 5"
     assert "The regime: round 0 (dense) ≤ 5.0 at each of the last three evaluations: **no**" in text
     assert "| 1 | 20.0 % | 10.50 / 10.50 / 10.50 | yes | 14.00 / 14.00 / 14.00 | yes | 8.00 / 8.00 / 8.00 | worse |" \
         in text

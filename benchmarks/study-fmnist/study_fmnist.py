@@ -554,10 +554,13 @@ def _chains(study: Path, runs: str):
 
 def render_tickets(study: Path) -> str:
     runs = "runs-tickets"
-    out = _header(study, runs, "GAN Tickets' claims (IMP of the generator, 4,000 G steps per round, one seed)",
-                  "study-fmnist-tickets.yaml").copy()
-    out[2] = out[2].replace("12,000 G steps", "4,000 G steps per round")
     chains = _chains(study, runs)
+    cfg = chains["IMP_G"].config if "IMP_G" in chains else {}
+    per_round = f"{int(cfg.get('steps', 0)):,} G steps per round"
+    out = _header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
+                  "study-fmnist-tickets.yaml").copy()
+    out[2] = out[2].replace("12,000 G steps", f"{per_round}, {100 * float(cfg.get('imp_rate', 0.2)):g} % of "
+                            "the remaining weights pruned per round")
     g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
     if 0 not in g:
         return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
@@ -655,7 +658,8 @@ def render_tickets(study: Path) -> str:
     inits = {name: _rounds(chains[f"late rewinding, D {name}"]) for name in ("rewind", "init", "keep")
              if f"late rewinding, D {name}" in chains}
     if inits:
-        out += ["## D's initialisation under late rewinding (step 500): rewound with G, reset to init, or kept "
+        rewind = next(int(chains[f"late rewinding, D {n}"].config.get("rewind_step", 0)) for n in inits)
+        out += [f"## D's initialisation under late rewinding (step {rewind}): rewound with G, reset to init, or kept "
                 "from the previous round; the paper finds it matters a lot", "",
                 "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " | largest gap beyond the noise |",
                 "|---|---|" + "---|" * len(inits) + "---|"]
@@ -679,6 +683,12 @@ def render_tickets(study: Path) -> str:
 
 
 RECON = "recon_mse@10000,split=test,G=raw"
+
+
+def _ticket_name(masks_from: str) -> str:
+    """'.../tickets/round-05' -> 'IMP_G round 5'."""
+    name = Path(masks_from).name
+    return f"IMP_G round {int(name.split('-')[1])}" if name.startswith("round-") else name
 
 
 def render_generative_tickets(study: Path) -> str:
@@ -760,7 +770,8 @@ def render_generative_tickets(study: Path) -> str:
         near = min(chain, key=lambda k: abs((1 - chain[k][0].get("G", 1)) - st.sparsity("G"))) if chain else None
         out += ["## A GAN generator's ticket on the VAE decoder", "",
                 "| | decoder sparsity | fid_domain@5000 (last three) |", "|---|---|---|",
-                f"| GAN ticket (IMP_G round 11), static training | {_fmt(100 * st.sparsity('G'), 1)} % | "
+                f"| GAN ticket ({_ticket_name(st.config['masks_from'])}), static training | "
+                f"{_fmt(100 * st.sparsity('G'), 1)} % | "
                 f"{_cells(_tail(st.series(LABEL)))} |"]
         if near is not None:
             out.append(f"| the VAE's own IMP ticket (round {near}) | "
