@@ -241,6 +241,10 @@ def render_grid(study: Path, runs: str = "runs") -> str:
     for c in pairs:
         st, su = itop.get(f"static {c[0]} {c[1]}", {}), itop.get(f"stu {c[0]} {c[1]}", {})
         out.append(f"| {c[0]} {c[1]} | {_mean_sd(list(st.values()))} | {_mean_sd(list(su.values()))} |")
+    out += ["", "Descriptive: exploration is what raises the rate above the density (static never changes its "
+            "mask), so the table measures how far STU-GAN explored, not a claim that could fail; the paper's claim "
+            "that quality comes with the explored range is claim 1 at the same cells, and exploring G against D "
+            "(`results-explore.md`) adds D's rate."]
     if runs == "runs":  # Inception FID: the core grid's headline cells only
         out += [""] + _inception_section(study / runs, curves)
     out += ["", "The other pieces of the study (Table 1's other rows, exploration, the MLP cell, the lottery-ticket "
