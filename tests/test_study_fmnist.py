@@ -205,8 +205,10 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     g = "runs-generative-tickets"
     _chain(tmp_path, g, "vae_imp", {0: (1, 1, 20.0), 1: (0.8, 0.8, 21.0), 2: (0.07, 0.07, 30.0)}, model="vae")
     _chain(tmp_path, g, "ae_imp", {0: (1, 1, 50.0), 1: (0.8, 0.8, 52.0), 2: (0.01, 0.01, 54.0)}, model="ae",
-           label_name="recon_mse", protocol="@10000,split=test,G=raw")
+           label_name="recon_mse", protocol="@10000,split=test,G=raw", rewind_step=200)
     text = _script().render(tmp_path, g)
+    assert "VAE / AE with the width-16 DCGAN decoder, 4,000 steps per run or round" in text
+    assert "## The AE: IMP with late rewinding (step 200) of decoder and encoder" in text
     vae = text.split("## The VAE")[1].split("## The AE")[0]
     assert "| 2 | 93.0 / 93.0 % | 30.00 / 30.00 / 30.00 | no |" in vae
     assert "up to 20.0 % sparsity (the paper: up to 93 %): **not reproduced**" in vae

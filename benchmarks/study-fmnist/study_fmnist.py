@@ -697,19 +697,21 @@ def _ticket_name(masks_from: str) -> str:
 
 def render_generative_tickets(study: Path) -> str:
     runs = "runs-generative-tickets"
-    out = _header(study, runs, "Generative Tickets' claims on the VAE and the AE (one seed each)",
-                  "study-fmnist-generative-tickets.yaml").copy()
-    out[2] = out[2].replace("Width-16 DCGAN, 12,000 G steps", "VAE / AE with the width-16 DCGAN decoder, 3,000 steps "
-                            "per run or round").replace(f"metric `{LABEL}`", f"metrics `{LABEL}` (VAE samples) and "
-                            f"`{RECON}` (the AE's held-out reconstruction)")
-    out += ["One seed each and no seed-noise estimate for these models: 'within 10 %' below is a descriptive "
-            "criterion (each of the last three evaluations at most 10 % worse than dense), not a test.", ""]
     found = {}
     for run in _completed(study / runs):
         c = run.config
         key = ("AE" if c.get("model") == "ae" else "VAE") + " " + run.method + (
             " (GAN ticket)" if c.get("masks_from") else "")
         found[key] = run
+    steps = sorted({int(r.config.get("steps", 0)) for r in found.values()})
+    out = _header(study, runs, "Generative Tickets' claims on the VAE and the AE (one seed each)",
+                  "study-fmnist-generative-tickets.yaml").copy()
+    per_run = (" / ".join(f"{s:,}" for s in steps) or "-") + " steps per run or round"
+    out[2] = out[2].replace("Width-16 DCGAN, 12,000 G steps", f"VAE / AE with the width-16 DCGAN decoder, {per_run}")
+    out[2] = out[2].replace(f"metric `{LABEL}`", f"metrics `{LABEL}` (VAE samples) and `{RECON}` (the AE's held-out "
+                            "reconstruction)")
+    out += ["One seed each and no seed-noise estimate for these models: 'within 10 %' below is a descriptive "
+            "criterion (each of the last three evaluations at most 10 % worse than dense), not a test.", ""]
 
     def table(name: str, label: str, unit: str):
         """The chain's rows, the sparsity up to which every round is within 10 % of dense, and how the walk
@@ -734,7 +736,8 @@ def render_generative_tickets(study: Path) -> str:
         return last_ok, stop, rows
 
     for name, label, unit, paper in (("VAE", LABEL, "fid_domain@5000", 0.93), ("AE", RECON, "recon_mse", 0.99)):
-        out += [f"## The {name}: IMP with late rewinding (step 200) of decoder and encoder", ""]
+        rewind = found[f"{name} imp"].config.get("rewind_step", 0) if f"{name} imp" in found else "-"
+        out += [f"## The {name}: IMP with late rewinding (step {rewind}) of decoder and encoder", ""]
         if f"{name} imp" not in found:
             out += ["Not run yet: **inconclusive**.", ""]
             continue
