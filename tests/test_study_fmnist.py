@@ -296,11 +296,9 @@ def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(
     vae, ae = text.split("## The VAE")[1].split("## The AE")
     assert "| 1 | 93.0 / 93.0 % | - | - |" in vae and "**inconclusive (a round without three evaluations)**" in vae
     assert "| 1 | 50.0 / 50.0 % | 60.00 / 60.00 / 60.00 | no |" in ae and "**not reproduced**" in ae
-    _chain(tmp_path, "runs-gt2", "ae_imp", {0: (1, 1, 50.0), 2: (0.010012, 0.010012, 54.0)}, model="ae",
+    _chain(tmp_path / "b", g, "ae_imp", {0: (1, 1, 50.0), 2: (0.010012, 0.010012, 54.0)}, model="ae",
            label_name="recon_mse", protocol="@10000,split=test,G=raw")
-    (tmp_path / g).rename(tmp_path / "old")
-    (tmp_path / "runs-gt2").rename(tmp_path / g)
-    ae = _script().render(tmp_path, g).split("## The AE")[1]
+    ae = _script().render(tmp_path / "b", g).split("## The AE")[1]
     assert "up to 99.0 % sparsity (the paper: up to 99 %): **reproduced**" in ae
 
 

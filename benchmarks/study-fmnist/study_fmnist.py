@@ -560,7 +560,7 @@ def render_tickets(study: Path) -> str:
     runs = "runs-tickets"
     chains = _chains(study, runs)
     cfg = chains["IMP_G"].config if "IMP_G" in chains else {}
-    per_round = f"{int(cfg.get('steps', 0)):,} G steps per round"
+    per_round = (f"{int(cfg['steps']):,}" if "steps" in cfg else "-") + " G steps per round"
     out = _header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
                   "study-fmnist-tickets.yaml").copy()
     out[2] = out[2].replace("12,000 G steps", f"{per_round}, {100 * float(cfg.get('imp_rate', 0.2)):g} % of "
