@@ -1,9 +1,10 @@
 """The study's statistics by hand, its verdicts on made-up run folders, and the committed tables
 re-derived from the committed runs (a hand-edited number fails here)."""
 
-import importlib.util
+import importlib
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "benchmarks" / "study-fmnist"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("study_fmnist", STUDY / "study_fmnist.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _script(name: str = "study_fmnist"):
+    """One of the report's modules; they import each other as siblings, as when run from their folder."""
+    if str(STUDY) not in sys.path:
+        sys.path.insert(0, str(STUDY))
+    return importlib.import_module(name)
 
 
 def test_paired_interval_and_p_by_hand():
@@ -187,8 +188,8 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     assert text.startswith("# Fashion-MNIST study: GAN Tickets' claims (IMP of the generator, 4,000 G steps per round")
     assert "4,000 G steps per round, 20 % of the remaining weights pruned per round" in text
     assert "## D's initialisation under late rewinding (step 500)" in text
-    assert _script()._ticket_name("{out}/../study-fmnist-tickets/prune_nets=G_rewind_step=0/tickets/round-05") \
-        == "IMP_G round 5"
+    ticket = "{out}/../study-fmnist-tickets/prune_nets=G_rewind_step=0/tickets/round-05"
+    assert _script("study_tickets")._ticket_name(ticket) == "IMP_G round 5"
     assert "The regime: round 0 (dense) ≤ 5.0 at each of the last three evaluations: **no**" in text
     assert "| 1 | 20.0 % | 10.50 / 10.50 / 10.50 | yes | 14.00 / 14.00 / 14.00 | yes | 8.00 / 8.00 / 8.00 | worse |" \
         in text

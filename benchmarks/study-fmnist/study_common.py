@@ -1,0 +1,190 @@
+"""What every piece of the Fashion-MNIST study's report shares: reading the run folders, formatting,
+and paired comparisons with their verdicts.
+
+A verdict uses the **last three evaluations**: a comparison counts only if it holds at each of them
+(a stable ranking, not a snapshot). Comparisons are paired by seed (same initial weights, masks and
+data order), with 95 % t-intervals and Holm's correction across the comparisons of a claim at each
+evaluation step (:mod:`sparsegan.experiments.stats`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from sparsegan.experiments.results import load_runs
+from sparsegan.experiments.stats import direction, holm
+
+LABEL = "fid_domain@5000"
+DENSE_GATE = 5.0  # dense must reach this at each of the last three evaluations (issue's regime)
+MATCH_MARGIN = 0.10  # "matches dense": STU-GAN at most 10 % of the dense mean worse (upper CI bound)
+
+
+def arm_of(run) -> str:
+    if run.method == "dense":
+        return "dense"
+    return f"{run.method} sG{run.sparsity('G'):.2f} sD{run.sparsity('D'):.2f}"
+
+
+def load(runs_dir: Path):
+    """arm -> seed -> {step: value} for completed runs, and arm -> seed -> ITOP rate of G."""
+    curves: dict[str, dict[int, dict[int, float]]] = defaultdict(dict)
+    itop: dict[str, dict[int, float]] = defaultdict(dict)
+    for run in load_runs(runs_dir):
+        if run.status != "completed":
+            continue
+        series = dict(run.series(LABEL))
+        if series:
+            curves[arm_of(run)][run.seed] = series
+            itop[arm_of(run)][run.seed] = float(run.summary.get("itop_rate", {}).get("G", math.nan))
+    return curves, itop
+
+
+def fmt(v: float, digits: int = 2) -> str:
+    return "-" if v is None or math.isnan(v) else f"{v:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    return "-" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def arm_order(arms) -> list[str]:
+    def key(a: str):
+        if a == "dense":
+            return (0, 0.0, 0.0, "")
+        method, sg, sd = a.split()
+        return (1, -float(sg[2:]), float(sd[2:]), method)
+    return sorted(arms, key=key)
+
+
+def values_at(curves, arm: str, step: int) -> dict[int, float]:
+    return {seed: c[step] for seed, c in curves.get(arm, {}).items() if step in c}
+
+
+def within_margin(c, margin: float) -> bool | None:
+    """A paired difference against a "matches" margin: True if its upper 95 % bound is at most the
+    margin, False if its lower bound is above it, None where the interval straddles it or n < 2."""
+    if c.n < 2:
+        return None
+    lo, hi = c.ci
+    return True if hi <= margin else False if lo > margin else None
+
+
+def _verdict(directions: list[int], claimed: int, ns: list[int]) -> str:
+    if not directions or min(ns) < 2:
+        return f"inconclusive (n = {min(ns) if ns else 0} seed pairs)"
+    if all(d == claimed for d in directions):
+        return "reproduced"
+    if all(d == -claimed for d in directions):
+        return "not reproduced (the opposite holds)"
+    return "inconclusive"
+
+
+def _family(rows, steps, claimed: int):
+    """rows: [(name, {step: Paired})]; Holm across the rows at each step; markdown lines + verdicts."""
+    adjusted = {s: holm([cmp[s].p for _, cmp in rows]) for s in steps}
+    lines, verdicts = [], []
+    for i, (name, cmp) in enumerate(rows):
+        cells, dirs, ns = [], [], []
+        for s in steps:
+            c = cmp[s]
+            lo, hi = c.ci
+            cells.append(f"{fmt(c.mean)} [{fmt(lo)}, {fmt(hi)}] p={fmt_p(adjusted[s][i])} n={c.n}")
+            dirs.append(direction(adjusted[s][i], c.ci))
+            ns.append(c.n)
+        v = _verdict(dirs, claimed, ns)
+        verdicts.append(v)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {v} |")
+    return lines, verdicts
+
+
+def section(title: str, rows, steps, head: str, rule: str) -> list[str]:
+    """A claim's table of paired comparisons (all claimed positive) and its verdict."""
+    if not rows:
+        return [title, "", "No comparison of this claim has both sides run yet: verdict **inconclusive**.", ""]
+    lines, verdicts = _family(rows, steps, +1)
+    return [title, "", head, rule, *lines, "", f"Verdict: **{_claim_verdict(verdicts)}**.", ""]
+
+
+def _claim_verdict(verdicts: list[str]) -> str:
+    if verdicts and all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    if any(v.startswith("not reproduced") for v in verdicts):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def _label_series(run) -> dict[int, float]:
+    """The run's fid_domain@5000 curve; an IMP run's is its last round's (its ticket trained)."""
+    rounds = sorted((run.path / "rounds").glob("round-*")) if (run.path / "rounds").is_dir() else []
+    if rounds:
+        last = load_runs(rounds[-1])
+        return dict(last[0].series(LABEL)) if last else {}
+    return dict(run.series(LABEL))
+
+
+def completed_runs(runs_dir: Path):
+    """Completed top-level runs (an IMP run's rounds are read through it, not as runs of their own)."""
+    return [r for r in load_runs(runs_dir) if r.status == "completed" and "rounds" not in Path(r.name).parts]
+
+
+def rows_of(runs_dir: Path, label):
+    """row name (``label(run)``) -> seed -> curve, and row name -> seed -> relative training FLOPs."""
+    curves: dict[str, dict[int, dict[int, float]]] = defaultdict(dict)
+    flops: dict[str, dict[int, float]] = defaultdict(dict)
+    for run in completed_runs(runs_dir):
+        series = _label_series(run)
+        if series:
+            curves[label(run)][run.seed] = series
+            rel = (run.summary.get("flops") or {}).get("train", {}).get("relative")
+            flops[label(run)][run.seed] = float(rel) if rel is not None else math.nan
+    return curves, flops
+
+
+def last_three(curves) -> list[int]:
+    runs = [set(c) for arm in curves.values() for c in arm.values()]
+    return sorted(set.intersection(*runs))[-3:] if runs else []
+
+
+def value_table(curves, flops, rows: list[str], last: list[int]) -> list[str]:
+    out = ["| row | n | " + " | ".join(f"{s:,}" for s in last) + " | training FLOPs / dense |",
+           "|---|---|" + "---|" * len(last) + "---|"]
+    for r in rows:
+        f = [v for v in flops.get(r, {}).values() if not math.isnan(v)]
+        means = (mean_sd(list(values_at(curves, r, s).values())) for s in last)
+        out.append(f"| {r} | {len(curves[r])} | " + " | ".join(means)
+                   + f" | {fmt(statistics.fmean(f)) if f else '-'} |")
+    return out
+
+
+def header(study: Path, runs: str, title: str, sweep: str) -> list[str]:
+    commit = (study / runs / "COMMIT").read_text().strip() if (study / runs / "COMMIT").exists() else "unknown"
+    core = (study / "runs" / "COMMIT").read_text().strip() if (study / "runs" / "COMMIT").exists() else "unknown"
+    return [f"# Fashion-MNIST study: {title}", "",
+            f"Generated by `python benchmarks/study-fmnist/study_fmnist.py benchmarks/study-fmnist --runs {runs}` "
+            "from the run "
+            f"folders in `{runs}/` (trained at commit `{commit}`, sweep `configs/sweeps/{sweep}`) and the core grid's "
+            f"in `runs/` (commit `{core}`); do not edit by hand, `tests/test_study_fmnist.py` regenerates it. "
+            f"Width-16 DCGAN, 12,000 G steps, metric `{LABEL}` (lower is better) every 1,000 steps; each cell "
+            "of a table: mean ± sd over seeds; each comparison: mean paired difference [95 % CI], Holm-adjusted "
+            "p, seed pairs, at each of the last three evaluations.", ""]
+
+
+def merge(*sources):
+    curves, flops = defaultdict(dict), defaultdict(dict)
+    for c, f in sources:
+        for k, v in c.items():
+            curves[k].update(v)
+        for k, v in f.items():
+            flops[k].update(v)
+    return curves, flops
