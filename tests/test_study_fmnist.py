@@ -191,6 +191,7 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     ticket = "{out}/../study-fmnist-tickets/prune_nets=G_rewind_step=0/tickets/round-05"
     assert _script("study_tickets")._ticket_name(ticket) == "IMP_G round 5"
     assert "The regime: round 0 (dense) ≤ 5.0 at each of the last three evaluations: **no**" in text
+    assert "dense run of the same seed (0) at the 4 evaluations both made: the same values." in text
     assert "| 1 | 20.0 % | 10.50 / 10.50 / 10.50 | yes | 14.00 / 14.00 / 14.00 | yes | 8.00 / 8.00 / 8.00 | worse |" \
         in text
     assert "| 2 | 36.0 % | 11.00 / 11.00 / 11.00 | yes | 15.00 / 15.00 / 15.00 | yes | 11.50 / 11.50 / 11.50 | no |" \
@@ -270,6 +271,16 @@ def test_block_masks_piece_on_made_up_runs(tmp_path):
     assert "Verdict: **no**" in text and "evaluations): **yes**" in text
 
 
+def test_round_zero_set_beside_the_core_grids_dense_run_of_its_seed(tmp_path):
+    _run(tmp_path, "dense_seed1", "dense", 1, {1000: 20.0, 2000: 12.0, 3000: 9.0})
+    same_as_core = _script("study_tickets")._same_as_core
+    assert same_as_core(tmp_path, 1, [(1000, 20.0), (2000, 12.0), (8000, 5.0)])[0].endswith(
+        "at the 2 evaluations both made: the same values.")
+    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)])[0].endswith(
+        "a largest difference of 0.5000.")
+    assert same_as_core(tmp_path, 0, [(1000, 20.0)]) == []  # no core run of seed 0
+
+
 def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(tmp_path):
     """Rounds evaluated under another protocol have nothing to compare: no verdict may come out of
     empty lists (all([]) is True), and a realised density a hair off the paper's target still reaches it."""
@@ -284,6 +295,7 @@ def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(
            imp_control="none", **other)
     text = _script().render(tmp_path, t)
     assert "| 1 | 20.0 % | - | - | - | - | - | - |" in text
+    assert "dense run of the same seed" not in text  # round 0 has no fid_domain@5000 to set beside the core's
     assert "Matching: inconclusive" in text
     assert "- Against random pruning: no round comparable with the ticket's" in text
     assert "- Against random reinitialisation: not run yet: **inconclusive**." in text

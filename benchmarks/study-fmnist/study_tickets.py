@@ -46,6 +46,19 @@ def _cells(values: list[float]) -> str:
     return " / ".join(fmt(v) for v in values) if values else "-"
 
 
+def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
+    """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
+    the same training code gives the same curve, which ties the chain's yardstick to the core grid's."""
+    core = load(study / "runs")[0].get("dense", {}).get(seed, {}) if (study / "runs").is_dir() else {}
+    shared = [(s, v) for s, v in curve if s in core]
+    if not shared:
+        return []
+    gap = max(abs(v - core[s]) for s, v in shared)
+    same = "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
+    return [f"Round 0 against the core grid's dense run of the same seed ({seed}) at the {len(shared)} evaluations "
+            f"both made: {same}.", ""]
+
+
 def _chains(study: Path, runs: str):
     chains = {}
     for run in completed_runs(study / runs):
@@ -86,6 +99,7 @@ def render_tickets(study: Path) -> str:
     out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
             + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
                "training, not trained ones)") + f" ({_cells(dense)}).", ""]
+    out += _same_as_core(study, int(cfg.get("seed", 0)), g[0][1])
     controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
     out += ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
             "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
