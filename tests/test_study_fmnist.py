@@ -271,6 +271,13 @@ def test_block_masks_piece_on_made_up_runs(tmp_path):
     assert "Verdict: **no**" in text and "evaluations): **yes**" in text
 
 
+def test_tickets_report_before_any_chain_completes_claims_nothing(tmp_path):
+    (tmp_path / "runs-tickets").mkdir()
+    text = _script().render(tmp_path, "runs-tickets")
+    assert "- G steps per round, - of the remaining weights pruned per round" in text  # no default rate shown
+    assert text.rstrip().endswith("The IMP chain has no completed dense round yet.")
+
+
 def test_round_zero_set_beside_the_core_grids_dense_run_of_its_seed(tmp_path):
     _run(tmp_path, "dense_seed1", "dense", 1, {1000: 20.0, 2000: 12.0, 3000: 9.0})
     same_as_core = _script("study_tickets")._same_as_core

@@ -82,8 +82,8 @@ def render_tickets(study: Path) -> str:
     per_round = (f"{int(cfg['steps']):,}" if "steps" in cfg else "-") + " G steps per round"
     out = header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
                   "study-fmnist-tickets.yaml").copy()
-    out[2] = out[2].replace("12,000 G steps", f"{per_round}, {100 * float(cfg.get('imp_rate', 0.2)):g} % of "
-                            "the remaining weights pruned per round")
+    rate = f"{100 * float(cfg['imp_rate']):g} %" if "imp_rate" in cfg else "-"
+    out[2] = out[2].replace("12,000 G steps", f"{per_round}, {rate} of the remaining weights pruned per round")
     g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
     if 0 not in g:
         return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
