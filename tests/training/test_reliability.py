@@ -291,6 +291,25 @@ def test_resume_of_completed_run_changes_nothing_unless_steps_grew(tmp_path, dat
     assert json.loads((run / "summary.json").read_text())["step"] == 8
 
 
+def test_resume_records_the_thread_count_and_warns_when_it_changed(tmp_path, data, one_thread, capsys):
+    # Another thread count splits the CPU's float reductions differently: the resumed run drifts from
+    # the uninterrupted one, so the run folder records each segment's count and the resume says so.
+    run = tmp_path / "r"
+    args = ["train", "--data-root", str(data), *COMMON, "--out", str(run)]
+    assert main([*args, "--steps", "4"]) == 0
+    assert json.loads((run / "config.json").read_text())["environment"]["torch_threads"] == 1
+    assert main([*args, "--steps", "6", "--resume", "auto"]) == 0
+    assert "warning: resuming with" not in capsys.readouterr().err
+    torch.set_num_threads(2)  # the fixture restores the count
+    assert main([*args, "--steps", "8", "--resume", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "sparsegan: warning: resuming with 2 torch threads where the run trained with 1:" in err
+    assert "(OMP_NUM_THREADS=1 keeps it exact)" in err
+    records = [{k: r[k] for k in r if k.startswith("torch_threads")} for r in read_records(run, "resume")]
+    assert records == [{"torch_threads": 1}, {"torch_threads": 2, "torch_threads_before": 1}]
+    assert json.loads((run / "config.json").read_text())["environment"]["torch_threads"] == 2
+
+
 def test_checkpoint_beyond_steps_is_refused_and_nothing_changes(tmp_path, data, capsys):
     cfg = build_config({"data_root": str(data), "model": "mlp", "model_width": 8, "batch_size": 8,
                         "steps": 20, "checkpoint_every": 4, "out": str(tmp_path / "r")})

@@ -34,6 +34,7 @@ from sparsegan.training.trainer import (
     check_resume_compatible,
     check_weights_finite,
     resolved_config,
+    resume_threads,
     sample_grid,
     sample_inputs,
     training_evaluation,
@@ -93,7 +94,10 @@ def train(
             return run.path
         t.load_training_state(state)
         run.truncate_records_after(t.step)
-        run.log({"kind": "resume", "step": t.step, "checkpoint": path.name})
+        threads, warning = resume_threads(run.read_config() if (run.path / "config.json").exists() else None)
+        if warning:
+            print(warning, file=sys.stderr)
+        run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads})
     elif resume is not None and (run.path / "config.json").exists():
         check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device, t.data_info))

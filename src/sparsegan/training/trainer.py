@@ -253,9 +253,23 @@ def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]
     out["ema_scope"] = "parameters averaged, buffers copied"
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
-        "device": str(device), "platform": platform.platform(),
+        "device": str(device), "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
     }
     return out
+
+
+def resume_threads(previous_config: dict[str, Any] | None) -> tuple[dict[str, int], str | None]:
+    """The resume record's thread counts, and a warning where the count changed since the run's last
+    segment: CPU kernels split their float reductions by thread, so another count makes the run drift
+    from the uninterrupted one (bitwise at once; measurably once GAN training amplifies it)."""
+    now = torch.get_num_threads()
+    before = ((previous_config or {}).get("environment") or {}).get("torch_threads")
+    if before is None or before == now:
+        return {"torch_threads": now}, None
+    return {"torch_threads": now, "torch_threads_before": before}, (
+        f"sparsegan: warning: resuming with {now} torch threads where the run trained with {before}: the CPU's "
+        f"float reductions run in another order, so it will not be bitwise an uninterrupted run "
+        f"(OMP_NUM_THREADS={before} keeps it exact)")
 
 
 def check_resume_compatible(saved: dict[str, Any], cfg: TrainConfig, where: Path) -> None:
