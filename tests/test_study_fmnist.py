@@ -286,6 +286,11 @@ def test_round_zero_set_beside_the_core_grids_dense_run_of_its_seed(tmp_path):
     assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)])[0].endswith(
         "a largest difference of 0.5000.")
     assert same_as_core(tmp_path, 0, [(1000, 20.0)]) == []  # no core run of seed 0
+    with (tmp_path / "runs" / "dense_seed1" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"kind": "resume", "step": 2500, "checkpoint": "state-00002500.pt"}) + "\n")
+    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)])[0].endswith(
+        "a largest difference of 0.5000 (the core run was resumed at step 2,500: the study README says why a "
+        "resume may drift).")
 
 
 def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(tmp_path):

@@ -49,12 +49,18 @@ def _cells(values: list[float]) -> str:
 def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
     """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
     the same training code gives the same curve, which ties the chain's yardstick to the core grid's."""
-    core = load(study / "runs")[0].get("dense", {}).get(seed, {}) if (study / "runs").is_dir() else {}
+    runs = [r for r in load_runs(study / "runs") if r.method == "dense" and r.seed == seed and
+            r.status == "completed"] if (study / "runs").is_dir() else []
+    core = dict(runs[0].series(LABEL)) if runs else {}
     shared = [(s, v) for s, v in curve if s in core]
     if not shared:
         return []
     gap = max(abs(v - core[s]) for s, v in shared)
     same = "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
+    resumed = [r["step"] for r in runs[0].of_kind("resume") if r["step"] < max(s for s, _ in shared)]
+    if gap and resumed:
+        same += (f" (the core run was resumed at step {', '.join(f'{s:,}' for s in resumed)}: the study README "
+                 "says why a resume may drift)")
     return [f"Round 0 against the core grid's dense run of the same seed ({seed}) at the {len(shared)} evaluations "
             f"both made: {same}.", ""]
 
