@@ -158,7 +158,8 @@ def _chain(root: Path, folder: str, name: str, rounds: dict, label_name="fid_dom
         r = run / "rounds" / f"round-{k:02d}"
         r.mkdir(parents=True)
         (r / "config.json").write_text(json.dumps({"method": "static", "seed": 0, "sparsity_g": 1 - g}))
-        ev = [{"kind": "eval", "step": s, label_name: v, "num_samples": 5000 if protocol == "@5000" else 10000,
+        at = v if isinstance(v, dict) else dict.fromkeys(steps, v)  # one value, or one per step
+        ev = [{"kind": "eval", "step": s, label_name: at[s], "num_samples": 5000 if protocol == "@5000" else 10000,
                "generator": "ema" if protocol == "@5000" else "raw", "eval_mode": True,
                "split": "train" if protocol == "@5000" else "test", "protocol": protocol, "source": "training"}
               for s in steps]
@@ -171,8 +172,11 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
         _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: v for s in (1000, 2000, 3000, 4000)})
     t = "runs-tickets"
     # the ticket: dense 10; within the noise up to round 2 (51.2 %... no: 36 %), then 13 (worse by 3)
-    _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.5), 2: (0.64, 1, 11.0), 3: (0.512, 1, 13.0)},
-           prune_nets="G", rewind_step=0, imp_control="none", imp_rate=0.2)
+    # round 4: within the noise at the first of the last three evaluations, beyond it at the others
+    mixed = {1000: 10.0, 2000: 10.0, 3000: 12.0, 4000: 12.0}
+    _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.5), 2: (0.64, 1, 11.0), 3: (0.512, 1, 13.0),
+                                  4: (0.4096, 1, mixed)}, prune_nets="G", rewind_step=0, imp_control="none",
+           imp_rate=0.2)
     _chain(tmp_path, t, "reinit", {1: (0.8, 1, 14.0), 2: (0.64, 1, 15.0), 3: (0.512, 1, 13.5)},
            prune_nets="G", rewind_step=0, imp_control="reinit")
     # random pruning: better than the ticket beyond the noise at round 1 (8 vs 10.5), within it after
@@ -197,7 +201,10 @@ def test_lottery_ticket_claims_on_made_up_runs(tmp_path):
     assert "| 2 | 36.0 % | 11.00 / 11.00 / 11.00 | yes | 15.00 / 15.00 / 15.00 | yes | 11.50 / 11.50 / 11.50 | no |" \
         in text
     assert "| 3 | 48.8 % | 13.00 / 13.00 / 13.00 | no | 13.50 / 13.50 / 13.50 | no |" in text
-    assert "Matching: the ticket matches dense at every round up to 36.0 % sparsity." in text
+    assert "| 4 | 59.0 % | 10.00 / 12.00 / 12.00 | mixed |" in text
+    assert ("Matching: the ticket matches dense at every round up to 36.0 % sparsity; behind dense beyond the noise "
+            "at each of the last three evaluations at rounds 3; beyond the noise at some of them only at rounds 4.") \
+        in text
     assert "rounds 1, 2 of 3; the claim (tickets beat the control) is **reproduced at some sparsities only**" in text
     assert "- Against random pruning: the ticket is better beyond the noise at rounds none of 3; the claim (tickets " \
         "beat the control) is **not reproduced** (the control is better beyond the noise at rounds 1)." in text

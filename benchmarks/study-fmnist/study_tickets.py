@@ -99,8 +99,9 @@ def render_tickets(study: Path) -> str:
     out += ["Each value: the round's last three evaluations (" + (", ".join(f"{s:,}" for s in steps) or "none of "
             + LABEL) + " steps of the round). One seed: a difference counts only beyond the seed noise, "
             "1.96·√2·sd of the core grid's dense seeds at the same steps (" + _cells(noise) + "); 'matches dense' = "
-            "at most that much worse than round 0 (dense) at each of the three, 'beats' = better by more than that "
-            "at each of the three.", ""]
+            "at most that much worse than round 0 (dense) at each of the three, 'no' = worse by more than that at "
+            "each of the three, 'mixed' = neither; 'beats' = better by more than the noise at each of the three.",
+            ""]
     gate = bool(dense) and all(v <= DENSE_GATE for v in dense)
     out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
             + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
@@ -128,7 +129,9 @@ def render_tickets(study: Path) -> str:
         dens, curve = g[k]
         t = _tail(curve)
         m = within(t, dense) if k else None
-        cells = [f"{k}", fmt(100 * (1 - dens.get("G", 1.0)), 1) + " %", _cells(t), yn(m)]
+        # 'no' only where dense is better beyond the noise at each of the three; 'mixed' in between
+        m = None if m is None else "yes" if m else "no" if better(dense, t) else "mixed"
+        cells = [f"{k}", fmt(100 * (1 - dens.get("G", 1.0)), 1) + " %", _cells(t), m or "-"]
         for name in ("reinit", "random"):
             c = _tail(controls.get(name, {}).get(k, ({}, []))[1])
             b = better(t, c)
@@ -142,14 +145,19 @@ def render_tickets(study: Path) -> str:
         out.append("| " + " | ".join(cells) + " |")
     last_match = None
     for k, sp, m in matched:
-        if not m:
+        if m != "yes":
             break
         last_match = sp
+    behind = {state: ", ".join(str(k) for k, _, m in matched if m == state) for state in ("no", "mixed")}
     verdict = ("inconclusive (no noise yardstick or fewer than three evaluations per round: fewer than two "
                "dense seeds of runs/ at these steps, or a round without the metric)"
                if not matched or any(m is None for *_, m in matched)
                else f"the ticket matches dense at every round up to {100 * last_match:.1f} % sparsity" if last_match
                else "the ticket matches dense at no round")
+    if not verdict.startswith("inconclusive"):
+        verdict += "".join(f"; {what} at rounds {behind[state]}" for state, what in (
+            ("no", "behind dense beyond the noise at each of the last three evaluations"),
+            ("mixed", "beyond the noise at some of them only")) if behind[state])
     out += ["", f"Matching: {verdict}.", ""]
     for name, label in (("reinit", "random reinitialisation"), ("random", "random pruning")):
         res = beats.get(name, [])
