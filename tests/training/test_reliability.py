@@ -308,6 +308,10 @@ def test_resume_records_the_thread_count_and_warns_when_it_changed(tmp_path, dat
     records = [{k: r[k] for k in r if k.startswith("torch_threads")} for r in read_records(run, "resume")]
     assert records == [{"torch_threads": 1}, {"torch_threads": 2, "torch_threads_before": 1}]
     assert json.loads((run / "config.json").read_text())["environment"]["torch_threads"] == 2
+    # On an accelerator the CPU's thread count does not order the kernels' reductions: no warning.
+    from sparsegan.training.trainer import resume_threads
+
+    assert resume_threads({"environment": {"torch_threads": 1}}, torch.device("cuda")) == ({"torch_threads": 2}, None)
 
 
 def test_checkpoint_beyond_steps_is_refused_and_nothing_changes(tmp_path, data, capsys):

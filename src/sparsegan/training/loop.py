@@ -94,7 +94,8 @@ def train(
             return run.path
         t.load_training_state(state)
         run.truncate_records_after(t.step)
-        threads, warning = resume_threads(run.read_config() if (run.path / "config.json").exists() else None)
+        previous = run.read_config() if (run.path / "config.json").exists() else None
+        threads, warning = resume_threads(previous, t.device)
         if warning:
             print(warning, file=sys.stderr)
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads})

@@ -258,13 +258,13 @@ def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]
     return out
 
 
-def resume_threads(previous_config: dict[str, Any] | None) -> tuple[dict[str, int], str | None]:
-    """The resume record's thread counts, and a warning where the count changed since the run's last
-    segment: CPU kernels split their float reductions by thread, so another count makes the run drift
-    from the uninterrupted one (bitwise at once; measurably once GAN training amplifies it)."""
+def resume_threads(previous_config: dict[str, Any] | None, device: torch.device) -> tuple[dict[str, int], str | None]:
+    """The resume record's thread counts, and on the CPU a warning where the count changed since the
+    run's last segment: CPU kernels split their float reductions by thread, so another count makes the
+    run drift from the uninterrupted one (bitwise at once; measurably once GAN training amplifies it)."""
     now = torch.get_num_threads()
     before = ((previous_config or {}).get("environment") or {}).get("torch_threads")
-    if before is None or before == now:
+    if before is None or before == now or device.type != "cpu":
         return {"torch_threads": now}, None
     return {"torch_threads": now, "torch_threads_before": before}, (
         f"sparsegan: warning: resuming with {now} torch threads where the run trained with {before}: the CPU's "
