@@ -22,6 +22,7 @@ from sparsegan.config import build_config
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.training import read_records, train
 from sparsegan.training.state import latest_valid_checkpoint, list_checkpoints, load_checkpoint
+from sparsegan.training.trainer import resume_threads
 
 
 @pytest.fixture(scope="module")
@@ -309,8 +310,6 @@ def test_resume_records_the_thread_count_and_warns_when_it_changed(tmp_path, dat
     assert records == [{"torch_threads": 1}, {"torch_threads": 2, "torch_threads_before": 1}]
     assert json.loads((run / "config.json").read_text())["environment"]["torch_threads"] == 2
     # On an accelerator the CPU's thread count does not order the kernels' reductions: no warning.
-    from sparsegan.training.trainer import resume_threads
-
     assert resume_threads({"environment": {"torch_threads": 1}}, torch.device("cuda")) == ({"torch_threads": 2}, None)
 
 
