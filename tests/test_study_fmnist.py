@@ -278,6 +278,45 @@ def test_block_masks_piece_on_made_up_runs(tmp_path):
     assert "Verdict: **no**" in text and "evaluations): **yes**" in text
 
 
+@pytest.mark.parametrize("gd_values, state, verdict", [
+    ({1000: 10.0, 2000: 13.0, 3000: 13.0, 4000: 13.0}, "no", "not reproduced"),  # 3 apart > 1.39 at each
+    ({1000: 10.0, 2000: 10.5, 3000: 13.0, 4000: 13.0}, "mixed", "inconclusive"),  # within at 2,000 only
+])
+def test_pruning_d_differs_beyond_the_noise_at_each_evaluation_or_only_at_some(tmp_path, gd_values, state, verdict):
+    for seed, v in enumerate((10.0, 10.5, 11.0)):  # noise 1.39 at each step
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: v for s in (1000, 2000, 3000, 4000)})
+    t = "runs-tickets"
+    _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.0)}, prune_nets="G", rewind_step=0,
+           imp_control="none", imp_rate=0.2)
+    _chain(tmp_path, t, "gd", {0: (1, 1, 10.0), 1: (0.8, 0.8, gd_values)}, prune_nets="GD", rewind_step=0,
+           imp_control="none")
+    text = _script().render(tmp_path, t)
+    assert f"| 1 | 20.0 / 20.0 % | 10.00 / 10.00 / 10.00 | {_cells3(gd_values)} | {state} |" in text
+    assert f"Claim (pruning D matters little): **{verdict}**." in text
+
+
+@pytest.mark.parametrize("init_values, state, verdict", [
+    ({1000: 10.0, 2000: 10.5, 3000: 10.5, 4000: 10.5}, "no", "not reproduced"),  # the gap within 1.39 at each
+    ({1000: 10.0, 2000: 10.5, 3000: 14.0, 4000: 14.0}, "mixed", "inconclusive"),  # beyond it at two of three
+])
+def test_d_initialisation_gaps_at_each_evaluation_or_only_at_some(tmp_path, init_values, state, verdict):
+    for seed, v in enumerate((10.0, 10.5, 11.0)):
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: v for s in (1000, 2000, 3000, 4000)})
+    t = "runs-tickets"
+    _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.0)}, prune_nets="G", rewind_step=0,
+           imp_control="none", imp_rate=0.2)
+    for d in ("rewind", "init", "keep"):
+        _chain(tmp_path, t, f"late_{d}", {0: (1, 1, 10.0), 1: (0.8, 1, init_values if d == "init" else 10.0)},
+               prune_nets="G", rewind_step=500, imp_d=d, imp_control="none")
+    text = _script().render(tmp_path, t)
+    assert f"| {_cells3(init_values)} | 10.00 / 10.00 / 10.00 | {state} |" in text
+    assert f"Claim (D's initialisation matters a lot): **{verdict}**" in text
+
+
+def _cells3(values: dict[int, float]) -> str:
+    return " / ".join(f"{values[s]:.2f}" for s in sorted(values)[-3:])
+
+
 def test_tickets_report_before_any_chain_completes_claims_nothing(tmp_path):
     (tmp_path / "runs-tickets").mkdir()
     text = _script().render(tmp_path, "runs-tickets")

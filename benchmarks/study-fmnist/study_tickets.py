@@ -122,8 +122,8 @@ def render_tickets(study: Path) -> str:
     def better(a, b):  # a better than b by more than the noise, at each of the three
         return all(y - x > n for x, y, n in zip(a, b, noise)) if comparable(a, b) else None
 
-    def yn(v):
-        return "-" if v is None else ("yes" if v else "no")
+    def each(flags: list[bool]) -> str:  # a condition at the last three evaluations: at each, at none, or mixed
+        return "yes" if all(flags) else "no" if not any(flags) else "mixed"
 
     for k in sorted(g):
         dens, curve = g[k]
@@ -185,14 +185,15 @@ def render_tickets(study: Path) -> str:
         same = []
         for k in sorted(set(gd) & set(g) - {0}):
             a, b = _tail(g[k][1]), _tail(gd[k][1])
-            w = all(abs(x - y) <= n for x, y, n in zip(a, b, noise)) if comparable(a, b) else None
+            w = each([abs(x - y) <= n for x, y, n in zip(a, b, noise)]) if comparable(a, b) else None
             same.append(w)
             d = gd[k][0]
             out.append(f"| {k} | {fmt(100 * (1 - d.get('G', 1)), 1)} / {fmt(100 * (1 - d.get('D', 1)), 1)} % | "
-                       f"{_cells(a)} | {_cells(b)} | {yn(w)} |")
+                       f"{_cells(a)} | {_cells(b)} | {w or '-'} |")
         v = ("inconclusive" if not same or any(w is None for w in same) else
-             "reproduced" if all(same) else "not reproduced")
-        out += ["", f"Claim (pruning D matters little): **{v}**.", ""]
+             "reproduced" if all(w == "yes" for w in same) else "not reproduced" if "no" in same else "inconclusive")
+        out += ["", "'yes': within the noise at each of the last three evaluations; 'no': beyond it at each; "
+                f"'mixed': neither. Claim (pruning D matters little): **{v}**.", ""]
     inits = {name: _rounds(chains[f"late rewinding, D {name}"]) for name in ("rewind", "init", "keep")
              if f"late rewinding, D {name}" in chains}
     if inits:
@@ -209,14 +210,16 @@ def render_tickets(study: Path) -> str:
             spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
                 if all(len(t) == 3 for t in tails.values()) else []
             beyond = None if not spread or any(math.isnan(n) for n in noise) \
-                else all(x > n for x, n in zip(spread, noise))
+                else each([x > n for x, n in zip(spread, noise)])
             gaps.append(beyond)
             out.append(f"| {k} | {fmt(100 * (1 - first.get('G', 1)), 1)} % | " +
-                       " | ".join(_cells(t) for t in tails.values()) + f" | {yn(beyond)} |")
+                       " | ".join(_cells(t) for t in tails.values()) + f" | {beyond or '-'} |")
         v = ("inconclusive" if len(inits) < 3 or not gaps or any(b is None for b in gaps) else
-             "reproduced" if all(gaps) else "not reproduced" if not any(gaps) else "reproduced at some rounds only")
+             "reproduced" if all(b == "yes" for b in gaps) else "reproduced at some rounds only" if "yes" in gaps
+             else "not reproduced" if all(b == "no" for b in gaps) else "inconclusive")
         out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
-                "initialisation beyond the noise at each of the last three evaluations).", ""]
+                "initialisation beyond the noise at each of the last three evaluations: 'yes'; at none: 'no'; "
+                "'mixed': neither).", ""]
     return "\n".join(out) + "\n"
 
 
