@@ -313,6 +313,19 @@ def test_d_initialisation_gaps_at_each_evaluation_or_only_at_some(tmp_path, init
     assert f"Claim (D's initialisation matters a lot): **{verdict}**" in text
 
 
+def test_one_d_initialisation_chain_shows_no_gap_yet(tmp_path):
+    for seed, v in enumerate((10.0, 10.5, 11.0)):
+        _run(tmp_path, f"dense_seed{seed}", "dense", seed, {s: v for s in (1000, 2000, 3000, 4000)})
+    t = "runs-tickets"
+    _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.0)}, prune_nets="G", rewind_step=0,
+           imp_control="none", imp_rate=0.2)
+    _chain(tmp_path, t, "late_rewind", {0: (1, 1, 10.0), 1: (0.8, 1, 12.0)}, prune_nets="G", rewind_step=500,
+           imp_d="rewind", imp_control="none")
+    text = _script().render(tmp_path, t)
+    assert "| 1 | 20.0 % | 12.00 / 12.00 / 12.00 | - |" in text  # a gap needs two initialisations
+    assert "Claim (D's initialisation matters a lot): **inconclusive**" in text
+
+
 def _cells3(values: dict[int, float]) -> str:
     return " / ".join(f"{values[s]:.2f}" for s in sorted(values)[-3:])
 

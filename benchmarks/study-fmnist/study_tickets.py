@@ -208,7 +208,7 @@ def render_tickets(study: Path) -> str:
             tails = {n: _tail(r[k][1]) for n, r in inits.items()}
             first = next(iter(inits.values()))[k][0]
             spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
-                if all(len(t) == 3 for t in tails.values()) else []
+                if len(tails) >= 2 and all(len(t) == 3 for t in tails.values()) else []  # one chain: no gap yet
             beyond = None if not spread or any(math.isnan(n) for n in noise) \
                 else each([x > n for x, n in zip(spread, noise)])
             gaps.append(beyond)
