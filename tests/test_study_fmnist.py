@@ -323,6 +323,8 @@ def test_one_d_initialisation_chain_shows_no_gap_yet(tmp_path):
            imp_d="rewind", imp_control="none")
     text = _script().render(tmp_path, t)
     assert "| 1 | 20.0 % | 12.00 / 12.00 / 12.00 | - |" in text  # a gap needs two initialisations
+    # late rewinding against rewinding to init: 12 against 10, worse by 2 > 1.39 at each: not better
+    assert "| 1 | 20.0 % | 10.00 / 10.00 / 10.00 | 12.00 / 12.00 / 12.00 | no |" in text
     assert "Claim (D's initialisation matters a lot): **inconclusive**" in text
 
 

@@ -220,6 +220,17 @@ def render_tickets(study: Path) -> str:
         out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
                 "initialisation beyond the noise at each of the last three evaluations: 'yes'; at none: 'no'; "
                 "'mixed': neither).", ""]
+        if "rewind" in inits:  # descriptive: what rewinding late (with D rewound too) buys over rewinding to init
+            late = inits["rewind"]
+            out += [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
+                    "same G sparsity:", "", "| round | G sparsity | IMP_G (to init) | late rewinding | late better "
+                    "beyond the noise |", "|---|---|---|---|---|"]
+            for k in sorted(set(late) & set(g) - {0}):
+                a, b = _tail(g[k][1]), _tail(late[k][1])
+                w = each([x - y > n for x, y, n in zip(a, b, noise)]) if comparable(a, b) else None
+                out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | {_cells(a)} | {_cells(b)} | "
+                           f"{w or '-'} |")
+            out += ["", "Descriptive (one seed each).", ""]
     return "\n".join(out) + "\n"
 
 
