@@ -108,12 +108,23 @@ def _family(rows, steps, claimed: int):
     return lines, verdicts
 
 
-def section(title: str, rows, steps, head: str, rule: str) -> list[str]:
-    """A claim's table of paired comparisons (all claimed positive) and its verdict."""
+def comparison_head(steps, last_column: str = "verdict") -> list[str]:
+    """The head and rule lines of a comparison table: one column per evaluation step, then the verdict."""
+    return ["| comparison | " + " | ".join(f"{s:,} steps" for s in steps) + f" | {last_column} |",
+            "|---|" + "---|" * len(steps) + "---|"]
+
+
+NOT_YET = "No completed runs with three common evaluations yet."
+
+
+def section(title: str, rows, steps, head: list[str] | None = None) -> list[str]:
+    """A claim's table of paired comparisons (all claimed positive) and its verdict; ``head``: the table's
+    head and rule lines (default: :func:`comparison_head` of ``steps``)."""
+    head = head or comparison_head(steps)
     if not rows:
         return [title, "", "No comparison of this claim has both sides run yet: verdict **inconclusive**.", ""]
     lines, verdicts = _family(rows, steps, +1)
-    return [title, "", head, rule, *lines, "", f"Verdict: **{_claim_verdict(verdicts)}**.", ""]
+    return [title, "", *head, *lines, "", f"Verdict: **{_claim_verdict(verdicts)}**.", ""]
 
 
 def _claim_verdict(verdicts: list[str]) -> str:

@@ -14,6 +14,7 @@ from study_common import (
     MATCH_MARGIN,
     arm_of,
     arm_order,
+    comparison_head,
     fmt,
     load,
     mean_sd,
@@ -70,8 +71,6 @@ def render_grid(study: Path, runs: str = "runs") -> str:
             + " (" + ", ".join(fmt(statistics.fmean(v)) if v else "-" for v in dense.values()) + ").", "",
             "Each cell: mean paired difference [95 % CI], Holm-adjusted p, seed pairs; at "
             + ", ".join(f"{s:,}" for s in last) + " steps.", ""]
-    head = "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |"
-    rule = "|---|" + "---|" * len(last) + "---|"
     cells = sorted({tuple(a.split()[1:]) for a in arms if a != "dense"},
                    key=lambda c: (-float(c[0][2:]), float(c[1][2:])))
     pairs = [c for c in cells if f"static {c[0]} {c[1]}" in curves and f"stu {c[0]} {c[1]}" in curves]
@@ -86,27 +85,27 @@ def render_grid(study: Path, runs: str = "runs") -> str:
 
     # 1. STU-GAN beats static sparse training in every cell.
     rows = [(f"static − STU-GAN, {c[0]} {c[1]}", {s: gain(c, s) for s in last}) for c in pairs]
-    out += section("### 1. STU-GAN beats static sparse training at every s_G (paper: Table 1)", rows, last, head, rule)
+    out += section("### 1. STU-GAN beats static sparse training at every s_G (paper: Table 1)", rows, last)
 
     # 2. The gain is largest at s_G 95 %: gain(95) - gain(other s_G), per s_D, paired by seed.
     rows = [(f"gain sG0.95 − gain {sg}, {sd}",
              {s: paired(gain_by_seed(("sG0.95", sd), s), gain_by_seed((sg, sd), s)) for s in last})
             for sd in sorted({c[1] for c in pairs}) if ("sG0.95", sd) in pairs
             for sg in sorted({c[0] for c in pairs if c[1] == sd and c[0] != "sG0.95"})]
-    out += section("### 2. The gain over static is largest at s_G = 95 %", rows, last, head, rule)
+    out += section("### 2. The gain over static is largest at s_G = 95 %", rows, last)
 
     # 3. The gain is larger beside a denser D (s_D 50 % vs 70 %), per s_G.
     rows = [(f"gain sD0.50 − gain sD0.70, {sg}",
              {s: paired(gain_by_seed((sg, "sD0.50"), s), gain_by_seed((sg, "sD0.70"), s)) for s in last})
             for sg in sorted({c[0] for c in pairs}, reverse=True)
             if (sg, "sD0.50") in pairs and (sg, "sD0.70") in pairs]
-    out += section("### 3. The gain over static is larger beside a denser D", rows, last, head, rule)
+    out += section("### 3. The gain over static is larger beside a denser D", rows, last)
 
     # 4. At s_G 80 % / s_D 70 % STU-GAN matches dense: STU - dense within the margin.
     arm = "stu sG0.80 sD0.70"
     out += ["### 4. At s_G = 80 %, s_D = 70 % STU-GAN matches dense", ""]
     if arm in curves and "dense" in curves:
-        out += [head.replace("verdict", "within the margin"), rule]
+        out += [*comparison_head(last, "within the margin")]
         ok, cells4 = [], []
         for s in last:
             c = paired(values_at(curves, arm, s), values_at(curves, "dense", s))
@@ -173,10 +172,10 @@ def _inception_section(runs_dir: Path, curves) -> list[str]:
         kids = [1e3 * v["kid"] for v in inc[a].values() if "kid" in v]
         out.append(f"| {a} | {len(fids[a])} | {mean_sd(list(fids[a].values()))} | {mean_sd(kids)} | "
                    f"{mean_sd(list(end[a].values()))} |")
-    head, rule = "| comparison | FID at the end | verdict |", "|---|---|---|"
     rows = [(f"static − STU-GAN, {c}", {"end": paired(fids[f"static {c}"], fids[f"stu {c}"])})
             for c in ("sG0.95 sD0.70", "sG0.80 sD0.70") if f"static {c}" in fids and f"stu {c}" in fids]
-    out += ["", *section("STU-GAN beats static at the headline cells, by Inception FID:", rows, ["end"], head, rule)]
+    out += ["", *section("STU-GAN beats static at the headline cells, by Inception FID:", rows, ["end"],
+                         ["| comparison | FID at the end | verdict |", "|---|---|---|"])]
     arm = "stu sG0.80 sD0.70"
     if arm in fids and "dense" in fids:
         c = paired(fids[arm], fids["dense"])

@@ -12,6 +12,8 @@ from pathlib import Path
 from study_common import (
     LABEL,
     MATCH_MARGIN,
+    NOT_YET,
+    comparison_head,
     completed_runs,
     fmt,
     header,
@@ -58,7 +60,7 @@ def render_baselines(study: Path) -> str:
     out = header(study, runs, "Table 1's other rows at s_G = 80 %", "study-fmnist-baselines.yaml")
     last = last_three(curves)
     if len(last) < 3:
-        return "\n".join(out + ["No completed runs with three common evaluations yet."]) + "\n"
+        return "\n".join(out + [NOT_YET]) + "\n"
     order = ["dense", "small dense (width x0.5)", "static, sD0.00", "STU-GAN, sD0.00", "PF uniform, sD0.00",
              "PF global, sD0.00", "GAN Tickets (IMP), sD0.00", "static, sD0.50", "STU-GAN, sD0.50", "GMP, sD0.50",
              "SNIP, sD0.50", "GraSP, sD0.50", "early-bird, sD0.50", "ADAPT relaxed, sD0.50", "ADAPT strict, sD0.50",
@@ -68,8 +70,6 @@ def render_baselines(study: Path) -> str:
             *value_table(curves, flops, rows, last), "",
             "Training FLOPs: G and D, forward and backward, relative to the dense run of the same length "
             "(summary.json `flops.train.relative`; IMP: all its rounds). ADAPT's D starts at 50 % and moves.", ""]
-    head = "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |"
-    rule = "|---|" + "---|" * len(last) + "---|"
     stu = "STU-GAN, sD0.00"
 
     def diff(a, b, s):
@@ -79,7 +79,7 @@ def render_baselines(study: Path) -> str:
            for r in ("PF uniform, sD0.00", "PF global, sD0.00", "GAN Tickets (IMP), sD0.00")
            if r in curves and stu in curves]
     out += section("### STU-GAN beats prune + fine-tune and GAN Tickets at equal sparsity (s_G 80 %, D dense)",
-                    cmp, last, head, rule)
+                    cmp, last)
 
     def gain(sd, s):
         g = paired(values_at(curves, f"static, {sd}", s), values_at(curves, f"STU-GAN, {sd}", s))
@@ -89,7 +89,7 @@ def render_baselines(study: Path) -> str:
            for sd in ("sD0.50", "sD0.70") if f"static, {sd}" in curves and f"STU-GAN, {sd}" in curves
            and "static, sD0.00" in curves and stu in curves]
     out += section("### STU-GAN's gain over static (static − STU-GAN) is largest beside a dense D (s_G 80 %)",
-                    cmp, last, head, rule)
+                    cmp, last)
     ref = "STU-GAN, sD0.50"
     single = [r for r in rows if r.split(",")[0] in ("GMP", "SNIP", "GraSP", "early-bird", "ADAPT relaxed",
                                                      "ADAPT strict")]
@@ -141,7 +141,7 @@ def render_explore(study: Path) -> str:
                   "study-fmnist-explore.yaml")
     last = last_three(curves)
     if len(last) < 3:
-        return "\n".join(out + ["No completed runs with three common evaluations yet."]) + "\n"
+        return "\n".join(out + [NOT_YET]) + "\n"
     rows = [r for r in ("explore G", "explore D", "explore GD") if r in curves]
     out += ["## The rows (explore G: the core grid's STU-GAN runs of the cell)", "",
             *value_table(curves, flops, rows, last), ""]
@@ -157,11 +157,9 @@ def render_explore(study: Path) -> str:
         vals = list(itop[r].values())
         out.append(f"| {r} | {mean_sd([v.get('G', math.nan) for v in vals])} | "
                    f"{mean_sd([v.get('D', math.nan) for v in vals])} |")
-    head = "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |"
-    rule = "|---|" + "---|" * len(last) + "---|"
     cmp = [(f"{r} − explore G", {s: paired(values_at(curves, r, s), values_at(curves, "explore G", s)) for s in last})
            for r in ("explore D", "explore GD") if r in curves and "explore G" in curves]
-    out += ["", *section("### Exploring G beats exploring D or both (STU-GAN Fig. 5)", cmp, last, head, rule)]
+    out += ["", *section("### Exploring G beats exploring D or both (STU-GAN Fig. 5)", cmp, last)]
     return "\n".join(out) + "\n"
 
 
@@ -189,14 +187,12 @@ def render_blocks(study: Path) -> str:
                   "study-fmnist-blocks.yaml")
     last = last_three(curves)
     if len(last) < 3 or "STU-GAN 4x1" not in curves:
-        return "\n".join(out + ["No completed runs with three common evaluations yet."]) + "\n"
+        return "\n".join(out + [NOT_YET]) + "\n"
     rows = [r for r in ("static 1x1", "STU-GAN 1x1", "STU-GAN 4x1") if r in curves]
     out += ["## The rows (1x1: the core grid's runs of the cell; 4x1: `--mask-block 4x1`, G and D)", "",
             *value_table(curves, flops, rows, last), ""]
-    head = "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |"
-    rule = "|---|" + "---|" * len(last) + "---|"
     out += ["### Does STU-GAN with 4x1 blocks match unstructured STU-GAN?", "",
-            head.replace("verdict", "within the margin"), rule]
+            *comparison_head(last, "within the margin")]
     ok, cells, by_seed, behind = [], [], [], []
     for s in last:
         c = paired(values_at(curves, "STU-GAN 4x1", s), values_at(curves, "STU-GAN 1x1", s))
@@ -218,7 +214,7 @@ def render_blocks(study: Path) -> str:
     cmp = [("static 1x1 − STU-GAN 4x1",
             {s: paired(values_at(curves, "static 1x1", s), values_at(curves, "STU-GAN 4x1", s)) for s in last})] \
         if "static 1x1" in curves else []
-    out += section("### STU-GAN with 4x1 blocks still beats unstructured static", cmp, last, head, rule)
+    out += section("### STU-GAN with 4x1 blocks still beats unstructured static", cmp, last)
     out += ["What the blocks buy in speed: `benchmarks/efficiency/results/block_inference.md`.", ""]
     return "\n".join(out) + "\n"
 
