@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from study_common import DENSE_GATE, LABEL, completed_runs, fmt, header, load
@@ -81,62 +82,46 @@ def _chains(study: Path, runs: str):
     return chains
 
 
-def render_tickets(study: Path) -> str:
-    runs = "runs-tickets"
-    chains = _chains(study, runs)
-    cfg = chains["IMP_G"].config if "IMP_G" in chains else {}
-    per_round = (f"{int(cfg['steps']):,}" if "steps" in cfg else "-") + " G steps per round"
-    out = header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
-                  "study-fmnist-tickets.yaml").copy()
-    rate = f"{100 * float(cfg['imp_rate']):g} %" if "imp_rate" in cfg else "-"
-    out[2] = out[2].replace("12,000 G steps", f"{per_round}, {rate} of the remaining weights pruned per round")
-    g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
-    if 0 not in g:
-        return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
-    steps = [s for s, _ in g[0][1][-3:]]
-    noise = _noise(study, steps)
+@dataclass(frozen=True)
+class _Noise:
+    """The seed-noise yardstick of one-seed rounds: 1.96·√2·sd of the core grid's dense seeds at each of a
+    round's last three evaluations. Two rounds compare only where both have the three and the noise is known."""
+    at: list[float]
+
+    def comparable(self, a: list[float], b: list[float]) -> bool:
+        return len(a) == len(b) == len(self.at) == 3 and not any(math.isnan(n) for n in self.at)
+
+    def within(self, a, b):  # a at most noise worse than b, at each of the three (None: nothing to compare)
+        return all(x - y <= n for x, y, n in zip(a, b, self.at)) if self.comparable(a, b) else None
+
+    def better(self, a, b):  # a better than b by more than the noise, at each of the three
+        return all(y - x > n for x, y, n in zip(a, b, self.at)) if self.comparable(a, b) else None
+
+
+def _each(flags: list[bool]) -> str:
+    """A condition at the last three evaluations: at each ('yes'), at none ('no'), or 'mixed'."""
+    return "yes" if all(flags) else "no" if not any(flags) else "mixed"
+
+
+def _matching(g, controls, noise: _Noise) -> list[str]:
+    """Up to which round the IMP ticket matches dense (round 0), and whether it beats its controls."""
     dense = _tail(g[0][1])
-    out += ["Each value: the round's last three evaluations (" + (", ".join(f"{s:,}" for s in steps) or "none of "
-            + LABEL) + " steps of the round). One seed: a difference counts only beyond the seed noise, "
-            "1.96·√2·sd of the core grid's dense seeds at the same steps (" + _cells(noise) + "); 'matches dense' = "
-            "at most that much worse than round 0 (dense) at each of the three, 'no' = worse by more than that at "
-            "each of the three, 'mixed' = neither; 'beats' = better by more than the noise at each of the three.",
-            ""]
-    gate = bool(dense) and all(v <= DENSE_GATE for v in dense)
-    out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
-            + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
-               "training, not trained ones)") + f" ({_cells(dense)}).", ""]
-    out += _same_as_core(study, int(cfg.get("seed", 0)), g[0][1])
-    controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
-    out += ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
-            "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
-            "| ticket beats it |", "|---|---|---|---|---|---|---|---|"]
+    out = ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
+           "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
+           "| ticket beats it |", "|---|---|---|---|---|---|---|---|"]
     matched, beats = [], {k: [] for k in controls}
-
-    def comparable(a, b) -> bool:  # both have the three evaluations and the noise is known at each
-        return len(a) == len(b) == len(noise) == 3 and not any(math.isnan(n) for n in noise)
-
-    def within(a, b):  # a at most noise worse than b, at each of the three (None: nothing to compare)
-        return all(x - y <= n for x, y, n in zip(a, b, noise)) if comparable(a, b) else None
-
-    def better(a, b):  # a better than b by more than the noise, at each of the three
-        return all(y - x > n for x, y, n in zip(a, b, noise)) if comparable(a, b) else None
-
-    def each(flags: list[bool]) -> str:  # a condition at the last three evaluations: at each, at none, or mixed
-        return "yes" if all(flags) else "no" if not any(flags) else "mixed"
-
     for k in sorted(g):
         dens, curve = g[k]
         t = _tail(curve)
-        m = within(t, dense) if k else None
+        m = noise.within(t, dense) if k else None
         # 'no' only where dense is better beyond the noise at each of the three; 'mixed' in between
-        m = None if m is None else "yes" if m else "no" if better(dense, t) else "mixed"
+        m = None if m is None else "yes" if m else "no" if noise.better(dense, t) else "mixed"
         cells = [f"{k}", fmt(100 * (1 - dens.get("G", 1.0)), 1) + " %", _cells(t), m or "-"]
         for name in ("reinit", "random"):
             c = _tail(controls.get(name, {}).get(k, ({}, []))[1])
-            b = better(t, c)
+            b = noise.better(t, c)
             # 'yes': the ticket better beyond the noise; 'worse': the control better beyond it; 'no': within it
-            b = None if b is None else "yes" if b else "worse" if better(c, t) else "no"
+            b = None if b is None else "yes" if b else "worse" if noise.better(c, t) else "no"
             cells += [_cells(c), b or "-"]
             if k and b is not None:
                 beats[name].append((k, b))
@@ -176,61 +161,99 @@ def render_tickets(study: Path) -> str:
         out.append(f"- Against {label}: the ticket is better beyond the noise at rounds "
                    f"{', '.join(map(str, won)) or 'none'} of {len(res)}; the claim (tickets beat the control) is "
                    + v + ".")
-    out.append("")
-    # Pruning D or not (IMP_GD vs IMP_G at the same G sparsity), and D's initialisation.
+    return out + [""]
+
+
+def _pruning_d(g, gd, noise: _Noise) -> list[str]:
+    """IMP_GD against IMP_G at the same G sparsity: GAN Tickets finds pruning D matters little."""
+    out = ["## Pruning D too (IMP_GD) or not (IMP_G): the paper finds it matters little", "",
+           "| round | G / D sparsity (IMP_GD) | IMP_G | IMP_GD | within the noise |", "|---|---|---|---|---|"]
+    same = []
+    for k in sorted(set(gd) & set(g) - {0}):
+        a, b = _tail(g[k][1]), _tail(gd[k][1])
+        w = _each([abs(x - y) <= n for x, y, n in zip(a, b, noise.at)]) if noise.comparable(a, b) else None
+        same.append(w)
+        d = gd[k][0]
+        out.append(f"| {k} | {fmt(100 * (1 - d.get('G', 1)), 1)} / {fmt(100 * (1 - d.get('D', 1)), 1)} % | "
+                   f"{_cells(a)} | {_cells(b)} | {w or '-'} |")
+    v = ("inconclusive" if not same or any(w is None for w in same) else
+         "reproduced" if all(w == "yes" for w in same) else "not reproduced" if "no" in same else "inconclusive")
+    return out + ["", "'yes': within the noise at each of the last three evaluations; 'no': beyond it at each; "
+                  f"'mixed': neither. Claim (pruning D matters little): **{v}**.", ""]
+
+
+def _d_initialisation(g, inits, rewind: int, noise: _Noise) -> list[str]:
+    """D rewound with G, reset to init or kept, under late rewinding: GAN Tickets finds it matters a lot."""
+    out = [f"## D's initialisation under late rewinding (step {rewind}): rewound with G, reset to init, or kept "
+           "from the previous round; the paper finds it matters a lot", "",
+           "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " | largest gap beyond the noise |",
+           "|---|---|" + "---|" * len(inits) + "---|"]
+    gaps = []
+    for k in sorted(set.intersection(*(set(r) for r in inits.values())) - {0}):
+        tails = {n: _tail(r[k][1]) for n, r in inits.items()}
+        first = next(iter(inits.values()))[k][0]
+        spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
+            if len(tails) >= 2 and all(len(t) == 3 for t in tails.values()) else []  # one chain: no gap yet
+        beyond = None if not spread or any(math.isnan(n) for n in noise.at) \
+            else _each([x > n for x, n in zip(spread, noise.at)])
+        gaps.append(beyond)
+        out.append(f"| {k} | {fmt(100 * (1 - first.get('G', 1)), 1)} % | " +
+                   " | ".join(_cells(t) for t in tails.values()) + f" | {beyond or '-'} |")
+    v = ("inconclusive" if len(inits) < 3 or not gaps or any(b is None for b in gaps) else
+         "reproduced" if all(b == "yes" for b in gaps) else "reproduced at some rounds only" if "yes" in gaps
+         else "not reproduced" if all(b == "no" for b in gaps) else "inconclusive")
+    out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
+            "initialisation beyond the noise at each of the last three evaluations: 'yes'; at none: 'no'; "
+            "'mixed': neither).", ""]
+    if "rewind" in inits:  # descriptive: what rewinding late (with D rewound too) buys over rewinding to init
+        late = inits["rewind"]
+        out += [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
+                "same G sparsity:", "", "| round | G sparsity | IMP_G (to init) | late rewinding | late better "
+                "beyond the noise |", "|---|---|---|---|---|"]
+        for k in sorted(set(late) & set(g) - {0}):
+            a, b = _tail(g[k][1]), _tail(late[k][1])
+            w = _each([x - y > n for x, y, n in zip(a, b, noise.at)]) if noise.comparable(a, b) else None
+            out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | {_cells(a)} | {_cells(b)} | "
+                       f"{w or '-'} |")
+        out += ["", "Descriptive (one seed each).", ""]
+    return out
+
+
+def render_tickets(study: Path) -> str:
+    runs = "runs-tickets"
+    chains = _chains(study, runs)
+    cfg = chains["IMP_G"].config if "IMP_G" in chains else {}
+    per_round = (f"{int(cfg['steps']):,}" if "steps" in cfg else "-") + " G steps per round"
+    out = header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
+                  "study-fmnist-tickets.yaml").copy()
+    rate = f"{100 * float(cfg['imp_rate']):g} %" if "imp_rate" in cfg else "-"
+    out[2] = out[2].replace("12,000 G steps", f"{per_round}, {rate} of the remaining weights pruned per round")
+    g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
+    if 0 not in g:
+        return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
+    steps = [s for s, _ in g[0][1][-3:]]
+    noise = _Noise(_noise(study, steps))
+    dense = _tail(g[0][1])
+    out += ["Each value: the round's last three evaluations (" + (", ".join(f"{s:,}" for s in steps) or "none of "
+            + LABEL) + " steps of the round). One seed: a difference counts only beyond the seed noise, "
+            "1.96·√2·sd of the core grid's dense seeds at the same steps (" + _cells(noise.at) + "); 'matches dense' "
+            "= at most that much worse than round 0 (dense) at each of the three, 'no' = worse by more than that at "
+            "each of the three, 'mixed' = neither; 'beats' = better by more than the noise at each of the three.",
+            ""]
+    gate = bool(dense) and all(v <= DENSE_GATE for v in dense)
+    out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
+            + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
+               "training, not trained ones)") + f" ({_cells(dense)}).", ""]
+    out += _same_as_core(study, int(cfg.get("seed", 0)), g[0][1])
+    controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
+    out += _matching(g, controls, noise)
     if "IMP_GD" in chains:
-        gd = _rounds(chains["IMP_GD"])
-        out += ["## Pruning D too (IMP_GD) or not (IMP_G): the paper finds it matters little", "",
-                "| round | G / D sparsity (IMP_GD) | IMP_G | IMP_GD | within the noise |", "|---|---|---|---|---|"]
-        same = []
-        for k in sorted(set(gd) & set(g) - {0}):
-            a, b = _tail(g[k][1]), _tail(gd[k][1])
-            w = each([abs(x - y) <= n for x, y, n in zip(a, b, noise)]) if comparable(a, b) else None
-            same.append(w)
-            d = gd[k][0]
-            out.append(f"| {k} | {fmt(100 * (1 - d.get('G', 1)), 1)} / {fmt(100 * (1 - d.get('D', 1)), 1)} % | "
-                       f"{_cells(a)} | {_cells(b)} | {w or '-'} |")
-        v = ("inconclusive" if not same or any(w is None for w in same) else
-             "reproduced" if all(w == "yes" for w in same) else "not reproduced" if "no" in same else "inconclusive")
-        out += ["", "'yes': within the noise at each of the last three evaluations; 'no': beyond it at each; "
-                f"'mixed': neither. Claim (pruning D matters little): **{v}**.", ""]
+        out += _pruning_d(g, _rounds(chains["IMP_GD"]), noise)
     inits = {name: _rounds(chains[f"late rewinding, D {name}"]) for name in ("rewind", "init", "keep")
              if f"late rewinding, D {name}" in chains}
     if inits:
         rewind = next(int(chains[f"late rewinding, D {n}"].config.get("rewind_step", 0)) for n in inits)
-        out += [f"## D's initialisation under late rewinding (step {rewind}): rewound with G, reset to init, or kept "
-                "from the previous round; the paper finds it matters a lot", "",
-                "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " | largest gap beyond the noise |",
-                "|---|---|" + "---|" * len(inits) + "---|"]
-        gaps = []
-        rounds_all = sorted(set.intersection(*(set(r) for r in inits.values())) - {0})
-        for k in rounds_all:
-            tails = {n: _tail(r[k][1]) for n, r in inits.items()}
-            first = next(iter(inits.values()))[k][0]
-            spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
-                if len(tails) >= 2 and all(len(t) == 3 for t in tails.values()) else []  # one chain: no gap yet
-            beyond = None if not spread or any(math.isnan(n) for n in noise) \
-                else each([x > n for x, n in zip(spread, noise)])
-            gaps.append(beyond)
-            out.append(f"| {k} | {fmt(100 * (1 - first.get('G', 1)), 1)} % | " +
-                       " | ".join(_cells(t) for t in tails.values()) + f" | {beyond or '-'} |")
-        v = ("inconclusive" if len(inits) < 3 or not gaps or any(b is None for b in gaps) else
-             "reproduced" if all(b == "yes" for b in gaps) else "reproduced at some rounds only" if "yes" in gaps
-             else "not reproduced" if all(b == "no" for b in gaps) else "inconclusive")
-        out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
-                "initialisation beyond the noise at each of the last three evaluations: 'yes'; at none: 'no'; "
-                "'mixed': neither).", ""]
-        if "rewind" in inits:  # descriptive: what rewinding late (with D rewound too) buys over rewinding to init
-            late = inits["rewind"]
-            out += [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
-                    "same G sparsity:", "", "| round | G sparsity | IMP_G (to init) | late rewinding | late better "
-                    "beyond the noise |", "|---|---|---|---|---|"]
-            for k in sorted(set(late) & set(g) - {0}):
-                a, b = _tail(g[k][1]), _tail(late[k][1])
-                w = each([x - y > n for x, y, n in zip(a, b, noise)]) if comparable(a, b) else None
-                out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | {_cells(a)} | {_cells(b)} | "
-                           f"{w or '-'} |")
-            out += ["", "Descriptive (one seed each).", ""]
+        out += _d_initialisation(g, inits, rewind, noise)
     return "\n".join(out) + "\n"
 
 
