@@ -422,3 +422,19 @@ def test_one_command_regenerates_every_piece(tmp_path):
     empty = subprocess.run([sys.executable, str(STUDY / "study_fmnist.py"), str(tmp_path / "none")],
                            capture_output=True, text=True)
     assert empty.returncode == 2 and "no runs* folder" in empty.stderr
+
+
+def test_generative_chain_with_a_dense_round_still_improving_says_so(tmp_path):
+    """A dense round 0 falling by more than 5 % over its last three evaluations (here 50 -> 40, -20 %) gets
+    the early-phase caveat beside its verdict; a flat one (50 -> 49, -2 %) does not."""
+    g = "runs-generative-tickets"
+    falling = {1000: 70.0, 2000: 50.0, 3000: 45.0, 4000: 40.0}
+    _chain(tmp_path / "a", g, "vae_imp", {0: (1, 1, falling), 1: (0.07, 0.07, 41.0)}, model="vae")
+    vae = _script().render(tmp_path / "a", g).split("## The VAE")[1].split("## The AE")[0]
+    assert "up to 93.0 % sparsity (the paper: up to 93 %): **reproduced**" in vae
+    assert "Round 0 (dense) is still improving: fid_domain@5000 50.00 → 40.00 over its last three evaluations " \
+           "(-20.0 %)" in vae
+    flat = {1000: 70.0, 2000: 50.0, 3000: 49.5, 4000: 49.0}
+    _chain(tmp_path / "b", g, "vae_imp", {0: (1, 1, flat), 1: (0.07, 0.07, 50.0)}, model="vae")
+    vae = _script().render(tmp_path / "b", g).split("## The VAE")[1].split("## The AE")[0]
+    assert "**reproduced**" in vae and "still improving" not in vae
