@@ -430,11 +430,17 @@ def test_generative_chain_with_a_dense_round_still_improving_says_so(tmp_path):
     g = "runs-generative-tickets"
     falling = {1000: 70.0, 2000: 50.0, 3000: 45.0, 4000: 40.0}
     _chain(tmp_path / "a", g, "vae_imp", {0: (1, 1, falling), 1: (0.07, 0.07, 41.0)}, model="vae")
-    vae = _script().render(tmp_path / "a", g).split("## The VAE")[1].split("## The AE")[0]
+    _run(tmp_path / "a", "dense", "dense", 0, falling, folder=g, model="vae")  # the sweep's dense run = round 0
+    _run(tmp_path / "b", "dense", "dense", 0, {**falling, 4000: 40.25}, folder=g, model="vae")
+    text = _script().render(tmp_path / "a", g)
+    assert "round 0 (the same seed and dense training) at 4 evaluations: the same values." in text
+    vae = text.split("## The VAE")[1].split("## The AE")[0]
     assert "up to 93.0 % sparsity (the paper: up to 93 %): **reproduced**" in vae
     assert "Round 0 (dense) is still improving: fid_domain@5000 50.00 → 40.00 over its last three evaluations " \
            "(-20.0 %)" in vae
     flat = {1000: 70.0, 2000: 50.0, 3000: 49.5, 4000: 49.0}
     _chain(tmp_path / "b", g, "vae_imp", {0: (1, 1, flat), 1: (0.07, 0.07, 50.0)}, model="vae")
-    vae = _script().render(tmp_path / "b", g).split("## The VAE")[1].split("## The AE")[0]
+    text = _script().render(tmp_path / "b", g)
+    vae = text.split("## The VAE")[1].split("## The AE")[0]
     assert "**reproduced**" in vae and "still improving" not in vae
+    assert "at 4 evaluations: a largest difference of 8.7500." in text  # 49.0 against the dense run's 40.25

@@ -339,6 +339,12 @@ def render_generative_tickets(study: Path) -> str:
         out += _still_improving(dense, unit)
     vae = found.get("VAE imp")
     chain = _rounds(vae) if vae else {}
+    if "VAE dense" in found and 0 in chain:  # the sweep's own dense run: the same seed and training as round 0
+        own, r0 = found["VAE dense"].series(LABEL), chain[0][1]
+        gap = max((abs(a - b) for (_, a), (_, b) in zip(own, r0)), default=math.nan)
+        out += [f"The sweep's dense VAE run against the chain's round 0 (the same seed and dense training) at "
+                f"{len(own)} evaluations: " + ("the same values" if gap == 0 and len(own) == len(r0) else
+                                               f"a largest difference of {fmt(gap, 4)}") + ".", ""]
     if "VAE early_bird" in found:
         eb = found["VAE early_bird"]
         drawn = [r for r in eb.of_kind("early_bird")]
