@@ -444,3 +444,23 @@ def test_generative_chain_with_a_dense_round_still_improving_says_so(tmp_path):
     vae = text.split("## The VAE")[1].split("## The AE")[0]
     assert "**reproduced**" in vae and "still improving" not in vae
     assert "at 4 evaluations: a largest difference of 8.7500." in text  # 49.0 against the dense run's 40.25
+
+
+def test_imp_training_flops_are_its_rounds_own_counts_added_up(tmp_path):
+    """An IMP chain's training FLOPs in the report: its rounds' own totals over one dense run (here
+    (10 + 6 + 4) / 10 = 2.0), not the chain summary's relative (3.5), which counted the earlier rounds at
+    bare densities; a run without rounds keeps its summary's."""
+    _chain(tmp_path, "runs-baselines", "imp", {0: (1, 1, 5.0), 1: (0.6, 1, 5.5), 2: (0.36, 1, 6.0)})
+    for k, total in enumerate((10.0, 6.0, 4.0)):
+        (tmp_path / "runs-baselines" / "imp" / "rounds" / f"round-{k:02d}" / "summary.json").write_text(
+            json.dumps({"status": "completed", "step": 4000, "flops": {"train": {"total": total}}}))
+    summary = tmp_path / "runs-baselines" / "imp" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()),
+                                   "flops": {"train": {"relative": 3.5, "total": 35.0, "dense": 10.0}}}))
+    _run(tmp_path, "static", "static", 0, {1000: 6.0}, folder="runs-baselines")
+    (tmp_path / "runs-baselines" / "static" / "summary.json").write_text(json.dumps(
+        {"status": "completed", "step": 1000, "flops": {"train": {"relative": 0.25}}}))
+    common = _script("study_common")
+    runs = {r.path.name: r for r in common.completed_runs(tmp_path / "runs-baselines")}
+    assert common.train_flops(runs["imp"]) == pytest.approx(2.0)
+    assert common.train_flops(runs["static"]) == pytest.approx(0.25)

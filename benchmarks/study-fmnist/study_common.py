@@ -9,6 +9,7 @@ evaluation step (:mod:`sparsegan.experiments.stats`).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -157,14 +158,27 @@ def rows_of(runs_dir: Path, label):
         series = _label_series(run)
         if series:
             curves[label(run)][run.seed] = series
-            rel = (run.summary.get("flops") or {}).get("train", {}).get("relative")
-            flops[label(run)][run.seed] = float(rel) if rel is not None else math.nan
+            flops[label(run)][run.seed] = train_flops(run)
     return curves, flops
 
 
 def last_three(curves) -> list[int]:
     runs = [set(c) for arm in curves.values() for c in arm.values()]
     return sorted(set.intersection(*runs))[-3:] if runs else []
+
+
+def train_flops(run) -> float:
+    """Training FLOPs relative to one dense run of the same length (summary.json `flops.train`). An IMP
+    chain's are its rounds' own counts added up, each at its round's masks: the chains here were trained
+    at 66f6b00, whose chain summary counted the earlier rounds at their bare densities spread by ERK,
+    not at their masks' per-layer densities (over-counting by 4 to 61 %; fixed in the training code
+    since)."""
+    train = (run.summary.get("flops") or {}).get("train", {})
+    rounds = sorted((run.path / "rounds").glob("round-*/summary.json")) if (run.path / "rounds").is_dir() else []
+    if rounds and train.get("dense"):
+        own = [(json.loads(p.read_text()).get("flops") or {}).get("train", {}).get("total") for p in rounds]
+        return math.nan if None in own else sum(own) / train["dense"]
+    return float(train["relative"]) if train.get("relative") is not None else math.nan
 
 
 def value_table(curves, flops, rows: list[str], last: list[int]) -> list[str]:

@@ -69,7 +69,8 @@ def render_baselines(study: Path) -> str:
     out += ["## The rows (s_G = 80 % unless dense; the s_D 50 / 70 % static and STU-GAN rows are the core grid's)", "",
             *value_table(curves, flops, rows, last), "",
             "Training FLOPs: G and D, forward and backward, relative to the dense run of the same length "
-            "(summary.json `flops.train.relative`; IMP: all its rounds). ADAPT's D starts at 50 % and moves.", ""]
+            "(summary.json `flops.train.relative`; IMP: its rounds' own counts added up). ADAPT's D starts at 50 % "
+            "and moves.", ""]
     stu = "STU-GAN, sD0.00"
 
     def diff(a, b, s):

@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_common import DENSE_GATE, LABEL, completed_runs, fmt, header, load
+from study_common import DENSE_GATE, LABEL, completed_runs, fmt, header, load, train_flops
 
 from sparsegan.experiments.results import load_runs
 
@@ -337,29 +337,28 @@ def render_generative_tickets(study: Path) -> str:
                        f"{'-' if last_ok is None else f'{100 * last_ok:.1f} %'} sparsity (the paper: up to "
                        f"{100 * paper:.0f} %): **{v}**.", ""]
         out += _still_improving(dense, unit)
+        if f"{name} dense" in found:  # the sweep's own dense run: the same seed and training as round 0
+            own, r0 = found[f"{name} dense"].series(label), _rounds(found[f"{name} imp"], label)[0][1]
+            gap = max((abs(a - b) for (_, a), (_, b) in zip(own, r0)), default=math.nan)
+            out += [f"The sweep's dense {name} run against the chain's round 0 (the same seed and dense training) "
+                    f"at {len(own)} evaluations: " + ("the same values" if gap == 0 and len(own) == len(r0) else
+                                                      f"a largest difference of {fmt(gap, 4)}") + ".", ""]
     vae = found.get("VAE imp")
     chain = _rounds(vae) if vae else {}
-    if "VAE dense" in found and 0 in chain:  # the sweep's own dense run: the same seed and training as round 0
-        own, r0 = found["VAE dense"].series(LABEL), chain[0][1]
-        gap = max((abs(a - b) for (_, a), (_, b) in zip(own, r0)), default=math.nan)
-        out += [f"The sweep's dense VAE run against the chain's round 0 (the same seed and dense training) at "
-                f"{len(own)} evaluations: " + ("the same values" if gap == 0 and len(own) == len(r0) else
-                                               f"a largest difference of {fmt(gap, 4)}") + ".", ""]
     if "VAE early_bird" in found:
         eb = found["VAE early_bird"]
         drawn = [r for r in eb.of_kind("early_bird")]
         t_eb = _tail(eb.series(LABEL))
-        f_eb = (eb.summary.get("flops") or {}).get("train", {}).get("relative")
-        f_imp = (vae.summary.get("flops") or {}).get("train", {}).get("relative") if vae else None
+        f_eb, f_imp = train_flops(eb), train_flops(vae) if vae else math.nan
         last = chain[max(chain)] if chain else None
         out += ["## Early-bird's ticket and its cost against IMP's (VAE, the same final sparsity)", "",
                 "| | ticket drawn at | fid_domain@5000 (last three) | training FLOPs / one dense run |",
                 "|---|---|---|---|",
                 f"| early-bird | step {drawn[0]['step'] if drawn else '-'}"
                 f"{'' if not drawn or drawn[0].get('detected') else ' (budget end, not detected)'} "
-                f"| {_cells(t_eb)} | {fmt(f_eb) if f_eb is not None else '-'} |",
+                f"| {_cells(t_eb)} | {fmt(f_eb)} |",
                 f"| IMP (last round) | after {max(chain) if chain else '-'} rounds | "
-                f"{_cells(_tail(last[1])) if last else '-'} | {fmt(f_imp) if f_imp is not None else '-'} |", "",
+                f"{_cells(_tail(last[1])) if last else '-'} | {fmt(f_imp)} |", "",
                 "Descriptive (one seed).", ""]
     if "VAE static (GAN ticket)" in found:
         st = found["VAE static (GAN ticket)"]

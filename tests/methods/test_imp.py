@@ -163,3 +163,25 @@ def test_masks_from_an_imp_ticket_starts_from_its_rewound_weights(data, imp_run,
     assert all(torch.equal(seen["masks"][n], want_m[n]) for n in want_m)
     ticket_rec = read_records(tmp_path / "from-ticket", "ticket")[0]
     assert ticket_rec["with_weights"] and ticket_rec["nets"] == ["G", "D"]
+
+
+def test_imp_training_flops_add_up_the_rounds_own_masks(data, tmp_path, capsys):
+    """The chain's training FLOPs are its rounds' own counts added up: an earlier round is counted at its
+    masks' per-layer densities (IMP's global ranking spreads them unlike the ERK allocation a bare
+    density would be counted with; a conv net, where a weight's FLOPs depend on its layer), in
+    summary.json and in `sparsegan flops RUN` alike."""
+    imp_run = tmp_path / "imp"
+    assert _train(data, imp_run, *IMP, "--model", "dcgan", "--model-width", "4") == 0
+    summary = json.loads((imp_run / "summary.json").read_text())
+    rounds = sorted((imp_run / "rounds").glob("round-*"))
+    own = [json.loads((r / "summary.json").read_text())["flops"]["train"] for r in rounds]
+    assert len(own) == 4
+    total = summary["flops"]["train"]["total"]
+    assert total == pytest.approx(sum(t["total"] for t in own), rel=1e-12)
+    assert [p["flops"] for p in summary["flops"]["train"]["phases"]] == pytest.approx([t["total"] for t in own])
+    for r, phase in zip(rounds[1:], summary["phases"][1:]):  # per-layer densities of the round's masks
+        masks = load_file(str(r / "final" / "masks.safetensors"))
+        assert phase["density"]["G"] == pytest.approx(
+            {k.partition(".")[2]: m.float().mean().item() for k, m in masks.items() if k.startswith("G.")})
+    assert main(["flops", str(imp_run), "--json", str(tmp_path / "flops.json")]) == 0
+    assert json.loads((tmp_path / "flops.json").read_text())["train"]["total"] == pytest.approx(total, rel=1e-12)
