@@ -38,7 +38,8 @@ updates in them. They are read from the run folder, never from the method's code
   ``{"phase": "probe", "steps": 0, "density": {...}, "probes": {"G": 3, "D": 3}}``. Entries
   marked ``"within_run": true`` (early-bird's dense search) describe the loop itself and are
   already counted from its topology records. IMP's rounds are sub-run folders, each with its
-  own "flops"; ``sparsegan flops`` adds them up.
+  own "flops"; the chain lists its earlier rounds as phases at their masks' per-layer densities,
+  so its count (and ``sparsegan flops`` on it) adds up the rounds' own.
 
 ``density`` per net is a float or {param name: density}. A float equal to the final masks'
 density uses their per-layer pattern; 1.0 is dense; any other float is spread over the layers
