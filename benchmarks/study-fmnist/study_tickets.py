@@ -47,19 +47,24 @@ def _cells(values: list[float]) -> str:
     return " / ".join(fmt(v) for v in values) if values else "-"
 
 
+def _agreement(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> tuple[list[int], str]:
+    """The steps both curves evaluated, and how they agree there: 'the same values' or their largest gap."""
+    other = dict(b)
+    shared = [s for s, _ in a if s in other]
+    gap = max((abs(v - other[s]) for s, v in a if s in other), default=0.0)
+    return shared, "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
+
+
 def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
     """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
     the same training code gives the same curve, which ties the chain's yardstick to the core grid's."""
     runs = [r for r in load_runs(study / "runs") if r.method == "dense" and r.seed == seed and
             r.status == "completed"] if (study / "runs").is_dir() else []
-    core = dict(runs[0].series(LABEL)) if runs else {}
-    shared = [(s, v) for s, v in curve if s in core]
+    shared, same = _agreement(curve, runs[0].series(LABEL) if runs else [])
     if not shared:
         return []
-    gap = max(abs(v - core[s]) for s, v in shared)
-    same = "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
-    resumed = [r["step"] for r in runs[0].of_kind("resume") if r["step"] < max(s for s, _ in shared)]
-    if gap and resumed:
+    resumed = [r["step"] for r in runs[0].of_kind("resume") if r["step"] < max(shared)]
+    if same != "the same values" and resumed:
         same += (f" (the core run was resumed at step {', '.join(f'{s:,}' for s in resumed)}: the study README "
                  "says why a resume may drift)")
     return [f"Round 0 against the core grid's dense run of the same seed ({seed}) at the {len(shared)} evaluations "
@@ -315,8 +320,9 @@ def render_generative_tickets(study: Path) -> str:
                     stop = "unknown" if ok is None else "failed"
             rows.append(f"| {k} | {fmt(100 * (1 - d.get('G', 1)), 1)} / {fmt(100 * (1 - d.get('D', 1)), 1)} % | "
                         f"{_cells(t)} | {'-' if ok is None else ('yes' if ok else 'no')} |")
-        return last_ok, stop, rows, dense
+        return last_ok, stop, rows, chain
 
+    chains = {}
     for name, label, unit, paper in (("VAE", LABEL, "fid_domain@5000", 0.93), ("AE", RECON, "recon_mse", 0.99)):
         rewind = found[f"{name} imp"].config.get("rewind_step", 0) if f"{name} imp" in found else "-"
         out += [f"## The {name}: IMP with late rewinding (step {rewind}) of decoder and encoder", ""]
@@ -327,7 +333,7 @@ def render_generative_tickets(study: Path) -> str:
         if res is None:
             out += ["The chain has no completed dense round yet: **inconclusive**.", ""]
             continue
-        last_ok, stop, rows, dense = res
+        last_ok, stop, rows, chains[name] = res
         # Realised densities carry the per-layer rounding of counts: compare at the tables' 0.1 % precision.
         reached = last_ok is not None and round(100 * last_ok, 1) >= round(100 * paper, 1)
         v = ("reproduced" if reached else "not reproduced" if stop == "failed" else
@@ -336,15 +342,13 @@ def render_generative_tickets(study: Path) -> str:
         out += rows + ["", f"Tickets within 10 % of dense at every round up to "
                        f"{'-' if last_ok is None else f'{100 * last_ok:.1f} %'} sparsity (the paper: up to "
                        f"{100 * paper:.0f} %): **{v}**.", ""]
-        out += _still_improving(dense, unit)
+        out += _still_improving(_tail(chains[name][0][1]), unit)
         if f"{name} dense" in found:  # the sweep's own dense run: the same seed and training as round 0
-            own, r0 = found[f"{name} dense"].series(label), _rounds(found[f"{name} imp"], label)[0][1]
-            gap = max((abs(a - b) for (_, a), (_, b) in zip(own, r0)), default=math.nan)
+            shared, same = _agreement(found[f"{name} dense"].series(label), chains[name][0][1])
             out += [f"The sweep's dense {name} run against the chain's round 0 (the same seed and dense training) "
-                    f"at {len(own)} evaluations: " + ("the same values" if gap == 0 and len(own) == len(r0) else
-                                                      f"a largest difference of {fmt(gap, 4)}") + ".", ""]
+                    f"at {len(shared)} evaluations: {same}.", ""]
     vae = found.get("VAE imp")
-    chain = _rounds(vae) if vae else {}
+    chain = chains.get("VAE", {})
     if "VAE early_bird" in found:
         eb = found["VAE early_bird"]
         drawn = [r for r in eb.of_kind("early_bird")]

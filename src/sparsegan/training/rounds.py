@@ -58,7 +58,7 @@ from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
-from sparsegan.run_folder import RunDir, read_json, read_records
+from sparsegan.run_folder import RunDir, RunFolder, read_json, read_records
 from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
 from sparsegan.training.distributed import DistContext, resolve_device
@@ -275,19 +275,14 @@ def _layer_densities(round_dir: Path) -> dict[str, Any]:
     (ERK) a bare density would be allocated with, and a conv layer's weight costs more FLOPs than a
     linear one's, so a bare density miscounts the earlier rounds (it over-counted the Fashion-MNIST
     study's IMP chains by 4 to 61 % in total)."""
-    masks = load_file(str(round_dir / "final" / "masks.safetensors"))
-    out: dict[str, Any] = {net: {} for net in NETS}
-    for key, m in masks.items():
-        net, _, name = key.partition(".")
-        out.setdefault(net, {})[name] = m.float().mean().item()
-    return {net: d or 1.0 for net, d in out.items()}
+    return {net: {name: m.float().mean().item() for name, m in masks.items()} or 1.0
+            for net, masks in RunFolder.open(round_dir).masks.items()}
 
 
 def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps: int) -> dict[str, Any]:
     import sys
 
     from sparsegan.efficiency import flops_summary
-    from sparsegan.run_folder import RunFolder
 
     try:
         rf = RunFolder.open(path)
