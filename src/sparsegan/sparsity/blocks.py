@@ -10,7 +10,11 @@ conv, and (out, in k k) for a transposed conv too, whose weight is stored (in, o
 output axis is 1 (``out_axis``). So an R x C block always spans R outputs, and R x 1 blocks are R
 output rows that share every input, in every layer kind: the shape the runtime's blocked kernel
 runs with one load of the input per R multiply-adds (sparsegan.inference). Edge blocks of a
-dimension that the block does not divide are smaller.
+dimension that the block does not divide are smaller: a block's score is its entries' mean scaled
+to a full block (so a partial block competes on what its weights are worth, not on how many it
+holds), and counts are met in entries: the blocks are taken best first until their entries come
+nearest the layer's count (:func:`select_blocks`), so a layer gets the 1x1 distribution's count
+to within one block whatever the block shape.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sparsegan.sparsity.topk import count_true, global_topk_masks
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,27 @@ class Blocks:
             m = F.pad(m, (0, pad_c, 0, pad_r), value=value)
         return m.reshape(gr, self.rows, gc, self.cols)
 
+    def sizes(self, shape: torch.Size | tuple[int, ...]) -> Tensor:
+        """How many weights each block holds (int64, the block grid's shape): R*C, less at the edges."""
+        r, c = self.matrix_shape(shape)
+        gr, gc = self.grid(shape)
+        rows = torch.full((gr,), self.rows, dtype=torch.long)
+        cols = torch.full((gc,), self.cols, dtype=torch.long)
+        rows[-1], cols[-1] = r - (gr - 1) * self.rows, c - (gc - 1) * self.cols
+        return rows[:, None] * cols[None, :]
+
     def pool(self, scores: Tensor) -> Tensor:
-        """Each block's score: the sum of its entries' scores (float32, the block grid's shape)."""
+        """Each block's score (float32, the block grid's shape): the sum of its entries' scores, an
+        edge block's scaled by R*C / its size, i.e. the mean of its entries times R*C. A full block's
+        score is its plain sum; a partial one is not penalised for holding fewer weights."""
         if self.unstructured:
             return self.matrix(scores.detach()).float()
-        return self._padded(scores.detach().float(), 0.0).sum(dim=(1, 3))
+        pooled = self._padded(scores.detach().float(), 0.0).sum(dim=(1, 3))
+        sizes = self.sizes(scores.shape).to(pooled.device)
+        full = self.rows * self.cols
+        if bool((sizes < full).any()):
+            pooled = torch.where(sizes < full, pooled * (full / sizes.float()), pooled)
+        return pooled
 
     def pool_mask(self, mask: Tensor) -> Tensor:
         """Which blocks are active (any entry; for a block mask any is all)."""
@@ -112,11 +134,35 @@ class Blocks:
     def is_blocked(self, mask: Tensor) -> bool:
         return self.unstructured or bool(torch.equal(self.expand(self.pool_mask(mask), mask), mask.bool()))
 
-    def block_counts(self, counts: Mapping[str, int], shapes: Mapping[str, torch.Size]) -> dict[str, int]:
-        """Active entries per layer -> active blocks per layer (the nearest whole number of full
-        blocks, at most the layer's)."""
-        out = {}
-        for n, k in counts.items():
-            gr, gc = self.grid(shapes[n])
-            out[n] = min(gr * gc, round(k / (self.rows * self.cols)))
-        return out
+
+
+def select_blocks(scores: Mapping[str, Tensor], sizes: Mapping[str, Tensor], k: int) -> dict[str, Tensor]:
+    """Block masks holding about ``k`` weights: blocks taken in descending score (ties to the lower
+    index, over the layers in order) until their sizes add up nearest to ``k`` (ties: fewer). One
+    layer's dict is a per-layer choice; several layers ranked together is a global one.
+
+    Blocks whose score is -inf are never taken (the caller's way to exclude them). Where every
+    candidate block holds the same number of weights this is top-k of ``round(k / size)`` blocks
+    (the rule before edge blocks were counted), by the same selection."""
+    names = list(scores)
+    flat = torch.cat([scores[n].reshape(-1).float() for n in names])
+    size = torch.cat([sizes[n].reshape(-1).to(flat.device) for n in names])
+    eligible = flat > float("-inf")
+    n_eligible = count_true(eligible)
+    eligible_sizes = size[eligible]
+    if eligible_sizes.numel() == 0 or k <= 0:
+        return {n: torch.zeros_like(scores[n], dtype=torch.bool) for n in names}
+    lo, hi = int(eligible_sizes.min()), int(eligible_sizes.max())
+    if lo == hi:
+        return global_topk_masks(scores, min(n_eligible, round(k / lo)))
+    order = torch.sort(flat, descending=True, stable=True).indices[:n_eligible]
+    reached = torch.cat([torch.zeros(1, dtype=torch.long, device=flat.device), torch.cumsum(size[order], 0)])
+    take = int(torch.argmin((reached - k).abs()))  # argmin returns the first: the fewer blocks on a tie
+    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    keep[order[:take]] = True
+    out, offset = {}, 0
+    for n in names:
+        numel = scores[n].numel()
+        out[n] = keep[offset: offset + numel].view(scores[n].shape)
+        offset += numel
+    return out

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from sparsegan.sparsity.blocks import Blocks
+from sparsegan.sparsity.blocks import Blocks, select_blocks
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts
 from sparsegan.sparsity.topk import count_true, topk_mask
 
@@ -138,7 +138,7 @@ class MaskSet:
         out_axes: Mapping[str, int] | None = None,
     ) -> "MaskSet":
         """Random masks with exact per-layer counts from a distribution (no Bernoulli draws); with
-        ``blocks``, the nearest whole number of blocks to each count."""
+        ``blocks``, each count to within one block."""
         counts = target_counts(params, sparsity, distribution, power_scale=power_scale)
         return cls.random_with_counts(params, counts, generator=generator, blocks=blocks, out_axes=out_axes)
 
@@ -149,15 +149,16 @@ class MaskSet:
         out_axes: Mapping[str, int] | None = None,
     ) -> "MaskSet":
         """Uniformly random masks with the given exact active count per layer (in entries; with
-        ``blocks``, the nearest whole number of blocks)."""
+        ``blocks``, random blocks whose entries come nearest the count: within one block)."""
         masks = {}
         axes = out_axes or {}
         for n, p in params.items():
             b = blocks.along(axes.get(n, 0))
-            k = counts[n] if b.unstructured else b.block_counts({n: counts[n]}, {n: p.shape})[n]
             # Scores drawn on the CPU so the same seed gives the same masks on every device.
             scores = torch.rand(b.grid(p.shape) if not b.unstructured else p.shape, generator=generator)
-            masks[n] = b.expand(topk_mask(scores, k), p).to(p.device)
+            chosen = topk_mask(scores, counts[n]) if b.unstructured else \
+                select_blocks({n: scores}, {n: b.sizes(p.shape)}, counts[n])[n]
+            masks[n] = b.expand(chosen, p).to(p.device)
         return cls(params, masks, blocks=blocks, out_axes=out_axes)
 
     def layout(self) -> dict:

@@ -15,6 +15,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
+from sparsegan.sparsity.blocks import select_blocks
 from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
 from sparsegan.sparsity.masks import MaskSet, target_counts
 from sparsegan.sparsity.optim import start_regrown_state
@@ -148,34 +149,72 @@ def prune_and_regrow(
     return changes, grown_entries
 
 
+def _size_classes(sizes: Mapping[str, Tensor]) -> list[tuple[int, dict[str, Tensor] | None]]:
+    """The block sizes present (most layers have one: every block full) and, where there are
+    several, which blocks hold each (None: all of them)."""
+    present = sorted({int(v) for t in sizes.values() for v in t.unique().tolist()})
+    if len(present) == 1:
+        return [(present[0], None)]
+    return [(c, {n: t == c for n, t in sizes.items()}) for c in present]
+
+
+def _within(where: Tensor, cls: Tensor | None) -> Tensor:
+    return where if cls is None else where & cls
+
+
 def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
                              generator, ranking) -> tuple[list[LayerChange], dict[str, Tensor]]:
-    """prune_and_regrow in block units (masks.blocks): a block's score is the sum of its entries'
-    scores; the fraction is of the layer's active blocks (``"global"``: of the net's, all layers'
-    blocks ranked together). The rest as unstructured."""
+    """prune_and_regrow in block units (masks.blocks): a block's score is its entries' (see
+    :meth:`Blocks.pool`); the fraction is of the layer's active blocks (``"global"``: of the net's,
+    all layers' blocks ranked together). Where a layer's dimensions leave smaller edge blocks, the
+    blocks of each size swap among themselves (a dropped edge block is replaced by an edge block),
+    so the active count stays exact. The rest as unstructured."""
     b = {n: masks.blocks_of(n) for n in masks.params}
     old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
-    active_b = {n: count_true(m) for n, m in old_b.items()}
-    total, cap = sum(active_b.values()), sum(m.numel() for m in old_b.values())
+    size_b = {n: b[n].sizes(masks.params[n].shape).to(old_b[n].device) for n in masks.params}
     if ranking == "global":
-        n_swap = int(fraction * total) if 0 < total < cap else 0
-        moving = [n for n in masks.params] if n_swap else []
+        classes = _size_classes(size_b)
+        swaps: dict[int, int] = {}
+        for c, cls in classes:
+            active = sum(count_true(_within(old_b[n], None if cls is None else cls[n])) for n in masks.params)
+            cap = sum(int(old_b[n].numel() if cls is None else count_true(cls[n])) for n in masks.params)
+            swaps[c] = int(fraction * active) if 0 < active < cap else 0
+        moving = [n for n in masks.params] if any(swaps.values()) else []
     else:
-        swaps = {n: int(fraction * active_b[n]) if active_b[n] < old_b[n].numel() else 0 for n in masks.params}
-        moving = [n for n in masks.params if swaps[n] > 0]
+        classes_of = {n: _size_classes({n: size_b[n]}) for n in masks.params}
+        layer_swaps: dict[str, list[tuple[Tensor | None, int, int]]] = {}
+        for n in masks.params:
+            layer_swaps[n] = []
+            for _, cls in classes_of[n]:
+                c_mask = None if cls is None else cls[n]
+                active = count_true(_within(old_b[n], c_mask))
+                cap = old_b[n].numel() if c_mask is None else count_true(c_mask)
+                layer_swaps[n].append((c_mask, active, int(fraction * active) if active < cap else 0))
+        moving = [n for n in masks.params if any(k for _, _, k in layer_swaps[n])]
     states = {n: criterion_state(optimizer, masks.params[n]) for n in moving}
     keep_b = {n: b[n].pool(prune_fn(masks.params[n], prune_in.get(n), states[n], generator)) for n in moving}
+    kept_b: dict[str, Tensor] = {n: torch.zeros_like(old_b[n]) for n in moving}
     if ranking == "global":
-        kept_b = global_topk_masks({n: _minus_inf_where(keep_b[n], ~old_b[n]) for n in moving}, total - n_swap) \
-            if moving else {}
+        for c, cls in classes:
+            where = {n: _within(old_b[n], None if cls is None else cls[n]) for n in moving}
+            k = sum(count_true(w) for w in where.values()) - swaps[c]
+            chosen = global_topk_masks({n: _minus_inf_where(keep_b[n], ~where[n]) for n in moving}, k)
+            kept_b = {n: kept_b[n] | chosen[n] for n in moving}
     else:
-        kept_b = {n: mask_of(topk_within(keep_b[n], old_b[n], active_b[n] - swaps[n]), keep_b[n]) for n in moving}
+        for n in moving:
+            for c_mask, active, k in layer_swaps[n]:
+                kept_b[n] |= mask_of(topk_within(keep_b[n], _within(old_b[n], c_mask), active - k), keep_b[n])
     grow_b = {n: b[n].pool(grow_fn(masks.params[n], grads.get(n), states[n], generator)) for n in moving}
+    grown_b: dict[str, Tensor] = {n: torch.zeros_like(old_b[n]) for n in moving}
     if ranking == "global":
-        grown_b = global_topk_masks({n: _minus_inf_where(grow_b[n], kept_b[n]) for n in moving}, n_swap) \
-            if moving else {}
+        for c, cls in classes:
+            free = {n: _within(~kept_b[n], None if cls is None else cls[n]) for n in moving}
+            chosen = global_topk_masks({n: _minus_inf_where(grow_b[n], ~free[n]) for n in moving}, swaps[c])
+            grown_b = {n: grown_b[n] | chosen[n] for n in moving}
     else:
-        grown_b = {n: mask_of(topk_within(grow_b[n], ~kept_b[n], swaps[n]), grow_b[n]) for n in moving}
+        for n in moving:
+            for c_mask, _, k in layer_swaps[n]:
+                grown_b[n] |= mask_of(topk_within(grow_b[n], _within(~kept_b[n], c_mask), k), grow_b[n])
     changes, grown_entries = [], {}
     for name in masks.params:
         old = masks.masks[name]
@@ -193,18 +232,18 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
 
 
 def _magnitude_prune_blocks(masks: MaskSet, counts: Mapping[str, int] | int, raw: Mapping[str, Tensor]) -> None:
-    """magnitude_prune_to in block units (masks.blocks): a block's score is the sum of its entries'
-    scores, counts are rounded to whole blocks, only active blocks compete."""
+    """magnitude_prune_to in block units (masks.blocks): a block's score is its entries' (see
+    :meth:`Blocks.pool`), only active blocks compete, and each count is met to within one block
+    (:func:`~sparsegan.sparsity.blocks.select_blocks`)."""
     b = {n: masks.blocks_of(n) for n in masks.params}
     old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
     ranked = {n: _minus_inf_where(b[n].pool(raw[n]), ~old_b[n]) for n in masks.params}
+    sizes = {n: b[n].sizes(masks.params[n].shape) for n in masks.params}
     if isinstance(counts, int):
-        active = sum(count_true(m) for m in old_b.values())
-        chosen = global_topk_masks(ranked, min(round(counts / (masks.blocks.rows * masks.blocks.cols)), active))
+        chosen = select_blocks(ranked, sizes, counts)
         new = {n: chosen[n] & old_b[n] for n in masks.params}
     else:
-        blocks = {n: b[n].block_counts({n: k}, {n: masks.params[n].shape})[n] for n, k in counts.items()}
-        new = {n: topk_mask(ranked[n], min(blocks[n], count_true(old_b[n]))) for n in masks.params}
+        new = {n: select_blocks({n: ranked[n]}, {n: sizes[n]}, counts[n])[n] for n in masks.params}
     for n, m in new.items():
         masks.set_mask(n, b[n].expand(m, masks.masks[n]))
     masks.apply_()
@@ -274,17 +313,19 @@ def grow_to(
 
 def _grow_blocks(masks: MaskSet, counts: Mapping[str, int] | int, scores: Mapping[str, Tensor],
                  optimizer: torch.optim.Optimizer | None, dense_grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """grow_to in block units (masks.blocks): counts rounded to whole blocks, a block's score the
-    sum of its entries', only inactive blocks compete."""
+    """grow_to in block units (masks.blocks): a block's score is its entries' (see
+    :meth:`Blocks.pool`), only inactive blocks compete, and each count is met to within one block
+    (:func:`~sparsegan.sparsity.blocks.select_blocks`)."""
     b = {n: masks.blocks_of(n) for n in masks.params}
     old_b = {n: b[n].pool_mask(masks.masks[n]) for n in masks.params}
     ranked = {n: _minus_inf_where(b[n].pool(scores[n]), old_b[n]) for n in masks.params}
+    sizes = {n: b[n].sizes(masks.params[n].shape) for n in masks.params}
     if isinstance(counts, int):
-        target = round(counts / (masks.blocks.rows * masks.blocks.cols))
-        chosen = global_topk_masks(ranked, max(0, target - sum(count_true(m) for m in old_b.values())))
+        chosen = select_blocks(ranked, sizes, max(0, counts - masks.active()))
     else:
-        want = {n: b[n].block_counts({n: k}, {n: masks.params[n].shape})[n] for n, k in counts.items()}
-        chosen = {n: topk_mask(ranked[n], max(0, want[n] - count_true(old_b[n]))) for n in masks.params}
+        active = masks.layer_active()
+        chosen = {n: select_blocks({n: ranked[n]}, {n: sizes[n]}, max(0, counts[n] - active[n]))[n]
+                  for n in masks.params}
     grown_entries = {}
     for name, param in masks.params.items():
         before = masks.masks[name]
