@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsegan.inference import runtime, simd_kernel
+from sparsegan.inference import conv, conv_transpose, layer, linear, runtime, simd_kernel
 from sparsegan.inference.export import Export, export_generator, from_csr, to_csr
 from sparsegan.inference.runtime import SparseConv2d, SparseConvTranspose2d, SparseLinear, choices, sparsify
 from sparsegan.models import ModelSpec, build_models
@@ -71,7 +71,7 @@ def test_sngan_generator_through_the_runtime():
 ])
 @pytest.mark.parametrize("chunk", [1024, 1])  # 1: one input row per sparse product (row blocks)
 def test_conv_transpose_layer(stride, pad, out_pad, k, hw, chunk, monkeypatch):
-    monkeypatch.setattr(runtime, "CHUNK_COLS", chunk)
+    monkeypatch.setattr(conv_transpose, "CHUNK_COLS", chunk)
     torch.manual_seed(0)
     m = nn.ConvTranspose2d(3, 4, k, stride, pad, output_padding=out_pad)
     with torch.no_grad():
@@ -85,7 +85,7 @@ def test_conv_transpose_layer(stride, pad, out_pad, k, hw, chunk, monkeypatch):
 
 def test_conv_layer_chunked_and_1x1(monkeypatch):
     torch.manual_seed(0)
-    monkeypatch.setattr(runtime, "UNFOLD_CHUNK", 50)  # forces one image per chunk
+    monkeypatch.setattr(conv, "UNFOLD_CHUNK", 50)  # forces one image per chunk
     for m in (nn.Conv2d(3, 5, 3, 2, 1), nn.Conv2d(3, 5, 1), nn.Conv2d(3, 2, 4, 1, 0, bias=False)):
         with torch.no_grad():
             m.weight.mul_(torch.rand_like(m.weight) < 0.5)
@@ -402,7 +402,8 @@ def test_linear_chain_times_one_call_against_the_layers_own_choices(monkeypatch)
                 return name, {k: 0.0 for k in candidates}
         raise AssertionError(candidates)
 
-    monkeypatch.setattr(runtime, "fastest", pick)
+    for module in (layer, linear):  # the layers' choices and the chain's
+        monkeypatch.setattr(module, "fastest", pick)
     G, _ = _sparse_model("mlp", 0.9, width=32)
     S = sparsify(G, "auto", plan_cache=False)
     z = torch.randn(1, G.z_dim)

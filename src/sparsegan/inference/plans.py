@@ -1,7 +1,7 @@
 """Kernel choices remembered across processes, so a second process does not calibrate again.
 
 In ``mode="auto"`` each sparse layer times its candidate kernels on the first input of each shape
-and keeps the fastest (:mod:`.runtime`): 0.5-2 s before a generator's first output. The choice
+and keeps the fastest (:mod:`.layer`): 0.5-2 s before a generator's first output. The choice
 depends on the layer (kind, weight shape, non-zeros, fused activation), the input shape, the
 thread count, the kernels this installation has, and the machine, not on where the non-zeros
 are; so it is stored under a key made of exactly those, in one JSON file
