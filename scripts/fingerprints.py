@@ -33,7 +33,7 @@ RUNS = {
     "static": ["--method", "static", "--sparsity-g", "0.9", "--sparsity-d", "0.5"],
     "stu": ["--method", "stu", "--sparsity-g", "0.9", "--sparsity-d", "0.5"],
     "stu-momentum-global": ["--method", "stu", "--sparsity-g", "0.8", "--grow", "momentum", "--ranking", "global"],
-    "stu-random-reference": ["--method", "stu", "--sparsity-g", "0.8", "--grow", "random", "--no-reset-regrown-state"],
+    "stu-random-reference": ["--method", "stu", "--sparsity-g", "0.8", "--grow", "random", "--regrown-state", "keep"],
     "stu-explore-GD": ["--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--explore", "GD"],
     "gmp": ["--method", "gmp", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--gmp-interval", "2"],
     "snip": ["--method", "snip", "--sparsity-g", "0.8", "--sparsity-d", "0.5"],

@@ -204,6 +204,10 @@ class TrainConfig(*reversed(GROUPS)):  # dataclass fields run from the last base
             if MODEL_KIND.get(self.model, "gan") not in ("ae", "vae"):
                 raise UserError(f"--eval-metrics recon is an autoencoder's held-out reconstruction error; "
                                 f"--model {self.model} is a GAN (use ae or vae)")
+        if self.method == "adapt" and self.balance_every > self.adapt_interval:
+            raise UserError(f"--balance-every {self.balance_every} is longer than --adapt-interval "
+                            f"{self.adapt_interval}: ADAPT decides D's density from the balance ratios measured since"
+                            " its last decision")
         for name, choices in choice_values().items():
             v = getattr(self, name)
             if v not in choices:
@@ -252,7 +256,8 @@ def choice_values() -> dict[str, list[str]]:
         "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"],
         "prune_nets": ["G", "GD"], "imp_d": ["rewind", "init", "keep"], "imp_control": ["none", "reinit", "random"],
         "imp_ranking": ["paper", "global", "layer"],
-        "adapt_variant": ["relaxed", "strict"], "adapt_ranking": ["global", "layer"],
+        "regrown_state": ["fresh", "zero", "keep"], "adapt_variant": ["relaxed", "strict"],
+        "adapt_ranking": ["global", "layer"],
     }
     return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
 
@@ -377,11 +382,26 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if parent.resolve() in _seen:
             raise UserError(f"config file {path} extends {parent}, which extends it back")
         base = load_yaml(parent, (*_seen, Path(path).resolve()))
-    return base | {k: coerce(k, v) for k, v in data.items()}
+    return base | {k: coerce(k, v) for k, v in upgrade_keys(data).items()}
+
+
+#: Keys of earlier versions, read into today's: old recipes and config.json files still load.
+RENAMED = {"reset_regrown_state": ("regrown_state", lambda v: "fresh" if v else "keep")}
+
+
+def upgrade_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the keys of earlier versions (:data:`RENAMED`) in today's spelling."""
+    out = dict(values)
+    for old, (new, convert) in RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            if new not in out:
+                out[new] = convert(value)
+    return out
 
 
 def build_config(values: Mapping[str, Any]) -> TrainConfig:
-    return TrainConfig(**{k: coerce(k, v) for k, v in values.items()})
+    return TrainConfig(**{k: coerce(k, v) for k, v in upgrade_keys(values).items()})
 
 
 def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:

@@ -11,6 +11,7 @@ optimizer state goes around it. A user's loop adds a few lines::
     for i in range(num_iterations):
         ...; optD.step()                       # unchanged: the optimizer's hooks mask the gradients
         ...; optG.step()                       # of inactive weights and keep them exactly 0
+        sparse.observe_balance(br)             # ADAPT only: the balance ratio of this iteration
         sparse.step()                          # one iteration done: topology updates when due
         ema.update(netG, sparse.completed)
 
@@ -162,6 +163,13 @@ class SparseTraining:
                                     "the optimizer that steps its parameters")
         self.masks_rng, self.topology_rng = generators or (seeded_generator(seed, 1), seeded_generator(seed, 3))
         self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe))
+        # Optimizers may hold state already (a dense warm-up, a resumed dense checkpoint, PF's source
+        # run): the history of every weight a mask removes is cleared with the weight, or Adam would
+        # move it off 0 at the next step (its moments are not 0 where the gradient is masked).
+        self._clear_inactive_history()
+        # Weights changed after this point (a re-initialisation, pretrained weights loaded one line
+        # too late) would leave inactive weights non-zero: the first optimizer step of each net checks.
+        self._unverified = set(self.method.nets)
         self.completed = 0  # iterations done (sparse.step() calls)
         self._stepped: set[str] = set()
         self._listeners: list[Callable[[TopologyEvent, int], None]] = []
@@ -179,17 +187,52 @@ class SparseTraining:
     # weight is zeroed (a regrown weight's history is started by the updater that grew it,
     # sparsity.optim.start_regrown_state).
     @property
+    def _keeps_history(self) -> bool:
+        """The reference code's mode (``regrown_state="keep"``): removed weights keep their history."""
+        return getattr(self.method.cfg, "regrown_state", "fresh") == "keep"
+
+    @property
     def _inactive_moments_zero(self) -> bool:
         """Whether the optimizer history of every inactive weight is 0. Then, with masked gradients,
         Adam, AdamW and SGD leave inactive weights exactly 0 (Adam's update there is 0 / (0 + eps))
         and no re-zeroing is needed after the step. Not so in the reference code's mode
-        (reset_regrown_state=False: stale moments are kept) or without gradient masking."""
-        cfg = self.method.cfg
-        return cfg.mask_gradients and cfg.reset_regrown_state
+        (regrown_state="keep": stale moments are kept) or without gradient masking."""
+        return self.method.cfg.mask_gradients and not self._keeps_history
+
+    def _clear_inactive_history(self) -> None:
+        if not self.method.enforce_masks:
+            return
+        for net, masks in self.method.masks.items():
+            masks.take_deactivated()
+            for name, mask in masks.masks.items():
+                if not bool(mask.all()):
+                    reset_optimizer_state(self.optimizers[net], masks.params[name], ~mask)
+
+    def _verify_inactive_zero(self, net: str) -> None:
+        """Refuse a net whose inactive weights are not 0 (they changed after the masks were applied)."""
+        masks = self.method.masks[net]
+        for name, mask in masks.masks.items():
+            stray = count_true(masks.params[name].detach().ne(0) & ~mask)
+            if stray:
+                raise UserError(
+                    f"net {net!r}: {stray} weights of {name!r} outside its mask are non-zero, so its weights changed "
+                    "after SparseTraining applied the masks (re-initialised or loaded?); set the weights before "
+                    "constructing SparseTraining, or call sparse.reapply_masks() after changing them")
+
+    def reapply_masks(self) -> None:
+        """Zero every inactive weight and its optimizer history again: after changing a net's weights
+        once SparseTraining is attached (loading pretrained weights, a re-initialisation)."""
+        for masks in self.method.masks.values():
+            masks.apply_()
+        self._clear_inactive_history()
 
     def _before(self, served: tuple[str, ...]):
         def hook(optimizer, args, kwargs):
             for net in served:
+                if net in self._unverified:
+                    if self.method.enforce_masks:
+                        self._verify_inactive_zero(net)
+                    self._unverified.discard(net)
                 self.method.capture_gradients(net, self.completed + 1)  # before masking: the dense one
                 if self.method.enforce_masks and self.method.cfg.mask_gradients:
                     self.method.masks[net].mask_grads_()
@@ -205,13 +248,13 @@ class SparseTraining:
 
     def _sync_optimizers(self) -> None:
         """Zero the optimizer history of every weight deactivated since the last call, and the weights,
-        so that they stay 0. In the reference code's mode (reset_regrown_state=False) the history is
+        so that they stay 0. In the reference code's mode (regrown_state="keep") the history is
         kept, as there: a weight regrown later resumes its stale history."""
         if not self.method.enforce_masks:
             return
         for net, masks in self.method.masks.items():
             removed = masks.take_deactivated()
-            if self.method.cfg.reset_regrown_state:
+            if not self._keeps_history:
                 for name, gone in removed.items():
                     if count_true(gone):
                         reset_optimizer_state(self.optimizers[net], masks.params[name], gone)
@@ -237,6 +280,12 @@ class SparseTraining:
         self.completed = step
         self._stepped.clear()
         return events
+
+    def observe_balance(self, ratio: float) -> None:
+        """Feed ADAPT the balance ratio measured in this iteration (call before :meth:`step`; see
+        :func:`sparsegan.methods.adapt.balance_ratio`). ADAPT decides D's density from the mean of the
+        ratios fed since its last decision, and refuses a decision with none; other methods ignore it."""
+        self.method.observe_balance(self.completed + 1, float(ratio))
 
     def drain_records(self) -> list[dict[str, Any]]:
         """The method's records since the last call (kind=pf, early_bird_check, adapt, ticket, ...)."""
@@ -300,6 +349,7 @@ class SparseTraining:
             raise UserError("not a SparseTraining state (no 'completed' / 'method'): pass sparse.state_dict()'s output")
         self.method.load_state_dict(state["method"])
         self.completed = int(state["completed"])
+        self._unverified = set(self.method.nets)  # the weights loaded with this state are checked too
         if "rng" in state:
             self.masks_rng.set_state(state["rng"]["masks"])
             self.topology_rng.set_state(state["rng"]["topology"])

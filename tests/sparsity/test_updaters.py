@@ -39,7 +39,7 @@ def test_magnitude_prune_gradient_grow():
         lin.weight.copy_(torch.tensor(W))
     ms.apply_()
     changes, grown = prune_and_regrow(
-        ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, reset_state=True
+        ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, regrown_state="fresh"
     )
     # 25 % of 8 active = 2 pruned: the smallest |w| among active are 0.1 (0,0) and 0.2 (1,2).
     new = ms.masks["weight"]
@@ -130,7 +130,7 @@ def test_no_reset_keeps_moments():
     opt = torch.optim.Adam(lin.parameters())
     opt.state[lin.weight]["exp_avg"] = torch.ones(4, 4)
     opt.state[lin.weight]["exp_avg_sq"] = torch.ones(4, 4)
-    prune_and_regrow(ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, reset_state=False)
+    prune_and_regrow(ms, 0.25, dense_grads={"weight": torch.tensor(G)}, optimizer=opt, regrown_state="keep")
     assert opt.state[lin.weight]["exp_avg"][0, 2] == 1.0
 
 

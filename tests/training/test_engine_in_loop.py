@@ -118,10 +118,10 @@ def test_topology_records_count_real_changes_and_retaken_weights_keep_their_valu
 
 
 def test_reference_mode_keeps_stale_moments_and_zeroes_inactive_weights(data, tmp_path):
-    """--no-mask-gradients --no-reset-regrown-state: as the reference code, moments are never
+    """--no-mask-gradients --regrown-state keep: as the reference code, moments are never
     cleared (removed weights keep theirs) and inactive weights are re-zeroed after each step."""
     rec = Recorder()
-    train(_cfg(data, tmp_path / "r", mask_gradients=False, reset_regrown_state=False), progress=False, on_step=rec)
+    train(_cfg(data, tmp_path / "r", mask_gradients=False, regrown_state="keep"), progress=False, on_step=rec)
     for t, snap in rec.steps.items():
         for n, m in snap["mask"].items():
             assert (snap["w"][n][~m] == 0).all()

@@ -26,11 +26,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from torch import Tensor
+
 from sparsegan.errors import UserError
 from sparsegan.methods.base import METHODS
 from sparsegan.methods.stu import STUGAN
 from sparsegan.options import Options, option
 from sparsegan.sparsity import grow_to, prune_and_regrow, prune_once, target_counts
+
+
+def balance_ratio(d_real: Tensor | float, d_fake_before: Tensor | float, d_fake_after: Tensor | float) -> float:
+    """ADAPT's balance ratio BR = (D(G_after(z)) - D(G_before(z))) / (D(x) - D(G_before(z))): D's
+    mean logits on a real batch, and on the fakes of the same z before and after the G step (D
+    after its update). How far one G step moves the fakes toward the reals, as D sees them."""
+    gap = float(d_real - d_fake_before)
+    if abs(gap) < 1e-12:
+        return 0.0
+    return float(d_fake_after - d_fake_before) / gap
 
 
 @dataclass
@@ -91,7 +103,7 @@ class ADAPT(STUGAN):
         return self.cfg.adapt_step, (0.5 if self.cfg.adapt_variant == "strict" else 1.0)
 
     def observe_balance(self, step: int, ratio: float) -> None:
-        self.ratios.append(ratio)
+        self.ratios.append(float(ratio))
 
     def is_adapt_step(self, step: int) -> bool:
         return 0 < step < self.cfg.steps and step % self.cfg.adapt_interval == 0
@@ -131,7 +143,7 @@ class ADAPT(STUGAN):
                 # never prune while growing, and put the whole increase where the distribution allows.
                 counts = _at_least(counts, masks.layer_active(), total)
             grow_to(masks, counts, {n: g.abs() for n, g in grads.items()}, optimizer=optimizer,
-                    reset_state=self.cfg.reset_regrown_state, dense_grads=dense)
+                    regrown_state=self.cfg.regrown_state, dense_grads=dense)
             grown = masks.active() - n_before
         elif action == "prune":
             prune_once(masks, 1.0 - target, "global" if glob else "distribution", self.cfg.distribution,
@@ -140,7 +152,7 @@ class ADAPT(STUGAN):
         elif action == "regrow":
             fraction = self.schedule.fraction(step)
             changes, _ = prune_and_regrow(masks, fraction, ranking=self.ranking, dense_grads=dense,
-                                          optimizer=optimizer, reset_state=self.cfg.reset_regrown_state)
+                                          optimizer=optimizer, regrown_state=self.cfg.regrown_state)
             pruned, grown = sum(c.pruned for c in changes), sum(c.grown for c in changes)
         self.emit({"kind": "adapt", "balance_ratio_mean": mean_ratio, "action": action,
                    "d_density_before": before, "d_density_after": masks.density(),
@@ -150,7 +162,12 @@ class ADAPT(STUGAN):
 
     def end_of_step(self, step, optimizers, generator):
         events = super().end_of_step(step, optimizers, generator)  # G's prune-and-regrow
-        if self.is_adapt_step(step) and self.ratios:
+        if self.is_adapt_step(step):
+            if not self.ratios:
+                # A decision without a measurement would keep D's density silently: refuse it.
+                raise UserError(f"ADAPT's D-density decision at iteration {step} has no balance ratio since the last "
+                                "one: measure it in the loop and feed it with sparse.observe_balance(ratio) (see "
+                                "sparsegan.methods.adapt.balance_ratio), at least once per adapt_interval")
             mean = sum(self.ratios) / len(self.ratios)
             self.ratios = []
             events = [e for e in events if e.net != "D"] + [self.adapt_d(mean, optimizers["D"], step)]

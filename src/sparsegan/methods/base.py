@@ -83,9 +83,18 @@ class RegrowthStateOptions(Options):
     """The methods that change masks during training."""
 
     title: ClassVar[str] = "optimizer state at topology changes"
-    reset_regrown_state: bool = option(True, "optimizer state surgery at topology changes: a new weight gets a "
-                                       "fresh weight's Adam history (first step ~lr), a removed one loses its "
-                                       "history (reference code: neither)")
+    regrown_state: str = option(
+        "fresh", "optimizer history of a really new connection: fresh (this project's choice: a fresh weight's "
+        "Adam history after one step, seeded from its gradient, so its first step is ~lr), zero (RigL: every slot "
+        "zeroed; Adam's first step is then ~lr (1-b1)/sqrt(1-b2), 15.8 lr at betas 0.5/0.999), keep (the STU-GAN "
+        "code: the stale history stays, removed weights keep theirs, inactive weights are re-zeroed after every "
+        "step)", choices="regrown_state")
+
+    def validate(self) -> None:
+        from sparsegan.sparsity import REGROWN_STATES
+
+        if self.regrown_state not in REGROWN_STATES:
+            raise UserError(f"unknown regrown state {self.regrown_state!r}; valid: {', '.join(REGROWN_STATES)}")
 
 
 @dataclass

@@ -10,8 +10,8 @@ loop passes the new entries each event carries to :class:`~sparsegan.sparsity.Sp
 Deliberate differences from the reference code (REFERENCE §6): exact-count masks, gradients
 of inactive weights masked, removed weights' Adam moments cleared and new weights given a fresh
 weight's Adam history so their first step is ~lr (both switchable: ``--no-mask-gradients
---no-reset-regrown-state``), the dense gradient captured from the G step that completes the
-update step rather than recomputed.
+--regrown-state keep``; RigL's zeroed history: ``--regrown-state zero``), the dense gradient
+captured from the G step that completes the update step rather than recomputed.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class STUGAN(Method):
                 masks, fraction, ranking=self.ranking,
                 prune=self.cfg.prune_criterion, grow=self.cfg.grow,
                 dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
-                reset_state=self.cfg.reset_regrown_state, generator=generator, prune_inputs=prune_inputs,
+                regrown_state=self.cfg.regrown_state, generator=generator, prune_inputs=prune_inputs,
             )
             events.append(self.event(
                 net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),

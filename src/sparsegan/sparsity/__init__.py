@@ -9,7 +9,7 @@ from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion
 from sparsegan.sparsity.distributions import DISTRIBUTIONS, allocate_active_counts, er, erk, uniform
 from sparsegan.sparsity.ema import SparseEMA
 from sparsegan.sparsity.masks import SCOPES, MaskSet, output_axes, prunable_parameters, target_counts
-from sparsegan.sparsity.optim import reset_optimizer_state, start_regrown_state
+from sparsegan.sparsity.optim import REGROWN_STATES, reset_optimizer_state, start_regrown_state, start_state
 from sparsegan.sparsity.saliency import grasp_scores, hessian_gradient, snip_scores
 from sparsegan.sparsity.schedules import UpdateSchedule, cubic_sparsity
 from sparsegan.sparsity.stats import mask_distance
@@ -22,6 +22,7 @@ __all__ = [
     "allocate_active_counts", "count_true", "criterion_state", "cubic_sparsity", "er", "erk", "global_topk_masks",
     "grasp_scores", "grow_to", "hessian_gradient", "magnitude_prune_to", "mask_distance", "output_axes",
     "prunable_parameters",
-    "prune_and_regrow", "prune_once", "reset_optimizer_state", "snip_scores", "start_regrown_state",
+    "prune_and_regrow", "prune_once", "reset_optimizer_state", "snip_scores", "start_regrown_state", "start_state",
+    "REGROWN_STATES",
     "target_counts", "topk_indices", "topk_mask", "uniform",
 ]

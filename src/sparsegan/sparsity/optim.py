@@ -31,6 +31,12 @@ from torch import Tensor
 
 from sparsegan.sparsity.topk import count_true
 
+#: What a really new connection's optimizer history starts as (``regrown_state``): "fresh", this
+#: project's choice, a fresh weight's history after one step (start_regrown_state); "zero", RigL's
+#: (every optimizer slot of a new connection zeroed); "keep", the STU-GAN reference code's (the
+#: history stays whatever it was, stale moments included, and removed weights keep theirs too).
+REGROWN_STATES = ("fresh", "zero", "keep")
+
 # State entries shaped like the parameter that carry history (Adam moments, SGD momentum).
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
@@ -113,6 +119,16 @@ def start_regrown_state(
     for key, value in (("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", v)):
         if key in moments:
             _put(moments[key], idx, value)
+
+
+def start_state(regrown_state: str, optimizer: torch.optim.Optimizer, param: Tensor, entries: Tensor,
+                grad: Tensor | None, **kw) -> None:
+    """The optimizer history of the really new ``entries`` of ``param`` under ``regrown_state``
+    (:data:`REGROWN_STATES`); ``kw`` as :func:`start_regrown_state`'s."""
+    if regrown_state == "fresh":
+        start_regrown_state(optimizer, param, entries, grad, **kw)
+    elif regrown_state == "zero":
+        reset_optimizer_state(optimizer, param, entries)
 
 
 def _put(buf: Tensor, idx: Tensor, values: Tensor) -> None:

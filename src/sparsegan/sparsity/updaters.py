@@ -18,7 +18,7 @@ from torch import Tensor
 from sparsegan.sparsity.blocks import select_blocks
 from sparsegan.sparsity.criteria import GROW_CRITERIA, PRUNE_CRITERIA, criterion_state
 from sparsegan.sparsity.masks import MaskSet, target_counts
-from sparsegan.sparsity.optim import start_regrown_state
+from sparsegan.sparsity.optim import REGROWN_STATES, start_state
 from sparsegan.sparsity.topk import count_true, global_topk_masks, mask_of, topk_mask, topk_within
 
 
@@ -45,9 +45,10 @@ def _zero_at(param: Tensor, idx: Tensor) -> None:
 
 
 def _commit(masks: MaskSet, name: str, now: Tensor, new_idx: Tensor, grad: Tensor | None,
-            optimizer: torch.optim.Optimizer | None, *, active_idx: Tensor | None = None) -> tuple[LayerChange, Tensor]:
+            optimizer: torch.optim.Optimizer | None, regrown_state: str = "fresh", *,
+            active_idx: Tensor | None = None) -> tuple[LayerChange, Tensor]:
     """Layer ``name``'s new mask ``now``, with ``new_idx`` the flat indices of its really new
-    connections: they start at 0 and, given an optimizer, with a fresh weight's history. Returns
+    connections: they start at 0 and, given an optimizer, with the history ``regrown_state`` says. Returns
     the layer's change and its new entries (for SEMA)."""
     old, param = masks.masks[name], masks.params[name]
     n_old = masks.layer_active()[name]
@@ -55,7 +56,7 @@ def _commit(masks: MaskSet, name: str, now: Tensor, new_idx: Tensor, grad: Tenso
     masks.set_mask(name, now)
     _zero_at(param, new_idx)
     if optimizer is not None:
-        start_regrown_state(optimizer, param, new, grad, active=old, entries_idx=new_idx, active_idx=active_idx)
+        start_state(regrown_state, optimizer, param, new, grad, active=old, entries_idx=new_idx, active_idx=active_idx)
     # |now| = |old & now| + |new|, so the removed count |old| - |old & now| needs no third count
     n_now, n_new = masks.layer_active()[name], new_idx.numel()
     return LayerChange(name, n_now, n_old - n_now + n_new, n_new), new
@@ -71,7 +72,7 @@ def prune_and_regrow(
     grow: str = "gradient",
     dense_grads: Mapping[str, Tensor] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    reset_state: bool = True,
+    regrown_state: str = "fresh",
     generator: torch.Generator | None = None,
     prune_inputs: Mapping[str, Tensor] | None = None,
 ) -> tuple[list[LayerChange], dict[str, Tensor]]:
@@ -86,9 +87,9 @@ def prune_and_regrow(
     The just-dropped weights compete for regrowth (RigL). A weight dropped and regrown in the same
     update was never removed: it keeps its value and optimizer state (RigL's
     ``reinit_when_same=False``, the STU-GAN code). Really new connections start at 0 and, with
-    ``reset_state``, with the optimizer history of a fresh weight
-    (:func:`~sparsegan.sparsity.optim.start_regrown_state`, from ``dense_grads``); without it
-    they keep whatever history the optimizer has there (the reference code's behaviour).
+    the optimizer history ``regrown_state`` names (:func:`~sparsegan.sparsity.optim.start_state`):
+    ``"fresh"`` a fresh weight's after one step (from ``dense_grads``), ``"zero"`` none (RigL),
+    ``"keep"`` whatever history the optimizer has there (the STU-GAN reference code).
     Removed weights are zeroed here; their optimizer history is the caller's to clear (the
     MaskSet remembers them until :meth:`MaskSet.take_deactivated`).
 
@@ -98,11 +99,13 @@ def prune_and_regrow(
     """
     if ranking not in ("layer", "global"):
         raise ValueError(f"unknown ranking {ranking!r}; valid: layer, global")
+    if regrown_state not in REGROWN_STATES:
+        raise ValueError(f"unknown regrown_state {regrown_state!r}; valid: {', '.join(REGROWN_STATES)}")
     prune_fn, grow_fn = PRUNE_CRITERIA.get(prune), GROW_CRITERIA.get(grow)
     grads = dense_grads or {}
     prune_in = grads if prune_inputs is None else prune_inputs
     if not masks.blocks.unstructured:
-        return _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
+        return _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, regrown_state,
                                         generator, ranking)
     old = dict(masks.masks)
     active = masks.layer_active()
@@ -143,7 +146,7 @@ def prune_and_regrow(
         new_idx = grown_idx[name][~old[name].reshape(-1)[grown_idx[name]]]
         now = kept[name] | mask_of(grown_idx[name], old[name])
         change, grown_entries[name] = _commit(masks, name, now, new_idx, grads.get(name),
-                                              optimizer if reset_state else None, active_idx=old_idx.get(name))
+                                              optimizer, regrown_state, active_idx=old_idx.get(name))
         changes.append(change)
     masks.apply_()
     return changes, grown_entries
@@ -162,7 +165,7 @@ def _within(where: Tensor, cls: Tensor | None) -> Tensor:
     return where if cls is None else where & cls
 
 
-def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, reset_state,
+def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in, optimizer, regrown_state,
                              generator, ranking) -> tuple[list[LayerChange], dict[str, Tensor]]:
     """prune_and_regrow in block units (masks.blocks): a block's score is its entries' (see
     :meth:`Blocks.pool`); the fraction is of the layer's active blocks (``"global"``: of the net's,
@@ -225,7 +228,7 @@ def _prune_and_regrow_blocks(masks, fraction, prune_fn, grow_fn, grads, prune_in
         now = b[name].expand(kept_b[name] | grown_b[name], old)
         new_idx = (now & ~old).reshape(-1).nonzero().squeeze(1)  # really new connections
         change, grown_entries[name] = _commit(masks, name, now, new_idx, grads.get(name),
-                                              optimizer if reset_state else None)
+                                              optimizer, regrown_state)
         changes.append(change)
     masks.apply_()
     return changes, grown_entries
@@ -279,16 +282,15 @@ def grow_to(
     scores: Mapping[str, Tensor],
     *,
     optimizer: torch.optim.Optimizer | None = None,
-    reset_state: bool = True,
+    regrown_state: str = "fresh",
     dense_grads: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Grow each layer to ``counts[name]`` active weights, taking the inactive weights with the
     highest score; a single int is a total for the net, the inactive weights ranked across all
-    layers together (global). Grown weights start at 0, with ``reset_state`` with a fresh weight's
-    optimizer history from ``dense_grads`` (as in :func:`prune_and_regrow`). Returns the grown
-    entries."""
+    layers together (global). Grown weights start at 0, with the optimizer history
+    ``regrown_state`` names (as in :func:`prune_and_regrow`). Returns the grown entries."""
     if not masks.blocks.unstructured:
-        return _grow_blocks(masks, counts, scores, optimizer if reset_state else None, dense_grads or {})
+        return _grow_blocks(masks, counts, scores, optimizer, regrown_state, dense_grads or {})
     if isinstance(counts, int):
         extra = max(0, counts - masks.active())
         chosen = global_topk_masks({n: _minus_inf_where(scores[n], masks.masks[n]) for n in masks.params}, extra)
@@ -304,15 +306,16 @@ def grow_to(
         before = mask
         masks.set_mask(name, mask | grown)
         param.masked_fill_(grown, 0.0)
-        if reset_state and optimizer is not None:
-            start_regrown_state(optimizer, param, grown, (dense_grads or {}).get(name), active=before)
+        if optimizer is not None:
+            start_state(regrown_state, optimizer, param, grown, (dense_grads or {}).get(name), active=before)
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries
 
 
 def _grow_blocks(masks: MaskSet, counts: Mapping[str, int] | int, scores: Mapping[str, Tensor],
-                 optimizer: torch.optim.Optimizer | None, dense_grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
+                 optimizer: torch.optim.Optimizer | None, regrown_state: str,
+                 dense_grads: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """grow_to in block units (masks.blocks): a block's score is its entries' (see
     :meth:`Blocks.pool`), only inactive blocks compete, and each count is met to within one block
     (:func:`~sparsegan.sparsity.blocks.select_blocks`)."""
@@ -336,7 +339,7 @@ def _grow_blocks(masks: MaskSet, counts: Mapping[str, int] | int, scores: Mappin
         masks.set_mask(name, before | grown)
         param.masked_fill_(grown, 0.0)
         if optimizer is not None:
-            start_regrown_state(optimizer, param, grown, dense_grads.get(name), active=before)
+            start_state(regrown_state, optimizer, param, grown, dense_grads.get(name), active=before)
         grown_entries[name] = grown
     masks.apply_()
     return grown_entries

@@ -23,10 +23,11 @@ from sparsegan.config import TrainConfig
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS
+from sparsegan.methods.adapt import balance_ratio
 from sparsegan.run_folder import RunDir
 from sparsegan.training.distributed import DistContext
 from sparsegan.training.lifecycle import StopRequest, resume_plan
-from sparsegan.training.objectives import autoencoder_loss, balance_ratio, preserved_buffers
+from sparsegan.training.objectives import autoencoder_loss, preserved_buffers
 from sparsegan.training.state import checkpoint_path, latest_valid_checkpoint, load_checkpoint, save_checkpoint
 from sparsegan.training.trainer import (
     Trainer,
@@ -222,7 +223,7 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
     """One iteration of Algorithm 1: n_dis D steps, then one G step, on active weights only. With
     --grad-accum k each step sums the gradients of k micro-batches of its batch (BN statistics per
     micro-batch, as BigGAN's reference), synchronised across processes once, then updates."""
-    cfg, opt, method = t.cfg, t.opt, t.method
+    cfg, opt = t.cfg, t.opt
     G, D = t.fwd["G"], t.fwd["D"]  # the nets themselves, or their bf16 / compiled forward views
     loss = LOSSES.get(cfg.loss)
     bs, bs_g, k = cfg.batch_size, cfg.g_batch_size or cfg.batch_size, cfg.grad_accum
@@ -272,7 +273,7 @@ def gan_iteration(t: Trainer, step: int) -> dict[str, float]:
                 d_real, d_before, d_after = t.dist.mean(torch.stack([d_real, d_before, d_after]))
             br = balance_ratio(d_real, d_before, d_after)
         t.run.log({"kind": "balance", "step": step, "balance_ratio": br})
-        method.observe_balance(step, br)
+        t.sparse.observe_balance(br)  # what ADAPT decides D's density by
 
     return {"loss_d": loss_d, "loss_g": loss_g, "d_real": torch.cat(real_logits).mean().item(),
             "d_fake": torch.cat(fake_logits).mean().item(), "_images": bs * cfg.n_dis + bs_g}  # global batch

@@ -34,16 +34,6 @@ def autoencoder_loss(
     return recon + kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach(), "elbo": elbo.detach()}
 
 
-def balance_ratio(d_real: Tensor, d_fake_before: Tensor, d_fake_after: Tensor) -> float:
-    """ADAPT (Wang et al. 2023): BR = (D(G_after(z)) - D(G_before(z))) / (D(x) - D(G_before(z))),
-    means over a batch, same z before and after the G step, D after its update. How far one G step
-    moves the fakes toward the reals, as D sees them."""
-    gap = float(d_real - d_fake_before)
-    if abs(gap) < 1e-12:
-        return 0.0
-    return float(d_fake_after - d_fake_before) / gap
-
-
 @contextlib.contextmanager
 def preserved_buffers(*modules: nn.Module) -> Iterator[None]:
     """Run measurement forwards in train mode without moving BN running statistics."""

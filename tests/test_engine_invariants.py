@@ -1,0 +1,180 @@
+"""The engine's invariants through the public API, in the order a user's loop calls it: ADAPT fed
+through ``sparse.observe_balance``, optimizers that already hold state, weights changed after
+attaching, and the three documented choices for a regrown weight's optimizer history."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparsegan import SparseTraining
+from sparsegan.errors import UserError
+from sparsegan.methods.adapt import balance_ratio
+
+
+def _gan(seed: int = 0):
+    torch.manual_seed(seed)
+    G = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16))
+    D = nn.Sequential(nn.Linear(16, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    return G, D
+
+
+def _adam(net, lr=1e-3):
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+
+
+def _gan_iteration(G, D, opt, gen, *, feed=None):
+    """One hinge-loss GAN iteration (D then G); returns the balance ratio of the G step."""
+    real = torch.randn(16, 16, generator=gen) + 2.0
+    z = torch.randn(16, 8, generator=gen)
+    opt["D"].zero_grad()
+    loss_d = F.relu(1 - D(real)).mean() + F.relu(1 + D(G(z).detach())).mean()
+    loss_d.backward()
+    opt["D"].step()
+    opt["G"].zero_grad()
+    fake_logits = D(G(z))
+    (-fake_logits.mean()).backward()
+    opt["G"].step()
+    with torch.no_grad():
+        return balance_ratio(D(real).mean(), fake_logits.mean(), D(G(z)).mean())
+
+
+def _inactive(sparse):
+    """net -> number of non-zero weights outside the masks."""
+    return {net: sum(int((m.params[n].detach().ne(0) & ~mask).sum()) for n, mask in m.masks.items())
+            for net, m in sparse.masks.items()}
+
+
+# --- 1. ADAPT through the API ----------------------------------------------------------------------
+def test_adapt_through_the_api_moves_d_by_the_ratios_fed_to_it():
+    # ratio 1.0 >= adapt_high at every decision (20, 40, 60, 80): D grows by adapt_step each time
+    G, D = _gan()
+    opt = {"G": _adam(G), "D": _adam(D)}
+    sparse = SparseTraining({"G": G, "D": D}, opt, "adapt", sparsity={"G": 0.8, "D": 0.5}, steps=100,
+                            update_interval=25, adapt_interval=20, adapt_step=0.05)
+    gen = torch.Generator().manual_seed(0)
+    densities = []
+    for _ in range(100):
+        _gan_iteration(G, D, opt, gen)
+        sparse.observe_balance(1.0)
+        sparse.step()
+        if sparse.completed % 20 == 0:
+            densities.append(sparse.masks["D"].active())
+    n, active, expected = sparse.masks["D"].numel(), 272, []  # D: 544 weights, 272 active at the start
+    for _ in range(4):  # each decision: the density one adapt_step above the current one, in whole weights
+        active = round((active / n + 0.05) * n)
+        expected.append(active)
+    assert densities == [*expected, expected[-1]] == [299, 326, 353, 380, 380]  # no decision at the final step
+    records = [r for r in sparse.drain_records() if r["kind"] == "adapt"]
+    assert [r["action"] for r in records] == ["grow"] * 4 and records[0]["balance_ratio_mean"] == 1.0
+    assert _inactive(sparse) == {"G": 0, "D": 0}
+
+
+def test_adapt_through_the_api_with_measured_ratios_and_without_a_feed():
+    G, D = _gan()
+    opt = {"G": _adam(G), "D": _adam(D)}
+    sparse = SparseTraining({"G": G, "D": D}, opt, "adapt", sparsity={"G": 0.8, "D": 0.5}, steps=50,
+                            update_interval=25, adapt_interval=10)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        sparse.observe_balance(_gan_iteration(G, D, opt, gen))
+        sparse.step()
+    (record,) = [r for r in sparse.drain_records() if r["kind"] == "adapt"]
+    assert record["action"] in ("grow", "prune", "keep") and record["d_density_before"] == 0.5
+
+    # Nothing fed: the first decision is an error, not a D left at its start.
+    G, D = _gan()
+    opt = {"G": _adam(G), "D": _adam(D)}
+    sparse = SparseTraining({"G": G, "D": D}, opt, "adapt", sparsity={"G": 0.8, "D": 0.5}, steps=50,
+                            update_interval=25, adapt_interval=10)
+    for i in range(9):
+        _gan_iteration(G, D, opt, gen)
+        sparse.step()
+    _gan_iteration(G, D, opt, gen)
+    with pytest.raises(UserError, match=r"iteration 10 has no balance ratio.*sparse.observe_balance"):
+        sparse.step()
+
+
+# --- 2. optimizers with state, weights changed after attaching -----------------------------------
+@pytest.mark.parametrize("method", ["static", "stu", "pf"])
+def test_attaching_to_optimizers_that_hold_state_keeps_inactive_weights_zero(method):
+    # 20 dense warm-up iterations give every weight Adam moments; a mask then removes most of them.
+    G, D = _gan()
+    opt = {"G": _adam(G), "D": _adam(D)}
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        _gan_iteration(G, D, opt, gen)
+    sparse = SparseTraining({"G": G, "D": D}, opt, method, sparsity={"G": 0.9, "D": 0.5}, steps=30,
+                            update_interval=10, **({"prune_nets": "G,D"} if method == "pf" else {}))
+    for net, masks in sparse.masks.items():  # the removed weights' moments went with them
+        for name, mask in masks.masks.items():
+            state = opt[net].state[masks.params[name]]
+            assert not state["exp_avg"][~mask].any() and not state["exp_avg_sq"][~mask].any(), (net, name)
+    for i in range(30):
+        _gan_iteration(G, D, opt, gen)
+        sparse.step()
+        assert _inactive(sparse) == {"G": 0, "D": 0}, f"iteration {i + 1}"
+    assert abs(sparse.density()["G"] - 0.1) < 1e-3 and abs(sparse.density()["D"] - 0.5) < 1e-3
+
+
+def test_weights_changed_after_attaching_are_refused_at_the_first_step_and_reapply_repairs():
+    G, D = _gan()
+    opt = {"G": _adam(G), "D": _adam(D)}
+    sparse = SparseTraining({"G": G, "D": D}, opt, "static", sparsity={"G": 0.9, "D": 0.5}, steps=10)
+    D.load_state_dict(_gan(seed=3)[1].state_dict())  # "pretrained" weights, one line too late
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(UserError, match=r"net 'D': \d+ weights of '0.weight' outside its mask are non-zero"):
+        _gan_iteration(G, D, opt, gen)
+    sparse.reapply_masks()
+    for _ in range(3):
+        _gan_iteration(G, D, opt, gen)
+        sparse.step()
+    assert _inactive(sparse) == {"G": 0, "D": 0} and abs(sparse.density()["D"] - 0.5) < 1e-3
+
+
+# --- 5. a regrown weight's optimizer history: fresh, zero (RigL), keep (STU-GAN code) --------------
+def _first_steps(regrown_state: str):
+    """|first Adam step| / lr of each really new connection of the update at iteration 10, and the
+    Adam step count t of that first step."""
+    torch.manual_seed(0)
+    net = nn.Linear(32, 16)
+    lr = 1e-3
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.8}, steps=30, update_interval=10,
+                            regrown_state=regrown_state)
+    grown = {}
+    sparse.on_topology_change(lambda ev, step: grown.update(ev.grown_entries))
+    x, y = torch.randn(64, 32, generator=torch.Generator().manual_seed(0)), torch.randn(64, 16)
+    before = None
+    for i in range(11):
+        opt.zero_grad()
+        F.mse_loss(net(x), y).backward()
+        opt.step()
+        sparse.step()
+        if i == 9:
+            before = net.weight.detach().clone()
+    new = grown["weight"]
+    assert int(new.sum()) > 0 and not before[new].any()  # really new connections start at 0
+    return (net.weight.detach() - before)[new].abs() / lr, int(opt.state[net.weight]["step"])
+
+
+def test_first_step_of_a_regrown_weight_under_each_documented_choice():
+    b1, b2 = 0.5, 0.999
+    zero, t = _first_steps("zero")
+    # RigL's zeroed history: m = (1 - b1) g, v = (1 - b2) g^2, bias-corrected at step t
+    expected = (1 - b1) / (1 - b1 ** t) / ((1 - b2) / (1 - b2 ** t)) ** 0.5
+    assert t == 11 and torch.allclose(zero, torch.full_like(zero, expected), rtol=1e-3)
+    # a never-active weight has no history to keep: the reference code's first step is RigL's
+    keep, _ = _first_steps("keep")
+    assert torch.allclose(keep, torch.full_like(keep, expected), rtol=1e-3)
+    # a fresh weight's history: the bias-corrected moments after one step with the captured
+    # gradient g, so with g' ~ g the first step is lr (at most: v is floored at the layer's mean)
+    fresh, _ = _first_steps("fresh")
+    assert fresh.max() <= 1.05 and fresh.median() > 0.3
+
+
+def test_regrown_state_is_checked_in_one_line():
+    net = nn.Linear(4, 4)
+    with pytest.raises(UserError, match="unknown regrown state 'stale'; valid: fresh, zero, keep"):
+        SparseTraining({"net": net}, {"net": torch.optim.Adam(net.parameters())}, "stu", sparsity={"net": 0.5},
+                       steps=10, regrown_state="stale")
