@@ -178,3 +178,63 @@ def test_regrown_state_is_checked_in_one_line():
     with pytest.raises(UserError, match="unknown regrown state 'stale'; valid: fresh, zero, keep"):
         SparseTraining({"net": net}, {"net": torch.optim.Adam(net.parameters())}, "stu", sparsity={"net": 0.5},
                        steps=10, regrown_state="stale")
+
+
+# --- 4. misuse through the API: one line, no traceback from the inside ----------------------------
+def _one_net():
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    return net, torch.optim.Adam(net.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sparsity": 0.9}, r"sparsity= names each net's target: a dict such as \{'net': 0.9\}, not float 0.9"),
+    ({"sparsity": {"net": 0.9}, "update_interval": "20"}, r"update_interval= must be int, got str '20'"),
+    ({"sparsity": {"net": 0.9}, "prune_fraction": True}, r"prune_fraction= must be float, got bool True"),
+])
+def test_options_of_the_wrong_kind_are_refused_in_one_line(kwargs, message):
+    net, opt = _one_net()
+    with pytest.raises(UserError, match=message):
+        SparseTraining({"net": net}, {"net": opt}, "stu", steps=10, **kwargs)
+
+
+def test_an_update_without_the_gradient_of_a_sparse_weight_is_refused_in_one_line():
+    net, opt = _one_net()
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.5}, steps=10, update_interval=2)
+    x = torch.randn(4, 8)
+    for step in (1, 2):  # the update is due after iteration 2
+        opt.zero_grad(set_to_none=True)
+        net[0](x).sum().backward()  # the last layer takes no part in the loss: no gradient
+        opt.step()
+        if step == 1:
+            sparse.step()
+    with pytest.raises(UserError, match="needs the gradient of every sparse weight at a topology update"):
+        sparse.step()
+
+
+def test_load_state_dict_of_another_method_or_net_set_is_refused_in_one_line():
+    net, opt = _one_net()
+    stu = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.5}, steps=10)
+    other, other_opt = _one_net()
+    static = SparseTraining({"net": other}, {"net": other_opt}, "static", sparsity={"net": 0.5}, steps=10)
+    with pytest.raises(UserError, match="this state is of method 'stu', not 'static'"):
+        static.load_state_dict(stu.state_dict())
+    G, D = _gan()
+    gan = SparseTraining({"G": G, "D": D}, {"G": _adam(G), "D": _adam(D)}, "stu", sparsity={"G": 0.5}, steps=10)
+    with pytest.raises(UserError, match="holds the masks of nets net, not of G, D"):
+        gan.load_state_dict(stu.state_dict())
+    wide = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4), nn.ReLU(), nn.Linear(4, 2))
+    deeper = SparseTraining({"net": wide}, {"net": torch.optim.Adam(wide.parameters())}, "stu",
+                            sparsity={"net": 0.5}, steps=10)
+    with pytest.raises(UserError, match="masks of net 'net' do not fit its weights"):
+        deeper.load_state_dict(stu.state_dict())
+
+
+def test_pf_through_the_api_prunes_every_net_given_a_target():
+    G, D = _gan()
+    sparse = SparseTraining({"G": G, "D": D}, {"G": _adam(G), "D": _adam(D)}, "pf", sparsity={"G": 0.9, "D": 0.5},
+                            steps=10)
+    assert abs(sparse.density()["G"] - 0.1) < 1e-3 and abs(sparse.density()["D"] - 0.5) < 1e-3
+    G, D = _gan()
+    with pytest.raises(UserError, match="net 'D' would stay dense despite its sparsity 0.5"):
+        SparseTraining({"G": G, "D": D}, {"G": _adam(G), "D": _adam(D)}, "pf", sparsity={"G": 0.9, "D": 0.5},
+                       steps=10, prune_nets="G")

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
-from sparsegan.options import group_fields
+from sparsegan.options import group_fields, typed_value
 from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
 
@@ -69,7 +69,8 @@ def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **opti
     if name not in API_METHODS:
         hint = " (IMP trains whole runs in rounds: `sparsegan train --method imp`)" if name == "imp" else ""
         raise UserError(f"unknown sparse method {name!r}{hint}; valid: {', '.join(API_METHODS)}")
-    takes = _api_options(METHODS.get(name).options)
+    groups = METHODS.get(name).options
+    takes = _api_options(groups)
     unknown = [k for k in options if k not in takes]
     if unknown:
         known = {f.name for f in fields(TrainConfig)}
@@ -80,6 +81,8 @@ def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **opti
         else:
             why = "unknown"
         raise UserError(f"{unknown[0]!r} is {why}; {name!r} takes: {', '.join(takes)}")
+    owner = {n: g for g in groups for n in group_fields(g)}
+    options = {k: typed_value(owner[k], k, v, f"{k}=") for k, v in options.items()}
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise UserError(f"steps must be a positive integer (the iterations the method's schedule spans), got {steps!r}")
     for net, s in sparsity.items():
@@ -88,14 +91,19 @@ def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **opti
     # Which nets explore (stu, adapt) / are pruned (pf): net names here, beyond the CLI's G / D / GD.
     # Default: the CLI's for a GAN's G and D; every sparse net otherwise.
     named = {}
-    for key, default in (("explore", "G"), ("prune_nets", "G")):
+    for key, default in (("explore", "G"), ("prune_nets", None)):
         value = options.pop(key, None)
         if value is None:
-            value = default if "G" in sparsity else ",".join(n for n, s in sparsity.items() if s > 0)
+            # explore: G for a GAN (STU-GAN's unbalanced default); prune_nets: every net given a target
+            value = default if default and "G" in sparsity else ",".join(n for n, s in sparsity.items() if s > 0)
         stray = [n for n in requested_nets(value) if n and n not in sparsity]
         if stray:
             raise UserError(f"{key}={value!r} names net {stray[0]!r}, which is not among {', '.join(sparsity)}")
         named[key] = ",".join(net_names(value, tuple(sparsity)))
+    left = [n for n, s in sparsity.items() if s > 0 and n not in named["prune_nets"].split(",")]
+    if name == "pf" and left:
+        raise UserError(f"pf prunes the nets prune_nets={named['prune_nets']!r} names, so net {left[0]!r} would stay "
+                        f"dense despite its sparsity {sparsity[left[0]]}: add it to prune_nets or drop its target")
     cfg = TrainConfig(method=name, steps=steps, sparsity_g=float(sparsity.get("G", 0.0)),
                       sparsity_d=float(sparsity.get("D", 0.0)), **options)
     cfg.explore, cfg.prune_nets = named["explore"], named["prune_nets"]  # net names (validated above)
@@ -143,6 +151,9 @@ class SparseTraining:
         else:
             if steps is None:
                 raise UserError("steps= is required: the training iterations the method's schedule spans")
+            if sparsity is not None and not isinstance(sparsity, Mapping):
+                raise UserError(f"sparsity= names each net's target: a dict such as {{{next(iter(self.nets))!r}: "
+                                f"{sparsity!r}}}, not {type(sparsity).__name__} {sparsity!r}")
             targets = dict(sparsity or {})
             stray = [n for n in targets if n not in self.nets]
             if stray:
@@ -341,12 +352,26 @@ class SparseTraining:
 
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"completed": self.completed, "method": self.method.state_dict(),
+        return {"completed": self.completed, "method": self.method.state_dict(), "method_name": self.method.name,
                 "rng": {"masks": self.masks_rng.get_state(), "topology": self.topology_rng.get_state()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if not {"completed", "method"} <= set(state):
+        if not isinstance(state, Mapping) or not {"completed", "method"} <= set(state):
             raise UserError("not a SparseTraining state (no 'completed' / 'method'): pass sparse.state_dict()'s output")
+        saved = state.get("method_name", self.method.name)
+        if saved != self.method.name:
+            raise UserError(f"this state is of method {saved!r}, not {self.method.name!r}: load it into a "
+                            f"SparseTraining built with method {saved!r}")
+        masks = state["method"].get("masks", {})
+        if set(masks) != set(self.method.masks):
+            raise UserError(f"this state holds the masks of nets {', '.join(masks) or '-'}, not of "
+                            f"{', '.join(self.method.masks)}")
+        for net, m in self.method.masks.items():
+            theirs = {k.split(".", 1)[1] for k in masks[net] if k.startswith("mask.")}
+            if theirs != set(m.params):
+                odd = sorted(theirs ^ set(m.params))[0]
+                raise UserError(f"this state's masks of net {net!r} do not fit its weights (e.g. {odd!r}): it was "
+                                "saved from another model")
         self.method.load_state_dict(state["method"])
         self.completed = int(state["completed"])
         self._unverified = set(self.method.nets)  # the weights loaded with this state are checked too

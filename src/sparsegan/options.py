@@ -13,6 +13,8 @@ Each group checks its own fields (``validate``), on construction and as part of 
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -66,3 +68,35 @@ def group_fields(group: type[Options]) -> list[str]:
     """The names of the fields a group defines itself (not those of the groups it extends)."""
     own = group.__dict__.get("__annotations__", {})
     return [f.name for f in fields(group) if f.name in own]
+
+
+def field_type(group: type, name: str) -> tuple[type, bool]:
+    """(base type, optional) of the field ``name`` of a dataclass ``group``."""
+    t = typing.get_type_hints(group)[name]
+    args = typing.get_args(t)
+    if typing.get_origin(t) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return t, False
+
+
+def typed_value(group: type, name: str, value: Any, spelling: str | None = None) -> Any:
+    """``value`` checked against the type of ``group``'s field ``name`` (an int is taken for a
+    float; a bool is not an int); a mismatch is one line naming ``spelling`` (default: the name)."""
+    base, optional = field_type(group, name)
+    shown = spelling or name
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"{shown} may not be None")
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise UserError(f"{shown} must be {base.__name__}, got {type(value).__name__} {value!r}")
+    return value

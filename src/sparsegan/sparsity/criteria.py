@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from sparsegan.errors import UserError
 from sparsegan.registry import Registry
 
 Criterion = Callable[[Tensor, Optional[Tensor], dict, Optional[torch.Generator]], Tensor]
@@ -51,7 +52,9 @@ def criterion_needs(kind: str, name: str) -> str | None:
 
 def _need_grad(grad: Tensor | None, name: str) -> Tensor:
     if grad is None:
-        raise RuntimeError(f"criterion {name!r} needs the dense gradient, but none was captured")
+        raise UserError(f"criterion {name!r} needs the gradient of every sparse weight at a topology update, but a "
+                        "weight had none: every weight of the explored net must take part in the loss of the "
+                        "iteration whose optimizer step precedes sparse.step()")
     return grad
 
 
