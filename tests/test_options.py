@@ -160,6 +160,6 @@ def test_the_api_refuses_an_option_of_another_method():
 
     with pytest.raises(UserError, match="'gmp_start' is not an option of 'stu'"):
         build_method("stu", steps=10, sparsity={"G": 0.5}, gmp_start=0.2)
-    with pytest.raises(UserError, match="'lr_g' is an option of the command line's loop"):
+    with pytest.raises(UserError, match="'lr_g' is not an option of any method"):
         build_method("stu", steps=10, sparsity={"G": 0.5}, lr_g=0.1)
-    assert build_method("gmp", steps=100, sparsity={"G": 0.5}, gmp_start=0.2).cfg.gmp_start == 0.2
+    assert build_method("gmp", steps=100, sparsity={"G": 0.5}, gmp_start=0.2).opts.gmp_start == 0.2

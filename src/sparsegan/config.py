@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 import yaml
 
 from sparsegan.errors import UserError
-from sparsegan.methods import METHODS
+from sparsegan.methods import METHODS, Method
 from sparsegan.methods.adapt import AdaptOptions
 from sparsegan.methods.base import (
     BlockOptions,
@@ -39,7 +39,7 @@ from sparsegan.methods.pf import PFOptions
 from sparsegan.methods.prune_at_init import ProbeOptions
 from sparsegan.methods.stu import ExploreOptions
 from sparsegan.methods.transfer import TransferOptions
-from sparsegan.options import Options, group_fields, option
+from sparsegan.options import Options, choices_of, group_fields, option
 from sparsegan.protocols import DEFAULT_METRICS, SPLITS
 
 # The option groups of the methods, in the order of ``--help`` and config.json. Each is defined with
@@ -55,13 +55,14 @@ METHOD_GROUPS: tuple[type[Options], ...] = (
 @dataclass
 class DataOptions(Options):
     title: ClassVar[str] = "data and model"
-    dataset: str = option("fashion-mnist", "dataset name", choices="dataset")
+    dataset: str = option("fashion-mnist", "dataset name", choices=lambda: _registry("dataset"))
     data_root: str | None = option(None, "folder with the dataset files; when given, the only place looked in")
-    model: str = option("mlp", "model name", choices="model")
+    model: str = option("mlp", "model name", choices=lambda: _registry("model"))
     model_width: int | None = option(None, "base channel / unit count (model default when unset)")
     width_multiplier: float = option(1.0, "multiply the model's widths (0.5: the papers' 'small dense')")
     z_dim: int = option(128, "latent dimension", models=("gan", "vae", "ae"))
-    loss: str = option("hinge", "GAN loss (cyclegan: least squares, always)", choices="loss", models=("gan",))
+    loss: str = option("hinge", "GAN loss (cyclegan: least squares, always)", choices=lambda: _registry("loss"),
+                       models=("gan",))
     kl_weight: float = option(1.0, "vae: weight of the KL term of the ELBO", models=("vae",))
 
     def validate(self) -> None:
@@ -71,7 +72,20 @@ class DataOptions(Options):
 @dataclass
 class MethodChoice(Options):
     title: ClassVar[str] = "method"
-    method: str = option("stu", "training method", choices="method")
+    method: str = option("stu", "training method", choices=METHODS.names)
+
+
+@dataclass
+class TargetOptions(Options):
+    """The GAN's two targets: the command line's spelling of a method's ``targets``."""
+
+    title: ClassVar[str] = "targets (every method)"
+    sparsity_g: float = option(0.9, "generator sparsity: fraction of zeros among G's prunable weights")
+    sparsity_d: float = option(0.5, "discriminator sparsity")
+
+    def validate(self) -> None:
+        self.require_fraction("sparsity_g")
+        self.require_fraction("sparsity_d")
 
 
 @dataclass
@@ -130,7 +144,7 @@ class TranslationOptions(Options):
 class DeviceOptions(Options):
     title: ClassVar[str] = "devices and processes"
     precision: str = option("fp32", "fp32, or bf16 autocast for G and D forward passes (CPU or GPU)",
-                            choices="precision")
+                            choices=("fp32", "bf16"))
     channels_last: bool = option(False, "NHWC weights and images (faster convolutions on tensor-core GPUs)")
     compile: bool = option(False, "torch.compile the G and D forward passes")
     sync_bn: bool = option(False, "under torchrun: batch-norm statistics over the global batch (all processes)")
@@ -185,8 +199,8 @@ class EvalOptions(Options):
 
 
 #: Every group of the training configuration, in the order of ``--help`` and config.json.
-GROUPS: tuple[type[Options], ...] = (DataOptions, MethodChoice, *METHOD_GROUPS, OptimOptions, TranslationOptions,
-                                     DeviceOptions, RunOptions, EvalOptions)
+GROUPS: tuple[type[Options], ...] = (DataOptions, MethodChoice, TargetOptions, *METHOD_GROUPS, OptimOptions,
+                                     TranslationOptions, DeviceOptions, RunOptions, EvalOptions)
 
 
 @dataclass
@@ -242,24 +256,29 @@ def _check_groups() -> None:
 _check_groups()
 
 
-def choice_values() -> dict[str, list[str]]:
-    """Valid values of every choice field, read from the registries (imported lazily)."""
-    from sparsegan.data import DATASETS
-    from sparsegan.losses import LOSSES
-    from sparsegan.models import MODELS
-    from sparsegan.sparsity import DISTRIBUTIONS, GROW_CRITERIA, PRUNE_CRITERIA, SCOPES
+def method_for(cfg: TrainConfig) -> Method:
+    """The run's method: its targets G and D, the run's steps, and the flat config projected onto
+    the method's own options object (exactly the groups it declares)."""
+    cls = METHODS.get(cfg.method)
+    kind = cls.options_type()
+    return cls({"G": cfg.sparsity_g, "D": cfg.sparsity_d}, cfg.steps,
+               kind(**{f.name: getattr(cfg, f.name) for f in fields(kind)}))
 
-    by_registry = {
-        "dataset": DATASETS.names(), "model": MODELS.names(), "loss": LOSSES.names(),
-        "method": METHODS.names(), "distribution": sorted(DISTRIBUTIONS), "prunable": list(SCOPES),
-        "prune_criterion": PRUNE_CRITERIA.names(), "grow": GROW_CRITERIA.names(),
-        "explore": ["G", "D", "GD"], "precision": ["fp32", "bf16"], "ranking": ["uniform", "distribution", "global"],
-        "prune_nets": ["G", "GD"], "imp_d": ["rewind", "init", "keep"], "imp_control": ["none", "reinit", "random"],
-        "imp_ranking": ["paper", "global", "layer"],
-        "regrown_state": ["fresh", "zero", "keep"], "adapt_variant": ["relaxed", "strict"],
-        "adapt_ranking": ["global", "layer"],
-    }
-    return {f.name: by_registry[f.metadata["choices"]] for f in fields(TrainConfig) if f.metadata.get("choices")}
+
+def choice_values() -> dict[str, list[str]]:
+    """Valid values of every choice field, as each field defines them (registries read lazily)."""
+    return {f.name: choices_of(f) for f in fields(TrainConfig) if choices_of(f) is not None}
+
+
+def _registry(kind: str) -> list[str]:
+    """The names of the loop's own registries (imported on first use: `import sparsegan` stays light)."""
+    if kind == "dataset":
+        from sparsegan.data import DATASETS as registry
+    elif kind == "model":
+        from sparsegan.models import MODELS as registry
+    else:
+        from sparsegan.losses import LOSSES as registry
+    return registry.names()
 
 
 def flag_of(name: str) -> str:

@@ -44,16 +44,16 @@ from torch import Tensor, nn
 from sparsegan.errors import UserError
 from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
+from sparsegan.methods.transfer import Ticket
 from sparsegan.options import group_fields, typed_value
 from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
 
-# The options of a method: the fields of the option groups the methods take (``Method.options``),
-# but for the targets (``sparsity=``) and the groups that name run folders (--from, --masks-from,
-# IMP's rounds; through the API, load the weights or masks yourself). The rest of TrainConfig is the
-# built-in loop's (data, model, optimisation, run folder).
+# The options of a method through the API: the fields of the option groups it takes
+# (``Method.options``), but for the groups that name run folders (--from, --masks-from, IMP's rounds;
+# through the API, load the weights or masks yourself: ``initial_masks=``).
 def _api_options(groups) -> tuple[str, ...]:
-    return tuple(n for g in groups if g.api for n in group_fields(g) if n not in ("sparsity_g", "sparsity_d"))
+    return tuple(n for g in groups if g.api for n in group_fields(g))
 
 
 API_METHODS = ("dense", "static", "stu", "gmp", "pf", "snip", "grasp", "early_bird", "adapt")
@@ -62,54 +62,43 @@ METHOD_OPTIONS = tuple(dict.fromkeys(n for m in API_METHODS for n in _api_option
 
 
 def build_method(name: str, *, steps: int, sparsity: Mapping[str, float], **options: Any) -> Method:
-    """The method ``name`` for nets with these target sparsities (name -> fraction of zeros),
-    over ``steps`` training iterations, with the command line's defaults for every other option."""
-    from sparsegan.config import TrainConfig
-
+    """The method ``name`` for nets with these target sparsities (name -> fraction of zeros), over
+    ``steps`` training iterations, its options object built from ``options`` (every other option
+    at its default)."""
     if name not in API_METHODS:
         hint = " (IMP trains whole runs in rounds: `sparsegan train --method imp`)" if name == "imp" else ""
         raise UserError(f"unknown sparse method {name!r}{hint}; valid: {', '.join(API_METHODS)}")
-    groups = METHODS.get(name).options
-    takes = _api_options(groups)
+    cls = METHODS.get(name)
+    takes = _api_options(cls.options)
     unknown = [k for k in options if k not in takes]
     if unknown:
-        known = {f.name for f in fields(TrainConfig)}
-        if unknown[0] in METHOD_OPTIONS:
-            why = f"not an option of {name!r} (it has no effect there)"
-        elif unknown[0] in known:
-            why = "an option of the command line's loop, not of a method"
-        else:
-            why = "unknown"
+        why = (f"not an option of {name!r} (it has no effect there)" if unknown[0] in METHOD_OPTIONS
+               else "not an option of any method (a training-loop setting such as lr_g is your loop's own)")
         raise UserError(f"{unknown[0]!r} is {why}; {name!r} takes: {', '.join(takes)}")
-    owner = {n: g for g in groups for n in group_fields(g)}
-    options = {k: typed_value(owner[k], k, v, f"{k}=") for k, v in options.items()}
+    kind = cls.options_type()
+    options = {k: typed_value(kind, k, v, f"{k}=") for k, v in options.items()}
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise UserError(f"steps must be a positive integer (the iterations the method's schedule spans), got {steps!r}")
     for net, s in sparsity.items():
         if not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
             raise UserError(f"the sparsity of net {net!r} must be in [0, 1), got {s!r}")
     # Which nets explore (stu, adapt) / are pruned (pf): net names here, beyond the CLI's G / D / GD.
-    # Default: the CLI's for a GAN's G and D; every sparse net otherwise.
-    named = {}
     for key, default in (("explore", "G"), ("prune_nets", None)):
-        value = options.pop(key, None)
+        if key not in {f.name for f in fields(kind)}:
+            continue
+        value = options.get(key)
         if value is None:
             # explore: G for a GAN (STU-GAN's unbalanced default); prune_nets: every net given a target
             value = default if default and "G" in sparsity else ",".join(n for n, s in sparsity.items() if s > 0)
         stray = [n for n in requested_nets(value) if n and n not in sparsity]
         if stray:
             raise UserError(f"{key}={value!r} names net {stray[0]!r}, which is not among {', '.join(sparsity)}")
-        named[key] = ",".join(net_names(value, tuple(sparsity)))
-    left = [n for n, s in sparsity.items() if s > 0 and n not in named["prune_nets"].split(",")]
+        options[key] = ",".join(net_names(value, tuple(sparsity)))
+    left = [n for n, s in sparsity.items() if s > 0 and n not in options.get("prune_nets", "").split(",")]
     if name == "pf" and left:
-        raise UserError(f"pf prunes the nets prune_nets={named['prune_nets']!r} names, so net {left[0]!r} would stay "
-                        f"dense despite its sparsity {sparsity[left[0]]}: add it to prune_nets or drop its target")
-    cfg = TrainConfig(method=name, steps=steps, sparsity_g=float(sparsity.get("G", 0.0)),
-                      sparsity_d=float(sparsity.get("D", 0.0)), **options)
-    cfg.explore, cfg.prune_nets = named["explore"], named["prune_nets"]  # net names (validated above)
-    method = METHODS.get(name)(cfg)
-    method.use_nets({net: float(s) for net, s in sparsity.items()})
-    return method
+        raise UserError(f"pf prunes the nets prune_nets={options['prune_nets']!r} names, so net {left[0]!r} would "
+                        f"stay dense despite its sparsity {sparsity[left[0]]}: add it to prune_nets or drop its target")
+    return cls({net: float(s) for net, s in sparsity.items()}, steps, kind(**options))
 
 
 def _no_probe(net: str) -> Tensor:
@@ -119,9 +108,21 @@ def _no_probe(net: str) -> Tensor:
 
 class SparseTraining:
     """Masks, their method and the optimizer-state surgery for a set of named nets; see the module
-    documentation. ``method``: a method name with ``sparsity`` / ``steps`` / options, or a built
-    :class:`~sparsegan.methods.Method` (the built-in loop's). ``generators``: the random streams of
-    the masks at set-up and of the topology updates (default: seeded from ``seed``, as the loop)."""
+    documentation.
+
+    ``nets`` / ``optimizers``: name -> module / the optimizer that steps it. ``method``: a method
+    name with ``sparsity`` (name -> target sparsity), ``steps`` (the iterations its schedules span)
+    and its options as keyword arguments (listed below), or a built
+    :class:`~sparsegan.methods.Method`. ``loss_probe``: name -> that net's loss on a fresh batch
+    (SNIP, GraSP). ``generators``: the random streams of the masks at set-up and of the topology
+    updates (default: seeded from ``seed``, as the loop). ``ticket``: masks (and weights) to start
+    from instead of the method's own (:class:`~sparsegan.methods.transfer.Ticket`).
+
+    After construction: ``step()`` once per iteration after the optimizers' steps;
+    ``observe_balance(ratio)`` for ADAPT; ``ema(net)`` for the sparse EMA (sample from its
+    ``.model``); ``completed`` (iterations done), ``masks``, ``density()``, ``drain_records()``;
+    ``state_dict()`` / ``load_state_dict()`` beside the nets', optimizers' and EMA's.
+    """
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class SparseTraining:
         seed: int = 0,
         loss_probe: Callable[[str], Tensor] | None = None,
         generators: tuple[torch.Generator, torch.Generator] | None = None,
+        ticket: Ticket | None = None,
         **options: Any,
     ):
         if not nets:
@@ -164,7 +166,7 @@ class SparseTraining:
         if set(self.method.nets) != set(self.nets):
             raise UserError(f"the method trains nets {', '.join(self.method.nets)}, not {', '.join(self.nets)}")
         for net in self.method.nets:  # misuse fails here, before any weight is touched
-            params = prunable_parameters(self.nets[net], self.method.cfg.prunable)
+            params = prunable_parameters(self.nets[net], self.method.opts.prunable)
             if self.method.target_sparsity(net) > 0 and not params:
                 raise UserError(f"net {net!r} has no prunable weights (Linear / Conv layers' weights) to make sparse")
             held = {id(p) for g in self.optimizers[net].param_groups for p in g["params"]}
@@ -173,7 +175,8 @@ class SparseTraining:
                     raise UserError(f"the optimizer of net {net!r} does not hold its weight {name!r}: give each net "
                                     "the optimizer that steps its parameters")
         self.masks_rng, self.topology_rng = generators or (seeded_generator(seed, 1), seeded_generator(seed, 3))
-        self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe))
+        self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe,
+                                        ticket=ticket))
         # Optimizers may hold state already (a dense warm-up, a resumed dense checkpoint, PF's source
         # run): the history of every weight a mask removes is cleared with the weight, or Adam would
         # move it off 0 at the next step (its moments are not 0 where the gradient is masked).
@@ -200,7 +203,7 @@ class SparseTraining:
     @property
     def _keeps_history(self) -> bool:
         """The reference code's mode (``regrown_state="keep"``): removed weights keep their history."""
-        return getattr(self.method.cfg, "regrown_state", "fresh") == "keep"
+        return getattr(self.method.opts, "regrown_state", "fresh") == "keep"
 
     @property
     def _inactive_moments_zero(self) -> bool:
@@ -208,7 +211,7 @@ class SparseTraining:
         Adam, AdamW and SGD leave inactive weights exactly 0 (Adam's update there is 0 / (0 + eps))
         and no re-zeroing is needed after the step. Not so in the reference code's mode
         (regrown_state="keep": stale moments are kept) or without gradient masking."""
-        return self.method.cfg.mask_gradients and not self._keeps_history
+        return self.method.opts.mask_gradients and not self._keeps_history
 
     def _clear_inactive_history(self) -> None:
         if not self.method.enforce_masks:
@@ -245,7 +248,7 @@ class SparseTraining:
                         self._verify_inactive_zero(net)
                     self._unverified.discard(net)
                 self.method.capture_gradients(net, self.completed + 1)  # before masking: the dense one
-                if self.method.enforce_masks and self.method.cfg.mask_gradients:
+                if self.method.enforce_masks and self.method.opts.mask_gradients:
                     self.method.masks[net].mask_grads_()
         return hook
 
@@ -384,6 +387,21 @@ class SparseTraining:
         for h in self._hooks:
             h.remove()
         self._hooks = []
+
+
+def _options_doc() -> str:
+    """Each API method's options with their defaults and help, for ``help(SparseTraining)``."""
+    lines = ["", "    Options by method (keyword arguments; the command line's flags with underscores):", ""]
+    for name in API_METHODS:
+        kind = METHODS.get(name).options_type()
+        lines.append(f"    {name}:")
+        for f in fields(kind):
+            if f.name in _api_options(METHODS.get(name).options):
+                lines.append(f"        {f.name}={f.default!r}: {f.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"
+
+
+SparseTraining.__doc__ = (SparseTraining.__doc__ or "") + _options_doc()
 
 
 def seeded_generator(seed: int, stream: int) -> torch.Generator:

@@ -15,17 +15,39 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Callable, ClassVar, Sequence
 
 from sparsegan.errors import UserError
 
 
-def option(default: Any, help: str, choices: str | None = None, **kw: Any):
-    """A field of an option group with its help text; ``choices`` names the registry that lists the
-    valid values (``sparsegan.config.choice_values``). ``flag``: a command-line spelling other than
-    ``--name-with-dashes``; ``models``: the only model kinds the option has an effect for."""
+def option(default: Any, help: str, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, **kw: Any):
+    """A field of an option group with its help text. ``choices``: the valid values, or a function
+    that lists them (a registry's names, read when checked). ``flag``: a command-line spelling
+    other than ``--name-with-dashes``; ``models``: the only model kinds the option has an effect
+    for; ``nets``: True for an option that names nets, whose choices are the command line's GAN
+    spellings (G, D, GD) while the public API takes any net names."""
     return field(default=default, metadata={"help": help, "choices": choices, **kw})
+
+
+def choices_of(f) -> list[str] | None:
+    """The valid values of a field (``option(choices=...)``), or None for a free one."""
+    c = f.metadata.get("choices")
+    if c is None:
+        return None
+    return list(c() if callable(c) else c)
+
+
+def check_choices(obj: Any, *, nets: bool = True) -> None:
+    """Refuse a value of ``obj``'s choice fields that is not among their choices, in one line;
+    ``nets=False`` skips the fields that name nets (the API's values are net names)."""
+    for f in fields(obj):
+        valid = choices_of(f)
+        if valid is None or (not nets and f.metadata.get("nets")):
+            continue
+        v = getattr(obj, f.name)
+        if v not in valid:
+            raise UserError(f"unknown {f.name.replace('_', ' ')} {v!r}; valid: {', '.join(valid)}")
 
 
 def flag_name(name: str) -> str:
@@ -62,6 +84,22 @@ class Options:
         if not ok:
             interval = ("(" if low_open else "[") + "0, 1" + ("]" if high_closed else ")")
             raise UserError(f"{flag_name(name)} must be in {interval}, got {v}")
+
+
+def compose(name: str, groups: Sequence[type[Options]]) -> type[Options]:
+    """A dataclass holding exactly the fields of ``groups`` (in their order), each group checking
+    its own on construction, choices included: the options object a method is built from. A read
+    of anything else is an AttributeError, so a method cannot depend on another's options."""
+    groups = tuple(dict.fromkeys(groups))
+
+    def validate(self) -> None:
+        for group in groups:
+            group.validate(self)
+        check_choices(self, nets=False)
+
+    doc = f"The options of {', '.join(g.__name__ for g in groups)}."
+    return make_dataclass(name, [], bases=tuple(reversed(groups)),
+                          namespace={"validate": validate, "groups": groups, "__doc__": doc})
 
 
 def group_fields(group: type[Options]) -> list[str]:

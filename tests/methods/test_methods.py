@@ -9,7 +9,6 @@ from safetensors.torch import load_file
 from idx_files import write_fake_mnist
 from run_checks import assert_inactive_zero
 from sparsegan.cli import main
-from sparsegan.config import build_config
 from sparsegan.methods import METHODS, MethodContext
 from sparsegan.methods.adapt import ADAPT
 from sparsegan.methods.imp import round_densities
@@ -127,7 +126,6 @@ def test_imp_rounds_densities_and_rewinding(tmp_path, data):
 
 
 def test_snip_masks_are_topk_of_w_times_g():
-    cfg = build_config({"method": "snip", "sparsity_g": 0.75, "sparsity_d": 0.0, "model": "mlp"})
     torch.manual_seed(0)
     G = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     D = torch.nn.Linear(2, 1)
@@ -136,7 +134,7 @@ def test_snip_masks_are_topk_of_w_times_g():
     def probe(net):
         return (G(x) ** 2).sum() if net == "G" else D(G(x).detach()).sum()
 
-    method = SNIP(cfg)
+    method = SNIP({"G": 0.75, "D": 0.0}, 2000)  # every option at its default
     method.setup(MethodContext(nets={"G": G, "D": D}, generator=torch.Generator().manual_seed(0), loss_probe=probe))
     # Reference: |w * g| on the same batch, top 25 % of G's 20 prunable weights = 5.
     params = prunable_parameters(G)
@@ -175,11 +173,10 @@ def test_early_bird_budget_without_detection(tmp_path, data):
 
 
 def _adapt(variant="relaxed", s_d=0.5):
-    cfg = build_config({"method": "adapt", "sparsity_g": 0.5, "sparsity_d": s_d, "adapt_variant": variant,
-                        "adapt_interval": 10, "steps": 100})
+    options = ADAPT.options_type()(adapt_variant=variant, adapt_interval=10)
     torch.manual_seed(0)
     G, D = torch.nn.Linear(4, 8), torch.nn.Sequential(torch.nn.Linear(8, 20), torch.nn.Linear(20, 1))
-    m = ADAPT(cfg)
+    m = ADAPT({"G": 0.5, "D": s_d}, 100, options)
     m.setup(MethodContext(nets={"G": G, "D": D}, generator=torch.Generator().manual_seed(0),
                           loss_probe=lambda net: D(G(torch.randn(3, 4))).sum()))
     return m, torch.optim.Adam(D.parameters())

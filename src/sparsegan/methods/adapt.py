@@ -54,10 +54,10 @@ class AdaptOptions(Options):
                               "negative)")
     adapt_high: float = option(0.55, "adapt: grow D when the averaged balance ratio is at or above this")
     adapt_variant: str = option("relaxed", "adapt: relaxed (D density up to 1) or strict (capped at 0.5; at the cap "
-                                "D does prune-and-regrow instead of growing)", choices="adapt_variant")
+                                "D does prune-and-regrow instead of growing)", choices=("relaxed", "strict"))
     adapt_ranking: str = option("global", "adapt: rank weights over all of a net's layers (global, ADAPT's scripts: "
                                 "G's prune-and-regrow, D's growth and pruning) or per layer (layer: STU-GAN's "
-                                "per-layer update)", choices="adapt_ranking")
+                                "per-layer update)", choices=("global", "layer"))
 
     def validate(self) -> None:
         self.require_positive("adapt_interval")
@@ -72,41 +72,36 @@ class ADAPT(STUGAN):
     options = (*STUGAN.options, AdaptOptions)
     supports_autoencoders = False
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        if "D" in cfg.explore:
+    def __init__(self, targets, steps, options=None):
+        if set(targets) != {"G", "D"}:
+            raise UserError(f"ADAPT balances a generator against its discriminator: name the nets G and D, "
+                            f"not {', '.join(targets)}")
+        super().__init__(targets, steps, options)
+        cfg = self.opts
+        if "D" in self.explored:
             raise UserError("--method adapt explores G only (D's density is adapted instead); use --explore G")
-        if cfg.adapt_variant == "strict" and cfg.sparsity_d < 0.5:
+        if cfg.adapt_variant == "strict" and self.targets["D"] < 0.5:
             raise UserError(f"--adapt-variant strict caps D's density at 0.5: start D at or below it "
-                            f"(--sparsity-d >= 0.5, got {cfg.sparsity_d})")
+                            f"(--sparsity-d >= 0.5, got {self.targets['D']})")
         if cfg.adapt_ranking == "global" and cfg.prune_criterion == "grasp":
             raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
                             "use --adapt-ranking layer for grasp")
         self.ratios: list[float] = []
 
-    def use_nets(self, targets) -> None:
-        if set(targets) != {"G", "D"}:
-            raise UserError(f"ADAPT balances a generator against its discriminator: name the nets G and D, "
-                            f"not {', '.join(targets)}")
-        if self.cfg.adapt_variant == "strict" and targets["D"] < 0.5:
-            raise UserError(f"ADAPT strict caps D's density at 0.5: start D at a sparsity of at least 0.5, "
-                            f"got {targets['D']}")
-        super().use_nets(targets)
-
     @property
     def ranking(self) -> str:
         """ADAPT's scripts rank over all of a net's layers (G's updates and D's changes alike)."""
-        return self.cfg.adapt_ranking
+        return self.opts.adapt_ranking
 
     @property
     def density_bounds(self) -> tuple[float, float]:
-        return self.cfg.adapt_step, (0.5 if self.cfg.adapt_variant == "strict" else 1.0)
+        return self.opts.adapt_step, (0.5 if self.opts.adapt_variant == "strict" else 1.0)
 
     def observe_balance(self, step: int, ratio: float) -> None:
         self.ratios.append(float(ratio))
 
     def is_adapt_step(self, step: int) -> bool:
-        return 0 < step < self.cfg.steps and step % self.cfg.adapt_interval == 0
+        return 0 < step < self.steps and step % self.opts.adapt_interval == 0
 
     def wants_dense_grad(self, net: str, step: int) -> bool:
         return super().wants_dense_grad(net, step) or (net == "D" and self.is_adapt_step(step))
@@ -120,15 +115,15 @@ class ADAPT(STUGAN):
         glob = self.ranking == "global"
         dense = self._dense_grads.pop("D", None)  # captured at every adapt step
         grads = dense or {n: p.detach().abs() for n, p in masks.params.items()}
-        if mean_ratio >= self.cfg.adapt_high:
-            target, action = min(hi, before + self.cfg.adapt_step), "grow"
-        elif mean_ratio <= self.cfg.adapt_low:
-            target, action = max(lo, before - self.cfg.adapt_step), "prune"
+        if mean_ratio >= self.opts.adapt_high:
+            target, action = min(hi, before + self.opts.adapt_step), "grow"
+        elif mean_ratio <= self.opts.adapt_low:
+            target, action = max(lo, before - self.opts.adapt_step), "prune"
         else:
             target, action = before, "keep"
         if abs(target - before) * masks.numel() < 0.5:
             # D is at a bound. Strict ADAPT at its cap keeps exploring D instead of growing it.
-            action = "regrow" if action == "grow" and self.cfg.adapt_variant == "strict" else "keep"
+            action = "regrow" if action == "grow" and self.opts.adapt_variant == "strict" else "keep"
         pruned = grown = 0
         fraction = 0.0
         n_before = masks.active()
@@ -137,28 +132,28 @@ class ADAPT(STUGAN):
             if glob:
                 counts = total
             else:
-                counts = target_counts(masks.params, 1.0 - target, self.cfg.distribution,
-                                       power_scale=self.cfg.erk_power_scale)
+                counts = target_counts(masks.params, 1.0 - target, self.opts.distribution,
+                                       power_scale=self.opts.erk_power_scale)
                 # Distribution counts can fall below a layer's current count after earlier changes;
                 # never prune while growing, and put the whole increase where the distribution allows.
                 counts = _at_least(counts, masks.layer_active(), total)
             grow_to(masks, counts, {n: g.abs() for n, g in grads.items()}, optimizer=optimizer,
-                    regrown_state=self.cfg.regrown_state, dense_grads=dense)
+                    regrown_state=self.opts.regrown_state, dense_grads=dense)
             grown = masks.active() - n_before
         elif action == "prune":
-            prune_once(masks, 1.0 - target, "global" if glob else "distribution", self.cfg.distribution,
-                       self.cfg.erk_power_scale)
+            prune_once(masks, 1.0 - target, "global" if glob else "distribution", self.opts.distribution,
+                       self.opts.erk_power_scale)
             pruned = n_before - masks.active()
         elif action == "regrow":
             fraction = self.schedule.fraction(step)
             changes, _ = prune_and_regrow(masks, fraction, ranking=self.ranking, dense_grads=dense,
-                                          optimizer=optimizer, regrown_state=self.cfg.regrown_state)
+                                          optimizer=optimizer, regrown_state=self.opts.regrown_state)
             pruned, grown = sum(c.pruned for c in changes), sum(c.grown for c in changes)
         self.emit({"kind": "adapt", "balance_ratio_mean": mean_ratio, "action": action,
                    "d_density_before": before, "d_density_after": masks.density(),
-                   "variant": self.cfg.adapt_variant, "ranking": self.cfg.adapt_ranking})
+                   "variant": self.opts.adapt_variant, "ranking": self.opts.adapt_ranking})
         return self.event("D", pruned=pruned, grown=grown, prune_fraction=fraction,
-                          extra={"adapt": action, "ranking": self.cfg.adapt_ranking})
+                          extra={"adapt": action, "ranking": self.opts.adapt_ranking})
 
     def end_of_step(self, step, optimizers, generator):
         events = super().end_of_step(step, optimizers, generator)  # G's prune-and-regrow

@@ -14,38 +14,41 @@ they change. The engine calls, in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from sparsegan.errors import UserError
-from sparsegan.methods.transfer import TransferOptions
-from sparsegan.options import Options, option
+from sparsegan.methods.transfer import Ticket, TransferOptions, apply_ticket
+from sparsegan.options import Options, compose, option
 from sparsegan.registry import Registry
-from sparsegan.sparsity import MaskSet, UpdateSchedule, output_axes, prunable_parameters
+from sparsegan.sparsity import (
+    DISTRIBUTIONS,
+    RANKINGS,
+    REGROWN_STATES,
+    SCOPES,
+    MaskSet,
+    UpdateSchedule,
+    output_axes,
+    prunable_parameters,
+)
 from sparsegan.sparsity.blocks import Blocks
 
 
 # --- the options several methods share (a method's own live in its module) ------------------
 @dataclass
 class SparsityOptions(Options):
-    """Every method: the targets and the masks' layout."""
+    """Every method: how masks are laid out (the targets are the method's ``targets``)."""
 
     title: ClassVar[str] = "sparsity (every method)"
-    sparsity_g: float = option(0.9, "generator sparsity: fraction of zeros among G's prunable weights")
-    sparsity_d: float = option(0.5, "discriminator sparsity")
     distribution: str = option("erk", "layer-wise sparsity distribution of the initial masks (and of pf / gmp / "
-                               "early_bird with --ranking distribution)", choices="distribution")
+                               "early_bird with --ranking distribution)", choices=lambda: sorted(DISTRIBUTIONS))
     erk_power_scale: float = option(1.0, "ERK exponent (< 1 softens the allocation)")
     prunable: str = option("all", "prunable weights: all Linear/Conv/ConvTranspose, or conv only (paper)",
-                           choices="prunable")
+                           choices=lambda: list(SCOPES))
     mask_gradients: bool = option(True, "zero the gradients of inactive weights (reference code: no; inactive "
                                   "weights are then re-zeroed after every step)")
-
-    def validate(self) -> None:
-        self.require_fraction("sparsity_g")
-        self.require_fraction("sparsity_d")
 
 
 @dataclass
@@ -88,14 +91,7 @@ class RegrowthStateOptions(Options):
         "Adam history after one step, seeded from its gradient, so its first step is ~lr), zero (RigL: every slot "
         "zeroed; Adam's first step is then ~lr (1-b1)/sqrt(1-b2), 15.8 lr at betas 0.5/0.999), keep (the STU-GAN "
         "code: the stale history stays, removed weights keep theirs, inactive weights are re-zeroed after every "
-        "step)", choices="regrown_state")
-
-    def validate(self) -> None:
-        from sparsegan.sparsity import REGROWN_STATES
-
-        if self.regrown_state not in REGROWN_STATES:
-            raise UserError(f"unknown regrown state {self.regrown_state!r}; valid: {', '.join(REGROWN_STATES)}")
-
+        "step)", choices=REGROWN_STATES)
 
 @dataclass
 class RankingOptions(Options):
@@ -104,7 +100,7 @@ class RankingOptions(Options):
     title: ClassVar[str] = "magnitude ranking"
     ranking: str = option("uniform", "pf / gmp / early_bird magnitude pruning across layers: uniform (every layer "
                           "at the same density, the papers' 'uniform'), distribution (per-layer counts from "
-                          "--distribution) or global (one ranking over all of a net's layers)", choices="ranking")
+                          "--distribution) or global (one ranking over all of a net's layers)", choices=RANKINGS)
 
     def validate(self) -> None:
         if self.ranking == "layer":
@@ -117,7 +113,7 @@ class PruneNetsOptions(Options):
     """The methods that prune a trained net (pf, imp): which nets."""
 
     title: ClassVar[str] = "pruned nets"
-    prune_nets: str = option("G", "pf / imp: prune G only or G and D", choices="prune_nets")
+    prune_nets: str = option("G", "pf / imp: prune G only or G and D", choices=("G", "GD"), nets=True)
 
 
 NETS = ("G", "D")  # the nets of the built-in GAN loop (an autoencoder's decoder and encoder play them)
@@ -170,55 +166,69 @@ class MethodContext:
     nets: dict[str, nn.Module]
     generator: torch.Generator
     loss_probe: Callable[[str], Tensor]
+    #: Masks (and weights) to start from instead of the method's own (ticket transfer), or None.
+    ticket: Ticket | None = None
 
 
 class Method:
-    """Static sparse training: masks drawn once at init, never changed. Others override a hook."""
+    """Static sparse training: masks drawn once at init, never changed. Others override a hook.
+
+    A method is built from its nets' target sparsities, the training iterations its schedules span,
+    and an options object holding exactly the option groups it declares (``options``;
+    :meth:`options_type` builds it, every field at its default unless given). It reads nothing else.
+    """
 
     name = "static"
     #: The option groups this method takes (an option of another group has no effect for it).
-    options: tuple[type[Options], ...] = (SparsityOptions, ScheduleOptions, TransferOptions)
+    options: tuple[type[Options], ...] = (SparsityOptions, BlockOptions, ScheduleOptions, TransferOptions)
     supports_autoencoders = True
     #: Whether the masks are enforced on weights and gradients (dense: bookkeeping only; early-bird:
     #: only once the ticket is drawn).
     enforce_masks = True
 
-    def __init__(self, cfg: Any):
-        # ``cfg``: a sparsegan.config.TrainConfig (all option groups side by side, flat). A method
-        # reads the fields of the groups in ``options`` (and the run's steps); it never builds one,
-        # and this package does not import the config, which is assembled from its groups.
-        self.cfg = cfg
-        # The nets and their target sparsities: the GAN's G and D by default; the public API
-        # (sparsegan.engine) gives any named nets through :meth:`use_nets` before set-up.
-        self.nets: tuple[str, ...] = NETS
-        self.targets: dict[str, float] = {"G": cfg.sparsity_g, "D": cfg.sparsity_d}
+    def __init__(self, targets: Mapping[str, float], steps: int, options: Options | None = None):
+        kind = self.options_type()
+        if options is None:
+            options = kind()
+        if not isinstance(options, kind):
+            raise TypeError(f"method {self.name!r} is built from a {kind.__name__} "
+                            f"({type(self).__name__}.options_type()), not a {type(options).__name__}")
+        self.opts = options
+        # The nets (in training order) and their target sparsities: a GAN's G and D, or any named nets.
+        self.nets: tuple[str, ...] = tuple(targets)
+        self.targets: dict[str, float] = {n: float(s) for n, s in targets.items()}
+        self.steps = int(steps)
         self.ctx: MethodContext | None = None
         self.masks: dict[str, MaskSet] = {}
-        self.schedule = UpdateSchedule(
-            interval=cfg.update_interval, total_steps=cfg.steps,
-            initial_fraction=cfg.prune_fraction, final_fraction=cfg.prune_fraction_final,
-            end_step=cfg.update_end,
-        )
+        self.schedule = self.make_schedule()
         self._dense_grads: dict[str, dict[str, Tensor]] = {}
         self._records: list[dict[str, Any]] = []
 
-    # --- set-up ------------------------------------------------------------------------
-    def use_nets(self, targets: dict[str, float]) -> None:
-        """Train these nets (name -> target sparsity, in this order) instead of the GAN's G and D."""
-        self.nets, self.targets = tuple(targets), dict(targets)
+    @classmethod
+    def options_type(cls) -> type[Options]:
+        """The dataclass of this method's options: the fields of its ``options`` groups, no others."""
+        if "_options_type" not in cls.__dict__:
+            cls._options_type = compose(f"{cls.__name__}Options", cls.options)
+        return cls._options_type
 
+    def make_schedule(self) -> UpdateSchedule | None:
+        """The Delta T schedule (topology records at its cadence; a method on a schedule of its own
+        overrides this with None)."""
+        return UpdateSchedule(interval=self.opts.update_interval, total_steps=self.steps, initial_fraction=0.0,
+                              final_fraction=0.0, end_step=self.opts.update_end)
+
+    # --- set-up ------------------------------------------------------------------------
     def target_sparsity(self, net: str) -> float:
         return self.targets.get(net, 0.0)
 
     def setup(self, ctx: MethodContext) -> None:
-        """Draw the initial masks (ERK by default, exact counts) and zero inactive weights."""
+        """Draw the initial masks (ERK by default, exact counts), take a ticket's instead where one
+        is given, and zero inactive weights."""
         self.ctx = ctx
         for net in self.nets:
-            self.masks[net] = self.initial_masks(net, prunable_parameters(ctx.nets[net], self.cfg.prunable))
-        if self.cfg.masks_from is not None:
-            from sparsegan.methods.transfer import load_ticket
-
-            self.emit(load_ticket(self.cfg.masks_from, self.masks, ctx.nets, self.cfg.masks_with_weights))
+            self.masks[net] = self.initial_masks(net, prunable_parameters(ctx.nets[net], self.opts.prunable))
+        if ctx.ticket is not None:
+            self.emit(apply_ticket(ctx.ticket, self.masks, ctx.nets))
         if self.enforce_masks:
             for m in self.masks.values():
                 m.apply_()
@@ -228,21 +238,21 @@ class Method:
         if s == 0.0:
             return MaskSet.dense(params, **self.layout(net))
         return MaskSet.random(
-            params, s, self.cfg.distribution, power_scale=self.cfg.erk_power_scale, generator=self.ctx.generator,
+            params, s, self.opts.distribution, power_scale=self.opts.erk_power_scale, generator=self.ctx.generator,
             **self.layout(net),
         )
 
     @property
     def blocks(self) -> Blocks:
         """The mask granularity (--mask-block), for the methods that take it."""
-        return Blocks.parse(getattr(self.cfg, "mask_block", "1x1")) if BlockOptions in self.options else Blocks()
+        return Blocks.parse(self.opts.mask_block)
 
     def layout(self, net: str) -> dict[str, Any]:
         """The block layout of ``net``'s masks (set-up only): ``MaskSet(..., **self.layout(net))``."""
         return {"blocks": self.blocks, "out_axes": output_axes(self.ctx.nets[net])}
 
     def phases(self) -> list[dict[str, Any]]:
-        """Training phases outside this run's loop (e.g. PF's dense pre-training), for FLOPs
+        """Training phases of this method outside the loop's steps (SNIP's probes), for FLOPs
         accounting: [{"phase", "steps", "density": {"G", "D"}, "source"}]."""
         return []
 
@@ -270,12 +280,12 @@ class Method:
         self, step: int, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator
     ) -> list[TopologyEvent]:
         """At each scheduled update step, report the (unchanged) topology of every net."""
-        if not self.schedule.is_update_step(step):
+        if self.schedule is None or not self.schedule.is_update_step(step):
             return []
         return [self.event(net) for net in self.nets]
 
     def observe_balance(self, step: int, ratio: float) -> None:
-        """ADAPT's balance ratio, measured by the loop every ``balance_every`` G steps."""
+        """ADAPT's balance ratio measured at iteration ``step`` (``SparseTraining.observe_balance``)."""
 
     def drain_records(self) -> list[dict[str, Any]]:
         """Extra metrics.jsonl records (each with a "kind") produced since the last call."""
@@ -307,4 +317,4 @@ METHODS: Registry[type[Method]] = Registry("method")
 class Static(Method):
     """Static sparse training: the initial masks, kept."""
 
-    options = (*Method.options, BlockOptions)
+    options = Method.options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sparsegan.methods.base import METHODS, Method, ScheduleOptions, SparsityOptions
+from sparsegan.sparsity.blocks import Blocks
 
 
 @METHODS.register("dense")
@@ -14,3 +15,7 @@ class Dense(Method):
 
     def target_sparsity(self, net: str) -> float:
         return 0.0
+
+    @property
+    def blocks(self) -> Blocks:
+        return Blocks()  # dense masks: no granularity

@@ -81,9 +81,11 @@ class EarlyBird(Method):
     options = (SparsityOptions, BlockOptions, TransferOptions, RankingOptions, RegrowthStateOptions, EarlyBirdOptions)
     enforce_masks = False  # dense until the ticket is drawn
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self._check_targets()
+    def __init__(self, targets, steps, options=None):
+        super().__init__(targets, steps, options)
+        if not self.pruned_nets:
+            raise UserError("--method early_bird needs --sparsity-g or --sparsity-d above 0: "
+                            "with both at 0 there is no ticket to search for")
         # The older masks of the window (at most eb_window - 1), oldest first, keyed "<net>.<name>".
         self.history: list[dict[str, torch.Tensor]] = []
         self.checks = 0
@@ -93,19 +95,13 @@ class EarlyBird(Method):
     def pruned_nets(self) -> list[str]:
         return [net for net in self.nets if self.target_sparsity(net) > 0]
 
-    def _check_targets(self) -> None:
-        if not self.pruned_nets:
-            raise UserError("--method early_bird needs --sparsity-g or --sparsity-d above 0: "
-                            "with both at 0 there is no ticket to search for")
-
-    def use_nets(self, targets) -> None:
-        super().use_nets(targets)
-        self._check_targets()
-
     @property
     def budget(self) -> int:
-        budget = self.cfg.eb_max_steps if self.cfg.eb_max_steps is not None else self.cfg.steps // 2
-        return max(1, min(budget, self.cfg.steps - 1))
+        budget = self.opts.eb_max_steps if self.opts.eb_max_steps is not None else self.steps // 2
+        return max(1, min(budget, self.steps - 1))
+
+    def make_schedule(self):
+        return None  # its own checks every --eb-interval, not Delta T's
 
     def initial_masks(self, net, params):
         return MaskSet.dense(params, **self.layout(net))
@@ -118,8 +114,8 @@ class EarlyBird(Method):
         for net in self.pruned_nets:
             live = self.masks[net]
             probe = MaskSet.dense({n: p.detach().clone() for n, p in live.params.items()}, **live.layout())
-            prune_once(probe, self.target_sparsity(net), self.cfg.ranking, self.cfg.distribution,
-                       self.cfg.erk_power_scale)
+            prune_once(probe, self.target_sparsity(net), self.opts.ranking, self.opts.distribution,
+                       self.opts.erk_power_scale)
             out.update({f"{net}.{n}": t for n, t in probe.masks.items()})
         return out
 
@@ -133,20 +129,20 @@ class EarlyBird(Method):
         return out
 
     def end_of_step(self, step, optimizers, generator):
-        if self.drawn_at is not None or step % self.cfg.eb_interval != 0 and step < self.budget:
+        if self.drawn_at is not None or step % self.opts.eb_interval != 0 and step < self.budget:
             return []
         newest = self._candidate()
         self.checks += 1
         distances = self.distances(newest)
         flat = [d for ds in distances.values() for d in ds]
         max_distance = max(flat) if flat else None
-        window_full = len(self.history) == self.cfg.eb_window - 1
+        window_full = len(self.history) == self.opts.eb_window - 1
         # Keep the window's older masks for the next check: the newest and the eb_window - 2 before it.
-        self.history = (self.history + [newest])[-(self.cfg.eb_window - 1):]
+        self.history = (self.history + [newest])[-(self.opts.eb_window - 1):]
         record = {"check": self.checks, "distances": distances, "max_distance": max_distance,
-                  "window_full": window_full, "threshold": self.cfg.eb_threshold}
+                  "window_full": window_full, "threshold": self.opts.eb_threshold}
         self.emit({"kind": "early_bird_check", **record})
-        detected = window_full and max_distance < self.cfg.eb_threshold
+        detected = window_full and max_distance < self.opts.eb_threshold
         if not detected and step < self.budget:
             return []
         # Draw the ticket: prune the current weights to the newest masks and train them sparse
@@ -166,7 +162,7 @@ class EarlyBird(Method):
 
     def phases(self) -> list[dict[str, Any]]:
         # The dense search phase is part of this run: its first drawn_at steps ran dense.
-        steps = self.drawn_at if self.drawn_at is not None else self.cfg.steps
+        steps = self.drawn_at if self.drawn_at is not None else self.steps
         return [{"phase": "dense-search", "within_run": True, "steps": steps, "density": {"G": 1.0, "D": 1.0}}]
 
     def state_dict(self):
@@ -178,6 +174,6 @@ class EarlyBird(Method):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         eb = state["early_bird"]
-        self.history = [dict(h) for h in eb["history"]][-(self.cfg.eb_window - 1):]
+        self.history = [dict(h) for h in eb["history"]][-(self.opts.eb_window - 1):]
         self.checks = int(eb.get("checks", len(self.history)))
         self.drawn_at = None if eb["drawn_at"] < 0 else int(eb["drawn_at"])

@@ -57,15 +57,19 @@ class GradualMagnitudePruning(Method):
     # Its own schedule, not Delta T's.
     options = (SparsityOptions, BlockOptions, TransferOptions, RankingOptions, RegrowthStateOptions, GMPOptions)
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, targets, steps, options=None):
+        super().__init__(targets, steps, options)
+        cfg = self.opts
         self.prune_steps = self._prune_steps()
         if len(self.prune_steps) < 2:
             start, end = self.window
             how = f"--gmp-interval {cfg.gmp_interval}" if cfg.gmp_interval else f"--gmp-prunes {cfg.gmp_prunes}"
-            raise UserError(f"--method gmp: the window (G steps {start}..{end} of {cfg.steps}) with {how} gives "
+            raise UserError(f"--method gmp: the window (G steps {start}..{end} of {self.steps}) with {how} gives "
                             f"{len(self.prune_steps)} pruning step(s); gradual pruning needs at least 2 "
                             "(lengthen --steps or the window, or shorten --gmp-interval)")
+
+    def make_schedule(self):
+        return None  # its own pruning steps (Zhu & Gupta), not Delta T's
 
     def initial_masks(self, net, params):
         return MaskSet.dense(params, **self.layout(net))
@@ -74,15 +78,15 @@ class GradualMagnitudePruning(Method):
     def window(self) -> tuple[int, int]:
         # The last pruning step is never the final step (DESIGN: no topology change at the end;
         # the pruned net trains at least one step at its target), even with --gmp-end 1.
-        end = min(round(self.cfg.gmp_end * self.cfg.steps), self.cfg.steps - 1)
-        return round(self.cfg.gmp_start * self.cfg.steps), max(1, end)
+        end = min(round(self.opts.gmp_end * self.steps), self.steps - 1)
+        return round(self.opts.gmp_start * self.steps), max(1, end)
 
     def _prune_steps(self) -> list[int]:
         start, end = self.window
-        if self.cfg.gmp_interval is not None:
-            steps = list(range(start + self.cfg.gmp_interval, end + 1, self.cfg.gmp_interval))
+        if self.opts.gmp_interval is not None:
+            steps = list(range(start + self.opts.gmp_interval, end + 1, self.opts.gmp_interval))
             return steps if steps and steps[-1] == end else steps + [end]
-        n = min(self.cfg.gmp_prunes, end - start)
+        n = min(self.opts.gmp_prunes, end - start)
         return sorted({start + round(k * (end - start) / n) for k in range(1, n + 1)})
 
     def is_prune_step(self, step: int) -> bool:
@@ -101,8 +105,8 @@ class GradualMagnitudePruning(Method):
             before = masks.active()
             s = self.sparsity_at(net, step)
             if s > 0:
-                prune_once(masks, s, self.cfg.ranking, self.cfg.distribution, self.cfg.erk_power_scale)
+                prune_once(masks, s, self.opts.ranking, self.opts.distribution, self.opts.erk_power_scale)
             layer_sparsity = {n: 1.0 - int(m.sum()) / m.numel() for n, m in masks.masks.items()}
             events.append(self.event(net, pruned=before - masks.active(), extra={
-                "target_sparsity": s, "ranking": self.cfg.ranking, "layer_sparsity": layer_sparsity}))
+                "target_sparsity": s, "ranking": self.opts.ranking, "layer_sparsity": layer_sparsity}))
         return events

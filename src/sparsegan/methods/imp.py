@@ -45,21 +45,22 @@ class IMPOptions(Options):
     imp_rate: float = option(0.2, "imp: fraction of the remaining weights pruned per round")
     imp_ranking: str = option("paper", "imp: magnitude ranking of each round: paper (global within a net, "
                               "layer-wise for a net with spectral-normed layers, e.g. SNGAN's D), global or layer",
-                              choices="imp_ranking")
+                              choices=("paper", "global", "layer"))
     rewind_step: int = option(0, "imp: rewind survivors (and D, see --imp-d) to their weights at this step of the "
                               "dense round 0 (0: init); rounds then train the remaining --steps minus this, from the "
                               "data position of that step (late rewinding)")
     imp_d: str = option("rewind", "imp: D at the start of each round: rewind (its weights at --rewind-step, the same "
                         "point as G; init when 0), init (its initial weights even with late rewinding), or keep "
-                        "(the previous round's final trained D, with its mask)", choices="imp_d")
+                        "(the previous round's final trained D, with its mask)", choices=("rewind", "init", "keep"))
     imp_control: str = option("none", "imp: lottery-ticket control of the IMP run --tickets-from: reinit (each "
                               "round's ticket masks, fresh random weights) or random (random masks with the "
-                              "ticket's per-layer counts, the ticket's rewound weights)", choices="imp_control")
+                              "ticket's per-layer counts, the ticket's rewound weights)",
+                              choices=("none", "reinit", "random"))
     tickets_from: str | None = option(None, "imp controls: the finished IMP run whose tickets (RUN/tickets/round-KK) "
                                       "the control trains")
     control_nets: str = option("G", "imp controls: the nets re-initialised / given random masks; the other net keeps "
                                "the ticket's weights and mask (GAN Tickets: D's init matters on its own)",
-                               choices="prune_nets")
+                               choices=("G", "GD"), nets=True)
 
     def validate(self) -> None:
         self.require_fraction("imp_rate", low_open=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from sparsegan.methods.base import METHODS, BlockOptions, Method
+from sparsegan.methods.base import METHODS, Method
 from sparsegan.options import Options, option
 from sparsegan.sparsity import MaskSet, global_topk_masks, grasp_scores, magnitude_prune_to, snip_scores
 
@@ -33,7 +33,7 @@ class ProbeOptions(Options):
 
 
 class _PruneAtInit(Method):
-    options = (*Method.options, BlockOptions, ProbeOptions)
+    options = (*Method.options, ProbeOptions)
     #: Gradients of a net's loss per probe batch (efficiency.training_flops.PROBE_GRADIENTS).
     probe_gradients = 1
     score_fn: Callable = staticmethod(snip_scores)
@@ -42,7 +42,7 @@ class _PruneAtInit(Method):
         s = self.target_sparsity(net)
         if s == 0.0:
             return MaskSet.dense(params, **self.layout(net))
-        scores = self.score_fn(params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
+        scores = self.score_fn(params, lambda: self.ctx.loss_probe(net), self.opts.probe_batches)
         k = round((1.0 - s) * sum(p.numel() for p in params.values()))
         if self.blocks.unstructured:
             return MaskSet(params, global_topk_masks(scores, k), **self.layout(net))
@@ -58,7 +58,7 @@ class _PruneAtInit(Method):
     def phases(self):
         """The scoring at init for FLOPs accounting: no training steps, dense nets, the probes of
         each pruned net (they run even when --masks-from then replaces some of the masks)."""
-        probes = {net: self.cfg.probe_batches * self.probe_gradients
+        probes = {net: self.opts.probe_batches * self.probe_gradients
                   for net in self.nets if self.target_sparsity(net) > 0}
         return [{"phase": "probe", "steps": 0, "density": {net: 1.0 for net in self.nets}, "probes": probes}]
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from sparsegan.errors import UserError
-from sparsegan.methods.base import METHODS, BlockOptions, Method, RegrowthStateOptions, TopologyEvent, net_names
+from sparsegan.methods.base import METHODS, Method, RegrowthStateOptions, TopologyEvent, net_names
 from sparsegan.methods.prune_at_init import ProbeOptions
 from sparsegan.options import Options, option
-from sparsegan.sparsity import hessian_gradient, prune_and_regrow
+from sparsegan.sparsity import GROW_CRITERIA, PRUNE_CRITERIA, UpdateSchedule, hessian_gradient, prune_and_regrow
 
 
 @dataclass
@@ -33,10 +33,10 @@ class ExploreOptions(Options):
     title: ClassVar[str] = "exploration"
     prune_fraction: float = option(0.5, "initial prune fraction p of each update (cosine decay)")
     prune_fraction_final: float = option(0.005, "prune fraction at the end of the cosine decay")
-    prune_criterion: str = option("magnitude", "which active weights to drop", choices="prune_criterion")
+    prune_criterion: str = option("magnitude", "which active weights to drop", choices=PRUNE_CRITERIA.names)
     grow: str = option("gradient", "which inactive weights to grow: gradient (RigL), random (SET), momentum",
-                       choices="grow")
-    explore: str = option("G", "which net's topology STU-GAN explores", choices="explore")
+                       choices=GROW_CRITERIA.names)
+    explore: str = option("G", "which net's topology STU-GAN explores", choices=("G", "D", "GD"), nets=True)
 
     def validate(self) -> None:
         if not 0.0 <= self.prune_fraction_final <= self.prune_fraction <= 1.0:
@@ -46,14 +46,20 @@ class ExploreOptions(Options):
 @METHODS.register("stu")
 class STUGAN(Method):
     name = "stu"
-    options = (*Method.options, BlockOptions, ExploreOptions, RegrowthStateOptions, ProbeOptions)
+    options = (*Method.options, ExploreOptions, RegrowthStateOptions, ProbeOptions)
 
     #: How prune-and-regrow ranks: per layer (STU-GAN, RigL) or over all of a net's layers (ADAPT).
     ranking = "layer"
 
+    def make_schedule(self):
+        # Algorithm 1's p: a non-periodic cosine from --prune-fraction to --prune-fraction-final
+        return UpdateSchedule(interval=self.opts.update_interval, total_steps=self.steps,
+                              initial_fraction=self.opts.prune_fraction, final_fraction=self.opts.prune_fraction_final,
+                              end_step=self.opts.update_end)
+
     @property
     def explored(self) -> tuple[str, ...]:
-        return net_names(self.cfg.explore, self.nets)
+        return net_names(self.opts.explore, self.nets)
 
     def wants_dense_grad(self, net: str, step: int) -> bool:
         return net in self.explored and self.schedule.is_update_step(step)
@@ -69,14 +75,14 @@ class STUGAN(Method):
                 events.append(self.event(net))
                 continue
             prune_inputs = None
-            if self.cfg.prune_criterion == "grasp":
-                prune_inputs = hessian_gradient(masks.params, lambda: self.ctx.loss_probe(net), self.cfg.probe_batches)
+            if self.opts.prune_criterion == "grasp":
+                prune_inputs = hessian_gradient(masks.params, lambda: self.ctx.loss_probe(net), self.opts.probe_batches)
                 self.ctx.nets[net].zero_grad(set_to_none=True)
             changes, grown = prune_and_regrow(
                 masks, fraction, ranking=self.ranking,
-                prune=self.cfg.prune_criterion, grow=self.cfg.grow,
+                prune=self.opts.prune_criterion, grow=self.opts.grow,
                 dense_grads=self._dense_grads.pop(net, None), optimizer=optimizers[net],
-                regrown_state=self.cfg.regrown_state, generator=generator, prune_inputs=prune_inputs,
+                regrown_state=self.opts.regrown_state, generator=generator, prune_inputs=prune_inputs,
             )
             events.append(self.event(
                 net, pruned=sum(c.pruned for c in changes), grown=sum(c.grown for c in changes),

@@ -1,4 +1,5 @@
-"""Ticket transfer (--masks-from RUN): start a method from another run's final masks.
+"""Ticket transfer: start a method from another run's final masks (``--masks-from RUN``; the
+training layer reads the run folder into a :class:`Ticket`, the method takes it at set-up).
 
 Both lottery-ticket papers move tickets across tasks: a GAN generator's ticket to a VAE decoder
 of the same architecture, or a ticket found on one dataset trained on another. G's masks must
@@ -9,7 +10,6 @@ to the method otherwise (a VAE encoder is not a GAN discriminator), which the ti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +17,6 @@ from torch import nn
 
 from sparsegan.errors import UserError
 from sparsegan.options import Options, option
-from sparsegan.run_folder import FINAL, FINAL_FILES, load_tensors
 from sparsegan.sparsity import MaskSet
 
 
@@ -34,9 +33,14 @@ class TransferOptions(Options):
                                       "starts from)")
 
 
-def read_final(run: str | Path, role: str) -> dict[str, torch.Tensor]:
-    """final/'s file of ``role`` (G, D, masks: run_folder.FINAL_FILES) of a run or an IMP ticket folder."""
-    return load_tensors(Path(run) / FINAL / FINAL_FILES[role])
+@dataclass
+class Ticket:
+    """Masks to start from (net -> weight name -> bool tensor) and, optionally, the weights they
+    came with (net -> state dict), from ``source`` (a label for the records: a run folder, a file)."""
+
+    masks: dict[str, dict[str, torch.Tensor]]
+    weights: dict[str, dict[str, torch.Tensor]] | None = None
+    source: str = ""
 
 
 def _describe(names: set[str], limit: int = 3) -> str:
@@ -44,21 +48,22 @@ def _describe(names: set[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def load_ticket(source: str | Path, masks_of: dict[str, MaskSet], nets: dict[str, nn.Module],
-                with_weights: bool) -> dict[str, Any]:
-    """Take the masks (and, ``with_weights``, the weights) of ``source``'s final/ into ``masks_of``
-    (G's always; D's when they fit); returns the kind=ticket record."""
-    masks = read_final(source, "masks")
+def apply_ticket(ticket: Ticket, masks_of: dict[str, MaskSet], nets: dict[str, nn.Module]) -> dict[str, Any]:
+    """Take the ticket's masks (and weights, where it has them) into ``masks_of``: G's always, each
+    other net's when its weights' names and shapes fit (a VAE encoder is not a GAN discriminator:
+    that net keeps the method's masks). Returns the kind=ticket record."""
+    source, with_weights = ticket.source, ticket.weights is not None
     taken = []
-    for net in ("G", "D"):
+    for net in masks_of:
         ours = masks_of[net]
-        theirs = {k[len(net) + 1:]: v for k, v in masks.items() if k.startswith(net + ".")}
-        if net == "D" and (set(theirs) != set(ours.params) or any(
-                tuple(theirs[n].shape) != tuple(ours.params[n].shape) for n in theirs)):
-            continue  # a different D (e.g. a VAE encoder vs a GAN discriminator): the method's own masks
+        theirs = ticket.masks.get(net, {})
+        fits = set(theirs) == set(ours.params) and all(
+            tuple(theirs[n].shape) == tuple(ours.params[n].shape) for n in theirs)
+        if net != "G" and not fits:
+            continue  # a different net (e.g. a VAE encoder vs a GAN discriminator): the method's own masks
         if set(theirs) != set(ours.params):
             raise UserError(
-                f"--masks-from {source}: G's weights differ; only in the ticket: "
+                f"--masks-from {source}: {net}'s weights differ; only in the ticket: "
                 f"{_describe(set(theirs) - set(ours.params)) or '-'}; only in this model: "
                 f"{_describe(set(ours.params) - set(theirs)) or '-'}"
             )
@@ -70,8 +75,7 @@ def load_ticket(source: str | Path, masks_of: dict[str, MaskSet], nets: dict[str
                 f"(e.g. {net}.{n}: ticket {tuple(theirs[n].shape)}, model {tuple(ours.params[n].shape)})"
             )
         if with_weights:
-            state = read_final(source, net)
-            missing, unexpected = nets[net].load_state_dict(state, strict=False)
+            missing, unexpected = nets[net].load_state_dict(ticket.weights[net], strict=False)
             if missing or unexpected:
                 raise UserError(f"--masks-from {source}: {net}'s weights do not fit this model "
                                 f"(missing {_describe(set(missing))}; unexpected {_describe(set(unexpected))})")
@@ -84,4 +88,4 @@ def load_ticket(source: str | Path, masks_of: dict[str, MaskSet], nets: dict[str
             ours.restart_history([n])
         taken.append(net)
     return {"kind": "ticket", "source": str(source), "nets": taken, "with_weights": with_weights,
-            "density": {net: masks_of[net].density() for net in ("G", "D")}}
+            "density": {net: masks_of[net].density() for net in masks_of}}

@@ -50,7 +50,7 @@ def flops_of(t: Trainer) -> dict[str, Any]:
 
     try:
         return flops_summary({"G": t.G, "D": t.D}, {net: t.method.masks[net].masks for net in NETS},
-                             t.cfg.to_dict(), read_records(t.run.path), t.step, t.method.phases())
+                             t.cfg.to_dict(), read_records(t.run.path), t.step, t.phases())
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
         return {"error": f"{type(e).__name__}: {e}"}
@@ -71,7 +71,7 @@ def finish_run(t: Trainer, status: str) -> None:
         "params": params_summary(t),
         "density": {net: method.masks[net].density() for net in NETS},
         "itop_rate": {net: method.masks[net].itop_rate() for net in NETS},
-        "phases": method.phases(),
+        "phases": t.phases(),
         "flops": flops_of(t),
         "wall_time_s": t.wall_time,
         "status": status,

@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 import sparsegan
-from sparsegan.config import TrainConfig
+from sparsegan.config import TrainConfig, method_for
 from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
 from sparsegan.engine import SparseTraining, seeded_generator
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
-from sparsegan.methods import METHODS, NETS, Method
+from sparsegan.methods import NETS, Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
 from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import SparseEMA
@@ -28,6 +28,7 @@ from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
 from sparsegan.training.objectives import autoencoder_loss
 from sparsegan.training.runtime import forward_view, to_memory_format
+from sparsegan.training.sources import load_pf_source, read_ticket
 from sparsegan.training.translation import (
     ImagePool,
     UnpairedBatches,
@@ -65,6 +66,12 @@ class Trainer:
     fwd: dict[str, nn.Module] = field(default_factory=dict)  # forward passes: bf16 / compiled views
     data_info: dict[str, int] = field(default_factory=dict)  # config.json's record of the data (data_record)
     pools: dict[str, ImagePool] = field(default_factory=dict)  # translation: each domain's fake history
+    source_phases: list[dict[str, Any]] = field(default_factory=list)  # training before this run (PF's --from)
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Training phases outside the loop's steps, for FLOPs accounting: before the run (PF's dense
+        run) and the method's own (SNIP's probes, early-bird's dense search)."""
+        return self.source_phases + self.method.phases()
 
     def training_state(self) -> dict[str, Any]:
         return {
@@ -166,7 +173,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     resolution = data.resolution if kind == "translation" else NATIVE_RESOLUTION[cfg.model]
     if cfg.method == "pf" and not cfg.from_run:
         raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
-    method = METHODS.get(cfg.method)(cfg)
+    method = method_for(cfg)
+    source_phases = load_pf_source(cfg, {"G": G, "D": D})  # PF prunes --from's weights
     if kind != "gan" and not method.supports_autoencoders:
         raise UserError(f"--method {cfg.method} applies to noise-to-image GANs (one G against one D) only, not to "
                         f"--model {cfg.model}")
@@ -204,7 +212,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     # The engine's public API (sparsegan.engine), as any user's loop would use it: masks drawn here,
     # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
     sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
-                            generators=(rng["masks"], rng["topology"]))
+                            generators=(rng["masks"], rng["topology"]), ticket=read_ticket(cfg))
     for net in NETS:
         dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
     dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
@@ -226,7 +234,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
         kind=kind, sampler=batches, pools=pools,
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
-        data_info=data_record(cfg, data),
+        data_info=data_record(cfg, data), source_phases=source_phases,
     )
 
 
