@@ -42,7 +42,7 @@ def _same_final(a: Path, b: Path) -> None:
 
 
 def test_sigkill_and_resume_is_bitwise_exact(tmp_path, data):
-    steps = "80"
+    steps = "240"  # ~0.8 s of training on an idle 2-core CPU: time left to kill it in
     args = ["--data-root", str(data), *COMMON, "--steps", steps]
     # Both runs in subprocesses with the same thread count: float reductions must run in the same order.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -64,7 +64,7 @@ def test_sigkill_and_resume_is_bitwise_exact(tmp_path, data):
             if now - have:
                 break
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.05))  # a random moment, soon enough to find the run still going
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
