@@ -33,6 +33,7 @@ demo: install data
 
 test: install data
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-all: install data

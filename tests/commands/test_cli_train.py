@@ -86,7 +86,7 @@ class _Crash(Exception):
 
 def test_resume_after_crash_is_bitwise(tmp_path):
     from sparsegan.config import build_config
-    from sparsegan.training import train
+    from sparsegan.launch import train
 
     data = write_fake_mnist(tmp_path / "data", n_train=512, n_test=8)
     common = ["--data-root", str(data), "--model", "mlp", "--model-width", "16", "--update-interval", "5",

@@ -9,8 +9,9 @@ from idx_files import write_fake_mnist
 from run_checks import assert_inactive_zero
 from sparsegan.cli import main
 from sparsegan.config import build_config
+from sparsegan.launch import train
 from sparsegan.sparsity import mask_distance, target_counts
-from sparsegan.training import read_records, train
+from sparsegan.training import read_records
 
 
 @pytest.fixture(scope="module")

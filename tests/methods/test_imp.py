@@ -12,9 +12,10 @@ from torch import nn
 from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.config import build_config
+from sparsegan.launch import train
+from sparsegan.launch.rounds import REINIT_SEED
 from sparsegan.methods.imp import net_rankings
-from sparsegan.training import read_records, train
-from sparsegan.training.rounds import REINIT_SEED
+from sparsegan.training import read_records
 from sparsegan.training.state import latest_valid_checkpoint
 
 TINY = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--no-progress"]

@@ -8,8 +8,8 @@ from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.config import build_config
 from sparsegan.errors import UserError
+from sparsegan.launch import train
 from sparsegan.sparsity.blocks import Blocks
-from sparsegan.training import train
 
 
 @pytest.fixture(scope="module")

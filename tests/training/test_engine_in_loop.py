@@ -13,7 +13,8 @@ import torch
 
 from idx_files import write_fake_mnist
 from sparsegan.config import build_config
-from sparsegan.training import read_records, train
+from sparsegan.launch import train
+from sparsegan.training import read_records
 
 LR = 2e-4
 BETAS = (0.5, 0.999)

@@ -20,7 +20,8 @@ from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.config import build_config
 from sparsegan.errors import DivergenceError, UserError
-from sparsegan.training import read_records, train
+from sparsegan.launch import train
+from sparsegan.training import read_records
 from sparsegan.training.state import latest_valid_checkpoint, list_checkpoints, load_checkpoint
 from sparsegan.training.trainer import resume_threads
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg.to_dict() | ignored_keys(cfg), indent=2))
         print(_check_device_and_data(cfg), file=sys.stderr)
         return 0
-    from sparsegan.training import train
+    from sparsegan.launch import train
     from sparsegan.training.distributed import is_rank_zero
 
     speaks = is_rank_zero()  # under torchrun only rank 0 shows progress and the folder

@@ -63,7 +63,7 @@ def _has_checkpoint(run: Path) -> bool:
 
 
 def _resumable(run: Path) -> bool:
-    """Whether the folder holds training worth keeping. An IMP run or control (training/rounds.py)
+    """Whether the folder holds training worth keeping. An IMP run or control (launch/rounds.py)
     checkpoints in its sub-runs RUN/rounds/round-KK/, never in RUN/checkpoints/: its rounds/ folder
     is what marks it, and ``--overwrite`` would delete every finished round of the chain."""
     return _has_checkpoint(run) or (run / "rounds").is_dir()

@@ -19,7 +19,7 @@ fresh random initialisation; ``random`` trains random masks with the ticket's ex
 counts on the rewound weights; only the nets of ``--control-nets`` (G) change, D stays the
 ticket's. Each round is a sub-run folder (``RUN/rounds/round-KK``) and each ticket a folder
 ``RUN/tickets/round-KK`` that ``--masks-from ... --masks-with-weights`` accepts; the
-orchestration lives in :mod:`sparsegan.training.rounds`. This module holds the IMP arithmetic.
+orchestration lives in :mod:`sparsegan.launch.rounds`. This module holds the IMP arithmetic.
 """
 
 from __future__ import annotations
@@ -120,5 +120,5 @@ class IterativeMagnitudePruning(Method):
     name = "imp"
     # Each round is a static run of its ticket (the ticket is its masks: no --masks-from of its own).
     options = (SparsityOptions, BlockOptions, ScheduleOptions, PruneNetsOptions, IMPOptions)
-    rounds = True  # orchestrated by training.rounds
+    rounds = True  # orchestrated by launch.rounds
 

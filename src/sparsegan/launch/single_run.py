@@ -1,7 +1,7 @@
 """One run of the loop as ``sparsegan train`` runs it: the loop (sparsegan.training.loop) with the
 hooks a run needs beyond stepping, which the loop itself knows nothing of: its end (final/*.safetensors
 and summary.json, with the FLOPs accounting) and, with ``--tensorboard``, a TensorBoard mirror of
-the run folder. IMP's rounds (sparsegan.training.rounds) are runs of this too."""
+the run folder. IMP's rounds (sparsegan.launch.rounds) are runs of this too."""
 
 from __future__ import annotations
 

@@ -56,13 +56,13 @@ from torch import nn
 from sparsegan.config import TrainConfig
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
+from sparsegan.launch.single_run import train_one as train
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
 from sparsegan.run_folder import RunDir, RunFolder, read_json, read_records
 from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
 from sparsegan.training.distributed import DistContext, resolve_device
-from sparsegan.training.single_run import train_one as train
 from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
 
 FILES = {"G": "generator", "D": "discriminator"}

@@ -1,8 +1,9 @@
 """What ``sparsegan train`` runs: one run of the loop, or a method made of whole runs.
 
-IMP (GAN Tickets) and its controls train rounds of whole runs, each a run of the loop in a
-sub-folder; that orchestration sits here, one level above the loop (:mod:`.rounds`), so the loop
-knows nothing of it.
+One level above the loop (:mod:`sparsegan.training`): a run's end (final files, summary.json with
+its FLOPs accounting), its TensorBoard mirror (:mod:`.single_run`), and IMP (GAN Tickets) and its
+controls, which train rounds of whole runs, each a run of the loop in a sub-folder
+(:mod:`.rounds`). The loop knows none of it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from sparsegan.config import TrainConfig
+from sparsegan.launch.rounds import train_rounds
+from sparsegan.launch.single_run import train_one
 from sparsegan.methods import METHODS
-from sparsegan.training.rounds import train_rounds
-from sparsegan.training.single_run import train_one
 from sparsegan.training.trainer import Trainer
 
 
