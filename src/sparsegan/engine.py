@@ -46,6 +46,7 @@ from sparsegan.methods import METHODS, Method, MethodContext, TopologyEvent
 from sparsegan.methods.base import net_names, requested_nets
 from sparsegan.methods.transfer import Ticket
 from sparsegan.options import group_fields, typed_value
+from sparsegan.random_streams import seeded_generator
 from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
 
@@ -402,9 +403,3 @@ def _options_doc() -> str:
 
 
 SparseTraining.__doc__ = (SparseTraining.__doc__ or "") + _options_doc()
-
-
-def seeded_generator(seed: int, stream: int) -> torch.Generator:
-    """The random streams of a run: seed * 1000 + stream (1: masks at set-up, 2: the loop's noise,
-    3: topology updates, 4: sample grids, 5: loss probes)."""
-    return torch.Generator().manual_seed(seed * 1_000 + stream)

@@ -49,7 +49,7 @@ def flops_of(t: Trainer) -> dict[str, Any]:
     from sparsegan.run_folder import read_records
 
     try:
-        return flops_summary({"G": t.G, "D": t.D}, {net: t.method.masks[net].masks for net in NETS},
+        return flops_summary({"G": t.G, "D": t.D}, {net: t.sparse.masks[net].masks for net in NETS},
                              t.cfg.to_dict(), read_records(t.run.path), t.step, t.phases())
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
@@ -58,9 +58,9 @@ def flops_of(t: Trainer) -> dict[str, Any]:
 
 def finish_run(t: Trainer, status: str) -> None:
     """final/*.safetensors and summary.json."""
-    run, method = t.run, t.method
+    run, sparse = t.run, t.sparse
     if status == "completed":
-        masks = {f"{net}.{n}": m for net in NETS for n, m in method.masks[net].masks.items()}
+        masks = {f"{net}.{n}": m for net in NETS for n, m in sparse.masks[net].masks.items()}
         run.save_final({
             "generator": t.G.state_dict(), "generator_ema": t.ema.model.state_dict(),
             "discriminator": t.D.state_dict(), "masks": masks,
@@ -69,8 +69,8 @@ def finish_run(t: Trainer, status: str) -> None:
     run.merge_summary({
         "step": t.step,
         "params": params_summary(t),
-        "density": {net: method.masks[net].density() for net in NETS},
-        "itop_rate": {net: method.masks[net].itop_rate() for net in NETS},
+        "density": sparse.density(),
+        "itop_rate": {net: sparse.masks[net].itop_rate() for net in NETS},
         "phases": t.phases(),
         "flops": flops_of(t),
         "wall_time_s": t.wall_time,

@@ -151,18 +151,6 @@ class DistContext:
             dist.broadcast(buf, 0)
             t.copy_(buf)
 
-    def broadcast_masks_(self, masks: MaskSet) -> None:
-        """Rank 0's masks everywhere (the ranks drew them from the same seed; this makes sure)."""
-        if not self.enabled:
-            return
-        state = masks.state_dict()
-        for k in sorted(state):
-            buf = state[k].to(self.comm_device, torch.uint8)
-            dist.broadcast(buf, 0)
-            state[k] = buf.bool().cpu()
-        masks.load_state_dict(state)
-        masks.apply_()
-
     def average_gradients(self, *modules: nn.Module) -> None:
         """Average each parameter's gradient over the ranks as soon as backward produces it."""
         if not self.enabled:

@@ -104,10 +104,10 @@ def train(
         check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device, t.data_info))
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
-        for rec in t.method.drain_records():
+        for rec in t.sparse.drain_records():
             run.log({"step": t.step, **rec})
     else:
-        t.method.drain_records()
+        t.sparse.drain_records()
     for hook in hooks.on_start:
         hook(t)
     # Every rank generates and extracts its share of the evaluation's samples; rank 0 keeps the values.
@@ -139,7 +139,7 @@ def train(
             # the SEMA of G's grown weights at 0 (T = 0).
             for ev in t.sparse.step():
                 run.log({"kind": "topology", "step": step, **ev.record(),
-                         "mask_checksums": t.dist.mask_checksums(t.method.masks[ev.net])})  # one per rank
+                         "mask_checksums": t.dist.mask_checksums(t.sparse.masks[ev.net])})  # one per rank
             for rec in t.sparse.drain_records():
                 run.log({"step": step, **rec})
 

@@ -17,11 +17,12 @@ from torch import nn
 import sparsegan
 from sparsegan.config import TrainConfig, method_for
 from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
-from sparsegan.engine import SparseTraining, seeded_generator
+from sparsegan.engine import SparseTraining
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
-from sparsegan.methods import NETS, Method
+from sparsegan.methods import Method
 from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
+from sparsegan.random_streams import seeded_generator
 from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import SparseEMA
 from sparsegan.training.batches import Batches, fixed_labels
@@ -78,7 +79,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.ema.state_dict(),
             "opt_G": self.opt["G"].state_dict(), "opt_D": self.opt["D"].state_dict(),
-            "method": self.method.state_dict(), "sampler": self.sampler.state_dict(),
+            "sparse": self.sparse.state_dict(), "sampler": self.sampler.state_dict(),
             "rng": {k: g.get_state() for k, g in self.rng.items()} | {"torch": torch.get_rng_state()},
             "wall_time": self.wall_time,
         } | ({"pools": {k: p.state_dict() for k, p in self.pools.items()}} if self.pools else {})
@@ -89,8 +90,10 @@ class Trainer:
         self.ema.load_state_dict(state["G_ema"])
         self.opt["G"].load_state_dict(state["opt_G"])
         self.opt["D"].load_state_dict(state["opt_D"])
-        self.method.load_state_dict(state["method"])
-        self.sparse.completed = int(state["step"])
+        if "sparse" in state:
+            self.sparse.load_state_dict(state["sparse"])
+        else:  # a checkpoint written before the engine's state was saved whole: the method's alone
+            self.sparse.load_state_dict({"method": state["method"], "completed": int(state["step"])})
         self.sampler.load_state_dict(state["sampler"])
         for k, g in self.rng.items():
             g.set_state(state["rng"][k])
@@ -213,8 +216,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
     sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
                             generators=(rng["masks"], rng["topology"]), ticket=read_ticket(cfg))
-    for net in NETS:
-        dist.broadcast_masks_(method.masks[net])  # every rank starts from rank 0's masks
+    sparse.broadcast_masks()  # every rank starts from rank 0's masks (a no-op in one process)
     dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
     n_train = len(data.a) if kind == "translation" else len(data)  # translation: epochs over domain A
     sampler = EpochSampler(n_train, cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
@@ -293,7 +295,7 @@ def check_resume_compatible(saved: dict[str, Any], cfg: TrainConfig, where: Path
 def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
     out = {}
     for net, module in (("G", t.G), ("D", t.D)):
-        m = t.method.masks[net]
+        m = t.sparse.masks[net]
         total = sum(p.numel() for p in module.parameters())
         out[net] = {"total": total, "prunable": m.numel(), "active": total - m.numel() + m.active()}
     return out
