@@ -238,3 +238,60 @@ def test_pf_through_the_api_prunes_every_net_given_a_target():
     with pytest.raises(UserError, match="net 'D' would stay dense despite its sparsity 0.5"):
         SparseTraining({"G": G, "D": D}, {"G": _adam(G), "D": _adam(D)}, "pf", sparsity={"G": 0.9, "D": 0.5},
                        steps=10, prune_nets="G")
+
+
+# --- loops beyond plain PyTorch: closures, wrapped optimizers, building from a checkpoint ----------
+def test_a_closure_step_masks_this_steps_gradients():
+    # step(closure) computes the gradients inside step() (Lightning's automatic optimisation): the
+    # engine runs the closure before masking, so the gradients it masks and captures are this step's
+    net, opt = _one_net()
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.8}, steps=12, update_interval=4)
+    x, y = torch.randn(16, 8), torch.randn(16, 4)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = F.mse_loss(net(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(12):
+        loss = opt.step(closure)
+        assert torch.is_tensor(loss)  # step() returns the closure's loss
+        sparse.step()
+        assert _inactive(sparse) == {"net": 0}
+    assert len(calls) == 12  # once per step, not twice
+    assert sparse.masks["net"].itop_rate() > sparse.density()["net"]  # regrown by this step's gradient
+
+
+def test_a_wrapped_optimizer_is_refused_in_one_line_naming_what_it_wraps():
+    net, opt = _one_net()
+
+    class Wrapper:  # e.g. Accelerate's AcceleratedOptimizer
+        def __init__(self, optimizer):
+            self.optimizer = optimizer
+
+    with pytest.raises(UserError, match=r"is a Wrapper, not a torch.optim.Optimizer \(it wraps a Adam: pass that"):
+        SparseTraining({"net": net}, {"net": Wrapper(opt)}, "stu", sparsity={"net": 0.5}, steps=10)
+
+
+def test_building_from_a_checkpoint_keeps_the_weights_the_nets_hold():
+    net, opt = _one_net()
+    sparse = SparseTraining({"net": net}, {"net": opt}, "stu", sparsity={"net": 0.8}, steps=20, update_interval=3)
+    x, y = torch.randn(16, 8), torch.randn(16, 4)
+    for _ in range(7):
+        opt.zero_grad()
+        F.mse_loss(net(x), y).backward()
+        opt.step()
+        sparse.step()
+    saved, weights = sparse.state_dict(), {k: v.clone() for k, v in net.state_dict().items()}
+    # A framework restores the weights first and builds the engine after (Lightning's resume order)
+    other, other_opt = _one_net()
+    other.load_state_dict(weights)
+    resumed = SparseTraining({"net": other}, {"net": other_opt}, "stu", sparsity={"net": 0.8}, steps=20,
+                             update_interval=3, seed=5, state=saved)
+    assert resumed.completed == 7
+    assert all(torch.equal(other.state_dict()[k], weights[k]) for k in weights)
+    assert all(torch.equal(resumed.masks["net"].masks[n], sparse.masks["net"].masks[n]) for n in weights
+               if n in sparse.masks["net"].masks)

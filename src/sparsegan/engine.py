@@ -117,7 +117,9 @@ class SparseTraining:
     :class:`~sparsegan.methods.Method`. ``loss_probe``: name -> that net's loss on a fresh batch
     (SNIP, GraSP). ``generators``: the random streams of the masks at set-up and of the topology
     updates (default: seeded from ``seed``, as the loop). ``ticket``: masks (and weights) to start
-    from instead of the method's own (:class:`~sparsegan.methods.transfer.Ticket`).
+    from instead of the method's own (:class:`~sparsegan.methods.transfer.Ticket`). ``state``: a
+    ``state_dict()`` to resume from when the nets already hold the checkpoint's weights (set-up's
+    fresh masks would otherwise zero some of them first).
 
     After construction: ``step()`` once per iteration after the optimizers' steps;
     ``observe_balance(ratio)`` for ADAPT; ``ema(net)`` for the sparse EMA (sample from its
@@ -137,6 +139,7 @@ class SparseTraining:
         loss_probe: Callable[[str], Tensor] | None = None,
         generators: tuple[torch.Generator, torch.Generator] | None = None,
         ticket: Ticket | None = None,
+        state: Mapping[str, Any] | None = None,
         **options: Any,
     ):
         if not nets:
@@ -146,6 +149,16 @@ class SparseTraining:
         if missing:
             raise UserError(f"no optimizer for net {missing[0]!r}: pass optimizers={{name: optimizer}} for every net")
         self.optimizers = {n: optimizers[n] for n in self.nets}
+        for net, opt in self.optimizers.items():
+            if not isinstance(opt, torch.optim.Optimizer):
+                inner = getattr(opt, "optimizer", None)
+                hint = f" (it wraps a {type(inner).__name__}: pass that, e.g. opt.optimizer)" \
+                    if isinstance(inner, torch.optim.Optimizer) else ""
+                raise UserError(f"the optimizer of net {net!r} is a {type(opt).__name__}, not a torch.optim.Optimizer"
+                                f"{hint}")
+            if isinstance(opt, torch.optim.LBFGS):
+                raise UserError(f"net {net!r}: LBFGS evaluates its closure several times per step, which the masks' "
+                                "gradient hook cannot follow; use a first-order optimizer (Adam, AdamW, SGD)")
         if isinstance(method, Method):
             if sparsity is not None or steps is not None or options:
                 raise UserError("a built method carries its own options: pass sparsity / steps / options with a "
@@ -176,6 +189,10 @@ class SparseTraining:
                     raise UserError(f"the optimizer of net {net!r} does not hold its weight {name!r}: give each net "
                                     "the optimizer that steps its parameters")
         self.masks_rng, self.topology_rng = generators or (seeded_generator(seed, 1), seeded_generator(seed, 3))
+        # Resuming with state=: the nets already hold the checkpoint's weights, which set-up's fresh
+        # masks would zero; they are kept aside and put back under the checkpoint's masks.
+        held = None if state is None else {n: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                                           for n, m in self.nets.items()}
         self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe,
                                         ticket=ticket))
         # Optimizers may hold state already (a dense warm-up, a resumed dense checkpoint, PF's source
@@ -193,6 +210,10 @@ class SparseTraining:
             served = tuple(n for n in self.method.nets if self.optimizers[n] is opt)
             self._hooks.append(opt.register_step_pre_hook(self._before(served)))
             self._hooks.append(opt.register_step_post_hook(self._after(served)))
+        if state is not None:
+            for n, module in self.nets.items():
+                module.load_state_dict(held[n])
+            self.load_state_dict(state)
 
     # --- the one place that keeps inactive weights at exactly 0 ---------------------------------
     # Mask edits zero the weights they deactivate (MaskSet.apply_ after every change, in set-up and
@@ -243,6 +264,17 @@ class SparseTraining:
 
     def _before(self, served: tuple[str, ...]):
         def hook(optimizer, args, kwargs):
+            # step(closure) computes the gradients inside step(), after this hook: run the closure
+            # here (as the optimizer would) and hand step() its result, so that the gradients masked
+            # and captured below are this step's (PyTorch Lightning's automatic optimisation).
+            # (The hook's args are step()'s own: the optimizer first, then the closure if positional.)
+            closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+            replaced = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+                rest = {k: v for k, v in kwargs.items() if k != "closure"}
+                replaced = (args[:1], {**rest, "closure": lambda: loss})
             for net in served:
                 if net in self._unverified:
                     if self.method.enforce_masks:
@@ -251,6 +283,7 @@ class SparseTraining:
                 self.method.capture_gradients(net, self.completed + 1)  # before masking: the dense one
                 if self.method.enforce_masks and self.method.opts.mask_gradients:
                     self.method.masks[net].mask_grads_()
+            return replaced
         return hook
 
     def _after(self, served: tuple[str, ...]):

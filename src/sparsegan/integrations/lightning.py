@@ -27,7 +27,6 @@ Needs ``lightning`` (``pip install "sparsegan[lightning]"``); the callback is a
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Mapping
 
@@ -79,28 +78,24 @@ class SparseTrainingCallback(pl.Callback):
         # Here, not in setup(): the optimizers exist only after the strategy's setup.
         nets = {name: self._net(pl_module, name, attr) for name, attr in self.net_attrs.items()}
         optimizers = _owners(nets, trainer.optimizers)
-        if any(isinstance(o, torch.optim.LBFGS) for o in optimizers.values()):
-            raise UserError("LBFGS re-evaluates its closure within one step; SparseTrainingCallback runs it once")
         steps = self._schedule_steps(trainer, pl_module)
         for opt in {id(o): o for o in optimizers.values()}.values():
-            # Registered before SparseTraining's hooks, so that they run first (torch calls hooks in order).
-            self._hooks.append(opt.register_step_pre_hook(_closure_first))
             self._hooks.append(opt.register_step_post_hook(self._mark_stepped))
-        # Building the masks zeroes the weights they leave out; on resume those are the checkpoint's
-        # weights, which the restored masks keep: put them back after.
-        restored = {n: copy.deepcopy(net.state_dict()) for n, net in nets.items()} if self._pending else None
+        # On resume the nets already hold the checkpoint's weights: state= keeps them under its masks
+        # (the engine runs Lightning's step closure itself, before it masks the gradients).
+        pending, self._pending = self._pending, None
         try:
             self.sparse = SparseTraining(nets, optimizers, self.method, sparsity=self.sparsity, steps=steps,
-                                         seed=self.seed, **self.options)
+                                         seed=self.seed, state=None if pending is None else pending["sparse"],
+                                         **self.options)
         except Exception:
             self.teardown(trainer, pl_module, "fit")  # misuse leaves the optimizers as they were
             raise
         self.emas = {net: self.sparse.ema(net, beta) for net, beta in self.ema_betas.items()}
-        if self._pending is not None:
-            self._load(self._pending)
-            for n, net in nets.items():
-                net.load_state_dict(restored[n])
-            self._pending = None
+        if pending is not None:
+            for net, ema in self.emas.items():
+                if net in pending.get("ema", {}):
+                    ema.load_state_dict(pending["ema"][net])
         self.sparse.broadcast_masks()  # under DDP: rank 0's masks everywhere (a no-op on one process)
 
     def _net(self, pl_module: pl.LightningModule, name: str, attr: str) -> nn.Module:
@@ -181,17 +176,3 @@ def _owners(nets: Mapping[str, nn.Module], optimizers) -> dict[str, torch.optim.
                             "give each net one optimizer that holds its weights")
         out[name] = optimizers[owners[0]]
     return out
-
-
-def _closure_first(optimizer, args, kwargs):
-    """Lightning's automatic optimisation hands the forward and backward to ``optimizer.step`` as a
-    closure, which torch runs inside ``step()``, after the step's pre-hooks: SparseTraining's hook
-    would see the last iteration's gradients, mask those, and the fresh ones would move inactive
-    weights. Run the closure first, here, and give the step its result. (A manual ``opt.step()``
-    has a closure that does nothing; AMP runs the closure before ``step`` and passes none.)"""
-    closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        loss = closure()
-    return args[:1], {**kwargs, "closure": lambda: loss}
