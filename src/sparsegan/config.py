@@ -11,13 +11,10 @@ option of a group the chosen method does not take is refused as having no effect
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import types
-import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import yaml
 
@@ -39,7 +36,7 @@ from sparsegan.methods.pf import PFOptions
 from sparsegan.methods.prune_at_init import ProbeOptions
 from sparsegan.methods.stu import ExploreOptions
 from sparsegan.methods.transfer import TransferOptions
-from sparsegan.options import Options, choices_of, group_fields, option
+from sparsegan.options import Options, choices_of, field_type, group_fields, option, typed_value
 from sparsegan.protocols import DEFAULT_METRICS, SPLITS
 
 # The option groups of the methods, in the order of ``--help`` and config.json. Each is defined with
@@ -346,39 +343,13 @@ def describe_inapplicable(cfg: TrainConfig, problems: Mapping[str, str]) -> str:
             "config.json as ignored")
 
 
-def field_type(f: dataclasses.Field) -> tuple[type, bool]:
-    """(base type, optional) of a config field."""
-    hints = typing.get_type_hints(TrainConfig)
-    t = hints[f.name]
-    args = typing.get_args(t)
-    if typing.get_origin(t) in (typing.Union, types.UnionType) and type(None) in args:
-        return next(a for a in args if a is not type(None)), True
-    return t, False
-
-
 def coerce(name: str, value: Any) -> Any:
     """Check a YAML / override value against the field's type; ints are accepted for floats."""
-    by_name = {f.name: f for f in fields(TrainConfig)}
-    if name not in by_name:
+    if name not in {f.name for f in fields(TrainConfig)}:
         raise UserError(f"unknown config key {name!r}")
-    base, optional = field_type(by_name[name])
-    if value is None:
-        if optional:
-            return None
+    if value is None and not field_type(TrainConfig, name)[1]:
         raise UserError(f"config key {name!r} may not be null")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-    elif base is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif base is str:
-        if isinstance(value, str):
-            return value
-    raise UserError(f"config key {name!r} must be {base.__name__}, got {type(value).__name__} {value!r}")
+    return typed_value(TrainConfig, name, value, f"config key {name!r}")
 
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -421,46 +392,3 @@ def upgrade_keys(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_config(values: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: coerce(k, v) for k, v in upgrade_keys(values).items()})
-
-
-def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
-    """One flag per TrainConfig field (or per field of ``names``), from the field's definition: its
-    help, type, choices and default, under its group's heading. Defaults are suppressed (a YAML value
-    or the field's own default applies), so every verb that takes these options gets them from here,
-    and a default exists once."""
-    choices = choice_values()
-    wanted = None if names is None else set(names)
-    by_name = {f.name: f for f in fields(TrainConfig)}
-    for group in GROUPS:
-        own = [n for n in group_fields(group) if wanted is None or n in wanted]
-        if not own:
-            continue
-        users = applies_to(own[0])
-        title = group.title + (f" [methods: {', '.join(users)}]" if users else "")
-        section = p.add_argument_group(title) if names is None else p
-        for name in own:
-            f = by_name[name]
-            base, _ = field_type(f)
-            flag = flag_of(name)
-            default = f.default if f.default is not MISSING else None
-            help_ = f.metadata.get("help", "")
-            if name in choices:
-                help_ += f" ({'|'.join(choices[name])})"
-            help_ += f" [default: {default}]"
-            if base is bool:
-                section.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                                     default=argparse.SUPPRESS, help=help_)
-            else:
-                section.add_argument(flag, dest=name, type=_typed(base, flag), default=argparse.SUPPRESS,
-                                     metavar=base.__name__.upper(), help=help_)
-
-
-def _typed(base: type, flag: str) -> Callable[[str], object]:
-    def convert(text: str):
-        try:
-            return base(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
-
-    convert.__name__ = base.__name__
-    return convert

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from sparsegan.config import add_config_flags, build_config
+from sparsegan.commands.flags import add_config_flags
+from sparsegan.config import build_config
 from sparsegan.errors import UserError
 
 # The config options of a planned count (no run folder): what the model, its masks and the training

@@ -8,9 +8,9 @@ import os
 import sys
 from dataclasses import fields
 
+from sparsegan.commands.flags import add_config_flags
 from sparsegan.config import (
     TrainConfig,
-    add_config_flags,
     build_config,
     describe_inapplicable,
     flag_of,
@@ -77,7 +77,7 @@ def add_parser(sub) -> None:
                    help="print the resolved config (and what it ignores), check the device and the training data it "
                         "would use, and exit")
     p.add_argument("--allow-ignored", action="store_true",
-                   help="record options that have no effect for this method in config.json (\"ignored\") "
+                   help="record options that have no effect for this method in the run's config (\"ignored\") "
                         "instead of refusing them; sweeps pass it, since one base serves several methods")
     p.add_argument("--resume", metavar="auto|PATH",
                    help="continue from the newest valid checkpoint or a given one; a completed run is left "
