@@ -6,15 +6,15 @@
 and stores ``Y[i]`` once per active weight: with 64 columns that is as many memory operations as
 multiply-adds, and the kernel runs at a fifth of the core's multiply-add rate. Here four active
 weights share one pass, ``Y[i] += a0 X[k0] + a1 X[k1] + a2 X[k2] + a3 X[k3]``: the output row
-moves a quarter as often, and the four loads of ``X`` feed four multiply-adds per output value.
-Two or eight at a time measured within 10 % (better at 64 columns, worse at 1,024); register
-accumulators over column tiles were slower (LLVM kept them scalar). X is indexed in 2-D, not
+moves a quarter as often, and the four loads of ``X`` feed four multiply-adds per output value
+(two or eight at a time did no better; register accumulators over column tiles stay scalar under
+LLVM). X is indexed in 2-D, not
 through row views (no reference counting per active weight).
 
 The epilogue (bias, then ReLU / LeakyReLU / tanh) runs on each output row while it is still in
 L1, instead of as separate passes over the whole output. tanh is a rational approximation that
-vectorises (PyTorch's CPU tanh cost 3 ns per value here, as much as the sparse product of a
-generator's last layer at 95 % sparsity).
+vectorises (PyTorch's CPU tanh costs as much as the sparse product of a generator's last layer at
+95 % sparsity).
 
 The function releases the GIL (``nogil``) so row blocks can run on a thread pool. numba compiles it
 on the first call (a few seconds) and caches the machine code on disk. Without numba installed,
