@@ -155,8 +155,8 @@ def test_help_lists_options_under_their_groups(capsys):
 
 
 def test_the_api_refuses_an_option_of_another_method():
-    from sparsegan.engine import build_method
     from sparsegan.errors import UserError
+    from sparsegan.methods.build import build_method
 
     with pytest.raises(UserError, match="'gmp_start' is not an option of 'stu'"):
         build_method("stu", steps=10, sparsity={"G": 0.5}, gmp_start=0.2)
