@@ -388,14 +388,18 @@ def test_lottery_ticket_claims_without_comparable_evaluations_stay_inconclusive(
     assert "up to 99.0 % sparsity (the paper: up to 99 %): **reproduced**" in ae
 
 
-def test_readme_results_quote_the_generated_files():
-    """Every decimal the README's results section quotes is in a generated results file (or the
-    study's README): a number that changes with new runs must be re-quoted, not left stale."""
+@pytest.mark.parametrize("page, heading, least", [("README.md", "## Results: the Fashion-MNIST study", 20),
+                                                 ("docs/results.md", "# ", 60)])
+def test_readme_results_quote_the_generated_files(page, heading, least):
+    """Every decimal the README's results section and the docs' results page quote is in a generated
+    results file (or the study's README): a number that changes with new runs must be re-quoted,
+    not left stale."""
     import re
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Results: the Fashion-MNIST study")[1].split("\n## ")[0]
+    text = (ROOT / page).read_text()
+    section = text.split(heading, 1)[1].split("\n## Where the study lives")[0] if page != "README.md" else \
+        text.split(heading)[1].split("\n## ")[0]
     quoted = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", section))
-    assert len(quoted) > 20
+    assert len(quoted) > least
     files = " ".join(p.read_text() for p in STUDY.glob("*.md"))
     present = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", files))
     assert quoted <= present, sorted(quoted - present)
