@@ -149,8 +149,10 @@ def split_label(label: str) -> tuple[str, Protocol | None]:
 
 
 def eval_file(run: str | Path, metric: str, protocol: Protocol) -> Path:
-    """Where ``sparsegan eval`` keeps one evaluator metric's result for one protocol."""
-    return Path(run) / "eval" / f"{metric}{protocol.suffix}.json"
+    """Where ``sparsegan eval`` keeps one evaluator metric's result for one protocol (RUN/eval/...)."""
+    from sparsegan.run_folder import RunLayout  # not at import: the CLI's parsers read this module
+
+    return RunLayout(run).eval_file(metric, protocol.suffix)
 
 
 def value_names(rec: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,6 @@ Reference statistics are cached (see sparsegan.metrics.reference).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from sparsegan.protocols import DEFAULT_BATCH_SIZE, DEFAULT_METRICS, DEFAULT_NUM
 
 
 def _run_step(run: Path) -> int | None:
-    from sparsegan.run_folder import SUMMARY, read_json_or_none
+    from sparsegan.run_folder import RunFolder, read_json_or_none
 
-    step = (read_json_or_none(run / SUMMARY) or {}).get("step")
+    step = (read_json_or_none(RunFolder(run).summary_file) or {}).get("step")
     return step if isinstance(step, int) else None
 
 
@@ -33,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsegan.metrics.translation import evaluate_translation
     from sparsegan.models import MODEL_KIND
     from sparsegan.protocols import Protocol, eval_file, file_sha256
-    from sparsegan.run_folder import FINAL, GENERATOR_FILES, write_json
+    from sparsegan.run_folder import RunDir, RunFolder, in_final, write_json
     from sparsegan.training.distributed import DistContext
 
     # Under torchrun every rank generates and extracts its share of the samples; rank 0 gathers
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
     # The step and the weights file these values will belong to, read before the weights are.
-    weights = run_dir / FINAL / GENERATOR_FILES.get(args.generator, "")
+    weights = RunFolder(run_dir).generator_file(args.generator)
     sha, step = file_sha256(weights), _run_step(run_dir)
     G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
     data_root = args.data_root if args.data_root is not None else config.get("data_root")
@@ -79,16 +78,15 @@ def run(args: argparse.Namespace) -> int:
         # One file per (metric, protocol): another sample count or split never overwrites this one.
         path = eval_file(run_dir, name, protocol)
         write_json(path, {"metric": name, "protocol": protocol.label(name), **r, **fields, "step": step,
-                           "generator_file": f"final/{weights.name}", "generator_sha256": sha})
-        written.append(path.name)
+                           "generator_file": in_final(weights.name), "generator_sha256": sha})
+        written.append(str(path))
     record = {"kind": "eval", "step": step, **flat_values(results), **fields, "source": "eval",
               "split": protocol.split, "protocol": protocol.suffix}
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    RunDir(run_dir).log(record)
     for name, r in results.items():
         values = ", ".join(f"{k}={v:.6g}" for k, v in r.items() if isinstance(v, float))
         print(f"{protocol.label(name)}: {values} at step {step} ({protocol.describe()})")
-    print(f"wrote {', '.join(str(run_dir / 'eval' / w) for w in written)}", file=sys.stderr)
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
     return 0
 
 

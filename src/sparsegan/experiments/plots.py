@@ -14,6 +14,7 @@ from typing import Callable
 from sparsegan.errors import UserError
 from sparsegan.experiments.results import RunResult
 from sparsegan.experiments.table import Cell, CellKey, Stat, pct
+from sparsegan.run_folder import SAMPLES, SUMMARY
 
 
 class NotApplicable(Exception):
@@ -118,7 +119,7 @@ def metric_vs_flops(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path
         if m.n and f.n:
             pts.append((lab, sd, sg, f.mean, m))
     if not pts:
-        raise NotApplicable(f"no run has both {metric} and summary.json 'flops'; nothing was estimated")
+        raise NotApplicable(f"no run has both {metric} and {SUMMARY} 'flops'; nothing was estimated")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for lab in dict.fromkeys(p[0] for p in pts):
@@ -129,7 +130,7 @@ def metric_vs_flops(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path
             ax.annotate(f"G{100 * p[2]:g}/D{100 * p[1]:g}", (p[3], p[4].mean), fontsize=6,
                         textcoords="offset points", xytext=(3, 3))
     ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs (summary.json)")
+    ax.set_xlabel(f"training FLOPs ({SUMMARY})")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -229,7 +230,7 @@ def sample_grids(cells: dict[CellKey, Cell], path: Path) -> Path:
                 shown.append((f"{lab}\nG {pct(sg)} / D {pct(sd)} (seed {r.seed})", r.samples[-1]))
                 break
     if not shown:
-        raise NotApplicable("no run has samples/*.png")
+        raise NotApplicable(f"no run has {SAMPLES}/*.png")
     fig, axes = _panels(len(shown), (3.3, 3.6))
     for ax, (title, png) in zip(axes, shown):
         with Image.open(png) as im:

@@ -27,6 +27,7 @@ from sparsegan.experiments.results import (
 )
 from sparsegan.experiments.table import Table, details_table, group, metric_table
 from sparsegan.protocols import split_label
+from sparsegan.run_folder import CONFIG, METRICS, SUMMARY
 
 FIGURES = "figures"
 
@@ -78,7 +79,7 @@ def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | Non
     b.append(Block("h2", "Runs: steps, densities, ITOP rate and cost (means over seeds)"))
     b.append(Block("table", table=details_table(cells)))
     if not any(r.flops is not None for r in runs):
-        b.append(Block("p", "Training FLOPs: no run has summary.json 'flops'; nothing was estimated."))
+        b.append(Block("p", f"Training FLOPs: no run has {SUMMARY} 'flops'; nothing was estimated."))
     b.append(Block("h2", "Figures"))
     if have_metric:
         label = next(lab for lab in labels if any(r.metric(lab) is not None for r in runs))
@@ -197,7 +198,7 @@ def write_report(runs_dir: str | Path, out: str | Path, metric: str | None = Non
         raise UserError(f"runs folder {root} not found")
     runs = load_runs(root)
     if not runs:
-        raise UserError(f"no run folders (config.json + metrics.jsonl or summary.json) under {root}")
+        raise UserError(f"no run folders ({CONFIG} + {METRICS} or {SUMMARY}) under {root}")
     plots.pyplot()  # fail early, in one line, when matplotlib is missing
     metric = choose_metric(runs, metric)
     (out / FIGURES).mkdir(parents=True, exist_ok=True)

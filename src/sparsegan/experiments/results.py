@@ -30,7 +30,7 @@ from sparsegan.protocols import (
     staleness,
     value_names,
 )
-from sparsegan.run_folder import CONFIG, METRICS, SUMMARY, read_json_or_none, read_records
+from sparsegan.run_folder import RunFolder, find_run_folders, read_json_or_none, read_records
 
 # Lower is better unless listed here.
 HIGHER_IS_BETTER = {"is", "precision", "recall", "pr_precision", "pr_recall", "inception_score"}
@@ -145,7 +145,7 @@ class RunResult:
         """label -> the run's latest measurement of it, current or stale (see the module doc)."""
         out: dict[str, Measurement] = {}
         from_files: set[str] = set()
-        for path in sorted((self.path / "eval").glob("*@*.json")):
+        for path in RunFolder(self.path).eval_files():
             data = read_eval_file(path)
             proto = Protocol.of_record(data) if data else None
             if proto is None:
@@ -203,7 +203,7 @@ class RunResult:
 
     @property
     def samples(self) -> list[Path]:
-        return sorted((self.path / "samples").glob("*.png"))
+        return RunFolder(self.path).sample_files()
 
     def balance_series(self) -> list[tuple[int, float]]:
         out = []
@@ -215,21 +215,16 @@ class RunResult:
         return out
 
 
-def is_run_folder(path: Path) -> bool:
-    return (path / CONFIG).is_file() and ((path / METRICS).exists() or (path / SUMMARY).exists())
-
-
 def load_runs(root: str | Path) -> list[RunResult]:
     """Every run folder at or below ``root``, sorted by path."""
     root = Path(root)
-    found = [root] if is_run_folder(root) else sorted(p.parent for p in root.rglob("config.json")
-                                                      if is_run_folder(p.parent))
     runs = []
-    for path in found:
-        config = read_json_or_none(path / CONFIG)
+    for path in find_run_folders(root):
+        folder = RunFolder(path)
+        config = read_json_or_none(folder.config_file)
         if not isinstance(config, dict):
             continue
-        summary = read_json_or_none(path / SUMMARY)
+        summary = read_json_or_none(folder.summary_file)
         name = str(path.relative_to(root)) if path != root else path.name
         runs.append(RunResult(path=path, name=name, config=config,
                               summary=summary if isinstance(summary, dict) else {},

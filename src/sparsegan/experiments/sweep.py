@@ -38,7 +38,7 @@ from tqdm import tqdm
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
-from sparsegan.run_folder import read_json_or_none
+from sparsegan.run_folder import RunFolder, read_json_or_none
 
 # Keys that may differ between the run folder and the grid without making it another run:
 # where it runs, how often it logs, and how long it trains (a longer run resumes, a shorter one is done).
@@ -57,21 +57,22 @@ class PointResult:
     message: str = ""
 
 
-def _has_checkpoint(run: Path) -> bool:
-    ck = run / "checkpoints"
-    return ck.is_dir() and any(p.name.startswith("state-") and p.suffix == ".pt" for p in ck.iterdir())
+def _summary(run: Path) -> dict:
+    """The point's summary.json as it is now ({} while it has none)."""
+    return read_json_or_none(RunFolder(run).summary_file) or {}
 
 
 def _resumable(run: Path) -> bool:
     """Whether the folder holds training worth keeping. An IMP run or control (launch/rounds.py)
     checkpoints in its sub-runs RUN/rounds/round-KK/, never in RUN/checkpoints/: its rounds/ folder
     is what marks it, and ``--overwrite`` would delete every finished round of the chain."""
-    return _has_checkpoint(run) or (run / "rounds").is_dir()
+    folder = RunFolder(run)
+    return folder.has_checkpoint() or folder.rounds.is_dir()
 
 
 def point_state(run: Path, point: Point) -> str:
     """completed | diverged | resume | new; refuses a folder that holds a different run."""
-    config = read_json_or_none(run / "config.json")
+    config = read_json_or_none(RunFolder(run).config_file)
     if config is not None:
         for key, want in resolve(point.values, run.parent).items():
             if key in TOLERATED or key not in config:
@@ -81,7 +82,7 @@ def point_state(run: Path, point: Point) -> str:
                     f"{run} was trained with {key}={config[key]!r} but the grid now asks for {want!r}; "
                     "use another --out or delete that folder"
                 )
-    summary = read_json_or_none(run / "summary.json") or {}
+    summary = _summary(run)
     steps = point.values.get("steps")
     if summary.get("status") == "completed" and (steps is None or summary.get("step", 0) >= steps):
         return "completed"
@@ -96,7 +97,7 @@ def missing_evals(run: Path, grid: Grid) -> list[str]:
     if not grid.eval_metrics:
         return []
     metrics, protocol = grid.eval_protocol()
-    step = (read_json_or_none(run / "summary.json") or {}).get("step")
+    step = _summary(run).get("step")
     todo = []
     for m in metrics:
         data = read_eval_file(eval_file(run, m, protocol))
@@ -156,13 +157,13 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
         rc, msg = launch(train_argv(out, point, state), log)
         if rc in STOPPED:
             raise KeyboardInterrupt
-        diverged = (read_json_or_none(run / "summary.json") or {}).get("status") == "diverged"
+        diverged = _summary(run).get("status") == "diverged"
         if rc != 0 and not diverged:
             return PointResult(point.name, "failed", "failed", time.perf_counter() - start,
                                f"train exit {rc} {msg}".strip())
         action = "resumed" if state == "resume" else "ran"
     todo = missing_evals(run, grid)  # also re-measures a point that trained on past its evaluation
-    summary = read_json_or_none(run / "summary.json") or {}
+    summary = _summary(run)
     if todo and summary.get("status") == "completed":
         rc, msg = launch(["eval", str(run), *grid.eval_args(), "--no-progress"], log)
         if rc in STOPPED:
@@ -171,7 +172,7 @@ def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], 
             return PointResult(point.name, "failed", summary.get("status", "?"), time.perf_counter() - start,
                                f"eval exit {rc} {msg}".strip())
         action = "evaluated" if action == "skipped" else action
-        summary = read_json_or_none(run / "summary.json") or summary
+        summary = _summary(run) or summary
     return PointResult(point.name, action, summary.get("status", "unknown"), time.perf_counter() - start,
                        _metric_note(run, grid))
 

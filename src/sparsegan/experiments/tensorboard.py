@@ -8,16 +8,14 @@ imported only here, only when asked for.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 from sparsegan.errors import UserError
+from sparsegan.run_folder import RunFolder
 
 # Record fields that are bookkeeping, not curves.
 _SKIP = {"kind", "step", "net", "generator", "checkpoint", "num_samples", "split"}
-_SAMPLE = re.compile(r"step-(\d+)\.png$")
 
 
 def summary_writer_class():
@@ -43,44 +41,33 @@ class TensorBoardMirror:
 
     def __init__(self, run: str | Path):
         self.run = Path(run)
+        self.folder = RunFolder(run)
         # The mirror is rebuilt from the run folder each time (a resumed run rewrites its
         # records after the checkpoint), so old event files would only show stale duplicates.
-        for old in (self.run / "tensorboard").glob("events.out.tfevents.*"):
+        for old in self.folder.tensorboard.glob("events.out.tfevents.*"):
             old.unlink()
-        self.writer = summary_writer_class()(log_dir=str(self.run / "tensorboard"))
+        self.writer = summary_writer_class()(log_dir=str(self.folder.tensorboard))
         self._offset = 0
         self._images: set[str] = set()
 
     def sync(self) -> None:
-        path = self.run / "metrics.jsonl"
-        if path.exists():
-            with open(path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
-            self._offset += len(complete)
-            for line in complete.decode().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(rec, dict):
-                    for tag, v in scalars(rec).items():
-                        self.writer.add_scalar(tag, v, int(rec.get("step", 0)))
-        for png in sorted((self.run / "samples").glob("step-*.png")):
+        records, self._offset = self.folder.records_from(self._offset)  # a line still being written waits
+        for rec in records:
+            for tag, v in scalars(rec).items():
+                self.writer.add_scalar(tag, v, int(rec.get("step", 0)))
+        for step, png in self.folder.sample_steps():
             if png.name not in self._images:
                 self._images.add(png.name)
-                self._add_image(png)
+                self._add_image(png, step)
         self.writer.flush()
 
-    def _add_image(self, png: Path) -> None:
+    def _add_image(self, png: Path, step: int) -> None:
         import numpy as np
         from PIL import Image
 
         with Image.open(png) as im:
             arr = np.asarray(im.convert("RGB"))
-        m = _SAMPLE.search(png.name)
-        self.writer.add_image("samples", arr, int(m.group(1)) if m else 0, dataformats="HWC")
+        self.writer.add_image("samples", arr, step, dataformats="HWC")
 
     def close(self) -> None:
         self.sync()

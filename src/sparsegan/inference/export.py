@@ -103,8 +103,7 @@ def export_run(run: str | Path, *, fmt: str = "csr", generator: str = "ema",
     G, _, spec = rf.build_nets(generator, with_d=False)
     g_state = rf.generator_state(generator)
     G.load_state_dict(g_state)
-    suffix = ".csr.safetensors" if fmt == "csr" else ".safetensors"
-    path = Path(out) if out else rf.path / "export" / f"generator_{generator}{suffix}"
+    path = Path(out) if out else rf.export_file(generator, fmt)
     info = {"generator": generator, "source_run": rf.path.name, "method": rf.config.get("method"),
             "step": rf.steps_done()}
     return path, export_generator(G, rf.masks.get("G", {}), model=rf.config["model"], spec=spec,

@@ -1,6 +1,6 @@
 """IMP / GAN Tickets orchestration: rounds of whole runs, each a sub-run folder.
 
-An IMP run (``--method imp``)::
+An IMP run (``--method imp``), laid out by :class:`sparsegan.run_folder.RunLayout`::
 
     RUN/config.json             the resolved config + "imp_rounds" (density plan) + "imp_ranking_by_net"
     RUN/metrics.jsonl           one kind=round record per round (density, ranking, start step, metrics)
@@ -44,13 +44,11 @@ Re-running with ``--resume auto`` skips finished rounds and resumes the interrup
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from sparsegan.config import TrainConfig
@@ -59,13 +57,12 @@ from sparsegan.files import save_safetensors
 from sparsegan.launch.single_run import train_one as train
 from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
-from sparsegan.run_folder import RunDir, RunFolder, read_json, read_records
+from sparsegan.run_folder import RunDir, RunFolder, RunLayout, load_tensors, read_json, read_records
 from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
 from sparsegan.training.distributed import DistContext, resolve_device
 from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
 
-FILES = {"G": "generator", "D": "discriminator"}
 # What a control must share with the IMP run whose tickets it trains.
 CONTROL_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "loss", "prunable", "prune_nets",
                 "imp_rate", "rewind_step", "imp_d", "imp_ranking", "steps", "batch_size", "g_batch_size", "n_dis",
@@ -95,7 +92,7 @@ def _check_resume(cfg: TrainConfig, resume: str | None) -> None:
     if resume is None:
         return
     try:
-        saved = read_json(Path(cfg.out) / "config.json")
+        saved = read_json(RunFolder(cfg.out).config_file)
     except (OSError, ValueError):
         return  # nothing trained yet: nothing to mix
     asked = {key: getattr(cfg, key) for key in ROUND_KEYS} | {"imp_rounds": _rounds_plan(cfg)}
@@ -107,34 +104,31 @@ def _check_resume(cfg: TrainConfig, resume: str | None) -> None:
 
 def _done(folder: Path) -> bool:
     try:
-        return read_json(folder / "summary.json").get("status") == "completed"
+        return read_json(RunFolder(folder).summary_file).get("status") == "completed"
     except (OSError, ValueError):
         return False
 
 
-def _capture(folder: Path, prefix: str, t) -> None:
+def _capture(run: RunDir, prefix: str, t) -> None:
     if not t.dist.is_main:  # rank 0 writes; the others read it after the round (a barrier)
         return
     for net, module in (("G", t.G), ("D", t.D)):
-        save_safetensors(folder / f"{prefix}-{FILES[net]}.safetensors", module.state_dict())
+        save_safetensors(run.rewind_file(prefix, net), module.state_dict())
 
 
-def _capture_position(folder: Path, t) -> None:
+def _capture_position(run: RunDir, t) -> None:
     """The data order and noise stream at the rewind step, where late-rewound rounds continue."""
     if not t.dist.is_main:
         return
-    state = {"step": t.step, "sampler": t.sampler.state_dict(),
-             "noise_rng": t.rng["noise"].get_state().numpy().tobytes().hex()}
-    tmp = folder / "rewind-position.json.tmp"
-    tmp.write_text(json.dumps(state))
-    tmp.replace(folder / "rewind-position.json")
+    run.write_rewind_position({"step": t.step, "sampler": t.sampler.state_dict(),
+                               "noise_rng": t.rng["noise"].get_state().numpy().tobytes().hex()})
 
 
-def _read_position(folder: Path) -> dict[str, Any]:
+def _read_position(run: RunLayout) -> dict[str, Any]:
     try:
-        return read_json(folder / "rewind-position.json")
+        return read_json(run.rewind_position)
     except (OSError, ValueError):
-        raise UserError(f"{folder} holds no rewind-position.json (the data position of --rewind-step): "
+        raise UserError(f"{run.rewind} holds no {run.rewind_position.name} (the data position of --rewind-step): "
                         "this IMP run predates late rewinding from that position; start it again with --overwrite"
                         ) from None
 
@@ -178,7 +172,7 @@ class _Rounds:
     def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:
         if k in self.done:
             return
-        summary = read_json(sub / "summary.json")
+        summary = read_json(RunFolder(sub).summary_file)
         self.run.log({"kind": "round", "step": k, "round": k, "density": density,
                       "run": str(sub.relative_to(self.run.path)), **extra,
                       "final_density": summary.get("density"), "metrics": summary.get("metrics", {}),
@@ -191,19 +185,17 @@ class _Rounds:
         self.dist.barrier()
         if not self.dist.is_main:
             return path
-        last_sub = path / "rounds" / f"round-{rounds[-1]:02d}"
-        for f in last_sub.joinpath("final").iterdir():
+        subs = [RunFolder(self.run.round_dir(k)) for k in rounds]
+        for f in subs[-1].final.iterdir():
             shutil.copy2(f, self.run.final / f.name)
         phases = []
-        for k in rounds:
-            sub = path / "rounds" / f"round-{k:02d}"
-            sc = read_json(sub / "config.json")
-            phases.append({"phase": sub.name, "steps": sc["steps"], "n_dis": sc["n_dis"],
+        for sub in subs:
+            sc = read_json(sub.config_file)
+            phases.append({"phase": sub.path.name, "steps": sc["steps"], "n_dis": sc["n_dis"],
                            "batch_size": sc["batch_size"],
-                           "density": _layer_densities(sub) if sc["method"] != "dense" else {"G": 1.0, "D": 1.0}})
-        wall = sum(read_json(path / "rounds" / f"round-{k:02d}" / "summary.json").get("wall_time_s", 0.0)
-                   for k in rounds)
-        last = read_json(last_sub / "summary.json")
+                           "density": _layer_densities(sub.path) if sc["method"] != "dense" else {"G": 1.0, "D": 1.0}})
+        wall = sum(read_json(sub.summary_file).get("wall_time_s", 0.0) for sub in subs)
+        last = read_json(subs[-1].summary_file)
         # Every round ends at the same point of the schedule, --steps (a late-rewound round starts at
         # step k and trains steps - k): that is the run's "step", so that a finished chain reads as
         # complete (a sweep relaunched it otherwise). The last round's own length is "round_steps".
@@ -227,39 +219,37 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     data = load_training_data(cfg)
     ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
-    path, dist = rounds.run.path, rounds.dist
-    rewind_dir = path / "rewind"
+    run, dist = rounds.run, rounds.dist
     if dist.is_main:
-        rewind_dir.mkdir(exist_ok=True)
+        run.rewind.mkdir(exist_ok=True)
     dist.barrier()
     k_rewind = cfg.rewind_step
 
     # Round 0: dense, capturing the weights (and data position) to rewind to.
-    sub0 = path / "rounds" / "round-00"
+    sub0 = run.round_dir(0)
     cfg0 = dataclasses.replace(cfg, method="dense", out=str(sub0), masks_from=None, masks_with_weights=False)
 
     def on_start(t) -> None:
         if t.step == 0:
-            _capture(rewind_dir, "init", t)
+            _capture(run, "init", t)
 
     def on_step(t) -> None:
         if t.step == k_rewind:
-            _capture(rewind_dir, "rewind", t)
-            _capture_position(rewind_dir, t)
+            _capture(run, "rewind", t)
+            _capture_position(run, t)
 
     if not _done(sub0):
         train(cfg0, resume="auto" if sub0.exists() else None, progress=progress, on_start=on_start, on_step=on_step)
     dist.barrier()
     rounds.log(0, sub0, {"G": 1.0, "D": 1.0}, start_step=0)
 
-    position = _read_position(rewind_dir) if k_rewind > 0 else None
+    position = _read_position(run) if k_rewind > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
         density = {net: plan[net][k - 1] for net in NETS}
-        sub = path / "rounds" / f"round-{k:02d}"
-        ticket = path / "tickets" / f"round-{k:02d}"
-        if dist.is_main and not (ticket / "final" / "masks.safetensors").exists():
-            _make_ticket(cfg, data, path, k, density, ranking, ticket / "final", build_nets)
+        sub, ticket = run.round_dir(k), run.ticket_dir(k)
+        if dist.is_main and not RunDir(ticket).final_file("masks").exists():
+            _make_ticket(cfg, data, run, k, density, ranking, RunDir(ticket), build_nets)
         dist.barrier()  # the ticket is written; every rank sees the same folders
         if not _done(sub):
             train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
@@ -294,25 +284,21 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def _load(folder: Path, name: str) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / name))
-
-
-def _start_weights(imp_run: Path, imp_d: str, rewind_step: int, net: str, k: int) -> dict[str, torch.Tensor]:
+def _start_weights(imp_run: RunLayout, imp_d: str, rewind_step: int, net: str, k: int) -> dict[str, torch.Tensor]:
     """The unpruned weights round k of an IMP run starts ``net`` from: its rewind-step weights
     (init when 0), D's init (``--imp-d init``), or round k-1's final D (``--imp-d keep``)."""
     if net == "D" and imp_d == "keep":
-        return _load(imp_run / "rounds" / f"round-{k - 1:02d}" / "final", "discriminator.safetensors")
+        return RunFolder(imp_run.round_dir(k - 1)).final_tensors("D")
     prefix = "init" if rewind_step == 0 or (net == "D" and imp_d == "init") else "rewind"
-    return _load(imp_run / "rewind", f"{prefix}-{FILES[net]}.safetensors")
+    return load_tensors(imp_run.rewind_file(prefix, net))
 
 
-def _write_ticket(out: Path, nets: dict[str, nn.Module], masks: dict[str, MaskSet]) -> None:
+def _write_ticket(out: RunDir, nets: dict[str, nn.Module], masks: dict[str, MaskSet]) -> None:
+    """The ticket's final/: both nets' (masked) weights, then its masks (which mark it written)."""
     for net in NETS:
         masks[net].apply_()
-        save_safetensors(out / f"{FILES[net]}.safetensors", nets[net].state_dict())
-    save_safetensors(out / "masks.safetensors",
-                     {f"{net}.{n}": m for net in NETS for n, m in masks[net].masks.items()})
+    out.save_final({**{net: nets[net].state_dict() for net in NETS},
+                    "masks": {f"{net}.{n}": m for net in NETS for n, m in masks[net].masks.items()}})
 
 
 def _masks_of(module: nn.Module, cfg: TrainConfig, saved: dict[str, torch.Tensor], net: str) -> MaskSet:
@@ -321,15 +307,15 @@ def _masks_of(module: nn.Module, cfg: TrainConfig, saved: dict[str, torch.Tensor
                    out_axes=output_axes(module))
 
 
-def _make_ticket(cfg: TrainConfig, data, run: Path, k: int, density: dict[str, float], ranking: dict[str, str],
-                 out: Path, build_nets) -> None:
+def _make_ticket(cfg: TrainConfig, data, run: RunLayout, k: int, density: dict[str, float], ranking: dict[str, str],
+                 out: RunDir, build_nets) -> None:
     """Ticket k: prune round k-1's final weights to the round's densities, rewind the survivors."""
-    prev = run / "rounds" / f"round-{k - 1:02d}" / "final"
+    prev = RunFolder(run.round_dir(k - 1))
     nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
-    prev_masks = _load(prev, "masks.safetensors")
+    prev_masks = prev.final_tensors("masks")
     masks = {}
     for net in NETS:
-        nets[net].load_state_dict(_load(prev, f"{FILES[net]}.safetensors"))
+        nets[net].load_state_dict(prev.final_tensors(net))
         masks[net] = _masks_of(nets[net], cfg, prev_masks, net)
         if net in cfg.prune_nets and density[net] < masks[net].density() - 0.5 / masks[net].numel():
             prune_to_density(masks[net], density[net], ranking[net])
@@ -341,38 +327,37 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     if cfg.tickets_from is None:
         raise UserError(f"--imp-control {cfg.imp_control} needs --tickets-from IMP_RUN: the finished IMP run "
                         "whose tickets it trains (controls run no pruning chain of their own)")
-    src = Path(cfg.tickets_from)
+    src = RunFolder(cfg.tickets_from)
     try:
-        src_cfg = read_json(src / "config.json")
+        src_cfg = read_json(src.config_file)
     except (OSError, ValueError):
-        raise UserError(f"--tickets-from {src}: no readable config.json; is it a sparsegan imp run?") from None
+        raise UserError(f"--tickets-from {src.path}: no readable {src.config_file.name}; is it a sparsegan imp run?"
+                        ) from None
     if src_cfg.get("method") != "imp" or src_cfg.get("imp_control", "none") != "none" or "imp_rounds" not in src_cfg:
-        raise UserError(f"--tickets-from {src} is not an IMP run (method {src_cfg.get('method')!r}, "
+        raise UserError(f"--tickets-from {src.path} is not an IMP run (method {src_cfg.get('method')!r}, "
                         f"control {src_cfg.get('imp_control')!r}); give the run of --method imp without a control")
-    if not _done(src):
-        raise UserError(f"--tickets-from {src} has not finished all its rounds; finish it first "
+    if not _done(src.path):
+        raise UserError(f"--tickets-from {src.path} has not finished all its rounds; finish it first "
                         "(sparsegan train ... --resume auto)")
     for key in CONTROL_KEYS:
         if src_cfg.get(key, _BEFORE.get(key)) != getattr(cfg, key):
-            raise UserError(f"--tickets-from {src} was trained with {key}={src_cfg.get(key)!r}, this control asks "
+            raise UserError(f"--tickets-from {src.path} was trained with {key}={src_cfg.get(key)!r}, this control asks "
                             f"for {getattr(cfg, key)!r}; a control trains the IMP run's tickets: give its options")
     plan = src_cfg["imp_rounds"]
     if plan != _rounds_plan(cfg):
-        raise UserError(f"--tickets-from {src} reached densities {plan}, this control's --sparsity-g/-d plan "
+        raise UserError(f"--tickets-from {src.path} reached densities {plan}, this control's --sparsity-g/-d plan "
                         f"{_rounds_plan(cfg)}; give the IMP run's sparsities")
     data = load_training_data(cfg)
     reinit_seed = cfg.seed + REINIT_SEED
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "reinit_seed": reinit_seed})
-    path, dist = rounds.run.path, rounds.dist
-    position = _read_position(src / "rewind") if cfg.rewind_step > 0 else None
+    run, dist = rounds.run, rounds.dist
+    position = _read_position(src) if cfg.rewind_step > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
         density = {net: plan[net][k - 1] for net in NETS}
-        source_ticket = src / "tickets" / f"round-{k:02d}"
-        sub = path / "rounds" / f"round-{k:02d}"
-        ticket = path / "tickets" / f"round-{k:02d}"
-        if dist.is_main and not (ticket / "final" / "masks.safetensors").exists():
-            _make_control_ticket(cfg, data, src, k, source_ticket / "final", ticket / "final", reinit_seed, build_nets)
+        source_ticket, sub, ticket = src.ticket_dir(k), run.round_dir(k), run.ticket_dir(k)
+        if dist.is_main and not RunDir(ticket).final_file("masks").exists():
+            _make_control_ticket(cfg, data, src, k, RunFolder(source_ticket), RunDir(ticket), reinit_seed, build_nets)
         dist.barrier()
         if not _done(sub):
             train(_round_cfg(cfg, sub, ticket, density), resume="auto" if sub.exists() else None,
@@ -383,16 +368,16 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     return rounds.finish(list(range(1, n_rounds + 1)))
 
 
-def _make_control_ticket(cfg: TrainConfig, data, src: Path, k: int, source: Path, out: Path, reinit_seed: int,
-                         build_nets) -> None:
+def _make_control_ticket(cfg: TrainConfig, data, src: RunLayout, k: int, source: RunFolder, out: RunDir,
+                         reinit_seed: int, build_nets) -> None:
     """Ticket k of the IMP run, re-initialised (reinit) or re-drawn with its counts (random), for
     the nets of --control-nets; the other net is the ticket's exactly."""
     nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
     fresh = dict(zip(NETS, build_nets(cfg, data, reinit_seed)))
-    ticket_masks = _load(source, "masks.safetensors")
+    ticket_masks = source.final_tensors("masks")
     masks = {}
     for net in NETS:
-        nets[net].load_state_dict(_load(source, f"{FILES[net]}.safetensors"))
+        nets[net].load_state_dict(source.final_tensors(net))
         masks[net] = _masks_of(nets[net], cfg, ticket_masks, net)
         if net not in cfg.control_nets:
             continue

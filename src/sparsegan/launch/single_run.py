@@ -61,10 +61,8 @@ def finish_run(t: Trainer, status: str) -> None:
     run, sparse = t.run, t.sparse
     if status == "completed":
         masks = {f"{net}.{n}": m for net in NETS for n, m in sparse.masks[net].masks.items()}
-        run.save_final({
-            "generator": t.G.state_dict(), "generator_ema": t.ema.model.state_dict(),
-            "discriminator": t.D.state_dict(), "masks": masks,
-        })
+        run.save_final({"G": t.G.state_dict(), "G_ema": t.ema.model.state_dict(), "D": t.D.state_dict(),
+                        "masks": masks})
     # The evaluation during training keeps its "metrics" in the same file (merged, not replaced).
     run.merge_summary({
         "step": t.step,

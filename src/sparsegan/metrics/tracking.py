@@ -20,9 +20,9 @@ from torch import nn
 from sparsegan.metrics.evaluate import METRICS, Evaluator, headline
 from sparsegan.metrics.generator import generator_sampler
 from sparsegan.protocols import Protocol
-from sparsegan.run_folder import merge_summary, read_records
+from sparsegan.run_folder import FINAL_FILES, in_final, merge_summary, read_records
 
-BEST_FILE = "generator_ema_best"
+BEST_FILE = "G_ema_best"  # the best generator's role in final/ (run_folder.FINAL_FILES), for RunDir.save_final
 
 
 def flat_values(results: dict[str, dict]) -> dict[str, Any]:
@@ -129,5 +129,5 @@ class TrainingEvaluation:
             return
         metrics = {"final": self.final or {}, "best": self.best or {}}
         if not METRICS.get(self.primary).needs_encoder:
-            metrics["best_generator"] = f"final/{BEST_FILE}.safetensors"
+            metrics["best_generator"] = in_final(FINAL_FILES[BEST_FILE])
         merge_summary(self.run_path, {"metrics": metrics})
