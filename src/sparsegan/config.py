@@ -339,8 +339,8 @@ def describe_inapplicable(cfg: TrainConfig, problems: Mapping[str, str]) -> str:
     shown = "" if isinstance(value, bool) else f" {value}"
     more = f" (and {len(problems) - 1} more: {', '.join(flag_of(k) for k in list(problems)[1:])})" \
         if len(problems) > 1 else ""
-    return (f"{flag_of(name)}{shown} {why}{more}; drop it, or pass --allow-ignored to record it in "
-            "config.json as ignored")
+    return (f"{flag_of(name)}{shown} {why}{more}; drop it, or pass --allow-ignored to record it in the "
+            "run's config as ignored")
 
 
 def coerce(name: str, value: Any) -> Any:

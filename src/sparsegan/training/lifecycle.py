@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from sparsegan.errors import TrainingStopped, UserError
+from sparsegan.run_folder import FINAL, SUMMARY
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -28,7 +29,7 @@ def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool
     """Say (on stderr) what resuming ``run`` from ``checkpoint`` will do; True: nothing to do.
 
     Nothing has been written when this is called, and nothing is written when it returns True."""
-    from sparsegan.run_folder import SUMMARY, read_json_or_none
+    from sparsegan.run_folder import read_json_or_none
 
     summary = read_json_or_none(run / SUMMARY) or {}
     done = summary.get("status") == "completed" and isinstance(summary.get("step"), int)
@@ -40,10 +41,10 @@ def resume_plan(run: Path, checkpoint: Path, ckpt_step: int, steps: int) -> bool
         if ckpt_step > steps:
             raise UserError(f"cannot resume {run}: its checkpoint {checkpoint.name} is at step {ckpt_step}, beyond "
                             f"--steps {steps}; pass --steps {ckpt_step} or more")
-        _say(f"sparsegan: resuming {run} at its last step {ckpt_step}: writing final/ and summary.json")
+        _say(f"sparsegan: resuming {run} at its last step {ckpt_step}: writing {FINAL}/ and {SUMMARY}")
     elif done and done_at == ckpt_step:
-        _say(f"sparsegan: {run} was complete at step {done_at}; continuing it to --steps {steps} (final/ and "
-             f"summary.json will be replaced at step {steps}; evaluations of step {done_at} become stale)")
+        _say(f"sparsegan: {run} was complete at step {done_at}; continuing it to --steps {steps} ({FINAL}/ and "
+             f"{SUMMARY} will be replaced at step {steps}; evaluations of step {done_at} become stale)")
     else:
         _say(f"sparsegan: resuming {run} from step {ckpt_step} ({checkpoint.name}) to step {steps}")
     return False

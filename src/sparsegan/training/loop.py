@@ -24,7 +24,7 @@ from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS
 from sparsegan.methods.adapt import balance_ratio
-from sparsegan.run_folder import RunDir
+from sparsegan.run_folder import RunDir, sample_name
 from sparsegan.training.distributed import DistContext
 from sparsegan.training.lifecycle import StopRequest, resume_plan
 from sparsegan.training.objectives import autoencoder_loss, preserved_buffers
@@ -95,12 +95,12 @@ def train(
             return run.path
         t.load_training_state(state)
         run.truncate_records_after(t.step)
-        previous = run.read_config() if (run.path / "config.json").exists() else None
+        previous = run.read_config() if run.config_file.exists() else None
         threads, warning = resume_threads(previous, t.device)
         if warning:
             print(warning, file=sys.stderr)
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads})
-    elif resume is not None and (run.path / "config.json").exists():
+    elif resume is not None and run.config_file.exists():
         check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device, t.data_info))
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
@@ -166,7 +166,7 @@ def train(
                 for hook in hooks.on_log:
                     hook(t)
             if step % cfg.sample_every == 0 or step == cfg.steps:
-                run.save_grid(*sample_grid(t, fixed), f"step-{step:08d}.png")
+                run.save_grid(*sample_grid(t, fixed), sample_name(step))
             if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
                 evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:

@@ -13,7 +13,7 @@ from torch import nn
 from sparsegan.config import TrainConfig
 from sparsegan.errors import UserError
 from sparsegan.methods.transfer import Ticket
-from sparsegan.run_folder import RunFolder
+from sparsegan.run_folder import CONFIG, RunFolder
 
 #: The keys a run must share with PF's dense run: fine-tuning weights trained on another dataset or
 #: model is a transfer, not PF (``--masks-from RUN --masks-with-weights`` does that, and says so).
@@ -29,7 +29,7 @@ def load_pf_source(cfg: TrainConfig, nets: dict[str, nn.Module]) -> list[dict[st
     try:
         source = src.config
     except UserError:
-        raise UserError(f"--from {src.path}: no readable config.json; is it a sparsegan run?") from None
+        raise UserError(f"--from {src.path}: no readable {CONFIG}; is it a sparsegan run?") from None
     for key in PF_SAME:
         if source.get(key) != getattr(cfg, key):
             raise UserError(f"--from {src.path} was trained with {key}={source.get(key)!r}, "

@@ -7,7 +7,6 @@ A checkpoint holds only tensors, numbers, strings and containers of them, so it 
 from __future__ import annotations
 
 import io
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,15 @@ import torch
 
 from sparsegan.errors import UserError
 from sparsegan.files import atomic_write_bytes
+from sparsegan.run_folder import CHECKPOINT_NAME, checkpoint_name
 
 FORMAT = "sparsegan-training-state"
 VERSION = 1
-_NAME = re.compile(r"^state-(\d{8})\.pt$")
+_NAME = CHECKPOINT_NAME
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"state-{step:08d}.pt"
+    return folder / checkpoint_name(step)
 
 
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -> Path:
