@@ -1,7 +1,7 @@
 """Block masks against unstructured masks at the same density: generator inference on the CPU.
 
-For each model and s_G, three generators with the same weights' distribution and the same ERK per-
-layer counts (a blocked layer's to within one block: edge blocks count at their size), their masks
+For each model and s_G, three generators with the same weights' distribution and the same ERK
+per-layer counts (a blocked layer's to within one block: edge blocks count at their size), their masks
 drawn by the sparsity engine in 1x1 (unstructured), 4x1 and 8x1 blocks (R output channels sharing
 an input and tap: ``--mask-block Rx1``). Each is timed in the runtime (auto mode: every kernel, the
 blocked ones where the matrix has row groups) against the dense masked PyTorch module in
