@@ -306,29 +306,15 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
         elif models is not None and MODEL_KIND.get(cfg.model, cfg.model) not in models:
             out[name] = f"has no effect with --model {cfg.model} (it applies to {', '.join(models)} models)"
     given = set(given)
-    if cfg.method in ("pf", "imp") and cfg.prune_nets == "G" and "sparsity_d" in given and cfg.sparsity_d > 0:
-        out["sparsity_d"] = (f"has no effect with --method {cfg.method} --prune-nets G (D stays dense); "
-                             "add --prune-nets GD to prune D too")
-    if "masks_with_weights" in given and cfg.masks_with_weights and cfg.masks_from is None \
-            and "masks_with_weights" not in out:
-        out["masks_with_weights"] = "has no effect without --masks-from"
-    # The layer distribution shapes the initial masks of the methods that draw them, and the
-    # pruning of pf / gmp / early_bird only under --ranking distribution.
-    ranked = cfg.method in ("pf", "gmp", "early_bird") and cfg.ranking != "distribution"
-    if ranked or cfg.method in ("dense", "imp", "snip", "grasp"):
-        for name in ("distribution", "erk_power_scale"):
-            if name in given and name not in out:
-                out[name] = (f"has no effect with --method {cfg.method}" +
-                             (f" --ranking {cfg.ranking} (it applies with --ranking distribution)" if ranked else ""))
+    # The method's own rules: an option it takes but that the other values make idle.
+    for name, why in METHODS.get(cfg.method).ineffective(cfg.to_dict(), given).items():
+        if name not in out or name == "sparsity_d":
+            out[name] = why
     if cfg.eval_every == 0:  # evaluation during training is off: its options do nothing
         for name in ("eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
                      "inception_weights"):
             if name in given and name not in out:
                 out[name] = "has no effect without --eval-every (evaluation during training is off)"
-    if cfg.method == "imp" and cfg.imp_control == "none":
-        for name in ("tickets_from", "control_nets"):
-            if name in given:
-                out[name] = "has no effect without --imp-control reinit|random"
     return {k: out[k] for k in sorted(out, key=list(by_name).index)}
 
 

@@ -217,6 +217,34 @@ class Method:
         return UpdateSchedule(interval=self.opts.update_interval, total_steps=self.steps, initial_fraction=0.0,
                               final_fraction=0.0, end_step=self.opts.update_end)
 
+    # --- which given options have no effect (the command line refuses or records them) --------
+    @classmethod
+    def distribution_unused(cls, values: Mapping[str, Any]) -> str | None:
+        """Why --distribution / --erk-power-scale do nothing for this method given the other
+        ``values`` (a reason appended to "has no effect with --method NAME"), or None when they
+        shape its masks (the methods that draw initial masks do)."""
+        return None
+
+    @classmethod
+    def ineffective(cls, values: Mapping[str, Any], given: set[str]) -> dict[str, str]:
+        """The options among ``given`` that this method takes but that have no effect with the other
+        ``values`` (the run's flat options by name), each with the reason. The options of groups it
+        does not take are the caller's to find (``options``)."""
+        out: dict[str, str] = {}
+        if PruneNetsOptions in cls.options and values.get("prune_nets") == "G" and "sparsity_d" in given \
+                and values.get("sparsity_d", 0) > 0:
+            out["sparsity_d"] = (f"has no effect with --method {cls.name} --prune-nets G (D stays dense); "
+                                 "add --prune-nets GD to prune D too")
+        if TransferOptions in cls.options and "masks_with_weights" in given and values.get("masks_with_weights") \
+                and values.get("masks_from") is None:
+            out["masks_with_weights"] = "has no effect without --masks-from"
+        why = cls.distribution_unused(values)
+        if why is not None:
+            for name in ("distribution", "erk_power_scale"):
+                if name in given:
+                    out[name] = f"has no effect with --method {cls.name}{why}"
+        return out
+
     # --- set-up ------------------------------------------------------------------------
     def target_sparsity(self, net: str) -> float:
         return self.targets.get(net, 0.0)

@@ -13,6 +13,10 @@ class Dense(Method):
     options = (SparsityOptions, ScheduleOptions)
     enforce_masks = False
 
+    @classmethod
+    def distribution_unused(cls, values):
+        return ""  # dense: no masks to draw
+
     def target_sparsity(self, net: str) -> float:
         return 0.0
 

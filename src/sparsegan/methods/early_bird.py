@@ -100,6 +100,12 @@ class EarlyBird(Method):
         budget = self.opts.eb_max_steps if self.opts.eb_max_steps is not None else self.steps // 2
         return max(1, min(budget, self.steps - 1))
 
+    @classmethod
+    def distribution_unused(cls, values):
+        # the layer distribution shapes its pruning only under --ranking distribution
+        ranking = values.get("ranking")
+        return None if ranking == "distribution" else f" --ranking {ranking} (it applies with --ranking distribution)"
+
     def make_schedule(self):
         return None  # its own checks every --eb-interval, not Delta T's
 

@@ -68,6 +68,12 @@ class GradualMagnitudePruning(Method):
                             f"{len(self.prune_steps)} pruning step(s); gradual pruning needs at least 2 "
                             "(lengthen --steps or the window, or shorten --gmp-interval)")
 
+    @classmethod
+    def distribution_unused(cls, values):
+        # the layer distribution shapes its pruning only under --ranking distribution
+        ranking = values.get("ranking")
+        return None if ranking == "distribution" else f" --ranking {ranking} (it applies with --ranking distribution)"
+
     def make_schedule(self):
         return None  # its own pruning steps (Zhu & Gupta), not Delta T's
 

@@ -122,3 +122,16 @@ class IterativeMagnitudePruning(Method):
     options = (SparsityOptions, BlockOptions, ScheduleOptions, PruneNetsOptions, IMPOptions)
     rounds = True  # orchestrated by launch.rounds
 
+    @classmethod
+    def distribution_unused(cls, values):
+        return ""  # rounds prune by magnitude ranking (--imp-ranking), not a distribution
+
+    @classmethod
+    def ineffective(cls, values, given):
+        out = super().ineffective(values, given)
+        if values.get("imp_control") == "none":
+            for name in ("tickets_from", "control_nets"):
+                if name in given:
+                    out[name] = "has no effect without --imp-control reinit|random"
+        return out
+

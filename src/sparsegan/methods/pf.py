@@ -38,6 +38,12 @@ class PruneFinetune(Method):
     name = "pf"
     options = (*Method.options, RankingOptions, PruneNetsOptions, PFOptions)
 
+    @classmethod
+    def distribution_unused(cls, values):
+        # the layer distribution shapes its pruning only under --ranking distribution
+        ranking = values.get("ranking")
+        return None if ranking == "distribution" else f" --ranking {ranking} (it applies with --ranking distribution)"
+
     def target_sparsity(self, net: str) -> float:
         return super().target_sparsity(net) if net in net_names(self.opts.prune_nets, self.nets) else 0.0
 

@@ -38,6 +38,10 @@ class _PruneAtInit(Method):
     probe_gradients = 1
     score_fn: Callable = staticmethod(snip_scores)
 
+    @classmethod
+    def distribution_unused(cls, values):
+        return ""  # masks from the scores at init, not a distribution
+
     def initial_masks(self, net, params):
         s = self.target_sparsity(net)
         if s == 0.0:
