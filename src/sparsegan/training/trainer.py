@@ -39,6 +39,9 @@ from sparsegan.training.translation import (
 )
 
 # Config keys that must match for a run to be resumed (the rest may change, e.g. --steps).
+#: The random streams the engine keeps in its own state (SparseTraining's generators).
+ENGINE_STREAMS = ("masks", "topology")
+
 RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
                "sparsity_d", "distribution", "prunable", "seed", "loss")
 
@@ -80,7 +83,9 @@ class Trainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.ema.state_dict(),
             "opt_G": self.opt["G"].state_dict(), "opt_D": self.opt["D"].state_dict(),
             "sparse": self.sparse.state_dict(), "sampler": self.sampler.state_dict(),
-            "rng": {k: g.get_state() for k, g in self.rng.items()} | {"torch": torch.get_rng_state()},
+            # the loop's own streams; the engine's (masks, topology) are in its state
+            "rng": {k: g.get_state() for k, g in self.rng.items() if k not in ENGINE_STREAMS}
+            | {"torch": torch.get_rng_state()},
             "wall_time": self.wall_time,
         } | ({"pools": {k: p.state_dict() for k, p in self.pools.items()}} if self.pools else {})
 
@@ -96,7 +101,8 @@ class Trainer:
             self.sparse.load_state_dict({"method": state["method"], "completed": int(state["step"])})
         self.sampler.load_state_dict(state["sampler"])
         for k, g in self.rng.items():
-            g.set_state(state["rng"][k])
+            if k not in ENGINE_STREAMS or "sparse" not in state:  # older checkpoints held every stream here
+                g.set_state(state["rng"][k])
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
         self.wall_time = float(state.get("wall_time", 0.0))
