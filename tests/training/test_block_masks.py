@@ -1,6 +1,8 @@
 """--mask-block through train(): every method's masks made of blocks from the first step to the last,
 with topology updates in block units, per layer or over the net (ADAPT)."""
 
+import json
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from sparsegan.config import build_config
 from sparsegan.errors import UserError
 from sparsegan.launch import train
 from sparsegan.sparsity.blocks import Blocks
+from sparsegan.training import read_records
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +226,28 @@ def test_global_block_prune_and_regrow_by_hand():
     assert masks.masks["a"].tolist() == [[True] * 4 + [False] * 4 + [True] * 4]  # 0.1-block out, grown block in
     assert masks.masks["b"].tolist() == [[True] * 4 + [False] * 4 + [True] * 4]
     assert float(a.detach()[0, 8:].abs().sum()) == 0.0 and masks.active() == 16
+
+
+@pytest.mark.parametrize("block", ["4x1", "8x1"])
+def test_the_study_dcgan_in_blocks_keeps_its_densities_through_the_cli(data, tmp_path, block):
+    # The study's DCGAN (width 16) at s_G 95 / s_D 70 %: G's output layer (one output channel) and
+    # D's last layer keep their unstructured counts, so the nets' densities are the targets (G was
+    # 0.0489 at 4x1 when edge blocks counted as full ones), before and after an update.
+    out = tmp_path / block
+    assert main(["train", "--data-root", str(data), "--model", "dcgan", "--model-width", "16", "--batch-size", "8",
+                 "--method", "stu", "--sparsity-g", "0.95", "--sparsity-d", "0.7", "--mask-block", block,
+                 "--steps", "3", "--update-interval", "2", "--checkpoint-every", "100", "--sample-every", "100",
+                 "--out", str(out), "--no-progress"]) == 0
+    density = json.loads((out / "summary.json").read_text())["density"]
+    assert abs(density["G"] - 0.05) < 2e-4 and abs(density["D"] - 0.3) < 2e-4, density
+    topology = [r for r in read_records(out, "topology") if r["net"] == "G"]
+    assert topology and topology[0]["grown"] > 0 and abs(topology[0]["density"] - density["G"]) < 1e-12
+
+
+def test_adapt_without_a_balance_ratio_between_decisions_is_refused_in_one_line(data, tmp_path, capsys):
+    assert main(["train", "--data-root", str(data), "--model", "mlp", "--method", "adapt", "--steps", "4",
+                 "--adapt-interval", "20", "--balance-every", "30", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--balance-every 30 is longer than --adapt-interval 20" in err[0]
+    assert not (tmp_path / "r").exists()
