@@ -38,6 +38,7 @@ from sparsegan.training.trainer import (
     resume_threads,
     sample_grid,
     sample_inputs,
+    source_commit,
     training_evaluation,
 )
 from sparsegan.training.translation import discriminator_loss, generator_loss, lr_factor
@@ -99,7 +100,7 @@ def train(
         threads, warning = resume_threads(previous, t.device)
         if warning:
             print(warning, file=sys.stderr)
-        run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads})
+        run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads, **source_commit()})
     elif resume is not None and run.config_file.exists():
         check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device, t.data_info))

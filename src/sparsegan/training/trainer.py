@@ -270,8 +270,25 @@ def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": str(device), "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+        **source_commit(),
     }
     return out
+
+
+def source_commit() -> dict[str, Any]:
+    """The git commit of the sparsegan source that runs, and whether its files differ from it
+    ({"commit": sha, "modified": bool}; {} outside a git checkout): a run says which code trained it."""
+    import subprocess
+
+    where = Path(sparsegan.__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": sha, "modified": bool(dirty)} if sha else {}
 
 
 def resume_threads(previous_config: dict[str, Any] | None, device: torch.device) -> tuple[dict[str, int], str | None]:
