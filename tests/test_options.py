@@ -10,16 +10,12 @@ from idx_files import write_fake_mnist
 from sparsegan.cli import main
 from sparsegan.config import build_config, inapplicable
 
-TINY = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--steps", "2", "--no-progress"]
+TINY_FLAGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--steps", "2"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=64, n_test=8)
-
-
-def _train(data, out, *args):
-    return main(["train", "--data-root", str(data), "--out", str(out), *TINY, *args])
 
 
 def _one_error_line(capsys) -> str:
@@ -28,9 +24,9 @@ def _one_error_line(capsys) -> str:
     return err[0]
 
 
-def test_imp_sparsity_d_without_prune_nets_gd_is_refused(data, tmp_path, capsys):
+def test_imp_sparsity_d_without_prune_nets_gd_is_refused(tiny_run, data, tmp_path, capsys):
     out = tmp_path / "imp"
-    assert _train(data, out, "--method", "imp", "--sparsity-g", "0.2", "--sparsity-d", "0.5") == 2
+    assert tiny_run(out, "--method", "imp", "--sparsity-g", "0.2", "--sparsity-d", "0.5", data=data) == 2
     line = _one_error_line(capsys)
     assert "--sparsity-d 0.5" in line and "--prune-nets GD" in line
     assert not out.exists()
@@ -47,26 +43,26 @@ def test_imp_sparsity_d_without_prune_nets_gd_is_refused(data, tmp_path, capsys)
     ("imp", ["--sparsity-g", "0.2", "--tickets-from", "x"], "--tickets-from x"),
     ("stu", ["--kl-weight", "2"], "--kl-weight 2.0"),
 ])
-def test_option_of_another_method_is_refused(data, tmp_path, capsys, method, args, flag):
-    assert _train(data, tmp_path / "r", "--method", method, *args) == 2
+def test_option_of_another_method_is_refused(tiny_run, data, tmp_path, capsys, method, args, flag):
+    assert tiny_run(tmp_path / "r", "--method", method, *args, data=data) == 2
     assert _one_error_line(capsys).startswith(f"sparsegan: error: {flag} has no effect")
     assert not (tmp_path / "r").exists()
 
 
-def test_yaml_keys_are_checked_too(data, tmp_path, capsys):
+def test_yaml_keys_are_checked_too(tiny_run, data, tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"method": "stu", "gmp_start": 0.2}))
-    assert _train(data, tmp_path / "r", "--config", str(recipe)) == 2
+    assert tiny_run(tmp_path / "r", "--config", str(recipe), data=data) == 2
     assert "--gmp-start 0.2 has no effect with --method stu" in _one_error_line(capsys)
 
 
-def test_allow_ignored_records_them_and_dry_run_shows_them(data, tmp_path, capsys):
+def test_allow_ignored_records_them_and_dry_run_shows_them(tiny_run, data, tmp_path, capsys):
     args = ["--method", "stu", "--eb-interval", "3", "--gmp-start", "0.2", "--allow-ignored"]
     assert main(["train", *args, "--data-root", str(data), "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["ignored"] == ["gmp_start", "eb_interval"]
     assert "ignored: --eb-interval has no effect with --method stu" in err
-    assert _train(data, tmp_path / "r", *args) == 0
+    assert tiny_run(tmp_path / "r", *args, data=data) == 0
     assert json.loads((tmp_path / "r" / "config.json").read_text())["ignored"] == ["gmp_start", "eb_interval"]
 
 
@@ -86,11 +82,11 @@ def test_sweep_records_keys_its_base_gives_points_they_do_not_apply_to(data, tmp
     assert summary["density"]["D"] == 1.0
 
 
-def test_pf_refuses_a_source_trained_on_another_dataset(data, tmp_path, capsys):
-    assert _train(data, tmp_path / "dense", "--method", "dense", "--dataset", "mnist") == 0
+def test_pf_refuses_a_source_trained_on_another_dataset(tiny_run, data, tmp_path, capsys):
+    assert tiny_run(tmp_path / "dense", "--method", "dense", "--dataset", "mnist", data=data) == 0
     out = tmp_path / "pf"
-    assert _train(data, out, "--method", "pf", "--from", str(tmp_path / "dense"), "--sparsity-g", "0.5",
-                  "--dataset", "fashion-mnist") == 2
+    assert tiny_run(out, "--method", "pf", "--from", str(tmp_path / "dense"), "--sparsity-g", "0.5",
+                    "--dataset", "fashion-mnist", data=data) == 2
     assert "dataset='mnist'" in _one_error_line(capsys)
     assert not out.exists()
 

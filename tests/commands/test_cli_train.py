@@ -13,11 +13,8 @@ from sparsegan.cli import main
 from sparsegan.training import read_records
 
 
-def _train(tmp_path, *extra, out="run", data=True):
-    args = ["train", "--out", str(tmp_path / out), "--no-progress", *extra]
-    if data:
-        args += ["--data-root", str(write_fake_mnist(tmp_path / "data", n_train=512, n_test=8))]
-    return main(args)
+def _data(tmp_path):
+    return write_fake_mnist(tmp_path / "data", n_train=512, n_test=8)
 
 
 @needs_fashion
@@ -44,18 +41,18 @@ def test_acceptance_stu_mlp_on_fashion_mnist(tmp_path):
     assert cfg["method"] == "stu" and cfg["environment"]["torch"] == torch.__version__
 
 
-def test_static_changes_no_mask(tmp_path):
-    assert _train(tmp_path, "--method", "static", "--steps", "30", "--update-interval", "10",
-                  "--sparsity-g", "0.8", "--model", "mlp", "--model-width", "16") == 0
+def test_static_changes_no_mask(tiny_run, tmp_path):
+    assert tiny_run(tmp_path / "run", "--method", "static", "--steps", "30", "--update-interval", "10",
+                    "--sparsity-g", "0.8", "--model", "mlp", "--model-width", "16", data=_data(tmp_path)) == 0
     topo = [r for r in read_records(tmp_path / "run", "topology") if r["net"] == "G"]
     assert len(topo) == 2
     assert all(r["pruned"] == 0 and r["itop_rate"] == pytest.approx(r["density"]) for r in topo)
     assert_inactive_zero(tmp_path / "run")
 
 
-def test_dense_has_density_one_and_records_ignored_flags(tmp_path):
-    assert _train(tmp_path, "--method", "dense", "--steps", "5", "--sparsity-g", "0.9",
-                  "--model", "mlp", "--model-width", "16") == 0
+def test_dense_has_density_one_and_records_ignored_flags(tiny_run, tmp_path):
+    assert tiny_run(tmp_path / "run", "--method", "dense", "--steps", "5", "--sparsity-g", "0.9",
+                    "--model", "mlp", "--model-width", "16", data=_data(tmp_path)) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["density"] == {"G": 1.0, "D": 1.0}
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -63,9 +60,10 @@ def test_dense_has_density_one_and_records_ignored_flags(tmp_path):
 
 
 @pytest.mark.parametrize("explore", ["G", "D", "GD"])
-def test_stu_dcgan_explore(tmp_path, explore):
-    assert _train(tmp_path, "--model", "dcgan", "--model-width", "8", "--steps", "6", "--update-interval", "2",
-                  "--explore", explore, "--batch-size", "16", "--sparsity-d", "0.5") == 0
+def test_stu_dcgan_explore(tiny_run, tmp_path, explore):
+    assert tiny_run(tmp_path / "run", "--model", "dcgan", "--model-width", "8", "--steps", "6",
+                    "--update-interval", "2", "--explore", explore, "--batch-size", "16", "--sparsity-d", "0.5",
+                    data=_data(tmp_path)) == 0
     topo = read_records(tmp_path / "run", "topology")
     for net in ("G", "D"):
         changed = [r["pruned"] for r in topo if r["net"] == net]
@@ -73,9 +71,10 @@ def test_stu_dcgan_explore(tmp_path, explore):
     assert_inactive_zero(tmp_path / "run")
 
 
-def test_grow_random_and_conv_scope(tmp_path):
-    assert _train(tmp_path, "--model", "dcgan", "--model-width", "8", "--steps", "4", "--update-interval", "2",
-                  "--grow", "random", "--prunable", "conv", "--batch-size", "8") == 0
+def test_grow_random_and_conv_scope(tiny_run, tmp_path):
+    assert tiny_run(tmp_path / "run", "--model", "dcgan", "--model-width", "8", "--steps", "4",
+                    "--update-interval", "2", "--grow", "random", "--prunable", "conv", "--batch-size", "8",
+                    data=_data(tmp_path)) == 0
     masks = load_file(tmp_path / "run" / "final" / "masks.safetensors")
     assert len(masks) == 8
 
@@ -114,10 +113,10 @@ def test_resume_after_crash_is_bitwise(tmp_path):
     assert steps == [5, 10, 15, 20]
 
 
-def test_refuses_other_run_folder(tmp_path, capsys):
-    assert _train(tmp_path, "--model", "mlp", "--model-width", "8", "--steps", "2") == 0
+def test_refuses_other_run_folder(tiny_run, tmp_path, capsys):
+    assert tiny_run(tmp_path / "run", "--model", "mlp", "--model-width", "8", "--steps", "2", data=_data(tmp_path)) == 0
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
-    assert _train(tmp_path, "--model", "mlp", "--model-width", "8", "--steps", "2") == 2
+    assert tiny_run(tmp_path / "run", "--model", "mlp", "--model-width", "8", "--steps", "2", data=_data(tmp_path)) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
 
@@ -137,8 +136,8 @@ def test_refuses_other_run_folder(tmp_path, capsys):
         (["--grow", "nope"], "valid: gradient"),
     ],
 )
-def test_bad_input_one_line(tmp_path, capsys, args, needle):
-    rc = _train(tmp_path, *args, data=False)
+def test_bad_input_one_line(tiny_run, tmp_path, capsys, args, needle):
+    rc = tiny_run(tmp_path / "run", *args)
     err = capsys.readouterr().err.strip()
     assert rc != 0
     assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err

@@ -266,28 +266,27 @@ def test_report_bad_input_one_line(tmp_path, capsys):
 # --- TensorBoard (optional) -----------------------------------------------------------------
 
 
-def _train_tb(tmp_path):
+def _train_tb(tiny_run, tmp_path):
     data = write_fake_mnist(tmp_path / "data", n_train=128, n_test=8)
-    return main(["train", "--data-root", str(data), "--model", "mlp", "--model-width", "8", "--steps", "4",
-                 "--update-interval", "2", "--batch-size", "16", "--log-every", "2", "--sample-every", "2",
-                 "--out", str(tmp_path / "run"), "--no-progress", "--tensorboard"])
+    return tiny_run(tmp_path / "run", "--model", "mlp", "--model-width", "8", "--steps", "4", "--update-interval", "2",
+                    "--batch-size", "16", "--log-every", "2", "--sample-every", "2", "--tensorboard", data=data)
 
 
-def test_tensorboard_missing_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+def test_tensorboard_missing_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
-    assert _train_tb(tmp_path) == 2
+    assert _train_tb(tiny_run, tmp_path) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install tensorboard" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_tensorboard_mirrors_the_run(tmp_path):
+def test_tensorboard_mirrors_the_run(tiny_run, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is optional and not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    assert _train_tb(tmp_path) == 0
+    assert _train_tb(tiny_run, tmp_path) == 0
     ea = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     ea.Reload()
     tags = set(ea.Tags()["scalars"])

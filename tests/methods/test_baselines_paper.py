@@ -18,16 +18,12 @@ from sparsegan.sparsity.criteria import momentum
 from sparsegan.training import read_records
 
 MLP = ["--model", "mlp", "--model-width", "8"]
+TINY_FLAGS = ["--batch-size", "8", "--log-every", "1000", "--sample-every", "1000", "--checkpoint-every", "1000", *MLP]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=256, n_test=8)
-
-
-def _train(data, out, *args):
-    return main(["train", "--data-root", str(data), "--out", str(out), "--no-progress", "--batch-size", "8",
-                 "--log-every", "1000", "--sample-every", "1000", "--checkpoint-every", "1000", *MLP, *args])
 
 
 def _summary(run):
@@ -36,16 +32,16 @@ def _summary(run):
 
 # --- item 7: PF uniform prunes every layer to the same density -----------------------------------
 @pytest.fixture(scope="module")
-def dense_run(tmp_path_factory, data):
+def dense_run(tiny_run, tmp_path_factory, data):
     out = tmp_path_factory.mktemp("dense") / "dense"
-    assert _train(data, out, "--method", "dense", "--steps", "3") == 0
+    assert tiny_run(out, "--method", "dense", "--steps", "3", data=data) == 0
     return out
 
 
-def test_pf_uniform_gives_every_layer_the_same_density(tmp_path, data, dense_run):
+def test_pf_uniform_gives_every_layer_the_same_density(tiny_run, tmp_path, data, dense_run):
     out = tmp_path / "pf"
-    assert _train(data, out, "--method", "pf", "--from", str(dense_run), "--ranking", "uniform",
-                  "--prune-nets", "GD", "--sparsity-g", "0.9", "--sparsity-d", "0.5", "--steps", "2") == 0
+    assert tiny_run(out, "--method", "pf", "--from", str(dense_run), "--ranking", "uniform",
+                    "--prune-nets", "GD", "--sparsity-g", "0.9", "--sparsity-d", "0.5", "--steps", "2", data=data) == 0
     masks = load_file(out / "final" / "masks.safetensors")
     dense = {"G": load_file(dense_run / "final" / "generator.safetensors"),
              "D": load_file(dense_run / "final" / "discriminator.safetensors")}
@@ -60,10 +56,10 @@ def test_pf_uniform_gives_every_layer_the_same_density(tmp_path, data, dense_run
     assert rec["ranking"] == "uniform"
 
 
-def test_pf_global_keeps_the_largest_magnitudes_of_the_net(tmp_path, data, dense_run):
+def test_pf_global_keeps_the_largest_magnitudes_of_the_net(tiny_run, tmp_path, data, dense_run):
     out = tmp_path / "pf"
-    assert _train(data, out, "--method", "pf", "--from", str(dense_run), "--ranking", "global",
-                  "--sparsity-g", "0.9", "--steps", "2") == 0
+    assert tiny_run(out, "--method", "pf", "--from", str(dense_run), "--ranking", "global",
+                    "--sparsity-g", "0.9", "--steps", "2", data=data) == 0
     masks = load_file(out / "final" / "masks.safetensors")
     dense = load_file(dense_run / "final" / "generator.safetensors")
     g = {k[2:]: m.bool() for k, m in masks.items() if k.startswith("G.")}
@@ -75,17 +71,19 @@ def test_pf_global_keeps_the_largest_magnitudes_of_the_net(tmp_path, data, dense
     assert len({round(float(m.float().mean()), 2) for m in g.values()}) > 1
 
 
-def test_ranking_layer_is_refused_in_one_line(tmp_path, data, dense_run, capsys):
-    rc = _train(data, tmp_path / "pf", "--method", "pf", "--from", str(dense_run), "--ranking", "layer", "--steps", "2")
+def test_ranking_layer_is_refused_in_one_line(tiny_run, tmp_path, data, dense_run, capsys):
+    rc = tiny_run(tmp_path / "pf", "--method", "pf", "--from", str(dense_run), "--ranking", "layer", "--steps", "2",
+                  data=data)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "uniform" in err[0] and "distribution" in err[0]
 
 
 # --- item 8: GMP prunes gradually at any run length, every layer at s_t --------------------------
-def test_gmp_default_schedule_is_gradual_and_uniform(tmp_path, data):
+def test_gmp_default_schedule_is_gradual_and_uniform(tiny_run, tmp_path, data):
     out = tmp_path / "gmp"
     # 200 steps: the default window is steps 20..160, split into 20 pruning steps (every 7 steps).
-    assert _train(data, out, "--method", "gmp", "--steps", "200", "--sparsity-g", "0.9", "--sparsity-d", "0.5") == 0
+    assert tiny_run(out, "--method", "gmp", "--steps", "200", "--sparsity-g", "0.9", "--sparsity-d", "0.5",
+                    data=data) == 0
     topo = [r for r in read_records(out, "topology") if r["net"] == "G"]
     assert [r["step"] for r in topo] == [20 + 7 * k for k in range(1, 21)]
     by_step = {r["step"]: r for r in topo}
@@ -106,9 +104,9 @@ def test_gmp_default_schedule_is_gradual_and_uniform(tmp_path, data):
         assert round(s["density"][net] * n) == round((1 - target) * n)  # the final target, exact
 
 
-def test_gmp_refuses_a_one_shot_schedule(tmp_path, data, capsys):
+def test_gmp_refuses_a_one_shot_schedule(tiny_run, tmp_path, data, capsys):
     # An interval longer than the window would be one-shot pruning: refused in one line.
-    rc = _train(data, tmp_path / "bad", "--method", "gmp", "--steps", "40", "--gmp-interval", "100")
+    rc = tiny_run(tmp_path / "bad", "--method", "gmp", "--steps", "40", "--gmp-interval", "100", data=data)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--gmp-interval 100" in err[0] and "at least 2" in err[0]
 
@@ -120,10 +118,10 @@ ALWAYS_GROW = ["--adapt-low=-1e30", "--adapt-high=-1e29", "--adapt-interval", "4
 
 
 @pytest.mark.parametrize("ranking", ["global", "layer"])
-def test_adapt_strict_regrows_d_at_the_cap(tmp_path, data, ranking):
+def test_adapt_strict_regrows_d_at_the_cap(tiny_run, tmp_path, data, ranking):
     out = tmp_path / "strict"
-    assert _train(data, out, "--method", "adapt", "--adapt-variant", "strict", "--adapt-ranking", ranking,
-                  *ALWAYS_GROW) == 0
+    assert tiny_run(out, "--method", "adapt", "--adapt-variant", "strict", "--adapt-ranking", ranking,
+                    *ALWAYS_GROW, data=data) == 0
     d = [r for r in read_records(out, "topology") if r["net"] == "D" and "adapt" in r]
     assert [r["step"] for r in d] == [4, 8]
     n = _summary(out)["params"]["D"]["prunable"]
@@ -134,18 +132,18 @@ def test_adapt_strict_regrows_d_at_the_cap(tmp_path, data, ranking):
     assert round(_summary(out)["density"]["D"] * n) == round(0.5 * n)
 
 
-def test_adapt_relaxed_grows_beyond_half(tmp_path, data):
+def test_adapt_relaxed_grows_beyond_half(tiny_run, tmp_path, data):
     out = tmp_path / "relaxed"
-    assert _train(data, out, "--method", "adapt", "--adapt-variant", "relaxed", *ALWAYS_GROW) == 0
+    assert tiny_run(out, "--method", "adapt", "--adapt-variant", "relaxed", *ALWAYS_GROW, data=data) == 0
     d = [r for r in read_records(out, "topology") if r["net"] == "D" and "adapt" in r]
     n = _summary(out)["params"]["D"]["prunable"]
     assert [(r["adapt"], r["active"], r["pruned"]) for r in d] == [
         ("grow", round(0.55 * n), 0), ("grow", round(0.6 * n), 0)]
 
 
-def test_adapt_ranks_g_globally_by_default(tmp_path, data):
+def test_adapt_ranks_g_globally_by_default(tiny_run, tmp_path, data):
     out = tmp_path / "adapt"
-    assert _train(data, out, "--method", "adapt", *ALWAYS_GROW) == 0
+    assert tiny_run(out, "--method", "adapt", *ALWAYS_GROW, data=data) == 0
     g = [r for r in read_records(out, "topology") if r["net"] == "G"]
     n = _summary(out)["params"]["G"]["prunable"]
     assert [r["step"] for r in g] == [4, 8]
@@ -179,12 +177,12 @@ def test_momentum_score_uses_the_param_groups_beta1():
     assert score.tolist() == pytest.approx([1.75, 0.5, 0.5])  # |0.5 m + 0.5 g|; beta1 0.9 would give 0.75 first
 
 
-def test_momentum_growth_with_beta1_zero_is_gradient_growth(tmp_path, data):
+def test_momentum_growth_with_beta1_zero_is_gradient_growth(tiny_run, tmp_path, data):
     # With beta1 = 0 the moment folds in only this step's gradient: the same masks as --grow gradient.
     args = ["--method", "stu", "--steps", "9", "--update-interval", "2", "--sparsity-g", "0.8",
             "--sparsity-d", "0.5", "--beta1", "0.0", "--explore", "GD"]
-    assert _train(data, tmp_path / "mom", *args, "--grow", "momentum") == 0
-    assert _train(data, tmp_path / "grad", *args, "--grow", "gradient") == 0
+    assert tiny_run(tmp_path / "mom", *args, "--grow", "momentum", data=data) == 0
+    assert tiny_run(tmp_path / "grad", *args, "--grow", "gradient", data=data) == 0
     mom = load_file(tmp_path / "mom" / "final" / "masks.safetensors")
     grad = load_file(tmp_path / "grad" / "final" / "masks.safetensors")
     assert all(torch.equal(mom[k], grad[k]) for k in grad)
@@ -255,9 +253,9 @@ def test_pf_sweep_and_adapt_recipes_match_the_papers():
         (v, i, d) for v, i in (("relaxed", 1000), ("strict", 2000)) for d in (0.1, 0.2, 0.3, 0.5)}
 
 
-def test_gmp_never_prunes_at_the_final_step(tmp_path, data):
+def test_gmp_never_prunes_at_the_final_step(tiny_run, tmp_path, data):
     """--gmp-end 1.0: the last pruning step is the one before the end, so the pruned net trains."""
-    assert _train(data, tmp_path / "g", "--method", "gmp", "--steps", "20", "--gmp-end", "1.0",
-                  "--gmp-prunes", "4", "--sparsity-g", "0.8", "--sparsity-d", "0.5") == 0
+    assert tiny_run(tmp_path / "g", "--method", "gmp", "--steps", "20", "--gmp-end", "1.0",
+                    "--gmp-prunes", "4", "--sparsity-g", "0.8", "--sparsity-d", "0.5", data=data) == 0
     steps = sorted({r["step"] for r in read_records(tmp_path / "g", "topology")})
     assert steps[-1] == 19

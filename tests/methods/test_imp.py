@@ -18,7 +18,7 @@ from sparsegan.methods.imp import net_rankings
 from sparsegan.training import read_records
 from sparsegan.training.state import latest_valid_checkpoint
 
-TINY = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--no-progress"]
+TINY_FLAGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8"]
 # 45 % of G and 36 % of D at 20 % per round: G 0.8, 0.64, 0.55; D 0.8, 0.64, 0.64 (three rounds).
 IMP = ["--method", "imp", "--sparsity-g", "0.45", "--prune-nets", "GD", "--sparsity-d", "0.36",
        "--steps", "3", "--rewind-step", "1"]
@@ -29,14 +29,10 @@ def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=256, n_test=8)
 
 
-def _train(data, out, *args):
-    return main(["train", "--data-root", str(data), "--out", str(out), *TINY, *args])
-
-
 @pytest.fixture(scope="module")
-def imp_run(data, tmp_path_factory):
+def imp_run(tiny_run, data, tmp_path_factory):
     run = tmp_path_factory.mktemp("imp") / "imp"
-    assert _train(data, run, *IMP) == 0
+    assert tiny_run(run, *IMP, data=data) == 0
     return run
 
 
@@ -52,9 +48,9 @@ def _ticket(run, k):
     return run / "tickets" / f"round-{k:02d}" / "final"
 
 
-def test_reinit_control_trains_the_imp_tickets_masks_from_a_fresh_init(data, imp_run, tmp_path):
+def test_reinit_control_trains_the_imp_tickets_masks_from_a_fresh_init(tiny_run, data, imp_run, tmp_path):
     ctl = tmp_path / "reinit"
-    assert _train(data, ctl, *IMP, "--imp-control", "reinit", "--tickets-from", str(imp_run)) == 0
+    assert tiny_run(ctl, *IMP, "--imp-control", "reinit", "--tickets-from", str(imp_run), data=data) == 0
     assert [r["round"] for r in read_records(ctl, "round")] == [1, 2, 3]
     for k in (2, 3):
         ticket, mine = _ticket(imp_run, k), _ticket(ctl, k)
@@ -76,9 +72,9 @@ def test_reinit_control_trains_the_imp_tickets_masks_from_a_fresh_init(data, imp
     assert json.loads((ctl / "config.json").read_text())["reinit_seed"] == REINIT_SEED
 
 
-def test_random_control_draws_masks_with_the_tickets_layer_counts(data, imp_run, tmp_path):
+def test_random_control_draws_masks_with_the_tickets_layer_counts(tiny_run, data, imp_run, tmp_path):
     ctl = tmp_path / "random"
-    assert _train(data, ctl, *IMP, "--imp-control", "random", "--tickets-from", str(imp_run)) == 0
+    assert tiny_run(ctl, *IMP, "--imp-control", "random", "--tickets-from", str(imp_run), data=data) == 0
     rewind_g = load_file(imp_run / "rewind" / "rewind-generator.safetensors")
     for k in (2, 3):
         ticket, mine = _ticket(imp_run, k), _ticket(ctl, k)
@@ -93,11 +89,11 @@ def test_random_control_draws_masks_with_the_tickets_layer_counts(data, imp_run,
         assert all(torch.equal(a, b) for a, b in zip(_weights(mine, "D").values(), _weights(ticket, "D").values()))
 
 
-def test_control_refuses_without_a_matching_imp_run(data, imp_run, tmp_path, capsys):
-    assert _train(data, tmp_path / "a", *IMP, "--imp-control", "reinit") == 2
+def test_control_refuses_without_a_matching_imp_run(tiny_run, data, imp_run, tmp_path, capsys):
+    assert tiny_run(tmp_path / "a", *IMP, "--imp-control", "reinit", data=data) == 2
     assert "--tickets-from" in capsys.readouterr().err
     other = [a if a != "0.45" else "0.5" for a in IMP]
-    assert _train(data, tmp_path / "b", *other, "--imp-control", "random", "--tickets-from", str(imp_run)) == 2
+    assert tiny_run(tmp_path / "b", *other, "--imp-control", "random", "--tickets-from", str(imp_run), data=data) == 2
     assert "densities" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -139,9 +135,9 @@ def test_imp_ranking_is_recorded_per_net(imp_run):
     assert net_rankings("layer", {"G": nn.Linear(3, 3)}) == {"G": "layer"}
 
 
-def test_imp_d_keep_starts_each_round_from_the_previous_rounds_d(data, tmp_path):
+def test_imp_d_keep_starts_each_round_from_the_previous_rounds_d(tiny_run, data, tmp_path):
     run = tmp_path / "keep"
-    assert _train(data, run, "--method", "imp", "--sparsity-g", "0.2", "--steps", "2", "--imp-d", "keep") == 0
+    assert tiny_run(run, "--method", "imp", "--sparsity-g", "0.2", "--steps", "2", "--imp-d", "keep", data=data) == 0
     prev = _weights(run / "rounds" / "round-00" / "final", "D")
     got = _weights(_ticket(run, 1), "D")
     assert all(torch.equal(got[n], prev[n]) for n in prev)
@@ -166,13 +162,13 @@ def test_masks_from_an_imp_ticket_starts_from_its_rewound_weights(data, imp_run,
     assert ticket_rec["with_weights"] and ticket_rec["nets"] == ["G", "D"]
 
 
-def test_imp_training_flops_add_up_the_rounds_own_masks(data, tmp_path, capsys):
+def test_imp_training_flops_add_up_the_rounds_own_masks(tiny_run, data, tmp_path, capsys):
     """The chain's training FLOPs are its rounds' own counts added up: an earlier round is counted at its
     masks' per-layer densities (IMP's global ranking spreads them unlike the ERK allocation a bare
     density would be counted with; a conv net, where a weight's FLOPs depend on its layer), in
     summary.json and in `sparsegan flops RUN` alike."""
     imp_run = tmp_path / "imp"
-    assert _train(data, imp_run, *IMP, "--model", "dcgan", "--model-width", "4") == 0
+    assert tiny_run(imp_run, *IMP, "--model", "dcgan", "--model-width", "4", data=data) == 0
     summary = json.loads((imp_run / "summary.json").read_text())
     rounds = sorted((imp_run / "rounds").glob("round-*"))
     own = [json.loads((r / "summary.json").read_text())["flops"]["train"] for r in rounds]

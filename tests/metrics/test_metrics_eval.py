@@ -114,23 +114,25 @@ def test_acceptance_domain_real_vs_real_below_5_percent_of_untrained():
     assert real_real < 0.05 * real_fake, (real_real, real_fake)
 
 
-def _tiny_run(tmp_path, *extra):
+TINY_FLAGS = ["--dataset", "fashion-mnist", "--model", "mlp", "--model-width", "16", "--method", "static",
+              "--steps", "6", "--log-every", "2", "--sample-every", "6", "--checkpoint-every", "6"]
+
+
+def _finished(tiny_run, tmp_path, *extra):
+    """A completed tiny run in tmp_path/run on fake data written to tmp_path/data: (run, data)."""
     data = write_fake_mnist(tmp_path / "data", n_train=256, n_test=32)
     out = tmp_path / "run"
-    rc = main(["train", "--out", str(out), "--no-progress", "--data-root", str(data), "--dataset", "fashion-mnist",
-               "--model", "mlp", "--model-width", "16", "--method", "static", "--steps", "6", "--log-every", "2",
-               "--sample-every", "6", "--checkpoint-every", "6", *extra])
-    assert rc == 0
+    assert tiny_run(out, *extra, data=data) == 0
     return out, data
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    return _tiny_run(tmp_path_factory.mktemp("finished"))
+def finished_run(tiny_run, tmp_path_factory):
+    return _finished(tiny_run, tmp_path_factory.mktemp("finished"))
 
 
-def test_train_with_eval_every_keeps_best(tmp_path):
-    out, _ = _tiny_run(tmp_path, "--eval-every", "2", "--eval-num-samples", "40", "--eval-batch-size", "16")
+def test_train_with_eval_every_keeps_best(tiny_run, tmp_path):
+    out, _ = _finished(tiny_run, tmp_path, "--eval-every", "2", "--eval-num-samples", "40", "--eval-batch-size", "16")
     evals = read_records(out, "eval")
     assert [r["step"] for r in evals] == [2, 4, 6]
     assert all(r["generator"] == "ema" and r["eval_mode"] is True and r["num_samples"] == 40 and
@@ -151,8 +153,8 @@ def test_train_with_eval_every_keeps_best(tmp_path):
     assert again == pytest.approx(best["fid_domain"], rel=1e-9)
 
 
-def test_eval_command_writes_json_and_record(tmp_path, capsys):
-    out, data = _tiny_run(tmp_path)
+def test_eval_command_writes_json_and_record(tiny_run, tmp_path, capsys):
+    out, data = _finished(tiny_run, tmp_path)
     rc = main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "50", "--num-ref", "60",
                "--batch-size", "25", "--generator", "raw", "--no-progress", "--data-root", str(data)])
     assert rc == 0

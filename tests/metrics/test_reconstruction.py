@@ -60,17 +60,14 @@ def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=128, n_test=24)
 
 
-def _train(data, out, *args):
-    return main(["train", "--data-root", str(data), "--dataset", "fashion-mnist", "--out", str(out), "--no-progress",
-                 "--batch-size", "8",
-                 "--model-width", "4", "--steps", "8", *args])
+TINY_FLAGS = ["--dataset", "fashion-mnist", "--batch-size", "8", "--model-width", "4", "--steps", "8"]
 
 
 @pytest.mark.parametrize("model", ["ae", "vae"])
-def test_recon_during_training_matches_final_weights(tmp_path, data, model):
+def test_recon_during_training_matches_final_weights(tiny_run, tmp_path, data, model):
     run = tmp_path / "r"
-    assert _train(data, run, "--model", model, "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5",
-                  "--update-interval", "4", "--eval-every", "4", "--eval-metrics", "recon") == 0
+    assert tiny_run(run, "--model", model, "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5",
+                    "--update-interval", "4", "--eval-every", "4", "--eval-metrics", "recon", data=data) == 0
     evals = read_records(run, "eval")
     assert [r["step"] for r in evals] == [4, 8]
     last = evals[-1]
@@ -92,10 +89,10 @@ def test_recon_during_training_matches_final_weights(tmp_path, data, model):
     assert "best_generator" not in metrics and not (run / "final" / "generator_ema_best.safetensors").exists()
 
 
-def test_recon_beside_sample_metrics_keeps_two_protocols(tmp_path, data):
+def test_recon_beside_sample_metrics_keeps_two_protocols(tiny_run, tmp_path, data):
     run = tmp_path / "r"
-    assert _train(data, run, "--model", "vae", "--eval-every", "4", "--eval-metrics", "fid_domain,recon",
-                  "--eval-num-samples", "16") == 0
+    assert tiny_run(run, "--model", "vae", "--eval-every", "4", "--eval-metrics", "fid_domain,recon",
+                    "--eval-num-samples", "16", data=data) == 0
     evals = read_records(run, "eval")
     assert [(r["step"], r["protocol"]) for r in evals] == [
         (4, "@16"), (4, "@24,split=test,G=raw"), (8, "@16"), (8, "@24,split=test,G=raw")]
@@ -105,12 +102,12 @@ def test_recon_beside_sample_metrics_keeps_two_protocols(tmp_path, data):
     assert (run / "final" / "generator_ema_best.safetensors").is_file()
 
 
-def test_recon_refused_for_a_gan_and_in_eval(tmp_path, data, capsys):
-    assert _train(data, tmp_path / "g", "--model", "dcgan", "--eval-every", "4", "--eval-metrics", "recon") == 2
+def test_recon_refused_for_a_gan_and_in_eval(tiny_run, tmp_path, data, capsys):
+    assert tiny_run(tmp_path / "g", "--model", "dcgan", "--eval-every", "4", "--eval-metrics", "recon", data=data) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "autoencoder" in err[0] and "dcgan" in err[0]
     assert not (tmp_path / "g").exists()
-    assert _train(data, tmp_path / "ae", "--model", "ae") == 0
+    assert tiny_run(tmp_path / "ae", "--model", "ae", data=data) == 0
     assert main(["eval", str(tmp_path / "ae"), "--metrics", "recon", "--no-progress", "--data-root", str(data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "during training" in err[0]

@@ -11,20 +11,17 @@ from safetensors.torch import load_file
 
 from cifar_files import write_cifar
 from run_checks import assert_inactive_zero
-from sparsegan.cli import main
 from sparsegan.training import read_records
 
-
-def _run(tmp_path, *args, out="run"):
-    return main(["train", "--out", str(tmp_path / out), "--no-progress", "--log-every", "1", *args])
+TINY_FLAGS = ["--log-every", "1"]
 
 
-def test_biggan32_conditional_stu_bf16_channels_last(tmp_path):
+def test_biggan32_conditional_stu_bf16_channels_last(tiny_run, tmp_path):
     root, _ = write_cifar(tmp_path / "data", n_per_batch=8)
-    assert _run(tmp_path, "--dataset", "cifar10", "--data-root", str(root), "--model", "biggan32",
-                "--model-width", "4", "--method", "stu", "--steps", "3", "--update-interval", "2",
-                "--batch-size", "8", "--g-batch-size", "4", "--n-dis", "2", "--precision", "bf16",
-                "--channels-last", "--sample-every", "3", "--num-sample-images", "10") == 0
+    assert tiny_run(tmp_path / "run", "--dataset", "cifar10", "--model", "biggan32", "--model-width", "4",
+                    "--method", "stu", "--steps", "3", "--update-interval", "2", "--batch-size", "8",
+                    "--g-batch-size", "4", "--n-dis", "2", "--precision", "bf16", "--channels-last",
+                    "--sample-every", "3", "--num-sample-images", "10", data=root) == 0
     run = tmp_path / "run"
     rec = read_records(run, "train")
     assert len(rec) == 3 and all(np.isfinite(r["loss_d"]) for r in rec)
@@ -62,32 +59,33 @@ def test_latents_and_labels_shard_like_one_process():
     assert fixed_labels(4, 0, "cpu") is None
 
 
-def test_sngan32_on_an_image_folder_with_workers(tmp_path):
+def test_sngan32_on_an_image_folder_with_workers(tiny_run, tmp_path):
     rng = np.random.default_rng(0)
     for c in ("a", "b"):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(6):
             Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.jpg")
-    assert _run(tmp_path, "--dataset", "image-folder", "--data-root", str(tmp_path / "imgs"), "--model", "sngan32",
-                "--model-width", "8", "--method", "static", "--steps", "2", "--batch-size", "4",
-                "--data-workers", "2", "--sparsity-g", "0.8") == 0
+    assert tiny_run(tmp_path / "run", "--dataset", "image-folder", "--model", "sngan32", "--model-width", "8",
+                    "--method", "static", "--steps", "2", "--batch-size", "4", "--data-workers", "2",
+                    "--sparsity-g", "0.8", data=tmp_path / "imgs") == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert_inactive_zero(tmp_path / "run")
 
 
-def test_cuda_refused_cleanly_without_a_gpu(tmp_path, capsys):
+def test_cuda_refused_cleanly_without_a_gpu(tiny_run, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     root, _ = write_cifar(tmp_path / "data", n_per_batch=2)
-    rc = _run(tmp_path, "--dataset", "cifar10", "--data-root", str(root), "--model", "sngan32", "--device", "cuda")
+    rc = tiny_run(tmp_path / "run", "--dataset", "cifar10", "--model", "sngan32", "--device", "cuda", data=root)
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--device cuda" in err
 
 
 @pytest.mark.slow
-def test_compile_on_cpu(tmp_path):
+def test_compile_on_cpu(tiny_run, tmp_path):
     root, _ = write_cifar(tmp_path / "data", n_per_batch=4)
-    assert _run(tmp_path, "--dataset", "cifar10", "--data-root", str(root), "--model", "dcgan", "--model-width", "4",
-                "--method", "stu", "--steps", "2", "--update-interval", "1", "--batch-size", "4", "--compile") == 0
+    assert tiny_run(tmp_path / "run", "--dataset", "cifar10", "--model", "dcgan", "--model-width", "4",
+                    "--method", "stu", "--steps", "2", "--update-interval", "1", "--batch-size", "4", "--compile",
+                    data=root) == 0
     assert_inactive_zero(tmp_path / "run")

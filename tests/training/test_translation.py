@@ -26,13 +26,9 @@ def pair(tmp_path_factory):
     return tmp
 
 
-TINY = ["--model", "cyclegan", "--dataset", "unpaired", "--model-width", "4", "--batch-size", "4",
-        "--update-interval", "2", "--log-every", "2", "--sample-every", "4", "--checkpoint-every", "3",
-        "--num-sample-images", "12", "--no-progress", "--allow-ignored"]
-
-
-def _train(pair, out, *args, domains="sneaker-boot"):
-    return main(["train", "--data-root", str(pair / domains), "--out", str(out), *TINY, *args])
+TINY_FLAGS = ["--model", "cyclegan", "--dataset", "unpaired", "--model-width", "4", "--batch-size", "4",
+              "--update-interval", "2", "--log-every", "2", "--sample-every", "4", "--checkpoint-every", "3",
+              "--num-sample-images", "12", "--allow-ignored"]
 
 
 # --- the objective by hand -----------------------------------------------------------------
@@ -104,9 +100,9 @@ def test_image_pool_keeps_fifty_and_swaps_half_the_time():
     ("snip", ["--sparsity-g", "0.8", "--sparsity-d", "0.5"]),
     ("early_bird", ["--sparsity-g", "0.8", "--eb-interval", "1", "--eb-window", "2", "--eb-threshold", "1.0"]),
 ])
-def test_every_method_trains_both_generators(pair, tmp_path, method, extra):
+def test_every_method_trains_both_generators(tiny_run, pair, tmp_path, method, extra):
     out = tmp_path / method
-    assert _train(pair, out, "--method", method, "--steps", "4", *extra) == 0
+    assert tiny_run(out, "--method", method, "--steps", "4", *extra, data=pair / "sneaker-boot") == 0
     summary = json.loads((out / "summary.json").read_text())
     masks = load_file(out / "final" / "masks.safetensors")
     g = {k: v for k, v in masks.items() if k.startswith("G.")}
@@ -121,15 +117,15 @@ def test_every_method_trains_both_generators(pair, tmp_path, method, extra):
     assert grids  # rows of: A, A->B, A->B->A, B, B->A, B->A->B
 
 
-def test_resume_is_bitwise_exact_with_the_fake_history_and_crops(pair, tmp_path):
+def test_resume_is_bitwise_exact_with_the_fake_history_and_crops(tiny_run, pair, tmp_path):
     args = ["--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5"]
-    assert _train(pair, tmp_path / "straight", *args, "--steps", "6") == 0
+    assert tiny_run(tmp_path / "straight", *args, "--steps", "6", data=pair / "sneaker-boot") == 0
     # The same run stopped after its step-3 checkpoint (the lr schedule and p's decay span --steps).
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
     for later in ("final", "checkpoints/state-00000006.pt", "summary.json"):
         path = tmp_path / "resumed" / later
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    assert _train(pair, tmp_path / "resumed", *args, "--steps", "6", "--resume", "auto") == 0
+    assert tiny_run(tmp_path / "resumed", *args, "--steps", "6", "--resume", "auto", data=pair / "sneaker-boot") == 0
     assert [r["step"] for r in read_records(tmp_path / "resumed", "resume")] == [3]
     for f in ("generator", "generator_ema", "discriminator", "masks"):
         x = load_file(tmp_path / "straight" / "final" / f"{f}.safetensors")
@@ -137,28 +133,28 @@ def test_resume_is_bitwise_exact_with_the_fake_history_and_crops(pair, tmp_path)
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), f
 
 
-def test_a_generator_ticket_transfers_to_another_domain_pair(pair, tmp_path):
+def test_a_generator_ticket_transfers_to_another_domain_pair(tiny_run, pair, tmp_path):
     src = tmp_path / "ticket"
-    assert _train(pair, src, "--method", "stu", "--sparsity-g", "0.8", "--steps", "4") == 0
+    assert tiny_run(src, "--method", "stu", "--sparsity-g", "0.8", "--steps", "4", data=pair / "sneaker-boot") == 0
     out = tmp_path / "transfer"
-    assert _train(pair, out, "--method", "static", "--sparsity-g", "0.8", "--steps", "2",
-                  "--masks-from", str(src), domains="shirt-coat") == 0
+    assert tiny_run(out, "--method", "static", "--sparsity-g", "0.8", "--steps", "2",
+                    "--masks-from", str(src), data=pair / "shirt-coat") == 0
     a, b = load_file(src / "final" / "masks.safetensors"), load_file(out / "final" / "masks.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("G."))
     assert read_records(out, "ticket")
 
 
-def test_imp_rounds_prune_both_generators(pair, tmp_path):
+def test_imp_rounds_prune_both_generators(tiny_run, pair, tmp_path):
     out = tmp_path / "imp"
-    assert _train(pair, out, "--method", "imp", "--sparsity-g", "0.36", "--steps", "2") == 0
+    assert tiny_run(out, "--method", "imp", "--sparsity-g", "0.36", "--steps", "2", data=pair / "sneaker-boot") == 0
     rounds = read_records(out, "round")
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[-1]["density"]["G"] == pytest.approx(0.64, abs=1e-3)
 
 
-def test_bad_input_is_one_line(pair, tmp_path, capsys):
+def test_bad_input_is_one_line(tiny_run, pair, tmp_path, capsys):
     def err(*args):
-        assert main(["train", "--out", str(tmp_path / "r"), *TINY, "--steps", "2", *args]) == 2
+        assert tiny_run(tmp_path / "r", "--steps", "2", *args) == 2
         lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(lines) == 1, lines
         return lines[0]
@@ -185,13 +181,14 @@ def test_data_command_writes_the_pair(tmp_path, capsys):
     assert all((tmp_path / "p" / d).is_dir() for d in ("trainA", "trainB", "testA", "testB"))
 
 
-def test_pf_prunes_a_dense_translation_run_and_adapt_is_refused(pair, tmp_path, capsys):
+def test_pf_prunes_a_dense_translation_run_and_adapt_is_refused(tiny_run, pair, tmp_path, capsys):
     dense = tmp_path / "dense"
-    assert _train(pair, dense, "--method", "dense", "--steps", "2") == 0
+    assert tiny_run(dense, "--method", "dense", "--steps", "2", data=pair / "sneaker-boot") == 0
     pf = tmp_path / "pf"
-    assert _train(pair, pf, "--method", "pf", "--from", str(dense), "--sparsity-g", "0.5", "--steps", "2") == 0
+    assert tiny_run(pf, "--method", "pf", "--from", str(dense), "--sparsity-g", "0.5", "--steps", "2",
+                    data=pair / "sneaker-boot") == 0
     assert json.loads((pf / "summary.json").read_text())["density"]["G"] == pytest.approx(0.5, abs=1e-3)
-    assert _train(pair, tmp_path / "adapt", "--method", "adapt", "--steps", "2") == 2
+    assert tiny_run(tmp_path / "adapt", "--method", "adapt", "--steps", "2", data=pair / "sneaker-boot") == 2
     assert "noise-to-image GANs" in capsys.readouterr().err
 
 
@@ -222,10 +219,10 @@ def test_translation_metrics_of_an_identity_between_equal_domains_are_zero(pair,
     assert protocol.split == "test" and protocol.num_ref == 0
 
 
-def test_evaluation_during_training_measures_both_directions(pair, tmp_path):
+def test_evaluation_during_training_measures_both_directions(tiny_run, pair, tmp_path):
     out = tmp_path / "eval"
-    assert _train(pair, out, "--method", "static", "--sparsity-g", "0.8", "--steps", "4", "--eval-every", "2",
-                  "--eval-num-samples", "8") == 0
+    assert tiny_run(out, "--method", "static", "--sparsity-g", "0.8", "--steps", "4", "--eval-every", "2",
+                    "--eval-num-samples", "8", data=pair / "sneaker-boot") == 0
     evals = read_records(out, "eval")
     assert [r["step"] for r in evals] == [2, 4]
     assert all(r["fid_domain"] == pytest.approx((r["fid_domain_ab"] + r["fid_domain_ba"]) / 2) for r in evals)
@@ -233,11 +230,11 @@ def test_evaluation_during_training_measures_both_directions(pair, tmp_path):
     assert best["by"] == "fid_domain" and (out / "final" / "generator_ema_best.safetensors").is_file()
 
 
-def test_eval_command_measures_both_directions_into_eval_files(pair, tmp_path, capsys):
+def test_eval_command_measures_both_directions_into_eval_files(tiny_run, pair, tmp_path, capsys):
     from sparsegan.protocols import Protocol
 
     out = tmp_path / "run"
-    assert _train(pair, out, "--method", "stu", "--sparsity-g", "0.8", "--steps", "2") == 0
+    assert tiny_run(out, "--method", "stu", "--sparsity-g", "0.8", "--steps", "2", data=pair / "sneaker-boot") == 0
     assert main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "6", "--no-progress"]) == 0
     n = min(6, *(len(list((pair / "sneaker-boot" / d).glob("*.png"))) for d in ("testA", "testB")))
     files = sorted(p.name for p in (out / "eval").glob("*.json"))
@@ -249,9 +246,9 @@ def test_eval_command_measures_both_directions_into_eval_files(pair, tmp_path, c
     assert "translation run is measured on the test images" in capsys.readouterr().err
 
 
-def test_export_bench_and_flops_of_a_translation_run(pair, tmp_path, capsys):
+def test_export_bench_and_flops_of_a_translation_run(tiny_run, pair, tmp_path, capsys):
     out = tmp_path / "run"
-    assert _train(pair, out, "--method", "static", "--sparsity-g", "0.8", "--steps", "2") == 0
+    assert tiny_run(out, "--method", "static", "--sparsity-g", "0.8", "--steps", "2", data=pair / "sneaker-boot") == 0
     assert main(["export", str(out)]) == 0
     # The sparse runtime translates as the masked generator does (a forced CSR kernel, not the module).
     assert main(["bench", str(out), "--repeats", "1", "--warmup", "1", "--batch-sizes", "2",
@@ -272,8 +269,8 @@ def test_two_processes_keep_identical_masks(pair, tmp_path):
     env["OMP_NUM_THREADS"] = "1"
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "sparsegan", "train", "--data-root", str(pair / "sneaker-boot"), "--out", str(out), *TINY,
-           "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--steps", "4"]
+           "-m", "sparsegan", "train", "--data-root", str(pair / "sneaker-boot"), "--out", str(out), "--no-progress",
+           *TINY_FLAGS, "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--steps", "4"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     topo = read_records(out, "topology")
@@ -282,11 +279,11 @@ def test_two_processes_keep_identical_masks(pair, tmp_path):
     assert all(len(r["mask_checksums"]) == 2 and len(set(r["mask_checksums"])) == 1 for r in topo)
 
 
-def test_report_tabulates_translation_runs(pair, tmp_path):
+def test_report_tabulates_translation_runs(tiny_run, pair, tmp_path):
     runs = tmp_path / "runs"
     for method, extra in (("dense", []), ("stu", ["--sparsity-g", "0.8"])):
-        assert _train(pair, runs / method, "--method", method, "--steps", "2", "--eval-every", "2",
-                      "--eval-num-samples", "8", *extra) == 0
+        assert tiny_run(runs / method, "--method", method, "--steps", "2", "--eval-every", "2",
+                        "--eval-num-samples", "8", *extra, data=pair / "sneaker-boot") == 0
     assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "report.md").read_text()
     assert "fid_domain@" in text and "split=test" in text and "| stu |" in text and "| dense |" in text
