@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sparsegan.sparsity.topk import count_true, global_topk_masks
+from sparsegan.sparsity.topk import count_true, global_topk_masks, split_like
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,4 @@ def select_blocks(scores: Mapping[str, Tensor], sizes: Mapping[str, Tensor], k: 
     take = int(torch.argmin((reached - k).abs()))  # argmin returns the first: the fewer blocks on a tie
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     keep[order[:take]] = True
-    out, offset = {}, 0
-    for n in names:
-        numel = scores[n].numel()
-        out[n] = keep[offset: offset + numel].view(scores[n].shape)
-        offset += numel
-    return out
+    return split_like(keep, scores)

@@ -149,10 +149,13 @@ def global_topk_masks(scores: Mapping[str, Tensor], k: int) -> dict[str, Tensor]
     """Masks keeping the ``k`` largest scores across all tensors together (global ranking)."""
     names = list(scores)
     flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
-    keep = _flat_topk_mask(flat, k)
+    return split_like(_flat_topk_mask(flat, k), scores)
+
+
+def split_like(flat: Tensor, like: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``flat`` (the tensors of ``like`` concatenated, flattened, in order) cut back into their shapes."""
     out, offset = {}, 0
-    for n in names:
-        numel = scores[n].numel()
-        out[n] = keep[offset : offset + numel].view(scores[n].shape)
-        offset += numel
+    for n, t in like.items():
+        out[n] = flat[offset : offset + t.numel()].view(t.shape)
+        offset += t.numel()
     return out
