@@ -41,7 +41,7 @@ ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH = 0, 1, 2, 3
 # tanh_rational.h, which the C kernel includes and this module reads (tests/inference checks the
 # error: at most 2.6e-7 against float64 tanh over [-10, 10]).
 def _read_tanh() -> tuple[np.float32, tuple, tuple]:
-    text = (Path(__file__).with_name("tanh_rational.h")).read_text()
+    text = (Path(__file__).parents[1] / "kernels" / "tanh_rational.h").read_text()
     clamp = float(re.search(r"#define SG_TANH_CLAMP (\S+)", text).group(1))
     lists = [re.search(rf"#define SG_TANH_{k} \{{([^}}]*)\}}", text).group(1) for k in ("P", "Q")]
     p, q = (tuple(np.float32(float(c)) for c in body.split(",")) for body in lists)

@@ -1,4 +1,4 @@
-"""The AVX2 CSR x dense kernel of ``_simd_csr.c``, called through ctypes.
+"""The AVX2 CSR x dense kernel of ``sparsegan/kernels/_simd_csr.c``, called through ctypes.
 
 Same contract as :func:`sparsegan.inference.csr_kernel.csr_mm` (``Y[r0:r1] = act(A[r0:r1] @ X +
 bias)``, float32, C order), with the output row's 64-column tiles held in eight AVX2 registers
@@ -16,38 +16,15 @@ import ctypes
 import numpy as np
 import torch
 
+from sparsegan.kernels import library
+
 
 def _load():
-    # torch is imported first (module top): the extension needs libgomp.so.1, and with PyTorch's
-    # already loaded the loader gives it that one, so its threads are PyTorch's (see _simd_csr.c)
-    try:
-        from sparsegan.inference import _simd_csr
-    except ImportError:  # not built here: the runtime's other kernels remain
+    lib = library()
+    if lib is None:  # not built here, or no AVX2: the runtime's other kernels remain
         return None
-    lib = ctypes.CDLL(_simd_csr.__file__)
-    if not lib.sg_cpu_ok():
-        return None
-    fn = lib.sg_csr_mm
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3
-    par = lib.sg_csr_mm_parallel
-    par.restype = None
-    par.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2
-                    + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int])
-    acc = lib.sg_csr_mm_acc
-    acc.restype = None
-    acc.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
-    chain = lib.sg_csr_chain
-    chain.restype = None
-    chain.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_int]
-    group = lib.sg_group_mm
-    group.restype = None
-    group.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 2
-                      + [ctypes.c_int64] * 2 + [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int])
-    group_acc = lib.sg_group_mm_acc
-    group_acc.restype = None
-    group_acc.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_int]
-    return fn, par, acc, chain, group, group_acc
+    return (lib.sg_csr_mm, lib.sg_csr_mm_parallel, lib.sg_csr_mm_acc, lib.sg_csr_chain, lib.sg_group_mm,
+            lib.sg_group_mm_acc)
 
 
 _csr_mm, _csr_mm_parallel, _csr_mm_acc, _csr_chain, _group_mm, _group_mm_acc = _load() or (None,) * 6

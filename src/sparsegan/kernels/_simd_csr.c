@@ -8,8 +8,9 @@
  * kernel in csr_kernel.py re-reads and re-writes the output row every four weights; LLVM does not
  * keep such accumulators in registers from numba code.) Narrower tails run 8 or 1 columns at a time.
  *
- * Loaded with ctypes by sparsegan.efficiency.simd_kernel; built as an optional extension (x86-64
- * only, -mavx2 -mfma), and only called after sg_cpu_ok() says the CPU has AVX2 and FMA.
+ * Loaded with ctypes (sparsegan.kernels.library) by the inference runtime and by sparse training;
+ * built as an optional extension (x86-64 only, -mavx2 -mfma), and only called after sg_cpu_ok()
+ * says the CPU has AVX2 and FMA.
  * act: 0 none, 1 ReLU, 2 LeakyReLU(slope), 3 tanh (the rational approximation of csr_kernel.py).
  *
  * One column (batch 1, a matrix-vector product): eight active weights at a time, their inputs
@@ -371,6 +372,83 @@ void sg_group_mm(const int32_t *gptr, const int32_t *gidx, const float *gval, co
 void sg_group_mm_acc(const int32_t *gptr, const int32_t *gidx, const float *gval, const float *X, float *Y,
                      int64_t cols, int64_t rows, int R) {
     group_rows(gptr, gidx, gval, NULL, 0, 0.0f, X, Y, cols, rows, 0, (rows + R - 1) / R, R, 1);
+}
+
+/* --- training: the weight gradient of the active weights only (a sampled dense-dense product) ---
+ *
+ *     out[p] = sum_c G[i, c] * X[indices[p], c]        for the active entries p of rows r0 <= i < r1
+ *
+ * G (rows x cols) and X (K x cols) row-major, float32: for a Linear layer G is the output gradient
+ * and X the input, both transposed to (features x batch), so each active weight's gradient is one
+ * dot product of two contiguous rows. Four entries of a row at a time: four independent chains of
+ * FMAs (a single dot product would wait on its own FMA latency) and one horizontal reduction for
+ * all four. Columns go in blocks of SG_COLUMN_BLOCK (as the products above), so that the rows of X
+ * a block reads stay in cache for all the rows of G; out[] accumulates over the blocks. */
+static inline float hsum8(__m256 a) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+static void sddmm_rows(const int32_t *indptr, const int32_t *indices, const float *G, const float *X, float *out,
+                       int64_t cols, int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++)
+        for (int32_t p = indptr[i]; p < indptr[i + 1]; p++) out[p] = 0.0f;
+    for (int64_t cb = 0; cb < cols; cb += SG_COLUMN_BLOCK) {
+        const int64_t ce = cb + SG_COLUMN_BLOCK < cols ? cb + SG_COLUMN_BLOCK : cols;
+        const int64_t ve = cb + ((ce - cb) / 8) * 8; /* end of the whole vectors */
+        for (int64_t i = r0; i < r1; i++) {
+            const int32_t p0 = indptr[i], p1 = indptr[i + 1];
+            const float *g = G + i * cols;
+            int32_t p = p0;
+            for (; p + 4 <= p1; p += 4) {
+                const float *x0 = X + (int64_t)indices[p] * cols, *x1 = X + (int64_t)indices[p + 1] * cols;
+                const float *x2 = X + (int64_t)indices[p + 2] * cols, *x3 = X + (int64_t)indices[p + 3] * cols;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t c = cb; c < ve; c += 8) {
+                    const __m256 gv = _mm256_loadu_ps(g + c);
+                    a0 = _mm256_fmadd_ps(gv, _mm256_loadu_ps(x0 + c), a0);
+                    a1 = _mm256_fmadd_ps(gv, _mm256_loadu_ps(x1 + c), a1);
+                    a2 = _mm256_fmadd_ps(gv, _mm256_loadu_ps(x2 + c), a2);
+                    a3 = _mm256_fmadd_ps(gv, _mm256_loadu_ps(x3 + c), a3);
+                }
+                /* [a0 a1 a2 a3] summed across their lanes at once: two hadds, then the halves */
+                const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+                __m128 d = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                float t[4];
+                _mm_storeu_ps(t, d);
+                for (int64_t c = ve; c < ce; c++) {
+                    t[0] += g[c] * x0[c], t[1] += g[c] * x1[c];
+                    t[2] += g[c] * x2[c], t[3] += g[c] * x3[c];
+                }
+                out[p] += t[0], out[p + 1] += t[1], out[p + 2] += t[2], out[p + 3] += t[3];
+            }
+            for (; p < p1; p++) {
+                const float *x = X + (int64_t)indices[p] * cols;
+                __m256 a = _mm256_setzero_ps();
+                for (int64_t c = cb; c < ve; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(g + c), _mm256_loadu_ps(x + c), a);
+                float t = hsum8(a);
+                for (int64_t c = ve; c < ce; c++) t += g[c] * x[c];
+                out[p] += t;
+            }
+        }
+    }
+}
+
+/* out[] for the rows cuts[0] <= i < cuts[blocks], the row blocks shared out to `threads` OpenMP
+ * threads as sg_csr_mm_parallel does. */
+void sg_sddmm_parallel(const int32_t *indptr, const int32_t *indices, const float *G, const float *X, float *out,
+                       int64_t cols, const int64_t *cuts, int blocks, int threads) {
+#ifdef _OPENMP
+    if (threads > 1 && blocks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (int b = 0; b < blocks; b++) sddmm_rows(indptr, indices, G, X, out, cols, cuts[b], cuts[b + 1]);
+        return;
+    }
+#endif
+    (void)threads;
+    sddmm_rows(indptr, indices, G, X, out, cols, cuts[0], cuts[blocks]);
 }
 
 /* A Python module only so that setuptools builds and installs this file; the functions above are

@@ -1,0 +1,44 @@
+"""Loading ``_simd_csr.c``'s shared library through ctypes, once.
+
+The extension is optional: it is not built without a C compiler or off x86-64, and it is not used
+on a CPU without AVX2 and FMA. Callers fall back to their other paths when :func:`library` returns
+None. torch is imported first: the library needs libgomp.so.1, and with PyTorch's already loaded
+the loader hands it that one, so its OpenMP threads are PyTorch's own (see _simd_csr.c).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import torch  # noqa: F401  (loaded before the library: see above)
+
+_P, _I32, _I64, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
+
+# name -> argument types of every function the Python side calls (all return void)
+_SIGNATURES = {
+    "sg_csr_mm": [_P] * 4 + [_I32, _F] + [_P] * 2 + [_I64] * 3,
+    "sg_csr_mm_parallel": [_P] * 4 + [_I32, _F] + [_P] * 2 + [_I64, _P, _I32, _I32],
+    "sg_csr_mm_acc": [_P] * 5 + [_I64] * 3,
+    "sg_csr_chain": [_P, _I32] + [_P] * 3 + [_I64] * 2 + [_I32],
+    "sg_group_mm": [_P] * 4 + [_I32, _F] + [_P] * 2 + [_I64] * 2 + [_I32, _P, _I32, _I32],
+    "sg_group_mm_acc": [_P] * 5 + [_I64] * 2 + [_I32],
+    "sg_sddmm_parallel": [_P] * 5 + [_I64, _P, _I32, _I32],
+}
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The kernels' library with its functions typed, or None where it was not built or the CPU
+    lacks AVX2 / FMA."""
+    try:
+        from sparsegan.kernels import _simd_csr
+    except ImportError:
+        return None
+    lib = ctypes.CDLL(_simd_csr.__file__)
+    if not lib.sg_cpu_ok():
+        return None
+    for name, argtypes in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = None, argtypes
+    return lib

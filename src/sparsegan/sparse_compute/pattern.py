@@ -1,0 +1,131 @@
+"""A layer's active weights as index structures for the training kernels.
+
+A weight of any of the supported layers is a matrix A = weight.reshape(rows, -1): (out x in) for a
+Linear layer, (out x in k k) for a convolution, (in x out k k) for a transposed one. Its mask gives
+A's pattern in two orders: CSR (row by row, for A @ X and for the weight gradient) and the CSR of
+A's transpose (for A^T @ X, the input gradient of a Linear layer or a convolution, the forward
+of a transposed one). Both are built once per topology; a step gathers A's active values
+(O(active weights)) and nothing else.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sparsegan.kernels import library
+
+
+def available() -> bool:
+    """Whether the training kernels can run here (the C extension built, AVX2 and FMA)."""
+    return library() is not None
+
+
+def _cuts(indptr: Tensor, blocks: int) -> Tensor:
+    """Row cuts (int64, 0 .. rows, non-decreasing) of ``blocks`` row blocks with about equal active
+    counts: balanced work per thread."""
+    rows = indptr.numel() - 1
+    nnz = int(indptr[-1])
+    targets = torch.linspace(0, nnz, blocks + 1, dtype=torch.float64)
+    cuts = torch.searchsorted(indptr.to(torch.float64), targets).clamp_(0, rows)
+    cuts[0], cuts[-1] = 0, rows
+    return torch.cummax(cuts, 0).values.contiguous()
+
+
+class _Csr:
+    """One order of the pattern: indptr / indices (int32) and, per entry, where its value sits in
+    the weight (``flat``, int64) or in the CSR order of the values (``perm``)."""
+
+    def __init__(self, rows: Tensor, cols: Tensor, nrows: int):
+        self.nrows = nrows
+        counts = torch.bincount(rows, minlength=nrows)
+        self.indptr = torch.zeros(nrows + 1, dtype=torch.int32)
+        self.indptr[1:] = counts.cumsum(0).to(torch.int32)
+        self.indices = cols.to(torch.int32).contiguous()
+        self.zeros = torch.zeros(nrows)  # the bias of a product without one
+        self._cuts: dict[int, Tensor] = {}
+
+    def cuts(self, blocks: int) -> Tensor:
+        if blocks not in self._cuts:
+            self._cuts[blocks] = _cuts(self.indptr, blocks)
+        return self._cuts[blocks]
+
+
+class Pattern:
+    """The active entries of a (rows x cols) mask in CSR order and in the CSR order of its transpose.
+
+    ``flat``: each active entry's index into the flattened weight, in CSR order (``values(weight)``
+    gathers them); ``perm``: the CSR-order position of each entry of the transpose."""
+
+    def __init__(self, mask: Tensor):
+        if mask.dim() < 2:
+            raise ValueError(f"a pattern needs a matrix mask, got shape {tuple(mask.shape)}")
+        m = mask.detach().reshape(mask.shape[0], -1).cpu()
+        self.shape = (m.shape[0], m.shape[1])
+        rows, cols = m.nonzero(as_tuple=True)  # row-major: CSR order
+        self.nnz = rows.numel()
+        self.flat = (rows * self.shape[1] + cols).contiguous()
+        self.csr = _Csr(rows, cols, self.shape[0])
+        order = torch.argsort(cols * self.shape[0] + rows)  # column-major: CSR of the transpose
+        self.perm = order.contiguous()
+        self.csr_t = _Csr(cols[order], rows[order], self.shape[1])
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.shape[0] * self.shape[1])
+
+    def values(self, weight: Tensor) -> Tensor:
+        """The active values of ``weight`` in CSR order (a copy)."""
+        return weight.detach().reshape(-1).index_select(0, self.flat)
+
+    def scatter(self, values: Tensor, like: Tensor) -> Tensor:
+        """A tensor shaped as ``like``: ``values`` (CSR order) at the active entries, 0 elsewhere."""
+        out = torch.zeros(like.numel(), dtype=values.dtype)
+        out.index_copy_(0, self.flat, values)
+        return out.view(like.shape)
+
+
+def _threads() -> tuple[int, int]:
+    threads = torch.get_num_threads()
+    return threads, 4 * threads if threads > 1 else 1
+
+
+def _dense_input(x: Tensor, rows: int) -> Tensor:
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[0] != rows:
+        raise ValueError(f"expected a float32 CPU matrix of {rows} rows, got {x.dtype} {tuple(x.shape)} on {x.device}")
+    return x.contiguous()
+
+
+def spmm(pattern: Pattern, values: Tensor, x: Tensor, bias: Tensor | None = None, *,
+         transpose: bool = False) -> Tensor:
+    """``A @ x + bias`` (or ``A^T @ x + bias``) for A the pattern's matrix holding ``values`` (CSR
+    order), x a float32 CPU matrix (A's columns, or rows, x n): a new (A's rows, or columns, x n)
+    matrix. Multi-threaded over the output rows (torch's thread count)."""
+    lib = library()
+    csr = pattern.csr_t if transpose else pattern.csr
+    data = (values.index_select(0, pattern.perm) if transpose else values).contiguous()
+    k = pattern.shape[0] if transpose else pattern.shape[1]
+    x = _dense_input(x, k)
+    b = csr.zeros if bias is None else bias.detach().contiguous()
+    y = torch.empty(csr.nrows, x.shape[1])
+    threads, blocks = _threads()
+    cuts = csr.cuts(blocks)
+    lib.sg_csr_mm_parallel(csr.indptr.data_ptr(), csr.indices.data_ptr(), data.data_ptr(), b.data_ptr(), 0, 0.0,
+                           x.data_ptr(), y.data_ptr(), x.shape[1], cuts.data_ptr(), blocks, threads)
+    return y
+
+
+def sddmm(pattern: Pattern, g: Tensor, x: Tensor) -> Tensor:
+    """Per active entry (i, j) of the pattern, in CSR order: ``sum_c g[i, c] * x[j, c]``, the
+    gradient of A's active weights for ``g`` = dL/d(A @ x). Only the active entries are computed."""
+    lib = library()
+    g = _dense_input(g, pattern.shape[0])
+    x = _dense_input(x, pattern.shape[1])
+    if g.shape[1] != x.shape[1]:
+        raise ValueError(f"g and x differ in columns: {g.shape[1]} and {x.shape[1]}")
+    out = torch.empty(pattern.nnz)
+    threads, blocks = _threads()
+    cuts = pattern.csr.cuts(blocks)
+    lib.sg_sddmm_parallel(pattern.csr.indptr.data_ptr(), pattern.csr.indices.data_ptr(), g.data_ptr(), x.data_ptr(),
+                          out.data_ptr(), g.shape[1], cuts.data_ptr(), blocks, threads)
+    return out
