@@ -38,6 +38,7 @@ from sparsegan.methods.stu import ExploreOptions
 from sparsegan.methods.transfer import TransferOptions
 from sparsegan.options import Options, choices_of, field_type, group_fields, option, typed_value
 from sparsegan.protocols import DEFAULT_METRICS, SPLITS
+from sparsegan.sparse_compute.attach import MODES as COMPUTE_MODES
 
 # The option groups of the methods, in the order of ``--help`` and config.json. Each is defined with
 # its owner (a method's own in its module, shared ones in methods/base.py); a method lists the groups
@@ -145,6 +146,15 @@ class DeviceOptions(Options):
     channels_last: bool = option(False, "NHWC weights and images (faster convolutions on tensor-core GPUs)")
     compile: bool = option(False, "torch.compile the G and D forward passes")
     sync_bn: bool = option(False, "under torchrun: batch-norm statistics over the global batch (all processes)")
+    sparse_compute: str = option("auto", "masked Linear / Conv2d / ConvTranspose2d layers forward and backward on "
+                                 "their active weights only: auto (per layer, where measured faster on this CPU; "
+                                 "GPUs keep the masked path), on (every supported layer; CPU, fp32), off (the masked "
+                                 "dense path)", choices=COMPUTE_MODES)
+
+    def validate(self) -> None:
+        if self.sparse_compute == "on" and (self.compile or self.precision != "fp32"):
+            raise UserError("--sparse-compute on runs fp32 layers outside torch.compile: drop --compile / "
+                            "--precision bf16, or use --sparse-compute auto (then such runs keep the masked path)")
 
 
 @dataclass

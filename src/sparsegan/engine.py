@@ -45,6 +45,9 @@ from sparsegan.methods import Method, MethodContext, TopologyEvent
 from sparsegan.methods.build import build_method, options_doc
 from sparsegan.methods.transfer import Ticket
 from sparsegan.random_streams import seeded_generator
+from sparsegan.sparse_compute.attach import MODES as COMPUTE_MODES
+from sparsegan.sparse_compute.attach import SparseCompute
+from sparsegan.sparse_compute.pattern import available as compute_available
 from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
 
@@ -65,7 +68,10 @@ class SparseTraining:
     updates (default: seeded from ``seed``, as the loop). ``ticket``: masks (and weights) to start
     from instead of the method's own (:class:`~sparsegan.methods.transfer.Ticket`). ``state``: a
     ``state_dict()`` to resume from when the nets already hold the checkpoint's weights (set-up's
-    fresh masks would otherwise zero some of them first).
+    fresh masks would otherwise zero some of them first). ``sparse_compute``: "auto" (default) runs
+    each masked Linear / Conv2d / ConvTranspose2d layer on its active weights only where that
+    measured faster on this CPU, "on" wherever the layer supports it, "off" never (the masked
+    dense path); GPUs keep the masked path (:mod:`sparsegan.sparse_compute`).
 
     After construction: ``step()`` once per iteration after the optimizers' steps;
     ``observe_balance(ratio)`` for ADAPT; ``ema(net)`` for the sparse EMA (sample from its
@@ -86,6 +92,7 @@ class SparseTraining:
         generators: tuple[torch.Generator, torch.Generator] | None = None,
         ticket: Ticket | None = None,
         state: Mapping[str, Any] | None = None,
+        sparse_compute: str = "auto",
         **options: Any,
     ):
         if not nets:
@@ -123,6 +130,7 @@ class SparseTraining:
                                 f"({', '.join(self.nets)})")
             self.method = build_method(method, steps=steps, sparsity={n: targets.get(n, 0.0) for n in self.nets},
                                        **options)
+        self._check_compute(sparse_compute)
         if set(self.method.nets) != set(self.nets):
             raise UserError(f"the method trains nets {', '.join(self.method.nets)}, not {', '.join(self.nets)}")
         for net in self.method.nets:  # misuse fails here, before any weight is touched
@@ -156,10 +164,29 @@ class SparseTraining:
             served = tuple(n for n in self.method.nets if self.optimizers[n] is opt)
             self._hooks.append(opt.register_step_pre_hook(self._before(served)))
             self._hooks.append(opt.register_step_post_hook(self._after(served)))
+        self.compute = self._sparse_compute(sparse_compute)
         if state is not None:
             for n, module in self.nets.items():
                 module.load_state_dict(held[n])
             self.load_state_dict(state)
+
+    def _check_compute(self, mode: str) -> None:
+        if mode not in COMPUTE_MODES:
+            raise UserError(f"sparse_compute must be one of {', '.join(COMPUTE_MODES)}, not {mode!r}")
+        if mode == "on":
+            if not compute_available():
+                raise UserError("sparse_compute='on' needs the C kernels (an x86-64 CPU with AVX2 and FMA, the package "
+                                "built with a C compiler); use 'auto' to fall back to the masked path")
+            for net, module in self.nets.items():
+                devices = {p.device.type for p in module.parameters()}
+                if devices - {"cpu"}:
+                    raise UserError(f"sparse_compute='on' runs on CPUs; net {net!r} is on {sorted(devices)[-1]} "
+                                    "(GPUs keep the masked path: use 'auto' or 'off')")
+
+    def _sparse_compute(self, mode: str) -> SparseCompute:
+        return SparseCompute(mode, self.nets, lambda: self.method.masks,
+                             dense_now=lambda net: self.method.wants_dense_grad(net, self.completed + 1),
+                             enforced=lambda: self.method.enforce_masks)
 
     # --- the one place that keeps inactive weights at exactly 0 ---------------------------------
     # Mask edits zero the weights they deactivate (MaskSet.apply_ after every change, in set-up and
@@ -336,7 +363,8 @@ class SparseTraining:
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"completed": self.completed, "method": self.method.state_dict(), "method_name": self.method.name,
-                "rng": {"masks": self.masks_rng.get_state(), "topology": self.topology_rng.get_state()}}
+                "rng": {"masks": self.masks_rng.get_state(), "topology": self.topology_rng.get_state()},
+                "compute": self.compute.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping) or not {"completed", "method"} <= set(state):
@@ -358,12 +386,17 @@ class SparseTraining:
         self.method.load_state_dict(state["method"])
         self.completed = int(state["completed"])
         self._unverified = set(self.method.nets)  # the weights loaded with this state are checked too
+        if "compute" in state:  # the sparse path's measured plan: the same layers take the same paths
+            self.compute.load_state_dict(state["compute"])
+        else:  # saved before sparse compute existed, so on the masked path: resume there, exactly
+            self.compute.close()
         if "rng" in state:
             self.masks_rng.set_state(state["rng"]["masks"])
             self.topology_rng.set_state(state["rng"]["topology"])
 
     def close(self) -> None:
-        """Remove the optimizer hooks (the masks stay as they are)."""
+        """Remove the optimizer hooks and the sparse path's forwards (the masks stay as they are)."""
+        self.compute.close()
         for h in self._hooks:
             h.remove()
         self._hooks = []

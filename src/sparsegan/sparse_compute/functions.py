@@ -90,7 +90,8 @@ def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: Pattern,
 
 
 def _conv_out(size, kernel, stride, padding, dilation) -> tuple[int, int]:
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    dims = zip(size, kernel, stride, padding, dilation)
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in dims)
 
 
 def supports(module: nn.Module) -> str | None:

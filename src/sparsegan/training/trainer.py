@@ -220,8 +220,12 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     }
     # The engine's public API (sparsegan.engine), as any user's loop would use it: masks drawn here,
     # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
+    # Sparse compute runs fp32 layers eagerly: under torch.compile or bf16 autocast "auto" keeps the
+    # masked path ("on" is refused there by the config).
+    compute = "off" if cfg.compile or cfg.precision != "fp32" else cfg.sparse_compute
     sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
-                            generators=(rng["masks"], rng["topology"]), ticket=read_ticket(cfg))
+                            generators=(rng["masks"], rng["topology"]), ticket=read_ticket(cfg),
+                            sparse_compute=compute)
     sparse.broadcast_masks()  # every rank starts from rank 0's masks (a no-op in one process)
     dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
     n_train = len(data.a) if kind == "translation" else len(data)  # translation: epochs over domain A

@@ -1,0 +1,127 @@
+"""Putting the sparse path under a net's layers: :class:`SparseCompute`.
+
+The engine hands it the masks of the nets it trains; each masked Linear / Conv2d /
+ConvTranspose2d layer that the sparse path supports gets a forward of its own (an instance
+attribute: the module's class, parameters, state dict and hooks stay as they are). At each call
+that forward takes the masked dense path or the sparse one:
+
+* dense when the engine says the net needs the dense gradient this iteration (gradient regrowth
+  at an update step, early-bird's checks, SNIP / GraSP scoring), when the input is not a float32
+  CPU tensor (GPUs keep the masked path), or when mode "auto" measured the dense path faster for
+  this layer and shape (:mod:`.planner`);
+* sparse otherwise, from the pattern of the layer's current mask, rebuilt only when the mask
+  changed (a topology update).
+
+Both paths give the same outputs and gradients to float rounding; the sparse one's weight gradient
+is 0 outside the mask, as the masked path's is once the engine's hook has masked it.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from sparsegan.sparse_compute import functions
+from sparsegan.sparse_compute.pattern import Pattern, available
+from sparsegan.sparse_compute.planner import Planner
+
+MODES = ("auto", "on", "off")
+
+
+class _Layer:
+    """One layer on the sparse path: its net, its mask (by name in the net's MaskSet) and the
+    pattern built from it, with the mask's identity and version when it was built."""
+
+    def __init__(self, net: str, name: str, module: nn.Module):
+        self.net, self.name, self.module = net, name, module
+        self.pattern: Pattern | None = None
+        self._built_from: tuple[int, int] | None = None
+
+    def pattern_of(self, mask: Tensor) -> Pattern:
+        stamp = (id(mask), mask._version)
+        if self.pattern is None or stamp != self._built_from:
+            self.pattern, self._built_from = Pattern(mask), stamp
+        return self.pattern
+
+
+class _Forward:
+    """The forward put on a module. A deep copy of the module (an EMA's copy, an exported net)
+    gets its class's own forward back: the copy's weights are not the ones the masks follow."""
+
+    def __init__(self, owner: SparseCompute, layer: _Layer):
+        self.owner, self.layer = owner, layer
+
+    def __call__(self, x: Tensor, *args: Any) -> Tensor:
+        return self.owner.forward(self.layer, x, *args)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        module = self.layer.module
+        return types.MethodType(type(module).forward, memo.get(id(module), copy.deepcopy(module, memo)))
+
+
+class SparseCompute:
+    """Runs the masked layers of the nets on their active weights; see the module documentation.
+
+    ``masks()``: net -> MaskSet, as they are now; ``nets``: net -> module; ``dense_now(net)``: whether the net needs the
+    dense gradient this iteration; ``enforced()``: whether masks are in force at all (a method may
+    lift them, e.g. early-bird before it draws its ticket)."""
+
+    def __init__(self, mode: str, nets: Mapping[str, nn.Module], masks: Callable[[], Mapping[str, Any]],
+                 dense_now: Callable[[str], bool], enforced: Callable[[], bool]):
+        if mode not in MODES:
+            raise ValueError(f"sparse_compute must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode, self.masks, self.dense_now, self.enforced = mode, masks, dense_now, enforced
+        self.planner = Planner()
+        self.layers: list[_Layer] = []
+        self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path
+        self.calls = {"sparse": 0, "dense": 0}
+        if mode == "off" or not available():
+            return
+        for net, mask_set in masks().items():
+            owners = {id(getattr(m, "weight", None)): m for m in nets[net].modules()}
+            for name, param in mask_set.params.items():
+                module = owners.get(id(param))
+                why = "not a layer's own weight" if module is None else functions.supports(module)
+                if why:
+                    self.unsupported[f"{net}/{name}"] = why
+                    continue
+                layer = _Layer(net, name, module)
+                module.forward = _Forward(self, layer)
+                self.layers.append(layer)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.layers)
+
+    def forward(self, layer: _Layer, x: Tensor, *args: Any) -> Tensor:
+        module = layer.module
+        if self._sparse(layer, x):
+            self.calls["sparse"] += 1
+            return functions.forward(module, x, layer.pattern, *args)
+        self.calls["dense"] += 1
+        return type(module).forward(module, x, *args)
+
+    def _sparse(self, layer: _Layer, x: Tensor) -> bool:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced():
+            return False
+        if torch.is_grad_enabled() and self.dense_now(layer.net):
+            return False
+        pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
+        return self.mode == "on" or self.planner.sparse(layer.module, x, pattern)
+
+    def close(self) -> None:
+        """Give every layer its class's forward back."""
+        for layer in self.layers:
+            if isinstance(layer.module.__dict__.get("forward"), _Forward):
+                del layer.module.forward
+        self.layers = []
+
+    def state_dict(self) -> dict:
+        return {"mode": self.mode, "plan": self.planner.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.planner.load_state_dict(dict(state.get("plan", {})))

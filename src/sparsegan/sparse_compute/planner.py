@@ -1,0 +1,99 @@
+"""Where the sparse path wins: a measured plan, per layer and input shape, kept.
+
+Whether a layer trains faster on its active weights depends on its shape, its density, the
+batch, the layout copies around it (convolutions' unfold / fold) and the threads, more than any
+formula here would know: the planner times one forward + backward of the layer both ways on the
+input it is given (medians of a few repetitions, outside autograd's graph and the gradients the
+optimizer reads) and keeps the faster. A decision is kept per key (layer kind and options, weight
+shape, input shape, density to 1 %, threads) and travels in the engine's state, so that a resumed
+run takes the same paths, hence the same float rounding.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from sparsegan.sparse_compute import functions
+from sparsegan.sparse_compute.pattern import Pattern
+
+#: Above this density the sparse path is not tried: its index traffic costs more than the skipped work.
+MAX_DENSITY = 0.5
+
+
+def _needs_backward(module: nn.Module, x: Tensor) -> list[Tensor]:
+    """The tensors this call's backward will differentiate (none under no_grad: sampling, evaluation)."""
+    if not torch.is_grad_enabled():
+        return []
+    return [t for t in (module.weight, x) if t.requires_grad]
+
+
+def plan_key(module: nn.Module, x: Tensor, pattern: Pattern) -> str:
+    """The decision's key: what the relative speed depends on, and whether a backward follows."""
+    opts = ""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        opts = f"k{module.kernel_size}s{module.stride}p{module.padding}d{module.dilation}"
+    shape = "x".join(str(n) for n in module.weight.shape)
+    inp = "x".join(str(n) for n in x.shape)
+    grads = "".join("w" if t is module.weight else "x" for t in _needs_backward(module, x)) or "-"
+    return (f"{type(module).__name__}{opts}|w{shape}|in{inp}|d{pattern.density:.2f}|t{torch.get_num_threads()}"
+            f"|grad{grads}")
+
+
+def _median_ms(fn: Callable[[], None], reps: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> tuple[float, float]:
+    """(dense ms, sparse ms) of one forward of ``module`` on ``x``, with the backward this call
+    will have (the gradients of whichever of the weight and the input require one).
+    torch.autograd.grad leaves every ``.grad`` untouched."""
+    probe = x.detach().requires_grad_(x.requires_grad)
+    wants = [probe if t is x else t for t in _needs_backward(module, x)]
+
+    def run(forward) -> Callable[[], None]:
+        def once() -> None:
+            y = forward()
+            if wants:
+                torch.autograd.grad(y, wants, torch.ones_like(y))
+        return once
+
+    dense = _median_ms(run(lambda: type(module).forward(module, probe)), reps)
+    sparse = _median_ms(run(lambda: functions.forward(module, probe, pattern)), reps)
+    return dense, sparse
+
+
+class Planner:
+    """The kept decisions (key -> sparse?) and their measurements (key -> (dense ms, sparse ms))."""
+
+    def __init__(self, reps: int = 5):
+        self.reps = reps
+        self.decisions: dict[str, bool] = {}
+        self.timings: dict[str, tuple[float, float]] = {}
+
+    def sparse(self, module: nn.Module, x: Tensor, pattern: Pattern) -> bool:
+        if pattern.density > MAX_DENSITY:
+            return False
+        key = plan_key(module, x, pattern)
+        if key not in self.decisions:
+            dense, sparse = measure(module, x, pattern, self.reps)
+            self.timings[key] = (dense, sparse)
+            self.decisions[key] = sparse < dense
+        return self.decisions[key]
+
+    def state_dict(self) -> dict:
+        return {"decisions": dict(self.decisions), "timings": {k: list(v) for k, v in self.timings.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decisions = {str(k): bool(v) for k, v in state.get("decisions", {}).items()}
+        self.timings = {str(k): (float(v[0]), float(v[1])) for k, v in state.get("timings", {}).items()}
