@@ -47,6 +47,8 @@ from sparsegan.methods.transfer import Ticket
 from sparsegan.random_streams import seeded_generator
 from sparsegan.sparse_compute.attach import MODES as COMPUTE_MODES
 from sparsegan.sparse_compute.attach import SparseCompute
+from sparsegan.sparse_compute.optim import SparseSteps
+from sparsegan.sparse_compute.optim import unsupported as unsupported_optimizer
 from sparsegan.sparse_compute.pattern import available as compute_available
 from sparsegan.sparsity import SparseEMA, count_true, prunable_parameters, reset_optimizer_state
 
@@ -165,6 +167,10 @@ class SparseTraining:
             self._hooks.append(opt.register_step_pre_hook(self._before(served)))
             self._hooks.append(opt.register_step_post_hook(self._after(served)))
         self.compute = self._sparse_compute(sparse_compute)
+        # The optimizer steps of masked weights on their active entries only, where that is the
+        # whole step (every inactive weight's history 0) and the optimizer is one it can mirror.
+        self._sparse_steps = {id(o): SparseSteps(o) for o in self.optimizers.values()
+                              if sparse_compute != "off" and unsupported_optimizer(o) is None}
         if state is not None:
             for n, module in self.nets.items():
                 module.load_state_dict(held[n])
@@ -248,19 +254,28 @@ class SparseTraining:
                     loss = closure()
                 rest = {k: v for k, v in kwargs.items() if k != "closure"}
                 replaced = (args[:1], {**rest, "closure": lambda: loss})
+            steps = self._sparse_steps.get(id(optimizer))
             for net in served:
                 if net in self._unverified:
                     if self.method.enforce_masks:
                         self._verify_inactive_zero(net)
                     self._unverified.discard(net)
                 self.method.capture_gradients(net, self.completed + 1)  # before masking: the dense one
+                masks = self.method.masks[net]
+                if steps is not None and self.method.enforce_masks and self._inactive_moments_zero:
+                    # stepped here on their active entries, their gradients put aside until the
+                    # optimizer's own step is done (it skips a weight without one); those are not
+                    # masked: the step reads no inactive entry
+                    steps.take([(p, masks.active_index(n)) for n, p in masks.params.items()])
                 if self.method.enforce_masks and self.method.opts.mask_gradients:
-                    self.method.masks[net].mask_grads_()
+                    masks.mask_grads_()
             return replaced
         return hook
 
     def _after(self, served: tuple[str, ...]):
         def hook(optimizer, args, kwargs):
+            if id(optimizer) in self._sparse_steps:
+                self._sparse_steps[id(optimizer)].give_back()
             for net in served:
                 if self.method.enforce_masks and not self._inactive_moments_zero:
                     self.method.masks[net].apply_()  # the reference code's apply_mask after every step
@@ -331,7 +346,10 @@ class SparseTraining:
         the next update. Call ``ema.update(module, sparse.completed)`` after each ``sparse.step()``."""
         if net not in self.nets:
             raise UserError(f"no net {net!r} to average (nets: {', '.join(self.nets)})")
-        ema = ema or SparseEMA(self.nets[net], beta, start_step=start_step, sparse=self.method.enforce_masks)
+        held = (lambda: self.method.masks[net] if self.method.enforce_masks else None) \
+            if self._sparse_steps else None  # with sparse compute: the active entries' averages only
+        ema = ema or SparseEMA(self.nets[net], beta, start_step=start_step, sparse=self.method.enforce_masks,
+                               masks=held)
 
         def restart(ev: TopologyEvent, step: int) -> None:
             if ev.net == net and self.method.enforce_masks:

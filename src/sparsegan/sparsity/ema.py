@@ -15,7 +15,7 @@ grown weight's average restarts at the first ``update`` of a *later* step, whate
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -25,14 +25,35 @@ from sparsegan.sparsity.topk import count_true
 
 
 class SparseEMA:
-    def __init__(self, model: nn.Module, beta: float, *, start_step: int = 0, sparse: bool = True):
+    def __init__(self, model: nn.Module, beta: float, *, start_step: int = 0, sparse: bool = True,
+                 masks: Callable[[], MaskSet | None] | None = None):
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"EMA beta must be in [0, 1), got {beta}")
         self.beta = beta
         self.start_step = start_step
         self.sparse = sparse
+        # masks(): the model's current masks when its inactive weights, and so their averages, are
+        # held at 0 (the engine's invariant): an update then averages the active entries only
+        self.masks = masks
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._fresh: dict[int, dict[str, Tensor]] = {}  # step of the change -> grown entries
+        self._zero_outside: dict[str, tuple[int, int, bool]] = {}  # name -> mask stamp, average 0 outside it
+
+    def _sparse_index(self, masks: MaskSet | None, name: str, p_ema: Tensor) -> Tensor | None:
+        """The active entries of weight ``name`` when averaging them alone is the whole update (the
+        average is 0 outside the mask, checked once per mask) and cheaper (at most half the weights
+        active, a contiguous CPU tensor); else None."""
+        if masks is None or name not in masks.masks or p_ema.device.type != "cpu" or not p_ema.is_contiguous():
+            return None
+        mask = masks.masks[name]
+        index = masks.active_index(name)
+        if index.numel() > p_ema.numel() // 2:
+            return None
+        stamp = (id(mask), mask._version)
+        seen = self._zero_outside.get(name)
+        if seen is None or seen[:2] != stamp:
+            seen = self._zero_outside[name] = (*stamp, not bool(p_ema.detach().masked_select(~mask).any()))
+        return index if seen[2] else None
 
     def _pairs(self, model: nn.Module):
         src = dict(model.named_parameters())
@@ -58,8 +79,14 @@ class SparseEMA:
     def update(self, model: nn.Module, step: int, masks: MaskSet | None = None) -> None:
         """Average after the G step that completes ``step``; before ``start_step`` copy."""
         beta = self.beta if step >= self.start_step else 0.0
-        for _, p_ema, p in self._pairs(model):
-            p_ema.lerp_(p.detach(), 1.0 - beta)
+        held = self.masks() if self.masks is not None and self.sparse else None
+        for name, p_ema, p in self._pairs(model):
+            index = self._sparse_index(held, name, p_ema)
+            if index is None:
+                p_ema.lerp_(p.detach(), 1.0 - beta)
+            else:  # inactive: 0 in the weight and in its average, and lerp(0, 0) = 0
+                flat, src = p_ema.view(-1), p.detach().reshape(-1)
+                flat.index_copy_(0, index, flat.index_select(0, index).lerp_(src.index_select(0, index), 1.0 - beta))
         # SEMA's T = 1: weights grown at an earlier step take their current value.
         due = sorted(s for s in self._fresh if s < step)
         if due or masks is not None:
@@ -82,8 +109,10 @@ class SparseEMA:
 
     def load_state_dict(self, state: Mapping) -> None:
         self.model.load_state_dict(state["model"])
+        self._zero_outside = {}
         dev = next(self.model.parameters()).device
         fresh = state["fresh"]
         if any(isinstance(v, Tensor) for v in fresh.values()):  # written before marks had a step
             fresh = {0: fresh} if fresh else {}
         self._fresh = {int(step): {n: t.to(dev) for n, t in marks.items()} for step, marks in fresh.items()}
+

@@ -115,6 +115,7 @@ class MaskSet:
         self.ever_active: dict[str, Tensor] = {}
         self.deactivated: dict[str, Tensor] = {}  # entries deactivated since the last take_deactivated()
         self._active, self._ever = _Counts(self.masks), _Counts(self.ever_active)
+        self._indices: dict[str, tuple[int, int, Tensor]] = {}
         for name, mask in masks.items():
             self.set_mask(name, mask)
 
@@ -186,6 +187,17 @@ class MaskSet:
         self._factors[name] = mask.to(p.dtype)
         prev = self.ever_active.get(name)
         self.ever_active[name] = mask.clone() if prev is None else prev | mask
+
+    def active_index(self, name: str) -> Tensor:
+        """Layer ``name``'s active entries as indices into its flattened weight (int64, ascending),
+        kept until its mask is replaced or changed in place: the steps that touch active weights
+        only (sparsegan.sparse_compute) gather and scatter through it."""
+        mask = self.masks[name]
+        key = (id(mask), mask._version)
+        kept = self._indices.get(name)
+        if kept is None or kept[:2] != key:
+            kept = self._indices[name] = (*key, mask.reshape(-1).nonzero().squeeze(1))
+        return kept[2]
 
     def factor(self, name: str) -> Tensor:
         """Layer ``name``'s mask in its weight's dtype (1 active, 0 inactive): multiplying by it is
