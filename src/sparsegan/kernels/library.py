@@ -24,6 +24,11 @@ _SIGNATURES = {
     "sg_group_mm": [_P] * 4 + [_I32, _F] + [_P] * 2 + [_I64] * 2 + [_I32, _P, _I32, _I32],
     "sg_group_mm_acc": [_P] * 5 + [_I64] * 2 + [_I32],
     "sg_sddmm_parallel": [_P] * 5 + [_I64, _P, _I32, _I32],
+    "sg_gather": [_P, _P, _I64, _P, _I32],
+    "sg_scatter_zero": [_P, _P, _I64, _P, _I64],
+    "sg_lerp_active": [_P, _P, _P, _I64, _F, _I32],
+    "sg_adam_active": [_P] * 5 + [_I64] + [_F] * 5 + [_I32, _I32, ctypes.c_double, ctypes.c_double, _I32],
+    "sg_sgd_active": [_P] * 4 + [_I64] + [_F] * 4 + [_I32] * 4,
 }
 
 

@@ -7,8 +7,10 @@ cleared, regrown ones started fresh: ``SparseTraining._inactive_moments_zero``),
 active entries alone is the whole step: Adam's update of an inactive entry is 0 / (0 + eps) and its
 moments decay from 0 to 0. :class:`SparseSteps` takes such weights out of the optimizer's own step
 (their ``.grad`` is put aside for it and given back after) and updates their active entries with
-the same float operations, in the same order, as torch's per-tensor implementation: the results
-match torch's to the last bit (the tests compare them).
+the float operations of torch's per-tensor implementation: in one pass of the C kernel
+(sparsegan/kernels/_active.c; torch's vectorised kernels fuse some multiply-adds, so results
+differ by a few units in the last place), or, where the kernel is not built, with torch's own
+operations on the gathered entries (to the last bit).
 
 The optimizer's state stays torch's own, dense-shaped: its ``state_dict()``, checkpoints, the
 engine's history surgery and a later dense step all see what they would have.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from sparsegan.kernels import active
 
 #: Above this density the dense step is as cheap as the gathers and scatters of the sparse one.
 MAX_DENSITY = 0.5
@@ -68,7 +72,6 @@ class SparseSteps:
         self._held = []
 
     def _adam(self, p: Tensor, index: Tensor, decoupled: bool) -> None:
-        # torch.optim.adam._single_tensor_adam, on the gathered active entries
         group = self._groups[id(p)]
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         state = self.optimizer.state[p]
@@ -76,13 +79,19 @@ class SparseSteps:
             state["step"] = torch.tensor(0.0, dtype=torch.get_default_dtype())
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        step = state["step"].item()
+        grad = p.grad.contiguous()
+        if active.adam_(p, grad, state["exp_avg"], state["exp_avg_sq"], index, lr=lr, beta1=beta1, beta2=beta2,
+                        eps=eps, weight_decay=wd, decoupled=decoupled, maximize=bool(group.get("maximize")),
+                        step=step):
+            return
+        # torch.optim.adam._single_tensor_adam's operations on the gathered active entries
         flat_p, flat_m, flat_v = p.view(-1), state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)
-        param = flat_p.index_select(0, index)
-        grad = p.grad.reshape(-1).index_select(0, index)
+        param, grad = flat_p.index_select(0, index), grad.view(-1).index_select(0, index)
         if group.get("maximize"):
             grad = -grad
         exp_avg, exp_avg_sq = flat_m.index_select(0, index), flat_v.index_select(0, index)
-        state["step"] += 1
         if wd != 0:
             if decoupled:
                 param.mul_(1 - lr * wd)
@@ -90,33 +99,36 @@ class SparseSteps:
                 grad = grad.add(param, alpha=wd)
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step = state["step"].item()
-        step_size = lr / (1 - beta1 ** step)
         denom = (exp_avg_sq.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
+        param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** step))
         flat_p.index_copy_(0, index, param)
         flat_m.index_copy_(0, index, exp_avg)
         flat_v.index_copy_(0, index, exp_avg_sq)
 
     def _sgd(self, p: Tensor, index: Tensor) -> None:
-        # torch.optim.sgd._single_tensor_sgd, on the gathered active entries
         group = self._groups[id(p)]
         lr, momentum, dampening, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
-        flat_p = p.view(-1)
-        param = flat_p.index_select(0, index)
-        grad = p.grad.reshape(-1).index_select(0, index)
-        if group.get("maximize"):
-            grad = -grad
-        if wd != 0:
-            grad = grad.add(param, alpha=wd)
+        buf, first = None, False
         if momentum != 0:
             state = self.optimizer.state[p]
             buf = state.get("momentum_buffer")
             if buf is None:  # torch clones the (masked) gradient: 0 at every inactive entry
-                buf = state["momentum_buffer"] = torch.zeros_like(p)
-                active_buf = grad.clone()
-            else:
-                active_buf = buf.view(-1).index_select(0, index).mul_(momentum).add_(grad, alpha=1 - dampening)
+                buf, first = torch.zeros_like(p), True
+                state["momentum_buffer"] = buf
+        grad = p.grad.contiguous()
+        if active.sgd_(p, grad, buf, index, lr=lr, momentum=momentum, dampening=dampening, weight_decay=wd,
+                       nesterov=bool(group["nesterov"]), maximize=bool(group.get("maximize")), first=first):
+            return
+        # torch.optim.sgd._single_tensor_sgd's operations on the gathered active entries
+        flat_p = p.view(-1)
+        param, grad = flat_p.index_select(0, index), grad.view(-1).index_select(0, index)
+        if group.get("maximize"):
+            grad = -grad
+        if wd != 0:
+            grad = grad.add(param, alpha=wd)
+        if buf is not None:
+            active_buf = grad.clone() if first else \
+                buf.view(-1).index_select(0, index).mul_(momentum).add_(grad, alpha=1 - dampening)
             buf.view(-1).index_copy_(0, index, active_buf)
             grad = grad.add(active_buf, alpha=momentum) if group["nesterov"] else active_buf
         param.add_(grad, alpha=-lr)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sparsegan.kernels import library
+from sparsegan.kernels import active, library
 
 
 def available() -> bool:
@@ -76,13 +76,11 @@ class Pattern:
 
     def values(self, weight: Tensor) -> Tensor:
         """The active values of ``weight`` in CSR order (a copy)."""
-        return weight.detach().reshape(-1).index_select(0, self.flat)
+        return active.gather(weight.detach().contiguous(), self.flat)
 
     def scatter(self, values: Tensor, like: Tensor) -> Tensor:
         """A tensor shaped as ``like``: ``values`` (CSR order) at the active entries, 0 elsewhere."""
-        out = torch.zeros(like.numel(), dtype=values.dtype)
-        out.index_copy_(0, self.flat, values)
-        return out.view(like.shape)
+        return active.scatter_zero(values.contiguous(), self.flat, like.shape)
 
 
 def _threads() -> tuple[int, int]:
@@ -103,7 +101,7 @@ def spmm(pattern: Pattern, values: Tensor, x: Tensor, bias: Tensor | None = None
     matrix. Multi-threaded over the output rows (torch's thread count)."""
     lib = library()
     csr = pattern.csr_t if transpose else pattern.csr
-    data = (values.index_select(0, pattern.perm) if transpose else values).contiguous()
+    data = active.gather(values, pattern.perm) if transpose else values.contiguous()
     k = pattern.shape[0] if transpose else pattern.shape[1]
     x = _dense_input(x, k)
     b = csr.zeros if bias is None else bias.detach().contiguous()

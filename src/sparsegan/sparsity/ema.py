@@ -20,6 +20,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from sparsegan.kernels import active
 from sparsegan.sparsity.masks import MaskSet
 from sparsegan.sparsity.topk import count_true
 
@@ -85,8 +86,7 @@ class SparseEMA:
             if index is None:
                 p_ema.lerp_(p.detach(), 1.0 - beta)
             else:  # inactive: 0 in the weight and in its average, and lerp(0, 0) = 0
-                flat, src = p_ema.view(-1), p.detach().reshape(-1)
-                flat.index_copy_(0, index, flat.index_select(0, index).lerp_(src.index_select(0, index), 1.0 - beta))
+                active.lerp_(p_ema, p.detach().contiguous(), index, 1.0 - beta)
         # SEMA's T = 1: weights grown at an earlier step take their current value.
         due = sorted(s for s in self._fresh if s < step)
         if due or masks is not None:
