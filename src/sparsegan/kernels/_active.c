@@ -19,9 +19,9 @@
 
 #define SG_PARALLEL_MIN 32768
 
-/* out[i] = src[index[i]] */
+/* out[i] = src[index[i]]: one thread (waking PyTorch's costs more than a gather of this size) */
 void sg_gather(const float *src, const int64_t *index, int64_t n, float *out, int threads) {
-#pragma omp parallel for if (n >= SG_PARALLEL_MIN) num_threads(threads) schedule(static)
+    (void)threads;
     for (int64_t i = 0; i < n; i++) out[i] = src[index[i]];
 }
 

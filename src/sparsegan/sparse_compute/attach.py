@@ -40,11 +40,13 @@ class _Layer:
         self.net, self.name, self.module = net, name, module
         self.pattern: Pattern | None = None
         self._built_from: tuple[int, int] | None = None
+        self.decisions: dict[tuple, bool] = {}  # this call's shape and gradients -> the planner's choice
 
     def pattern_of(self, mask: Tensor) -> Pattern:
         stamp = (id(mask), mask._version)
         if self.pattern is None or stamp != self._built_from:
             self.pattern, self._built_from = Pattern(mask), stamp
+            self.decisions = {}
         return self.pattern
 
 
@@ -111,7 +113,16 @@ class SparseCompute:
         if torch.is_grad_enabled() and self.dense_now(layer.net):
             return False
         pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
-        return self.mode == "on" or self.planner.sparse(layer.module, x, pattern)
+        if self.mode == "on":
+            return True
+        # the planner's decision for this call, kept per layer until its pattern changes: its key
+        # (a string) costs more to build than most of a small layer's product
+        seen = (tuple(x.shape), x.requires_grad, layer.module.weight.requires_grad, torch.is_grad_enabled(),
+                torch.get_num_threads())
+        decision = layer.decisions.get(seen)
+        if decision is None:
+            decision = layer.decisions[seen] = self.planner.sparse(layer.module, x, pattern)
+        return decision
 
     def close(self) -> None:
         """Give every layer its class's forward back."""

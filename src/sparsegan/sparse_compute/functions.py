@@ -60,7 +60,9 @@ def linear(module: nn.Linear, x: Tensor, pattern: Pattern) -> Tensor:
     lead = x.shape[:-1]
     xt = x.reshape(-1, x.shape[-1]).t()
     yt = product(module.weight, xt, module.bias, pattern)
-    return yt.t().reshape(*lead, yt.shape[0])
+    # a contiguous copy: batch norm and the activations after it run several times slower on the
+    # transposed view (measured: a 95 %-sparse mlp generator's forward + backward 2.5 ms vs 1.8 ms)
+    return yt.t().contiguous().reshape(*lead, yt.shape[0])
 
 
 def conv2d(module: nn.Conv2d, x: Tensor, pattern: Pattern) -> Tensor:
@@ -70,7 +72,7 @@ def conv2d(module: nn.Conv2d, x: Tensor, pattern: Pattern) -> Tensor:
     cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)  # B x C k k x L
     xt = cols.transpose(0, 1).reshape(cols.shape[1], -1)
     yt = product(module.weight, xt, module.bias, pattern)  # out x B L
-    return yt.reshape(yt.shape[0], batch, out_h, out_w).transpose(0, 1)
+    return yt.reshape(yt.shape[0], batch, out_h, out_w).transpose(0, 1).contiguous()
 
 
 def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: Pattern,
