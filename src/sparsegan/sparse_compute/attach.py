@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from sparsegan.sparse_compute import functions
-from sparsegan.sparse_compute.pattern import Pattern, available
+from sparsegan.sparse_compute.pattern import ConvPattern, Pattern, available
 from sparsegan.sparse_compute.planner import Planner
 
 MODES = ("auto", "on", "off")
@@ -38,14 +38,14 @@ class _Layer:
 
     def __init__(self, net: str, name: str, module: nn.Module):
         self.net, self.name, self.module = net, name, module
-        self.pattern: Pattern | None = None
+        self.pattern: Pattern | ConvPattern | None = None
         self._built_from: tuple[int, int] | None = None
         self.decisions: dict[tuple, bool] = {}  # this call's shape and gradients -> the planner's choice
 
     def pattern_of(self, mask: Tensor) -> Pattern:
         stamp = (id(mask), mask._version)
         if self.pattern is None or stamp != self._built_from:
-            self.pattern, self._built_from = Pattern(mask), stamp
+            self.pattern, self._built_from = functions.pattern_for(self.module, mask), stamp
             self.decisions = {}
         return self.pattern
 

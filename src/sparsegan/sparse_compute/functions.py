@@ -1,25 +1,35 @@
 """Linear, Conv2d and ConvTranspose2d computed on their active weights only, with autograd.
 
-One autograd function does the work: ``Y = A @ X + b`` (or ``A^T @ X + b``) for A a layer's
-weight as a matrix under its pattern (:mod:`.pattern`), X and Y with the features as rows. Its
-backward gives X's gradient through the other order of the pattern and the weight's gradient at the
-active entries only (a sampled dense-dense product); the weight's gradient leaves as a tensor of
-the weight's shape, 0 outside the mask, so the optimizer, DDP and the masks' hooks see what the
-masked dense path gives them. Each layer kind is a few layout operations around it (transposes,
-``unfold`` / ``fold`` for the convolutions), which autograd differentiates itself.
+A Linear layer is one product ``Y = A @ X + b`` for A its weight under its pattern (:mod:`.pattern`):
+the backward gives X's gradient through the transposed pattern and the weight's gradient at the
+active entries only (a sampled dense-dense product). Convolutions run the direct kernels of
+sparsegan/kernels/_conv.c on activations laid out (channels, height, width, batch): a weight times a
+pixel is a multiply-add over the batch, and nothing is copied k x k times as im2col would (at 95 %
+sparsity those copies cost several times the products). A transposed convolution is the
+convolution it transposes run backwards. Weight gradients leave as tensors of the weight's shape,
+0 outside the mask, so the optimizer, DDP and the masks' hooks see what the masked dense path gives
+them.
 
-The sparse path does 1 - density of a dense layer's multiply-adds forward, and as much again for
-each of the two gradients; the layout operations copy activations (O(batch x features)), which is
-what decides where it wins (:mod:`.planner`).
+What decides where the sparse path wins is what surrounds the products: the layout copies of the
+activations (O(batch x features)) and, for small layers, the calls' fixed costs (:mod:`.planner`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sparsegan.sparse_compute.pattern import Pattern, sddmm, spmm
+from sparsegan.kernels import active
+from sparsegan.kernels.library import Geometry
+from sparsegan.sparse_compute.pattern import (
+    ConvPattern,
+    Pattern,
+    conv_gather,
+    conv_scatter,
+    conv_weight_grad,
+    sddmm,
+    spmm,
+)
 
 
 class _SparseProduct(torch.autograd.Function):
@@ -71,30 +81,80 @@ def linear(module: nn.Linear, x: Tensor, pattern: Pattern) -> Tensor:
     return y.reshape(*lead, y.shape[1])
 
 
-def conv2d(module: nn.Conv2d, x: Tensor, pattern: Pattern) -> Tensor:
-    """``module(x)`` on the active weights (groups 1, zero padding): im2col, then the product."""
-    batch = x.shape[0]
-    out_h, out_w = _conv_out(x.shape[-2:], module.kernel_size, module.stride, module.padding, module.dilation)
-    cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)  # B x C k k x L
-    xt = cols.transpose(0, 1).reshape(cols.shape[1], -1)
-    yt = product(module.weight, xt, module.bias, pattern)  # out x B L
-    return yt.reshape(yt.shape[0], batch, out_h, out_w).transpose(0, 1).contiguous()
+def _chwb(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (C, H, W, B), contiguous: a weight times a pixel is then a run over the batch."""
+    return x.permute(1, 2, 3, 0).contiguous()
 
 
-def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: Pattern,
+def _bchw(y: Tensor) -> Tensor:
+    return y.permute(3, 0, 1, 2).contiguous()
+
+
+class _SparseConv(torch.autograd.Function):
+    """A Conv2d (``transposed``: a ConvTranspose2d) on its active weights, by the direct kernels of
+    _conv.c: no im2col. A transposed convolution's forward is a convolution's input gradient and
+    the other way round; the weight gradient is the same product with the roles of the two
+    activations exchanged. ``geometry``: the convolution's view (input = the big side)."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: ConvPattern, geometry,
+                transposed: bool) -> Tensor:
+        values = pattern.values(weight)
+        values_in = active.gather(values, pattern.perm)
+        b = None if bias is None else bias.detach().contiguous()
+        xc = _chwb(x)
+        if transposed:  # x: the small side; y = the convolution's input gradient for x
+            y = conv_scatter(pattern.by_in, values_in, b, xc, geometry)
+        else:
+            y = conv_gather(pattern.by_out, values, b, xc, geometry)
+        ctx.save_for_backward(xc)
+        ctx.values, ctx.values_in, ctx.pattern, ctx.geometry, ctx.transposed = values, values_in, pattern, \
+            geometry, transposed
+        ctx.weight_shape, ctx.has_bias = weight.shape, bias is not None
+        return _bchw(y)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (xc,) = ctx.saved_tensors
+        pattern, geometry = ctx.pattern, ctx.geometry
+        gc = _chwb(grad)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            if ctx.transposed:
+                grad_x = _bchw(conv_gather(pattern.by_out, ctx.values, None, gc, geometry))
+            else:
+                grad_x = _bchw(conv_scatter(pattern.by_in, ctx.values_in, None, gc, geometry))
+        if ctx.needs_input_grad[0]:
+            small, big = (xc, gc) if ctx.transposed else (gc, xc)
+            active_grad = conv_weight_grad(pattern, small, big, geometry)
+            grad_w = pattern.scatter(active_grad, torch.empty(ctx.weight_shape, device="meta"))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_w, grad_x, grad_b, None, None, None
+
+
+def _geometry(batch: int, big: tuple[int, int], small: tuple[int, int], module: nn.Module) -> Geometry:
+    return Geometry(batch, big[0], big[1], small[0], small[1], *module.stride, *module.padding, *module.dilation)
+
+
+def conv2d(module: nn.Conv2d, x: Tensor, pattern: ConvPattern) -> Tensor:
+    """``module(x)`` on the active weights (groups 1, zero padding)."""
+    out = _conv_out(x.shape[-2:], module.kernel_size, module.stride, module.padding, module.dilation)
+    geometry = _geometry(x.shape[0], tuple(x.shape[-2:]), out, module)
+    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, False)
+
+
+def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: ConvPattern,
                      output_size: list[int] | None = None) -> Tensor:
-    """``module(x)`` on the active weights (groups 1, zero padding): the product with A^T gives each
-    input pixel's k x k contributions, which ``fold`` sums into the output (col2im)."""
-    batch, cin, h, w = x.shape
+    """``module(x)`` on the active weights (groups 1, zero padding): the input gradient of the
+    convolution it transposes."""
+    h, w = x.shape[-2:]
     pad = module._output_padding(x, output_size, module.stride, module.padding, module.kernel_size, 2,
                                  module.dilation)
-    size = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
-            zip((h, w), module.stride, module.padding, module.dilation, module.kernel_size, pad)]
-    xt = x.transpose(0, 1).reshape(cin, batch * h * w)
-    cols = product(module.weight, xt, None, pattern, transpose=True)  # out k k x B L
-    cols = cols.reshape(cols.shape[0], batch, h * w).transpose(0, 1)
-    y = F.fold(cols, size, module.kernel_size, module.dilation, module.padding, module.stride)
-    return y if module.bias is None else y + module.bias.view(1, -1, 1, 1)
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
+                 zip((h, w), module.stride, module.padding, module.dilation, module.kernel_size, pad))
+    geometry = _geometry(x.shape[0], size, (h, w), module)
+    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, True)
 
 
 def _conv_out(size, kernel, stride, padding, dilation) -> tuple[int, int]:
@@ -122,8 +182,13 @@ def supports(module: nn.Module) -> str | None:
     return kind
 
 
-def forward(module: nn.Module, x: Tensor, pattern: Pattern, *args) -> Tensor:
-    """The sparse path of a supported module (:func:`supports`)."""
+def pattern_for(module: nn.Module, mask: Tensor) -> Pattern | ConvPattern:
+    """The index structure the module's sparse path reads."""
+    return Pattern(mask) if isinstance(module, nn.Linear) else ConvPattern(mask)
+
+
+def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args) -> Tensor:
+    """The sparse path of a supported module (:func:`supports`), with its :func:`pattern_for`."""
     if isinstance(module, nn.Linear):
         return linear(module, x, pattern)
     if isinstance(module, nn.ConvTranspose2d):

@@ -10,6 +10,8 @@ of a transposed one). Both are built once per topology; a step gathers A's activ
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 from torch import Tensor
 
@@ -126,4 +128,85 @@ def sddmm(pattern: Pattern, g: Tensor, x: Tensor) -> Tensor:
     cuts = pattern.csr.cuts(blocks)
     lib.sg_sddmm_parallel(pattern.csr.indptr.data_ptr(), pattern.csr.indices.data_ptr(), g.data_ptr(), x.data_ptr(),
                           out.data_ptr(), g.shape[1], cuts.data_ptr(), blocks, threads)
+    return out
+
+
+class _ConvOrder:
+    """A convolution weight's active entries grouped by one of its two channel axes: ``indptr`` over
+    that axis, and per entry the other channel (``ch``) and the kernel offsets (``khs``, ``kws``)."""
+
+    def __init__(self, rows: Tensor, ch: Tensor, kh: Tensor, kw: Tensor, nrows: int):
+        counts = torch.bincount(rows, minlength=nrows)
+        self.nrows = nrows
+        self.indptr = torch.zeros(nrows + 1, dtype=torch.int32)
+        self.indptr[1:] = counts.cumsum(0).to(torch.int32)
+        self.ch, self.khs, self.kws = (t.to(torch.int32).contiguous() for t in (ch, kh, kw))
+        self._cuts: dict[int, Tensor] = {}
+
+    def cuts(self, blocks: int) -> Tensor:
+        if blocks not in self._cuts:
+            self._cuts[blocks] = _cuts(self.indptr, blocks)
+        return self._cuts[blocks]
+
+
+class ConvPattern:
+    """The active entries of a (O, I, kh, kw) convolution mask (a transposed convolution's weight
+    (in, out, kh, kw) is read the same way, its input channels as O) for the direct kernels of
+    ``_conv.c``: grouped by O in the weight's own order (``by_out``; the values' order, ``flat``
+    into the weight), and by I (``by_in``, the entries of the values' order at ``perm``)."""
+
+    def __init__(self, mask: Tensor):
+        if mask.dim() != 4:
+            raise ValueError(f"a convolution pattern needs a 4-d mask, got shape {tuple(mask.shape)}")
+        m = mask.detach().cpu()
+        self.shape = tuple(m.shape)
+        n_out, n_in, k_h, k_w = self.shape
+        o, i, kh, kw = m.nonzero(as_tuple=True)  # row-major: grouped by o, the weight's order
+        self.nnz = o.numel()
+        self.flat = (((o * n_in + i) * k_h + kh) * k_w + kw).contiguous()
+        self.by_out = _ConvOrder(o, i, kh, kw, n_out)
+        order = torch.argsort(i * (n_out * k_h * k_w) + (o * k_h + kh) * k_w + kw)
+        self.perm = order.contiguous()
+        self.by_in = _ConvOrder(i[order], o[order], kh[order], kw[order], n_in)
+
+    @property
+    def density(self) -> float:
+        n_out, n_in, k_h, k_w = self.shape
+        return self.nnz / max(1, n_out * n_in * k_h * k_w)
+
+    def values(self, weight: Tensor) -> Tensor:
+        return active.gather(weight.detach().contiguous(), self.flat)
+
+    def scatter(self, values: Tensor, like: Tensor) -> Tensor:
+        return active.scatter_zero(values.contiguous(), self.flat, like.shape)
+
+
+def conv_gather(order: _ConvOrder, values: Tensor, bias: Tensor | None, x: Tensor, geometry) -> Tensor:
+    """A convolution's forward in CHWB layout: x (C_in, H, W, B) -> (rows, Ho, Wo, B) (_conv.c)."""
+    y = torch.empty(order.nrows, geometry.out_h, geometry.out_w, geometry.batch)
+    library().sg_conv_gather(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(),
+                             order.kws.data_ptr(), values.data_ptr(), 0 if bias is None else bias.data_ptr(),
+                             order.nrows, x.data_ptr(), y.data_ptr(), ctypes.byref(geometry), _threads()[0])
+    return y
+
+
+def conv_scatter(order: _ConvOrder, values: Tensor, bias: Tensor | None, g: Tensor, geometry) -> Tensor:
+    """A convolution's input gradient in CHWB layout: g (C_out, Ho, Wo, B) -> (rows, H, W, B)."""
+    x = torch.empty(order.nrows, geometry.in_h, geometry.in_w, geometry.batch)
+    library().sg_conv_scatter(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(),
+                              order.kws.data_ptr(), values.data_ptr(), 0 if bias is None else bias.data_ptr(),
+                              order.nrows, g.data_ptr(), x.data_ptr(), ctypes.byref(geometry), _threads()[0])
+    return x
+
+
+def conv_weight_grad(pattern: ConvPattern, g: Tensor, x: Tensor, geometry) -> Tensor:
+    """The gradient of the active weights (values' order) from g (O, Ho, Wo, B) and x (I, H, W, B)."""
+    out = torch.empty(pattern.nnz)
+    threads, blocks = _threads()
+    order = pattern.by_out
+    cuts = order.cuts(blocks)
+    library().sg_conv_weight_grad(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(),
+                                  order.kws.data_ptr(), g.data_ptr(), x.data_ptr(), out.data_ptr(),
+                                  ctypes.byref(geometry),
+                                  cuts.data_ptr(), blocks, threads)
     return out
