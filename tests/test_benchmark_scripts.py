@@ -49,3 +49,25 @@ def test_inception_throughput_benchmark_runs(tmp_path):
     res = json.loads(out.read_text())
     assert set(res["images_per_s"]) == {"nchw", "channels_last", "shipped"}
     assert max(res["features_max_relative_difference"].values()) < 1e-5
+
+
+def test_training_speed_benchmark_runs_tiny(tmp_path):
+    # every section, on the mlp, a few repetitions: the tables are written and name what they compare
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training-speed" / "training_speed.py"),
+                           "--out", str(tmp_path), "--models", "mlp", "--sparsities", "0.95", "--batches", "16",
+                           "--threads", "1", "--reps", "2", "--sparsity-g", "0.95", "--sparsity-d", "0,0.5",
+                           "--intervals", "5", "--steps", "3", "--rounds", "1", "--warmup", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "training_speed.json").read_text())
+    assert {r["layer"] for r in res["layers"]} >= {"Linear(512, 1024)", "Linear(1024, 784)"}
+    assert all(r["dense_ms"] > 0 and r["sparsegan_ms"] > 0 for r in res["layers"])
+    methods = [(r["method"], r["sparsity_d"]) for r in res["runs"]]
+    assert methods == [("dense", 0.0), ("static", 0.0), ("stu", 0.0), ("static", 0.5), ("stu", 0.5)]
+    assert res["runs"][0]["speedup_vs_dense"] == 1.0
+    dense, stu = res["profile"]
+    assert 0 < dense["generator_share"] < 1 and dense["limit_free_generator"] > 1 and stu["speedup_vs_dense"] > 0
+    assert abs(sum(stu["shares"].values()) - 1) < 1e-3
+    assert [r["sparse_compute"] for r in res["memory"]] == ["off", "off", "auto"]
+    md = (tmp_path / "training_speed.md").read_text()
+    assert "## Per layer" in md and "## Whole training steps" in md and "Amdahl" in md and "## Peak resident" in md

@@ -11,6 +11,7 @@ from sparsegan.sparse_compute.optim import SparseSteps, unsupported
 
 CONFIGS = [
     (torch.optim.Adam, dict(lr=1e-2, betas=(0.5, 0.999))),
+    (torch.optim.Adam, dict(lr=1e-2, betas=(0.5, 0.999), fused=True)),  # the training loop's
     (torch.optim.Adam, dict(lr=1e-2, weight_decay=0.1)),
     (torch.optim.Adam, dict(lr=1e-2, maximize=True, eps=1e-6)),
     (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.05)),
@@ -57,10 +58,10 @@ def test_the_active_step_is_torchs_step(kind, opts, kernel, monkeypatch):
         opt.step()
         steps.give_back()
         assert torch.equal(b.grad, grad)
-        _same(a, b, exact=not kernel)
+        _same(a, b, exact=not kernel and not opts.get("fused"))  # torch's fused kernel rounds its own way
         assert not b[~mask].any()
     for key, value in ref.state[a].items():
-        _same(value, opt.state[b][key], exact=not kernel)
+        _same(value, opt.state[b][key], exact=not kernel and not opts.get("fused"))
 
 
 def test_unsupported_optimizers_and_options_stay_with_torch():

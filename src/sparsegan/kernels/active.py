@@ -68,3 +68,17 @@ def sgd_(p: Tensor, grad: Tensor, buf: Tensor | None, index: Tensor, *, lr: floa
                       index.numel(), lr, momentum, dampening, weight_decay, int(nesterov), int(maximize), int(first),
                       _threads())
     return True
+
+
+def transpose(x: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
+    """``x.t().contiguous()`` for a float32 CPU matrix, several times faster at the sizes of a layer's
+    activations (8 x 8 blocks through AVX registers); ``shape``: the result's shape when not the
+    transpose's own (the same elements: a new tensor, not a view of one)."""
+    lib = library()
+    if lib is None or x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2:
+        out = x.t().contiguous()
+        return out if shape is None else out.reshape(shape).clone()
+    x = x.contiguous()
+    out = torch.empty(shape if shape is not None else (x.shape[1], x.shape[0]))
+    lib.sg_transpose(x.data_ptr(), x.shape[0], x.shape[1], out.data_ptr())
+    return out

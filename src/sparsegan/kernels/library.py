@@ -29,6 +29,7 @@ _SIGNATURES = {
     "sg_lerp_active": [_P, _P, _P, _I64, _F, _I32],
     "sg_adam_active": [_P] * 5 + [_I64] + [_F] * 5 + [_I32, _I32, ctypes.c_double, ctypes.c_double, _I32],
     "sg_sgd_active": [_P] * 4 + [_I64] + [_F] * 4 + [_I32] * 4,
+    "sg_transpose": [_P, _I64, _I64, _P],
     "sg_conv_gather": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
     "sg_conv_scatter": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
     "sg_conv_weight_grad": [_P] * 8 + [_P, _I32, _I32],

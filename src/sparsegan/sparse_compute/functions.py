@@ -43,27 +43,27 @@ class _SparseProduct(torch.autograd.Function):
     def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern, transpose: bool,
                 rows_out: bool) -> Tensor:
         values = pattern.values(weight)
-        xt = x.t().contiguous() if rows_out else x.contiguous()
+        xt = active.transpose(x) if rows_out else x.contiguous()
         ctx.save_for_backward(xt)
         ctx.values, ctx.pattern, ctx.transpose, ctx.rows_out = values, pattern, transpose, rows_out
         ctx.weight_shape, ctx.has_bias = weight.shape, bias is not None
         y = spmm(pattern, values, xt, bias, transpose=transpose)
-        return y.t().contiguous() if rows_out else y
+        return active.transpose(y) if rows_out else y
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
         pattern, values, transpose = ctx.pattern, ctx.values, ctx.transpose
-        grad = grad.t().contiguous() if ctx.rows_out else grad.contiguous()
+        grad = active.transpose(grad) if ctx.rows_out else grad.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
             grad_x = spmm(pattern, values, grad, transpose=not transpose)
             if ctx.rows_out:
-                grad_x = grad_x.t().contiguous()
+                grad_x = active.transpose(grad_x)
         if ctx.needs_input_grad[0]:
             # dL/dA[i, j] = sum_c dL/dY[i, c] X[j, c] (forward A X), or X[i, c] dL/dY[j, c] (forward A^T X)
-            active = sddmm(pattern, x, grad) if transpose else sddmm(pattern, grad, x)
-            grad_w = pattern.scatter(active, torch.empty(ctx.weight_shape, device="meta"))
+            active_grad = sddmm(pattern, x, grad) if transpose else sddmm(pattern, grad, x)
+            grad_w = pattern.scatter(active_grad, torch.empty(ctx.weight_shape, device="meta"))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(1)
         return grad_w, grad_x, grad_b, None, None, None
@@ -83,11 +83,13 @@ def linear(module: nn.Linear, x: Tensor, pattern: Pattern) -> Tensor:
 
 def _chwb(x: Tensor) -> Tensor:
     """(B, C, H, W) -> (C, H, W, B), contiguous: a weight times a pixel is then a run over the batch."""
-    return x.permute(1, 2, 3, 0).contiguous()
+    b, c, h, w = x.shape
+    return active.transpose(x.reshape(b, c * h * w), (c, h, w, b))
 
 
 def _bchw(y: Tensor) -> Tensor:
-    return y.permute(3, 0, 1, 2).contiguous()
+    c, h, w, b = y.shape
+    return active.transpose(y.reshape(c * h * w, b), (b, c, h, w))
 
 
 class _SparseConv(torch.autograd.Function):

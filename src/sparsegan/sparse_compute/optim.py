@@ -32,7 +32,8 @@ def unsupported(optimizer: torch.optim.Optimizer) -> str | None:
     if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
         return f"{type(optimizer).__name__} (Adam, AdamW and SGD are)"
     for group in optimizer.param_groups:
-        for flag in ("amsgrad", "capturable", "differentiable", "fused"):
+        # fused=True is the same arithmetic in one kernel: its active entries are stepped here alike
+        for flag in ("amsgrad", "capturable", "differentiable"):
             if group.get(flag):
                 return f"{type(optimizer).__name__} with {flag}=True"
         if any(isinstance(group.get(k), Tensor) for k in ("lr", "betas", "weight_decay", "momentum")):
