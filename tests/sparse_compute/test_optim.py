@@ -24,7 +24,7 @@ CONFIGS = [
 
 def _twins(seed=0):
     torch.manual_seed(seed)
-    mask = torch.rand(33, 17) < 0.2
+    mask = torch.rand(33, 17) < 0.1  # below the active step's MAX_DENSITY
     w = torch.randn(33, 17) * mask
     return mask, torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
 
