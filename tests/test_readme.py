@@ -187,3 +187,27 @@ def test_the_readme_stays_a_front_page():
     assert len(lines) <= 160, f"README.md has {len(lines)} lines: move details into a page of docs/"
     headings = [line for line in lines if line.startswith("## ")]
     assert headings.index("## Quick tour") < headings.index("## Results: the Fashion-MNIST study")
+
+
+SPEED = ROOT / "benchmarks" / "training-speed" / "results" / "training_speed.json"
+
+
+def test_the_readme_speed_claims_are_the_benchmarks():
+    """The front page's training-speed sentence, numbers and verdict words, against the committed
+    benchmark results (benchmarks/training-speed/results/training_speed.json)."""
+    import json
+
+    res = json.loads(SPEED.read_text())
+    text = " ".join(README.read_text().split("**Sparse training that runs faster")[1].split("\n\n")[0].split())
+    big = [r for r in res["layers"] if r["model"] == "mlp" and r["net"] == "G" and r["batch"] == 64
+           and r["threads"] == 1 and r["sparsity"] == 0.95 and r["layer"] in ("Linear(512, 1024)", "Linear(1024, 784)")]
+    speeds = sorted(r["speedup_vs_dense"] for r in big)
+    assert f"ran forward + backward {speeds[0]:.2f}x and {speeds[1]:.2f}x faster than dense PyTorch" in text
+
+    def run(model):
+        (row,) = [r for r in res["runs"] if r["model"] == model and r["method"] == "stu" and r["sparsity_g"] == 0.95
+                  and r["sparsity_d"] == 0.5 and r["update_interval"] == 1000]
+        return row["speedup_vs_dense"]
+
+    assert f"(s_G 95 %, s_D 50 %) {run('mlp'):.2f}x faster than a dense one" in text and run("mlp") > 1.05
+    assert f"Not faster: the small DCGAN's steps ({run('dcgan'):.2f}x" in text and run("dcgan") < 1.05

@@ -30,9 +30,10 @@ MODELS = {"mlp": {"model": "mlp"}, "dcgan": {"model": "dcgan", "model_width": 32
 METHODS = ("dense", "static", "stu")
 
 
-def make(model: str, method: str, out: str, interval: int, steps: int):
+def make(model: str, method: str, out: str, interval: int, steps: int, compute: str = "off"):
     cfg = build_config({**MODELS[model], "method": method, "sparsity_g": 0.9, "sparsity_d": 0.5,
-                        "update_interval": interval, "steps": steps * 1000, "out": out, "batch_size": 64})
+                        "update_interval": interval, "steps": steps * 1000, "out": out, "batch_size": 64,
+                        "sparse_compute": compute})
     t = build_trainer(cfg, None)
     t.run = RunDir.prepare(out, resume=False, overwrite=True)
     return t
@@ -60,14 +61,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--update-interval", type=int, default=20)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--sparse-compute", default="off", help="the masked path (off, as measured in step_time.md), or "
+                    "auto / on (benchmarks/training-speed/ measures those)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
-            trainers = {m: make(model, m, os.path.join(tmp, f"{model}-{m}"), args.update_interval, args.steps)
-                        for m in METHODS}
+            trainers = {m: make(model, m, os.path.join(tmp, f"{model}-{m}"), args.update_interval, args.steps,
+                                args.sparse_compute if m != "dense" else "off") for m in METHODS}
             for t in trainers.values():  # warm-up
                 for _ in range(5):
                     one_step(t)
