@@ -278,6 +278,27 @@ def test_block_masks_piece_on_made_up_runs(tmp_path):
     assert "Verdict: **no**" in text and "evaluations): **yes**" in text
 
 
+def test_sparse_compute_piece_on_made_up_runs(tmp_path):
+    # masked-path runs 10, 11, 12 (sd 1.0); the sparse-compute reruns of seeds 0-2 within it, then beyond it
+    steps = (1000, 2000, 3000, 4000)
+    for seed in range(3):
+        _run(tmp_path, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)
+        _run(tmp_path, f"stu_g80_{seed}", "stu", seed, {s: 50.0 for s in steps}, sg=0.8, sd=0.7)
+        _run(tmp_path, f"sc_{seed}", "stu", seed, {s: 10.0 + seed + (0.3, -0.2, 0.5)[seed] for s in steps},
+             sg=0.95, sd=0.7, folder="runs-sparse-compute", sparse_compute="on")
+    script = _script()
+    text = script.render(tmp_path, "runs-sparse-compute")
+    assert "| STU-GAN, masked path | 3 | 11.00 ± 1.00 |" in text and "| STU-GAN, sparse compute on | 3 |" in text
+    assert "seed 0 0.30, seed 1 -0.20, seed 2 0.50 | 0.20 [" in text and "| 1.00 | yes |" in text
+    assert "Verdict: **yes**" in text
+    worse = tmp_path / "worse"
+    for seed in range(3):
+        _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)
+        _run(worse, f"sc_{seed}", "stu", seed, {s: 12.5 + seed for s in steps}, sg=0.95, sd=0.7,
+             folder="runs-sparse-compute", sparse_compute="on")
+    assert "Verdict: **no**" in script.render(worse, "runs-sparse-compute")
+
+
 @pytest.mark.parametrize("gd_values, state, verdict", [
     ({1000: 10.0, 2000: 13.0, 3000: 13.0, 4000: 13.0}, "no", "not reproduced"),  # 3 apart > 1.39 at each
     ({1000: 10.0, 2000: 10.5, 3000: 13.0, 4000: 13.0}, "mixed", "inconclusive"),  # within at 2,000 only

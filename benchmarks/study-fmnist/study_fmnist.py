@@ -30,11 +30,13 @@ from study_rows import (
     render_baselines,
     render_blocks,
     render_explore,
+    render_sparse_compute,
 )
 from study_tickets import render_generative_tickets, render_tickets
 
 PIECES = {"runs-baselines": render_baselines, "runs-explore": render_explore, "runs-tickets": render_tickets,
-          "runs-generative-tickets": render_generative_tickets, "runs-blocks": render_blocks}
+          "runs-generative-tickets": render_generative_tickets, "runs-blocks": render_blocks,
+          "runs-sparse-compute": render_sparse_compute}
 PIECE_CURVES = {"runs-baselines": baselines_curves, "runs-explore": explore_curves, "runs-blocks": blocks_curves}
 
 
