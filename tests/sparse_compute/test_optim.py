@@ -80,3 +80,21 @@ def test_dense_layers_and_non_contiguous_weights_are_left_to_the_optimizer():
         p.grad = torch.ones(4, 4)
     steps.take([(dense, torch.arange(16)), (odd, torch.arange(3))])
     assert dense.grad is not None and odd.grad is not None and not opt.state
+
+
+def test_the_active_step_reads_the_groups_as_they_are_now():
+    # load_state_dict replaces the param groups and a scheduler changes their lr: the step follows both
+    mask, a, b = _twins()
+    ref, opt = torch.optim.Adam([a], lr=1e-2), torch.optim.Adam([b], lr=1e-2)
+    steps = SparseSteps(opt)
+    opt.load_state_dict(opt.state_dict())
+    for o in (ref, opt):
+        torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.1).step()  # lr 1e-3 from here
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    grad = torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
+    a.grad, b.grad = grad * mask, grad.clone()
+    ref.step()
+    steps.take([(b, index)])
+    opt.step()
+    steps.give_back()
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

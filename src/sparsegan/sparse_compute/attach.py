@@ -136,3 +136,5 @@ class SparseCompute:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.planner.load_state_dict(dict(state.get("plan", {})))
+        for layer in self.layers:  # choices made before the load (a forward at set-up) give way to the plan's
+            layer.decisions = {}

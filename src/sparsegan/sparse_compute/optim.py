@@ -47,7 +47,7 @@ class SparseSteps:
 
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.optimizer = optimizer
-        self._groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        self._groups: dict[int, dict] = {}
         self._held: list[tuple[Tensor, Tensor]] = []
 
     def take(self, weights: list[tuple[Tensor, Tensor]]) -> None:
@@ -55,6 +55,8 @@ class SparseSteps:
         active entries now, and hide their gradients from the optimizer's own step;
         :meth:`give_back` after it returns them. Weights above :data:`MAX_DENSITY`, off the CPU or
         not contiguous are left to the optimizer."""
+        # the groups as they are now: load_state_dict replaces them, a scheduler changes their lr
+        self._groups = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
         with torch.no_grad():
             for p, index in weights:
                 if (p.grad is None or p.device.type != "cpu" or not p.is_contiguous()
