@@ -39,13 +39,14 @@ class _Layer:
     def __init__(self, net: str, name: str, module: nn.Module):
         self.net, self.name, self.module = net, name, module
         self.pattern: Pattern | ConvPattern | None = None
-        self._built_from: tuple[int, int] | None = None
+        self._built_from: tuple[Tensor, int] | None = None  # the mask the pattern was built from, its version
         self.decisions: dict[tuple, bool] = {}  # this call's shape and gradients -> the planner's choice
 
-    def pattern_of(self, mask: Tensor) -> Pattern:
-        stamp = (id(mask), mask._version)
-        if self.pattern is None or stamp != self._built_from:
-            self.pattern, self._built_from = functions.pattern_for(self.module, mask), stamp
+    def pattern_of(self, mask: Tensor) -> Pattern | ConvPattern:
+        # the mask itself is held, not its id: a freed mask's id may come back as a new mask's
+        if self.pattern is None or self._built_from is None or self._built_from[0] is not mask \
+                or self._built_from[1] != mask._version:
+            self.pattern, self._built_from = functions.pattern_for(self.module, mask), (mask, mask._version)
             self.decisions = {}
         return self.pattern
 

@@ -38,7 +38,7 @@ class SparseEMA:
         self.masks = masks
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._fresh: dict[int, dict[str, Tensor]] = {}  # step of the change -> grown entries
-        self._zero_outside: dict[str, tuple[int, int, bool]] = {}  # name -> mask stamp, average 0 outside it
+        self._zero_outside: dict[str, tuple[Tensor, int, bool]] = {}  # name -> mask, version, average 0 outside
 
     def _sparse_index(self, masks: MaskSet | None, name: str, p_ema: Tensor) -> Tensor | None:
         """The active entries of weight ``name`` when averaging them alone is the whole update (the
@@ -50,10 +50,9 @@ class SparseEMA:
         index = masks.active_index(name)
         if index.numel() > p_ema.numel() // 2:
             return None
-        stamp = (id(mask), mask._version)
-        seen = self._zero_outside.get(name)
-        if seen is None or seen[:2] != stamp:
-            seen = self._zero_outside[name] = (*stamp, not bool(p_ema.detach().masked_select(~mask).any()))
+        seen = self._zero_outside.get(name)  # (the mask itself, held: a freed mask's id may be reused; version)
+        if seen is None or seen[0] is not mask or seen[1] != mask._version:
+            seen = self._zero_outside[name] = (mask, mask._version, not bool(p_ema.detach().masked_select(~mask).any()))
         return index if seen[2] else None
 
     def _pairs(self, model: nn.Module):

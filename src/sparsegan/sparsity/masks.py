@@ -84,14 +84,13 @@ class _Counts:
 
     def __init__(self, tensors: dict[str, Tensor]):
         self.tensors = tensors
-        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._seen: dict[str, tuple[Tensor, int, int]] = {}
 
     def __getitem__(self, name: str) -> int:
         t = self.tensors[name]
-        key = (id(t), t._version)
-        seen = self._seen.get(name)
-        if seen is None or seen[:2] != key:
-            seen = self._seen[name] = (*key, count_true(t))
+        seen = self._seen.get(name)  # the tensor itself is held: a freed tensor's id may come back as another's
+        if seen is None or seen[0] is not t or seen[1] != t._version:
+            seen = self._seen[name] = (t, t._version, count_true(t))
         return seen[2]
 
     def total(self) -> int:
@@ -115,7 +114,7 @@ class MaskSet:
         self.ever_active: dict[str, Tensor] = {}
         self.deactivated: dict[str, Tensor] = {}  # entries deactivated since the last take_deactivated()
         self._active, self._ever = _Counts(self.masks), _Counts(self.ever_active)
-        self._indices: dict[str, tuple[int, int, Tensor]] = {}
+        self._indices: dict[str, tuple[Tensor, int, Tensor]] = {}
         for name, mask in masks.items():
             self.set_mask(name, mask)
 
@@ -193,10 +192,9 @@ class MaskSet:
         kept until its mask is replaced or changed in place: the steps that touch active weights
         only (sparsegan.sparse_compute) gather and scatter through it."""
         mask = self.masks[name]
-        key = (id(mask), mask._version)
-        kept = self._indices.get(name)
-        if kept is None or kept[:2] != key:
-            kept = self._indices[name] = (*key, mask.reshape(-1).nonzero().squeeze(1))
+        kept = self._indices.get(name)  # (the mask itself, held so that its id cannot be reused; its version)
+        if kept is None or kept[0] is not mask or kept[1] != mask._version:
+            kept = self._indices[name] = (mask, mask._version, mask.reshape(-1).nonzero().squeeze(1))
         return kept[2]
 
     def factor(self, name: str) -> Tensor:
