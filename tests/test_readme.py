@@ -210,4 +210,9 @@ def test_the_readme_speed_claims_are_the_benchmarks():
         return row["speedup_vs_dense"]
 
     assert f"(s_G 95 %, s_D 50 %) {run('mlp'):.2f}x faster than a dense one" in text and run("mlp") > 1.05
-    assert f"Not faster: the small DCGAN's steps ({run('dcgan'):.2f}x" in text and run("dcgan") < 1.05
+    dcgan = [r["speedup_vs_dense"] for r in res["runs"]
+             if r["model"] == "dcgan" and r["method"] != "dense" and r["sparsity_g"] == 0.95]
+    assert f"Hardly faster: the small DCGAN's steps ({min(dcgan):.2f}x to {max(dcgan):.2f}x" in text
+    assert max(dcgan) < 1.2  # "hardly"
+    (dense,) = [r for r in res["profile"] if r["model"] == "mlp" and r["method"] == "dense"]
+    assert f"would be at most {dense['limit_free_generator']:.2f}x faster" in text
