@@ -289,8 +289,19 @@ def test_sparse_compute_piece_on_made_up_runs(tmp_path):
     script = _script()
     text = script.render(tmp_path, "runs-sparse-compute")
     assert "| STU-GAN, masked path | 3 | 11.00 ± 1.00 |" in text and "| STU-GAN, sparse compute on | 3 |" in text
-    assert "seed 0 0.30, seed 1 -0.20, seed 2 0.50 | 0.20 [" in text and "| 1.00 | yes |" in text
+    assert "sparse − masked: seed 0 0.30, seed 1 -0.20, seed 2 0.50 | 0.20 [" in text and "| 1.00 | yes |" in text
     assert "Verdict: **yes**" in text
+    # a rerun at another thread count is a control row, not a sparse-compute run; one pair alone decides nothing
+    few = tmp_path / "few"
+    _run(few, "stu_0", "stu", 0, {s: 10.0 for s in steps}, sg=0.95, sd=0.7)
+    _run(few, "stu_1", "stu", 1, {s: 12.0 for s in steps}, sg=0.95, sd=0.7)
+    _run(few, "sc_0", "stu", 0, {s: 10.5 for s in steps}, sg=0.95, sd=0.7, folder="runs-sparse-compute",
+         sparse_compute="on")
+    _run(few, "rerun_0", "stu", 0, {s: 11.0 for s in steps}, sg=0.95, sd=0.7, folder="runs-sparse-compute",
+         sparse_compute="off")
+    text = script.render(few, "runs-sparse-compute")
+    assert "| STU-GAN, masked path rerun (2 threads) | 1 | 11.00 |" in text and "rerun − masked: seed 0 1.00" in text
+    assert "Verdict: **inconclusive (n=1 of 3 seed pairs)**" in text
     worse = tmp_path / "worse"
     for seed in range(3):
         _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)
