@@ -88,22 +88,27 @@ void sg_conv_gather(const int32_t *indptr, const int32_t *ch, const int32_t *khs
 
 /* dX[r, ih, iw, :] = sum over the active entries (r; ch, kh, kw) of W^T's row r: W * dY[ch, oh, ow, :]
  * with oh = (ih + pad - kh dil) / stride where exact and inside (a convolution's input gradient;
- * a transposed convolution's forward). */
-void sg_conv_scatter(const int32_t *indptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
+ * a transposed convolution's forward). The division is exact for one residue of kh dil (mod stride) per
+ * pixel row, and of kw dil per pixel column: each row's entries come grouped by those residues ("phases",
+ * stride_h x stride_w of them, phase_ptr over rows x phases), and a pixel visits its phase's only, not
+ * the (stride^2 - 1) / stride^2 of the entries that cannot reach it. */
+void sg_conv_scatter(const int32_t *phase_ptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
                      const float *data, const float *bias, int64_t rows, const float *dY, float *dX,
                      const sg_geometry *g, int threads) {
     const int64_t B = g->batch, npix = g->in_h * g->in_w;
+    const int64_t S = (int64_t)g->stride_h * g->stride_w;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t pix = 0; pix < npix; pix++) {
         const int64_t ih = pix / g->in_w, iw = pix % g->in_w;
+        const int64_t phase = ((ih + g->pad_h) % g->stride_h) * g->stride_w + (iw + g->pad_w) % g->stride_w;
         for (int64_t r = 0; r < rows; r++) {
             float *x = dX + ((r * g->in_h + ih) * g->in_w + iw) * B;
             const float b = bias ? bias[r] : 0.0f;
             for (int64_t c = 0; c < B; c++) x[c] = b;
-            for (int32_t e = indptr[r]; e < indptr[r + 1]; e++) {
+            for (int32_t e = phase_ptr[r * S + phase]; e < phase_ptr[r * S + phase + 1]; e++) {
                 const int64_t th = ih + g->pad_h - (int64_t)khs[e] * g->dil_h;
                 const int64_t tw = iw + g->pad_w - (int64_t)kws[e] * g->dil_w;
-                if (th < 0 || tw < 0 || th % g->stride_h || tw % g->stride_w) continue;
+                if (th < 0 || tw < 0) continue;
                 const int64_t oh = th / g->stride_h, ow = tw / g->stride_w;
                 if (oh >= g->out_h || ow >= g->out_w) continue;
                 axpy(x, dY + (((int64_t)ch[e] * g->out_h + oh) * g->out_w + ow) * B, data[e], B);

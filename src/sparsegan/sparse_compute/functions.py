@@ -106,7 +106,7 @@ class _SparseConv(torch.autograd.Function):
         b = None if bias is None else bias.detach().contiguous()
         xc = _chwb(x)
         if transposed:  # x: the small side; y = the convolution's input gradient for x
-            y = conv_scatter(pattern.by_in, values_in, b, xc, geometry)
+            y = conv_scatter(pattern, values_in, b, xc, geometry)
         else:
             y = conv_gather(pattern.by_out, values, b, xc, geometry)
         ctx.save_for_backward(xc)
@@ -125,7 +125,7 @@ class _SparseConv(torch.autograd.Function):
             if ctx.transposed:
                 grad_x = _bchw(conv_gather(pattern.by_out, ctx.values, None, gc, geometry))
             else:
-                grad_x = _bchw(conv_scatter(pattern.by_in, ctx.values_in, None, gc, geometry))
+                grad_x = _bchw(conv_scatter(pattern, ctx.values_in, None, gc, geometry))
         if ctx.needs_input_grad[0]:
             small, big = (xc, gc) if ctx.transposed else (gc, xc)
             active_grad = conv_weight_grad(pattern, small, big, geometry)
@@ -186,7 +186,9 @@ def supports(module: nn.Module) -> str | None:
 
 def pattern_for(module: nn.Module, mask: Tensor) -> Pattern | ConvPattern:
     """The index structure the module's sparse path reads."""
-    return Pattern(mask) if isinstance(module, nn.Linear) else ConvPattern(mask)
+    if isinstance(module, nn.Linear):
+        return Pattern(mask)
+    return ConvPattern(mask, module.stride, module.dilation)
 
 
 def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args) -> Tensor:

@@ -153,21 +153,28 @@ class ConvPattern:
     """The active entries of a (O, I, kh, kw) convolution mask (a transposed convolution's weight
     (in, out, kh, kw) is read the same way, its input channels as O) for the direct kernels of
     ``_conv.c``: grouped by O in the weight's own order (``by_out``; the values' order, ``flat``
-    into the weight), and by I (``by_in``, the entries of the values' order at ``perm``)."""
+    into the weight), and by I (``by_in``, the entries of the values' order at ``perm``), within
+    each I by stride phase, (kh dilation mod stride, kw dilation mod stride): ``phase_ptr``."""
 
-    def __init__(self, mask: Tensor):
+    def __init__(self, mask: Tensor, stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1)):
         if mask.dim() != 4:
             raise ValueError(f"a convolution pattern needs a 4-d mask, got shape {tuple(mask.shape)}")
         m = mask.detach().cpu()
         self.shape = tuple(m.shape)
+        self.stride = tuple(int(v) for v in stride)
         n_out, n_in, k_h, k_w = self.shape
         o, i, kh, kw = m.nonzero(as_tuple=True)  # row-major: grouped by o, the weight's order
         self.nnz = o.numel()
         self.flat = (((o * n_in + i) * k_h + kh) * k_w + kw).contiguous()
         self.by_out = _ConvOrder(o, i, kh, kw, n_out)
-        order = torch.argsort(i * (n_out * k_h * k_w) + (o * k_h + kh) * k_w + kw)
+        phases = self.stride[0] * self.stride[1]
+        phase = (kh * dilation[0]) % self.stride[0] * self.stride[1] + (kw * dilation[1]) % self.stride[1]
+        order = torch.argsort((i * phases + phase) * (n_out * k_h * k_w) + (o * k_h + kh) * k_w + kw)
         self.perm = order.contiguous()
         self.by_in = _ConvOrder(i[order], o[order], kh[order], kw[order], n_in)
+        counts = torch.bincount(i * phases + phase, minlength=n_in * phases)
+        self.phase_ptr = torch.zeros(n_in * phases + 1, dtype=torch.int32)
+        self.phase_ptr[1:] = counts.cumsum(0).to(torch.int32)
 
     @property
     def density(self) -> float:
@@ -190,10 +197,15 @@ def conv_gather(order: _ConvOrder, values: Tensor, bias: Tensor | None, x: Tenso
     return y
 
 
-def conv_scatter(order: _ConvOrder, values: Tensor, bias: Tensor | None, g: Tensor, geometry) -> Tensor:
-    """A convolution's input gradient in CHWB layout: g (C_out, Ho, Wo, B) -> (rows, H, W, B)."""
+def conv_scatter(pattern: ConvPattern, values: Tensor, bias: Tensor | None, g: Tensor, geometry) -> Tensor:
+    """A convolution's input gradient in CHWB layout: g (C_out, Ho, Wo, B) -> (C_in, H, W, B), through
+    the entries grouped by input channel and stride phase (``values`` in that order)."""
+    order = pattern.by_in
+    if (geometry.stride_h, geometry.stride_w) != pattern.stride:
+        raise ValueError(f"the pattern's phases are for stride {pattern.stride}, not "
+                         f"{(geometry.stride_h, geometry.stride_w)}")
     x = torch.empty(order.nrows, geometry.in_h, geometry.in_w, geometry.batch)
-    library().sg_conv_scatter(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(),
+    library().sg_conv_scatter(pattern.phase_ptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(),
                               order.kws.data_ptr(), values.data_ptr(), 0 if bias is None else bias.data_ptr(),
                               order.nrows, g.data_ptr(), x.data_ptr(), ctypes.byref(geometry), _threads()[0])
     return x
