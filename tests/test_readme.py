@@ -204,14 +204,12 @@ def test_the_readme_speed_claims_are_the_benchmarks():
     speeds = sorted(r["speedup_vs_dense"] for r in big)
     assert f"ran forward + backward {speeds[0]:.2f}x and {speeds[1]:.2f}x faster than dense PyTorch" in text
 
-    def run(model):
-        (row,) = [r for r in res["runs"] if r["model"] == model and r["method"] == "stu" and r["sparsity_g"] == 0.95
-                  and r["sparsity_d"] == 0.5 and r["update_interval"] == 1000]
-        return row["speedup_vs_dense"]
+    def cells(model):
+        return [r["speedup_vs_dense"] for r in res["runs"]
+                if r["model"] == model and r["method"] != "dense" and r["sparsity_g"] == 0.95]
 
-    assert f"(s_G 95 %, s_D 50 %) {run('mlp'):.2f}x faster than a dense one" in text and run("mlp") > 1.05
-    dcgan = [r["speedup_vs_dense"] for r in res["runs"]
-             if r["model"] == "dcgan" and r["method"] != "dense" and r["sparsity_g"] == 0.95]
+    mlp, dcgan = cells("mlp"), cells("dcgan")
+    assert f"mlp at s_G 95 % {min(mlp):.2f}x to {max(mlp):.2f}x faster than dense ones" in text and min(mlp) > 1.05
     assert f"Hardly faster: the small DCGAN's steps ({min(dcgan):.2f}x to {max(dcgan):.2f}x" in text
     assert max(dcgan) < 1.2  # "hardly"
     (dense,) = [r for r in res["profile"] if r["model"] == "mlp" and r["method"] == "dense"]
