@@ -302,6 +302,9 @@ def test_sparse_compute_piece_on_made_up_runs(tmp_path):
     text = script.render(few, "runs-sparse-compute")
     assert "| STU-GAN, masked path rerun (2 threads) | 1 | 11.00 |" in text and "rerun − masked: seed 0 1.00" in text
     assert "Verdict: **inconclusive (n=1 of 3 seed pairs)**" in text
+    # the rerun moved seed 0 by 1.00, the sparse run by 0.50: not farther; one control seed decides nothing
+    assert "farther from the masked run than the masked rerun is at 0 of 3 evaluations" in text
+    assert "the cause of a 'no' above is **inconclusive**" in text
     worse = tmp_path / "worse"
     for seed in range(3):
         _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)

@@ -311,4 +311,17 @@ def render_sparse_compute(study: Path) -> str:
             "(sparse − masked) is at most the standard deviation of the masked runs across their seeds "
             f"(n={len(curves[SC_MASKED])}), at each of the last three evaluations, with 3 seed pairs. "
             f"Verdict: **{v}**.", ""]
+    if SC_CONTROL in curves:
+        shared = sorted(set(curves[SC_CONTROL]) & set(curves[SC_SPARSE]) & set(curves[SC_MASKED]))
+        farther = [(s, k) for s in last for k in shared
+                   if abs(curves[SC_SPARSE][k][s] - curves[SC_MASKED][k][s])
+                   > abs(curves[SC_CONTROL][k][s] - curves[SC_MASKED][k][s])]
+        total = len(last) * len(shared)
+        cause = "the sparse path" if len(shared) >= 3 and len(farther) == total else "inconclusive"
+        out += [f"The rounding control (seed{'s' if len(shared) > 1 else ''} {', '.join(map(str, shared))}): the "
+                f"sparse run is farther from the masked run than the masked rerun is at {len(farther)} of {total} "
+                f"evaluations. A masked rerun that moves as far says the cell is chaotic at this budget; the sparse "
+                f"path is shown to differ from the masked path only where it moves farther than the reruns do, "
+                f"over several control seeds: with {len(shared)} control seed{'s' if len(shared) > 1 else ''}, the "
+                f"cause of a 'no' above is **{cause}**.", ""]
     return "\n".join(out) + "\n"
