@@ -305,6 +305,17 @@ def test_sparse_compute_piece_on_made_up_runs(tmp_path):
     # the rerun moved seed 0 by 1.00, the sparse run by 0.50: not farther; one control seed decides nothing
     assert "farther from the masked run than the masked rerun is at 0 of 3 evaluations" in text
     assert "the cause of a 'no' above is **inconclusive**" in text
+    # three control seeds: reruns as far as the sparse runs clear the sparse path; always farther blames it
+    for name, rerun in (("cleared", (1.5, 12.5, 11.0)), ("blamed", (10.1, 11.1, 12.1))):
+        root = tmp_path / name
+        for seed in range(3):
+            _run(root, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)
+            _run(root, f"sc_{seed}", "stu", seed, {s: 11.0 + seed for s in steps}, sg=0.95, sd=0.7,
+                 folder="runs-sparse-compute", sparse_compute="on")
+            _run(root, f"rerun_{seed}", "stu", seed, {s: rerun[seed] for s in steps}, sg=0.95, sd=0.7,
+                 folder="runs-sparse-compute", sparse_compute="off")
+        verdict = {"cleared": "not the sparse path: masked reruns move runs as far", "blamed": "the sparse path"}[name]
+        assert f"the cause of a 'no' above is **{verdict}**" in script.render(root, "runs-sparse-compute")
     worse = tmp_path / "worse"
     for seed in range(3):
         _run(worse, f"stu_{seed}", "stu", seed, {s: 10.0 + seed for s in steps}, sg=0.95, sd=0.7)
