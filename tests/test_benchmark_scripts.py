@@ -68,6 +68,7 @@ def test_training_speed_benchmark_runs_tiny(tmp_path):
     dense, stu = res["profile"]
     assert 0 < dense["generator_share"] < 1 and dense["limit_free_generator"] > 1 and stu["speedup_vs_dense"] > 0
     assert abs(sum(stu["shares"].values()) - 1) < 1e-3
+    assert stu["shares"].get("sparse products", 0) > 0  # the autograd functions' names are the category's
     assert [r["sparse_compute"] for r in res["memory"]] == ["off", "off", "auto"]
     md = (tmp_path / "training_speed.md").read_text()
     assert "## Per layer" in md and "## Whole training steps" in md and "Amdahl" in md and "## Peak resident" in md

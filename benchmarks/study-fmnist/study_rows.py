@@ -175,8 +175,14 @@ def blocks_curves(study: Path):
         name = {"stu": "STU-GAN", "static": "static"}.get(r.method, r.method)
         return f"{name} {r.config.get('mask_block', '1x1')}" if in_cell(r) else "other"
 
-    own = rows_of(study / "runs-blocks", label)
-    core = rows_of(study / "runs", label) if (study / "runs").is_dir() else ({}, {})
+    return _with_core(study, "runs-blocks", label, label)
+
+
+def _with_core(study: Path, runs: str, core_label, own_label):
+    """The rows of the core grid's runs (``core_label``) and of a piece's (``own_label``), merged; a
+    label of "other" leaves a run out."""
+    own = rows_of(study / runs, own_label)
+    core = rows_of(study / "runs", core_label) if (study / "runs").is_dir() else ({}, {})
     return merge(*(({k: v for k, v in c.items() if k != "other"}, {k: v for k, v in f.items() if k != "other"})
                     for c, f in (core, own)))
 
@@ -263,10 +269,7 @@ def sparse_compute_curves(study: Path):
             return "other"
         return SC_SPARSE if r.config.get("sparse_compute") == "on" else SC_CONTROL
 
-    mine = rows_of(study / "runs-sparse-compute", own)
-    grid = rows_of(study / "runs", core) if (study / "runs").is_dir() else ({}, {})
-    return merge(*(({k: v for k, v in c.items() if k != "other"}, {k: v for k, v in f.items() if k != "other"})
-                    for c, f in (grid, mine)))
+    return _with_core(study, "runs-sparse-compute", core, own)
 
 
 def render_sparse_compute(study: Path) -> str:

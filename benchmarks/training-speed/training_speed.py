@@ -209,7 +209,7 @@ def bench_runs(models: list[str], sg_list, sd_list, intervals, steps: int, round
 
 # --- profile --------------------------------------------------------------------------------------
 CATEGORIES = (
-    ("sparse products", ("_SparseProduct",)),
+    ("sparse products", ("_SparseLinear", "_SparseConv")),
     ("dense matmuls and convolutions", ("aten::mm", "aten::addmm", "aten::convolution", "aten::_convolution",
                                         "aten::mkldnn_convolution", "aten::convolution_backward",
                                         "aten::_slow_conv2d", "aten::slow_conv_transpose2d", "aten::bmm")),

@@ -32,52 +32,39 @@ from sparsegan.sparse_compute.pattern import (
 )
 
 
-class _SparseProduct(torch.autograd.Function):
-    """``A @ x + bias`` (``transpose``: ``A^T @ x + bias``); A = weight.reshape(rows, -1) on the
-    pattern's entries. x: (A's columns, or rows) x n, features as rows. ``rows_out``: x arrives and
-    the result leaves as n x features instead (a Linear layer's batch-major layout), transposed
-    here so that the gradient handed back is contiguous as well (the elementwise backward of the
-    activation before a layer runs several times slower on a transposed gradient)."""
+class _SparseLinear(torch.autograd.Function):
+    """``x @ A^T + bias`` for A = weight on the pattern's entries, x (n x in) batch-major. The
+    products run features-major (A @ x^T), transposed here on the way in and out so that the
+    gradient handed back is contiguous as well (the elementwise backward of the activation before a
+    layer runs several times slower on a transposed gradient)."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern, transpose: bool,
-                rows_out: bool) -> Tensor:
+    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern) -> Tensor:
         values = pattern.values(weight)
-        xt = active.transpose(x) if rows_out else x.contiguous()
+        xt = active.transpose(x)
         ctx.save_for_backward(xt)
-        ctx.values, ctx.pattern, ctx.transpose, ctx.rows_out = values, pattern, transpose, rows_out
-        ctx.weight_shape, ctx.has_bias = weight.shape, bias is not None
-        y = spmm(pattern, values, xt, bias, transpose=transpose)
-        return active.transpose(y) if rows_out else y
+        ctx.values, ctx.pattern, ctx.weight_shape, ctx.has_bias = values, pattern, weight.shape, bias is not None
+        return active.transpose(spmm(pattern, values, xt, bias))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (x,) = ctx.saved_tensors
-        pattern, values, transpose = ctx.pattern, ctx.values, ctx.transpose
-        grad = active.transpose(grad) if ctx.rows_out else grad.contiguous()
+        (xt,) = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad = active.transpose(grad)  # out x n
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_x = spmm(pattern, values, grad, transpose=not transpose)
-            if ctx.rows_out:
-                grad_x = active.transpose(grad_x)
-        if ctx.needs_input_grad[0]:
-            # dL/dA[i, j] = sum_c dL/dY[i, c] X[j, c] (forward A X), or X[i, c] dL/dY[j, c] (forward A^T X)
-            active_grad = sddmm(pattern, x, grad) if transpose else sddmm(pattern, grad, x)
-            grad_w = pattern.scatter(active_grad, torch.empty(ctx.weight_shape, device="meta"))
+            grad_x = active.transpose(spmm(pattern, ctx.values, grad, transpose=True))
+        if ctx.needs_input_grad[0]:  # dL/dA[i, j] = sum_c dL/dY[i, c] X[j, c], active (i, j) only
+            grad_w = pattern.scatter(sddmm(pattern, grad, xt), torch.empty(ctx.weight_shape, device="meta"))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(1)
-        return grad_w, grad_x, grad_b, None, None, None
-
-
-def product(weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern, *, transpose: bool = False,
-            rows_out: bool = False) -> Tensor:
-    return _SparseProduct.apply(weight, x, bias, pattern, transpose, rows_out)
+        return grad_w, grad_x, grad_b, None
 
 
 def linear(module: nn.Linear, x: Tensor, pattern: Pattern) -> Tensor:
     """``module(x)`` on the active weights: x (..., in) -> (..., out)."""
     lead = x.shape[:-1]
-    y = product(module.weight, x.reshape(-1, x.shape[-1]), module.bias, pattern, rows_out=True)
+    y = _SparseLinear.apply(module.weight, x.reshape(-1, x.shape[-1]), module.bias, pattern)
     return y.reshape(*lead, y.shape[1])
 
 

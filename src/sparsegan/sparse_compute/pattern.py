@@ -34,23 +34,35 @@ def _cuts(indptr: Tensor, blocks: int) -> Tensor:
     return torch.cummax(cuts, 0).values.contiguous()
 
 
-class _Csr:
-    """One order of the pattern: indptr / indices (int32) and, per entry, where its value sits in
-    the weight (``flat``, int64) or in the CSR order of the values (``perm``)."""
+def _indptr(keys: Tensor, n: int) -> Tensor:
+    """int32 offsets (n + 1) of entries grouped by ``keys`` (0 .. n - 1), ascending."""
+    indptr = torch.zeros(n + 1, dtype=torch.int32)
+    indptr[1:] = torch.bincount(keys, minlength=n).cumsum(0).to(torch.int32)
+    return indptr
 
-    def __init__(self, rows: Tensor, cols: Tensor, nrows: int):
+
+class _Rows:
+    """Entries grouped by row: ``indptr`` over ``nrows`` rows, and row cuts of balanced work per
+    block count, kept."""
+
+    def __init__(self, rows: Tensor, nrows: int):
         self.nrows = nrows
-        counts = torch.bincount(rows, minlength=nrows)
-        self.indptr = torch.zeros(nrows + 1, dtype=torch.int32)
-        self.indptr[1:] = counts.cumsum(0).to(torch.int32)
-        self.indices = cols.to(torch.int32).contiguous()
-        self.zeros = torch.zeros(nrows)  # the bias of a product without one
+        self.indptr = _indptr(rows, nrows)
         self._cuts: dict[int, Tensor] = {}
 
     def cuts(self, blocks: int) -> Tensor:
         if blocks not in self._cuts:
             self._cuts[blocks] = _cuts(self.indptr, blocks)
         return self._cuts[blocks]
+
+
+class _Csr(_Rows):
+    """One order of a matrix pattern: indptr / indices (int32)."""
+
+    def __init__(self, rows: Tensor, cols: Tensor, nrows: int):
+        super().__init__(rows, nrows)
+        self.indices = cols.to(torch.int32).contiguous()
+        self.zeros = torch.zeros(nrows)  # the bias of a product without one
 
 
 class Pattern:
@@ -131,22 +143,13 @@ def sddmm(pattern: Pattern, g: Tensor, x: Tensor) -> Tensor:
     return out
 
 
-class _ConvOrder:
+class _ConvOrder(_Rows):
     """A convolution weight's active entries grouped by one of its two channel axes: ``indptr`` over
     that axis, and per entry the other channel (``ch``) and the kernel offsets (``khs``, ``kws``)."""
 
     def __init__(self, rows: Tensor, ch: Tensor, kh: Tensor, kw: Tensor, nrows: int):
-        counts = torch.bincount(rows, minlength=nrows)
-        self.nrows = nrows
-        self.indptr = torch.zeros(nrows + 1, dtype=torch.int32)
-        self.indptr[1:] = counts.cumsum(0).to(torch.int32)
+        super().__init__(rows, nrows)
         self.ch, self.khs, self.kws = (t.to(torch.int32).contiguous() for t in (ch, kh, kw))
-        self._cuts: dict[int, Tensor] = {}
-
-    def cuts(self, blocks: int) -> Tensor:
-        if blocks not in self._cuts:
-            self._cuts[blocks] = _cuts(self.indptr, blocks)
-        return self._cuts[blocks]
 
 
 class ConvPattern:
@@ -172,9 +175,7 @@ class ConvPattern:
         order = torch.argsort((i * phases + phase) * (n_out * k_h * k_w) + (o * k_h + kh) * k_w + kw)
         self.perm = order.contiguous()
         self.by_in = _ConvOrder(i[order], o[order], kh[order], kw[order], n_in)
-        counts = torch.bincount(i * phases + phase, minlength=n_in * phases)
-        self.phase_ptr = torch.zeros(n_in * phases + 1, dtype=torch.int32)
-        self.phase_ptr[1:] = counts.cumsum(0).to(torch.int32)
+        self.phase_ptr = _indptr(i * phases + phase, n_in * phases)
 
     @property
     def density(self) -> float:
