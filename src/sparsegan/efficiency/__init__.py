@@ -4,7 +4,7 @@ a run against dense training (the measured speed of sparse inference is :mod:`sp
 Imports only :mod:`sparsegan.sparsity` and :mod:`sparsegan.models`.
 """
 
-from sparsegan.efficiency.accounting import LayerCount, layer_counts, net_totals
+from sparsegan.efficiency.accounting import LayerCount, call_multiply_adds, layer_counts, net_totals
 from sparsegan.efficiency.training_flops import (
     CONVENTION,
     FlopModel,
@@ -17,6 +17,6 @@ from sparsegan.efficiency.training_flops import (
 )
 
 __all__ = [
-    "CONVENTION", "FlopModel", "LayerCount", "Phase", "flops_summary", "iteration_flops", "layer_counts",
-    "net_totals", "phases_of_run", "planned_densities", "training_flops",
+    "CONVENTION", "FlopModel", "LayerCount", "Phase", "call_multiply_adds", "flops_summary", "iteration_flops",
+    "layer_counts", "net_totals", "phases_of_run", "planned_densities", "training_flops",
 ]

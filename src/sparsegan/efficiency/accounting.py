@@ -211,3 +211,26 @@ def net_totals(rows: list[LayerCount]) -> dict[str, float]:
         "sparse_weight_flops": sum(r.weight_flops * r.density for r in rows),
         "relative_flops": sparse / dense if dense else 1.0,
     }
+
+
+@torch.no_grad()
+def call_multiply_adds(module: nn.Module, *args) -> tuple[float, float]:
+    """(dense, sparse) weight multiply-adds of the one call ``module(*args)``, whole batch: every
+    Linear / Conv / ConvTranspose product, the sparse count at the fraction of non-zero entries of
+    its weight (masked weights are zero). Counted on the call itself, not on a probe forward, so a
+    translation pair's one direction is counted once and the batch is the caller's."""
+    dense, sparse = [0.0], [0.0]
+
+    def hook(mod, inp, out):
+        w, _ = _flops_of(mod, inp[0] if inp else out, out[0] if isinstance(out, tuple) else out)
+        weight = mod.weight  # after any spectral-norm pre-hook: zeros stay zeros
+        dense[0] += w / 2
+        sparse[0] += w / 2 * float((weight != 0).sum()) / weight.numel()
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, _LINEAR + _CONV + _CONVT)]
+    try:
+        module(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    return dense[0], sparse[0]
