@@ -32,21 +32,24 @@ def _masked(module: nn.Module, mask: torch.Tensor) -> nn.Module:
     return module
 
 
-def _compare(module, mask, shape, seed=0):
+def _compare(module, mask, shape, seed=0, dense_grad=False):
     torch.manual_seed(seed)
     x = torch.randn(shape, requires_grad=True)
     params = [x, module.weight] + ([module.bias] if module.bias is not None else [])
     y_dense = module(x)
     g = torch.randn_like(y_dense)
     dense = torch.autograd.grad(y_dense, params, g)
-    y_sparse = functions.forward(module, x, functions.pattern_for(module, mask))
+    y_sparse = functions.forward(module, x, functions.pattern_for(module, mask), dense_grad=dense_grad)
     sparse = torch.autograd.grad(y_sparse, params, g)
     assert y_sparse.shape == y_dense.shape
     torch.testing.assert_close(y_sparse, y_dense, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(sparse[0], dense[0], rtol=1e-5, atol=1e-6)
-    # the weight gradient: the masked one at the active entries, exactly 0 elsewhere
-    torch.testing.assert_close(sparse[1], dense[1] * mask, rtol=1e-5, atol=1e-5)
-    assert not sparse[1][~mask].any()
+    if dense_grad:  # the masked path's gradient at every entry, inactive ones included
+        torch.testing.assert_close(sparse[1], dense[1], rtol=1e-5, atol=1e-5)
+        assert dense[1][~mask].abs().sum() > 0
+    else:  # the masked one at the active entries, exactly 0 elsewhere
+        torch.testing.assert_close(sparse[1], dense[1] * mask, rtol=1e-5, atol=1e-5)
+        assert not sparse[1][~mask].any()
     for a, b in zip(sparse[2:], dense[2:]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
@@ -58,6 +61,16 @@ def test_each_layer_kind_matches_the_masked_dense_path(name, make, shape, densit
     module = make()
     mask = torch.rand(module.weight.shape) < density
     _compare(_masked(module, mask), mask, shape)
+
+
+@pytest.mark.parametrize("name,make,shape", LAYERS, ids=[c[0] for c in LAYERS])
+def test_the_dense_weight_gradient_of_an_update_step_is_the_masked_paths(name, make, shape):
+    # gradient regrowth ranks inactive weights by their gradient: at such a step the sparse path
+    # runs its forward and input gradient sparse and gives the weight's gradient at every entry
+    torch.manual_seed(3)
+    module = make()
+    mask = torch.rand(module.weight.shape) < 0.2
+    _compare(_masked(module, mask), mask, shape, dense_grad=True)
 
 
 @pytest.mark.parametrize("block", ["4x1", "8x1", "1x4"])

@@ -5,12 +5,12 @@ ConvTranspose2d layer that the sparse path supports gets a forward of its own (a
 attribute: the module's class, parameters, state dict and hooks stay as they are). At each call
 that forward takes the masked dense path or the sparse one:
 
-* dense when the engine says the net needs the dense gradient this iteration (gradient regrowth
-  at an update step, early-bird's checks, SNIP / GraSP scoring), when the input is not a float32
-  CPU tensor (GPUs keep the masked path), or when mode "auto" measured the dense path faster for
-  this layer and shape (:mod:`.planner`);
+* dense when the input is not a float32 CPU tensor (GPUs keep the masked path), or when mode
+  "auto" measured the dense path faster for this layer and shape (:mod:`.planner`);
 * sparse otherwise, from the pattern of the layer's current mask, rebuilt only when the mask
-  changed (a topology update).
+  changed (a topology update). When the engine says the net needs the dense gradient this
+  iteration (gradient regrowth at an update step, early-bird's checks, SNIP / GraSP scoring), only
+  the weight's gradient is computed dense: it is the one product that reads inactive entries.
 
 Both paths give the same outputs and gradients to float rounding; the sparse one's weight gradient
 is 0 outside the mask, as the masked path's is once the engine's hook has masked it.
@@ -81,7 +81,7 @@ class SparseCompute:
         self.planner = Planner()
         self.layers: list[_Layer] = []
         self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path
-        self.calls = {"sparse": 0, "dense": 0}
+        self.calls = {"sparse": 0, "dense": 0, "dense_grad": 0}  # dense_grad: sparse calls with the dense weight gradient
         if mode == "off" or not available():
             return
         for net, mask_set in masks().items():
@@ -104,14 +104,14 @@ class SparseCompute:
         module = layer.module
         if self._sparse(layer, x):
             self.calls["sparse"] += 1
-            return functions.forward(module, x, layer.pattern, *args)
+            dense_grad = torch.is_grad_enabled() and module.weight.requires_grad and self.dense_now(layer.net)
+            self.calls["dense_grad"] += dense_grad
+            return functions.forward(module, x, layer.pattern, *args, dense_grad=dense_grad)
         self.calls["dense"] += 1
         return type(module).forward(module, x, *args)
 
     def _sparse(self, layer: _Layer, x: Tensor) -> bool:
         if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced():
-            return False
-        if torch.is_grad_enabled() and self.dense_now(layer.net):
             return False
         pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
         if self.mode == "on":

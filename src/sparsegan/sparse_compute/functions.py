@@ -36,14 +36,18 @@ class _SparseLinear(torch.autograd.Function):
     """``x @ A^T + bias`` for A = weight on the pattern's entries, x (n x in) batch-major. The
     products run features-major (A @ x^T), transposed here on the way in and out so that the
     gradient handed back is contiguous as well (the elementwise backward of the activation before a
-    layer runs several times slower on a transposed gradient)."""
+    layer runs several times slower on a transposed gradient). ``dense_grad``: the weight's gradient
+    at every entry (one dense product), for an iteration whose rule ranks the inactive weights by
+    it (gradient regrowth); the forward and the input gradient stay sparse."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern) -> Tensor:
+    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: Pattern,
+                dense_grad: bool = False) -> Tensor:
         values = pattern.values(weight)
         xt = active.transpose(x)
         ctx.save_for_backward(xt)
         ctx.values, ctx.pattern, ctx.weight_shape, ctx.has_bias = values, pattern, weight.shape, bias is not None
+        ctx.dense_grad = dense_grad
         return active.transpose(spmm(pattern, values, xt, bias))
 
     @staticmethod
@@ -54,17 +58,20 @@ class _SparseLinear(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
             grad_x = active.transpose(spmm(pattern, ctx.values, grad, transpose=True))
-        if ctx.needs_input_grad[0]:  # dL/dA[i, j] = sum_c dL/dY[i, c] X[j, c], active (i, j) only
+        if ctx.needs_input_grad[0] and ctx.dense_grad:  # dL/dA = dL/dY X^T at every entry
+            grad_w = torch.mm(grad, xt.t())
+        elif ctx.needs_input_grad[0]:  # dL/dA[i, j] = sum_c dL/dY[i, c] X[j, c], active (i, j) only
             grad_w = pattern.scatter(sddmm(pattern, grad, xt), torch.empty(ctx.weight_shape, device="meta"))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(1)
-        return grad_w, grad_x, grad_b, None
+        return grad_w, grad_x, grad_b, None, None
 
 
-def linear(module: nn.Linear, x: Tensor, pattern: Pattern) -> Tensor:
-    """``module(x)`` on the active weights: x (..., in) -> (..., out)."""
+def linear(module: nn.Linear, x: Tensor, pattern: Pattern, *, dense_grad: bool = False) -> Tensor:
+    """``module(x)`` on the active weights: x (..., in) -> (..., out); ``dense_grad``: the weight's
+    gradient at every entry (:class:`_SparseLinear`)."""
     lead = x.shape[:-1]
-    y = _SparseLinear.apply(module.weight, x.reshape(-1, x.shape[-1]), module.bias, pattern)
+    y = _SparseLinear.apply(module.weight, x.reshape(-1, x.shape[-1]), module.bias, pattern, dense_grad)
     return y.reshape(*lead, y.shape[1])
 
 
@@ -83,11 +90,13 @@ class _SparseConv(torch.autograd.Function):
     """A Conv2d (``transposed``: a ConvTranspose2d) on its active weights, by the direct kernels of
     _conv.c: no im2col. A transposed convolution's forward is a convolution's input gradient and
     the other way round; the weight gradient is the same product with the roles of the two
-    activations exchanged. ``geometry``: the convolution's view (input = the big side)."""
+    activations exchanged. ``geometry``: the convolution's view (input = the big side).
+    ``dense_grad``: None, or the layer's (stride, padding, dilation, output padding) to give the
+    weight's gradient at every entry by torch's own convolution backward (as for Linear)."""
 
     @staticmethod
     def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: ConvPattern, geometry,
-                transposed: bool) -> Tensor:
+                transposed: bool, dense_grad: tuple | None = None) -> Tensor:
         values = pattern.values(weight)
         values_in = active.gather(values, pattern.perm)
         b = None if bias is None else bias.detach().contiguous()
@@ -96,15 +105,16 @@ class _SparseConv(torch.autograd.Function):
             y = conv_scatter(pattern, values_in, b, xc, geometry)
         else:
             y = conv_gather(pattern.by_out, values, b, xc, geometry)
-        ctx.save_for_backward(xc)
+        ctx.save_for_backward(xc, x if dense_grad else None, weight if dense_grad else None)
         ctx.values, ctx.values_in, ctx.pattern, ctx.geometry, ctx.transposed = values, values_in, pattern, \
             geometry, transposed
+        ctx.dense_grad = dense_grad
         ctx.weight_shape, ctx.has_bias = weight.shape, bias is not None
         return _bchw(y)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (xc,) = ctx.saved_tensors
+        xc, x, weight = ctx.saved_tensors
         pattern, geometry = ctx.pattern, ctx.geometry
         gc = _chwb(grad)
         grad_x = grad_w = grad_b = None
@@ -113,28 +123,34 @@ class _SparseConv(torch.autograd.Function):
                 grad_x = _bchw(conv_gather(pattern.by_out, ctx.values, None, gc, geometry))
             else:
                 grad_x = _bchw(conv_scatter(pattern, ctx.values_in, None, gc, geometry))
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and ctx.dense_grad:
+            stride, padding, dilation, output_padding = ctx.dense_grad
+            grad_w = torch.ops.aten.convolution_backward(
+                grad.contiguous(), x, weight, None, stride, padding, dilation, ctx.transposed, output_padding, 1,
+                [False, True, False])[1]
+        elif ctx.needs_input_grad[0]:
             small, big = (xc, gc) if ctx.transposed else (gc, xc)
             active_grad = conv_weight_grad(pattern, small, big, geometry)
             grad_w = pattern.scatter(active_grad, torch.empty(ctx.weight_shape, device="meta"))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 2, 3))
-        return grad_w, grad_x, grad_b, None, None, None
+        return grad_w, grad_x, grad_b, None, None, None, None
 
 
 def _geometry(batch: int, big: tuple[int, int], small: tuple[int, int], module: nn.Module) -> Geometry:
     return Geometry(batch, big[0], big[1], small[0], small[1], *module.stride, *module.padding, *module.dilation)
 
 
-def conv2d(module: nn.Conv2d, x: Tensor, pattern: ConvPattern) -> Tensor:
+def conv2d(module: nn.Conv2d, x: Tensor, pattern: ConvPattern, *, dense_grad: bool = False) -> Tensor:
     """``module(x)`` on the active weights (groups 1, zero padding)."""
     out = _conv_out(x.shape[-2:], module.kernel_size, module.stride, module.padding, module.dilation)
     geometry = _geometry(x.shape[0], tuple(x.shape[-2:]), out, module)
-    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, False)
+    dense = (module.stride, module.padding, module.dilation, (0, 0)) if dense_grad else None
+    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, False, dense)
 
 
 def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: ConvPattern,
-                     output_size: list[int] | None = None) -> Tensor:
+                     output_size: list[int] | None = None, *, dense_grad: bool = False) -> Tensor:
     """``module(x)`` on the active weights (groups 1, zero padding): the input gradient of the
     convolution it transposes."""
     h, w = x.shape[-2:]
@@ -143,7 +159,8 @@ def conv_transpose2d(module: nn.ConvTranspose2d, x: Tensor, pattern: ConvPattern
     size = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
                  zip((h, w), module.stride, module.padding, module.dilation, module.kernel_size, pad))
     geometry = _geometry(x.shape[0], size, (h, w), module)
-    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, True)
+    dense = (module.stride, module.padding, module.dilation, tuple(pad)) if dense_grad else None
+    return _SparseConv.apply(module.weight, x, module.bias, pattern, geometry, True, dense)
 
 
 def _conv_out(size, kernel, stride, padding, dilation) -> tuple[int, int]:
@@ -178,10 +195,11 @@ def pattern_for(module: nn.Module, mask: Tensor) -> Pattern | ConvPattern:
     return ConvPattern(mask, module.stride, module.dilation)
 
 
-def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args) -> Tensor:
-    """The sparse path of a supported module (:func:`supports`), with its :func:`pattern_for`."""
+def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args, dense_grad: bool = False) -> Tensor:
+    """The sparse path of a supported module (:func:`supports`), with its :func:`pattern_for`;
+    ``dense_grad``: the weight's gradient at every entry, as the masked dense path gives it."""
     if isinstance(module, nn.Linear):
-        return linear(module, x, pattern)
+        return linear(module, x, pattern, dense_grad=dense_grad)
     if isinstance(module, nn.ConvTranspose2d):
-        return conv_transpose2d(module, x, pattern, *args)
-    return conv2d(module, x, pattern)
+        return conv_transpose2d(module, x, pattern, *args, dense_grad=dense_grad)
+    return conv2d(module, x, pattern, dense_grad=dense_grad)

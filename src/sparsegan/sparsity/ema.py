@@ -74,6 +74,8 @@ class SparseEMA:
                     marks = self._fresh.setdefault(step, {})
                     marks[name] = g.clone() if name not in marks else marks[name] | g
             p_ema.mul_(masks.factor(name).to(p_ema.dtype))
+            # 0 outside the new mask by the line above: the update's check of that can be skipped
+            self._zero_outside[name] = (masks.masks[name], masks.masks[name]._version, True)
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int, masks: MaskSet | None = None) -> None:

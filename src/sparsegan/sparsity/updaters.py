@@ -125,7 +125,7 @@ def prune_and_regrow(
     else:
         kept = {}
         for n in moving:
-            old_idx[n] = old[n].reshape(-1).nonzero().squeeze(1)
+            old_idx[n] = masks.active_index(n)  # kept by the MaskSet until the mask changes
             kept[n] = mask_of(topk_within(keep_scores[n], old[n], active[n] - swaps[n], where_idx=old_idx[n]), old[n])
     del keep_scores
     grow_scores = {n: grow_fn(masks.params[n], grads.get(n), states[n], generator) for n in moving}
