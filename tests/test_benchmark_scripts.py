@@ -70,5 +70,9 @@ def test_training_speed_benchmark_runs_tiny(tmp_path):
     assert abs(sum(stu["shares"].values()) - 1) < 1e-3
     assert stu["shares"].get("sparse products", 0) > 0  # the autograd functions' names are the category's
     assert [r["sparse_compute"] for r in res["memory"]] == ["off", "off", "auto"]
+    # three 20-step stretches per setting, each with one topology update (every 20 steps)
+    assert [(r["sparse_compute"], r["updates_timed"]) for r in res["updates"]] == [("auto", 3), ("off", 3)]
+    assert all(abs(r["update_vs_plain"] - r["update_median_ms"] / r["plain_median_ms"]) < 0.01 for r in res["updates"])
     md = (tmp_path / "training_speed.md").read_text()
+    assert "## STU-GAN's topology-update steps" in md
     assert "## Per layer" in md and "## Whole training steps" in md and "Amdahl" in md and "## Peak resident" in md

@@ -18,6 +18,11 @@ mean little.
   the EMA; evaluation off), dense against static and STU-GAN (update interval 100 and 1000) at
   s_G 95 / 90 / 80 % x s_D dense / 50 / 70 %, --sparse-compute auto, on all cores; the variants of a
   model interleaved in rounds; the mean step time counts the update steps at the rate a run pays them.
+* updates: STU-GAN's topology-update steps against the other steps of the same run (s_G 95 / s_D 50,
+  updates every 20 steps), --sparse-compute auto and off interleaved: an update step also scores
+  every inactive weight by its dense gradient, so it cannot shrink with the active weights.
+  Every 10th step measures ADAPT's balance ratio (two more forward passes, for every method), and
+  update steps are such steps: they are set beside the other balance steps and the plain ones.
 * profile: where a step's time goes (torch.profiler, operator self time grouped: sparse products,
   dense matmuls and convolutions, optimizer, batch norm and activations, copies, the rest) for dense
   and STU-GAN, and the Amdahl limit: the speed-up if the sparse products cost nothing.
@@ -207,6 +212,45 @@ def bench_runs(models: list[str], sg_list, sd_list, intervals, steps: int, round
     return rows
 
 
+# --- update steps ---------------------------------------------------------------------------------
+def bench_updates(models: list[str], sg: float, sd: float, steps: int, interval: int = 20) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            trainers = {c: _trainer(model, "stu", sg, sd, interval, os.path.join(tmp, f"{model}-{c}"), c)
+                        for c in ("auto", "off")}
+            for t in trainers.values():
+                for _ in range(interval + 5):
+                    one_step(t)
+            kinds = {c: {"update": [], "balance": [], "plain": []} for c in trainers}
+            for _ in range(max(steps // interval, 1) * 3):  # interval-long stretches, interleaved
+                for c, t in trainers.items():
+                    for _ in range(interval):
+                        balance = (t.step + 1) % t.cfg.balance_every == 0
+                        start = time.perf_counter()
+                        step = t.step + 1
+                        gan_iteration(t, step)
+                        t.step = step
+                        changed = any(ev.pruned or ev.grown for ev in t.sparse.step())
+                        t.sparse.drain_records()
+                        t.ema.update(t.G, step)
+                        dt = time.perf_counter() - start
+                        kinds[c]["update" if changed else "balance" if balance else "plain"].append(dt)
+            for c, k in kinds.items():
+                med = {name: statistics.median(v) for name, v in k.items()}
+                rows.append({"model": model, "method": "stu", "sparsity_g": sg, "sparsity_d": sd,
+                             "update_interval": interval, "sparse_compute": c,
+                             **{f"{name}_median_ms": round(v * 1e3, 3) for name, v in med.items()},
+                             "updates_timed": len(k["update"]),
+                             "update_vs_plain": round(med["update"] / med["plain"], 3),
+                             "update_vs_balance": round(med["update"] / med["balance"], 3)})
+                print(f"updates {model} {c}: update {med['update'] * 1e3:.2f} ms, balance {med['balance'] * 1e3:.2f} "
+                      f"ms, plain {med['plain'] * 1e3:.2f} ms", flush=True)
+            for t in trainers.values():
+                t.sparse.close()
+    return rows
+
+
 # --- profile --------------------------------------------------------------------------------------
 CATEGORIES = (
     ("sparse products", ("_SparseLinear", "_SparseConv")),
@@ -345,6 +389,20 @@ def markdown(res: dict) -> str:
                          f"{r['update_interval']} | {r['sparse_compute']} | {r['mean_ms']:.2f} | "
                          f"{r['median_ms']:.2f} | {r['speedup_vs_dense']:.2f}x |")
         lines.append("")
+    if res.get("updates"):
+        lines += ["## STU-GAN's topology-update steps against the other steps of the run (all cores; medians)", "",
+                  "An update step also takes G's dense weight gradient and scores every inactive weight by it, "
+                  "so its extra cost is O(dense) whatever the sparse path saves on the other steps. Every 10th "
+                  "step is a balance step (ADAPT's ratio, measured for every method); update steps are such "
+                  "steps.", "",
+                  "| model | s_G | s_D | sparse compute | update ms | balance ms | plain ms | update / plain "
+                  "| update / balance | updates timed |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["updates"]:
+            lines.append(f"| {r['model']} | {r['sparsity_g']:.0%} | {r['sparsity_d']:.0%} | {r['sparse_compute']} | "
+                         f"{r['update_median_ms']:.2f} | {r['balance_median_ms']:.2f} | {r['plain_median_ms']:.2f} | "
+                         f"{r['update_vs_plain']:.2f}x | {r['update_vs_balance']:.2f}x | {r['updates_timed']} |")
+        lines.append("")
     if res.get("profile"):
         lines += ["## Where a step's time goes (share of operator self time)", ""]
         for r in res["profile"]:
@@ -373,7 +431,7 @@ def _floats(text: str) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "results"), help="folder of training_speed.json / .md")
-    ap.add_argument("--sections", default="layers,runs,profile,memory")
+    ap.add_argument("--sections", default="layers,runs,updates,profile,memory")
     ap.add_argument("--models", default="mlp,dcgan")
     ap.add_argument("--sparsities", default="0.8,0.9,0.95,0.98", help="per-layer sparsities")
     ap.add_argument("--batches", default="64,256")
@@ -404,6 +462,8 @@ def main(argv: list[str] | None = None) -> None:
     if "runs" in sections:
         res["runs"] = bench_runs(models, sg, sd, [int(v) for v in _floats(args.intervals)], args.steps, args.rounds,
                                  args.warmup)
+    if "updates" in sections:
+        res["updates"] = bench_updates(models, sg[0], sd[1] if len(sd) > 1 else sd[0], args.steps)
     if "profile" in sections:
         res["profile"] = bench_profile(models, sg[0], sd[1] if len(sd) > 1 else sd[0], args.steps)
     if "memory" in sections:
