@@ -35,8 +35,10 @@ from typing import Callable
 import yaml
 from tqdm import tqdm
 
+from sparsegan.config import build_config
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
+from sparsegan.experiments.progress import PointProgress, shows_progress
 from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
 from sparsegan.run_folder import RunFolder, read_json_or_none
 
@@ -147,14 +149,23 @@ class Launcher:
         return rc, (lines[-1] if rc and lines else "")
 
 
-def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], Path], tuple[int, str]]) -> PointResult:
+def run_point(out: Path, grid: Grid, point: Point, launch: Callable[[list[str], Path], tuple[int, str]],
+              lines: PointProgress | None = None) -> PointResult:
+    """Train (or resume) and evaluate one point as its state asks; ``lines`` shows its training's
+    progress while it runs."""
     run = out / point.name
     log = out / "logs" / f"{point.name}.log"
     start = time.perf_counter()
     state = point_state(run, point)
     action = "skipped"
     if state not in ("completed", "diverged"):
-        rc, msg = launch(train_argv(out, point, state), log)
+        if lines is not None:
+            lines.start(point.name, run, build_config(point.values).steps)
+        try:
+            rc, msg = launch(train_argv(out, point, state), log)
+        finally:
+            if lines is not None:
+                lines.stop(point.name)
         if rc in STOPPED:
             raise KeyboardInterrupt
         diverged = _summary(run).get("status") == "diverged"
@@ -250,6 +261,8 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
     width = max(len(p.name) for p in grid.points)
     bar = tqdm(total=n, desc=f"sweep {grid.name}", unit="run", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
+    # Each training point's own line below the bar, on a terminal only (redrawn lines garble a log).
+    lines = PointProgress(sys.stderr, width) if progress and shows_progress(sys.stderr) else None
 
     def done(res: PointResult) -> None:
         results[res.name] = res
@@ -263,15 +276,17 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
         for wave in dependency_levels([p for p, _ in states], out):
             if workers == 1:
                 for point in wave:
-                    done(run_point(out, grid, point, launch))
+                    done(run_point(out, grid, point, launch, lines))
                 continue
             pool = ThreadPoolExecutor(max_workers=workers)
             try:
-                futures = [pool.submit(run_point, out, grid, p, launch) for p in wave]
+                futures = [pool.submit(run_point, out, grid, p, launch, lines) for p in wave]
                 for fut in as_completed(futures):
                     done(fut.result())
             finally:  # on Ctrl-C or an error, start no further point
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        if lines is not None:
+            lines.close()
         bar.close()
     return {p.name: results[p.name] for p in grid.points if p.name in results}
