@@ -127,8 +127,8 @@ def test_acceptance_sweep_skip_and_report(tmp_path, capsys):
     assert "## Table 1: fid_domain@10 (lower is better)" in md and "10 generated vs 10 real train images" in md
     assert "| method | s_D | steps | s_G = 90 % | s_G = 80 % |" in md
     # best per column (lower FID-like metric) in bold; n seeds per cell
-    assert "| static | 50 % | 4 | 31 ± 1.4 (n=2) | **21 ± 1.4 (n=2)** |" in md
-    assert "| stu | 50 % | 4 | **11 ± 1.4 (n=2)** | 26 ± 1.4 (n=2) |" in md
+    assert "| static | 50 % | 4 | 31.0 ± 1.4 (n=2) | **21.0 ± 1.4 (n=2)** |" in md
+    assert "| stu | 50 % | 4 | **11.0 ± 1.4 (n=2)** | 26.0 ± 1.4 (n=2) |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
     assert figures >= {"metric_vs_sparsity.png", "heatmap.png", "itop_rate.png", "losses.png", "samples.png",
                        "metric_over_training.png"}
@@ -142,7 +142,7 @@ def test_acceptance_sweep_skip_and_report(tmp_path, capsys):
     assert "Balance ratio over training" in md and "no kind=balance records" in md
     html = (rep / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(figures)
-    assert "<b>21 ± 1.4 (n=2)</b>" in html
+    assert "<b>21.0 ± 1.4 (n=2)</b>" in html
 
 
 def test_longer_grid_resumes_from_checkpoint(tmp_path, capsys):
@@ -225,18 +225,19 @@ def test_report_dense_column_flops_balance_and_eval_files(tmp_path):
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
     assert "| method | s_D | steps | s_G = 90 % | s_G = 0 % |" in md
-    assert "| dense | 0 % | 20 |  | 11 ± 1 (n=3) |" in md  # dense ignores its sparsity flags
+    assert "| dense | 0 % | 20 |  | 11.0 ± 1.0 (n=3) |" in md  # dense ignores its sparsity flags
     # eval/fid@100.json wins over a training record of the same protocol (99); one seed: no std
-    assert "| static | 50 % | 20 | 15 (n=1) |  |" in md
-    assert "| stu | 50 % | 20 | **13 ± 1 (n=3)** |  |" in md
+    assert "| static | 50 % | 20 | 15.0 (n=1) |  |" in md
+    assert "| stu | 50 % | 20 | **13.0 ± 1.0 (n=3)** |  |" in md
     figures = {p.name for p in (rep / "figures").glob("*.png")}
-    assert {"metric_vs_flops.png", "balance_ratio.png", "heatmap.png", "metric_vs_sparsity.png"} <= figures
+    assert {"metric_vs_flops.png", "balance_ratio.png", "metric_vs_sparsity.png"} <= figures
+    assert "heatmap.png" not in figures  # one s_G x s_D cell: a heat-map would repeat Table 1
     assert "metric_over_training.png" not in figures and "no run evaluated fid@100 at more than one step" in md
 
     # Higher is better for precision: the best marked is the largest mean.
     assert main(["report", str(runs), "--out", str(rep), "--metric", "precision"]) == 0
     md = (rep / "report.md").read_text()
-    assert "| stu | 50 % | 20 | 0.5 ± 0 (n=3) |  |" in md
+    assert "| stu | 50 % | 20 | 0.500 ± 0.000 (n=3) |  |" in md
     assert "Metric" not in md.split("## Table 1")[0]
 
 
@@ -248,7 +249,7 @@ def test_report_without_metric_still_renders(tmp_path):
     assert main(["report", str(runs), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
     assert "No metric found in these runs" in md and "## Table 1" not in md
-    assert "| stu | 0 % | 80 % | 2 | 20 | 2 completed | 0.2 | 1 | 0.3 | 1 |" in md
+    assert "| stu | 0 % | 80 % | 2 | 20 | 2 completed | 0.2000 | 1.0000 | 0.3000 | 1.0000 |" in md
     assert {p.name for p in (rep / "figures").glob("*.png")} == {"itop_rate.png", "losses.png", "samples.png"}
     assert main(["report", str(runs), "--out", str(rep), "--metric", "kid"]) == 0
     assert "Metric 'kid' is missing in every run" in (rep / "report.md").read_text()
@@ -416,6 +417,13 @@ def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
 EVAL = {"metrics": ["fid_domain"], "num_samples": 20, "batch_size": 20}
 
 
+def _table_value(v: float) -> str:
+    """A one-value Table 1 as the report writes it: 3 significant digits as decimals."""
+    from sparsegan.experiments.table import decimals
+
+    return f"{v:.{decimals([v])}f}"
+
+
 def test_extended_sweep_evaluates_again_and_report_shows_steps(tmp_path, capsys):
     path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, eval=EVAL)
     out = tmp_path / "sweep"
@@ -435,7 +443,7 @@ def test_extended_sweep_evaluates_again_and_report_shows_steps(tmp_path, capsys)
     rep = tmp_path / "rep"
     assert main(["report", str(out), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
-    assert "## Table 1: fid_domain@20" in md and f"| stu | 50 % | 6 | {again['fid_domain']:.3g} (n=1) |" in md
+    assert "## Table 1: fid_domain@20" in md and f"| stu | 50 % | 6 | {_table_value(again['fid_domain'])} (n=1) |" in md
     assert "| stu | 50 % | 4 |" not in md  # the step-4 value is not shown (its 3 digits may equal the new one's)
 
 
@@ -457,8 +465,8 @@ def test_eval_protocols_never_overwrite_or_mix_and_stale_values_are_not_shown(tm
     md = (rep / "report.md").read_text()
     t20, t30 = md.split("## Table 1: fid_domain@20")[1], md.split("## Table 1: fid_domain@30")[1]
     mean20 = sum(v20) / 2
-    assert "20 generated vs 20 real train images" in t20 and f"| static | 50 % | 4 | {mean20:.3g} ± " in t20
-    assert "30 generated vs 30 real train images" in t30 and f"| static | 50 % | 4 | {v30:.3g} (n=1) |" in t30
+    assert "20 generated vs 20 real train images" in t20 and f"| static | 50 % | 4 | {_table_value(mean20)} ± " in t20
+    assert "30 generated vs 30 real train images" in t30 and f"| static | 50 % | 4 | {_table_value(v30)} (n=1) |" in t30
     # One run trains on without being evaluated again: its step-4 values are stale, listed, not tabulated.
     capsys.readouterr()
     argv = ["train", "--config", str(out / "configs" / "static_seed1.yaml"), "--out", str(out / "static_seed1"),
@@ -467,7 +475,7 @@ def test_eval_protocols_never_overwrite_or_mix_and_stale_values_are_not_shown(tm
     assert main(["report", str(out), "--out", str(rep), "--metric", "fid_domain@20"]) == 0
     md = (rep / "report.md").read_text()
     assert "fid_domain@30" not in md
-    assert f"| static (steps=4) | 50 % | 4 | {v20[0]:.3g} (n=1) |" in md and f"{mean20:.3g}" not in md
+    assert f"| static (steps=4) | 50 % | 4 | {_table_value(v20[0])} (n=1) |" in md and _table_value(mean20) not in md
     assert "**Stale, not shown**" in md and "static_seed1: measured at step 4, the run is now at step 6" in md
     assert "sparsegan eval RUN --metrics fid_domain --num-samples 20" in md
 

@@ -1,7 +1,9 @@
 """The report's figures, as PNG files. matplotlib is the optional 'report' extra, imported lazily.
 
 Each function returns the written path, or raises :class:`NotApplicable` with the reason, which
-the report prints in place of the figure (e.g. "no run has summary.json flops").
+the report prints in place of the figure (e.g. "no run has summary.json flops"), or
+:class:`Uninformative` where the figure would repeat a table (a one-cell heat-map): the report
+then leaves it out.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from sparsegan.experiments.results import RunResult
 from sparsegan.experiments.table import Cell, CellKey, Stat, pct
 from sparsegan.run_folder import SAMPLES, SUMMARY
 
+# The smallest text in any figure, in points at the saved size (figures are saved at their own
+# size, never scaled): legends, point labels and cell values stay readable in the report.
+SMALL_FONT = 8
+
 
 class NotApplicable(Exception):
     """The figure does not apply to these runs; the message says why."""
+
+
+class Uninformative(NotApplicable):
+    """The figure could be drawn but would show nothing the tables do not: the report leaves it out."""
 
 
 def pyplot():
@@ -76,18 +86,24 @@ def metric_vs_sparsity(cells: dict[CellKey, Cell], metric: str, path: Path) -> P
         ax.set_xlabel("generator sparsity s_G (%)")
         ax.set_ylabel(metric)
         ax.set_title(f"s_D = {pct(sd)}")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=SMALL_FONT)
     return _save(fig, path)
 
 
 def heatmap(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path:
-    """The paper's Figure 3: the metric over s_G x s_D, one panel per sparse method."""
+    """The paper's Figure 3: the metric over s_G x s_D, one panel per sparse method.
+
+    Only for a grid of two cells or more: one s_G and one s_D make a single coloured square per
+    method that says nothing Table 1 does not."""
     sparse = {k: c for k, c in cells.items() if k[2] > 0 and _metric_stat(c, metric).n}
     if not sparse:
         raise NotApplicable(f"no sparse run has {metric}")
     labels = list(dict.fromkeys(k[0] for k in sparse))
     sgs = sorted({k[2] for k in sparse})
     sds = sorted({k[1] for k in sparse})
+    if len(sgs) * len(sds) < 2:
+        raise Uninformative(f"the runs cover one s_G x s_D cell only (s_G = {pct(sgs[0])}, s_D = {pct(sds[0])}); "
+                            "its values are in Table 1")
     values = [_metric_stat(c, metric).mean for c in sparse.values()]
     lo, hi = min(values), max(values)
     fig, axes = _panels(len(labels), (1.2 + 1.1 * len(sgs), 1.0 + 0.9 * len(sds)))
@@ -101,7 +117,7 @@ def heatmap(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path:
         for i in range(len(sds)):
             for j in range(len(sgs)):
                 if not math.isnan(grid[i][j]):
-                    ax.text(j, i, f"{grid[i][j]:.3g}", ha="center", va="center", fontsize=8, color="w")
+                    ax.text(j, i, f"{grid[i][j]:.3g}", ha="center", va="center", fontsize=SMALL_FONT, color="w")
         ax.set_xticks(range(len(sgs)), [pct(s) for s in sgs])
         ax.set_yticks(range(len(sds)), [pct(s) for s in sds])
         ax.set_xlabel("s_G")
@@ -127,12 +143,12 @@ def metric_vs_flops(cells: dict[CellKey, Cell], metric: str, path: Path) -> Path
         ax.errorbar([p[3] for p in mine], [p[4].mean for p in mine], yerr=[p[4].std or 0.0 for p in mine],
                     marker="o", ls="none", capsize=3, label=lab)
         for p in mine:
-            ax.annotate(f"G{100 * p[2]:g}/D{100 * p[1]:g}", (p[3], p[4].mean), fontsize=6,
+            ax.annotate(f"G{100 * p[2]:g}/D{100 * p[1]:g}", (p[3], p[4].mean), fontsize=SMALL_FONT,
                         textcoords="offset points", xytext=(3, 3))
     ax.set_xscale("log")
     ax.set_xlabel(f"training FLOPs ({SUMMARY})")
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=SMALL_FONT)
     return _save(fig, path)
 
 
@@ -163,12 +179,15 @@ def _series_figure(cells: dict[CellKey, Cell], series_by_net, ylabel: str, path:
     if not curves:
         raise NotApplicable(missing)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(10 if len(curves) > 8 else 6.5, 4))  # room for a legend beside the axes
     for name, net, steps, ys in curves:
         ax.plot(steps, ys, ls="--" if net == "D" else "-", marker="." if len(steps) < 30 else None, label=name)
     ax.set_xlabel("generator step")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
+    if len(curves) > 8:  # beside the axes, not over the curves (the saved figure widens to hold it)
+        ax.legend(fontsize=SMALL_FONT, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=SMALL_FONT)
     return _save(fig, path)
 
 
@@ -206,7 +225,7 @@ def losses_over_training(cells: dict[CellKey, Cell], path: Path) -> Path:
             ax.plot(steps, ys, label=f"{lab} G{100 * sg:g}/D{100 * sd:g}")
         ax.set_xlabel("generator step")
         ax.set_ylabel(k)
-    axes[0].legend(fontsize=6)
+    axes[0].legend(fontsize=SMALL_FONT)
     return _save(fig, path)
 
 
@@ -235,6 +254,6 @@ def sample_grids(cells: dict[CellKey, Cell], path: Path) -> Path:
     for ax, (title, png) in zip(axes, shown):
         with Image.open(png) as im:
             ax.imshow(im.convert("RGB"))
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=SMALL_FONT)
         ax.axis("off")
     return _save(fig, path)

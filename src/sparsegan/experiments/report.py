@@ -25,7 +25,7 @@ from sparsegan.experiments.results import (
     metric_of,
     varying_keys,
 )
-from sparsegan.experiments.table import Table, details_table, group, metric_table
+from sparsegan.experiments.table import WALL_TIME_NOTE, Table, details_table, group, metric_table
 from sparsegan.protocols import split_label
 from sparsegan.run_folder import CONFIG, METRICS, SUMMARY
 
@@ -41,13 +41,14 @@ class Block:
 
 
 def _figure(blocks: list[Block], title: str, make, *args) -> None:
-    blocks.append(Block("h3", title))
     try:
         path = make(*args)
-    except plots.NotApplicable as e:
-        blocks.append(Block("p", f"Not shown: {e}."))
+    except plots.Uninformative:
         return
-    blocks.append(Block("figure", title, path=path))
+    except plots.NotApplicable as e:
+        blocks += [Block("h3", title), Block("p", f"Not shown: {e}.")]
+        return
+    blocks += [Block("h3", title), Block("figure", title, path=path)]
 
 
 def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | None) -> list[Block]:
@@ -78,6 +79,7 @@ def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | Non
         _metric_section(b, runs, cells, label, len(labels) > 1)
     b.append(Block("h2", "Runs: steps, densities, ITOP rate and cost (means over seeds)"))
     b.append(Block("table", table=details_table(cells)))
+    b.append(Block("p", WALL_TIME_NOTE))
     if not any(r.flops is not None for r in runs):
         b.append(Block("p", f"Training FLOPs: no run has {SUMMARY} 'flops'; nothing was estimated."))
     b.append(Block("h2", "Figures"))

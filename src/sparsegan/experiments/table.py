@@ -68,12 +68,31 @@ def pct(s: float) -> str:
     return f"{100 * s:g} %"
 
 
-def fmt(stat: Stat, digits: int = 3) -> str:
+def decimals(values, significant: int = 3, most: int = 6) -> int:
+    """Decimals that show the smallest non-zero |value| to ``significant`` digits: one count for a
+    whole column, so its entries line up (12.0, 112.4, 9.9 rather than 12, 112, 9.87)."""
+    small = min((abs(v) for v in values if v), default=None)
+    if small is None:
+        return 0
+    return max(0, min(most, significant - 1 - math.floor(math.log10(small))))
+
+
+def si(x: float) -> str:
+    """A large count in one notation down a column: 3 significant digits and an SI prefix
+    (6.80 T, 680 G, 20.0)."""
+    x = float(f"{x:.3g}")  # round first, so that 999.6e9 reads 1.00 T, not 1.00e+03 G
+    prefix, scale = next(((p, v) for p, v in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
+                          if abs(x) >= v), ("", 1.0))
+    return f"{f'{x / scale:#.3g}'.rstrip('.')} {prefix}".rstrip()
+
+
+def fmt(stat: Stat, places: int) -> str:
+    """mean ± std (n=...) with ``places`` decimals for both (the column's count, from :func:`decimals`)."""
     if stat.mean is None:
         return "–"
-    text = f"{stat.mean:.{digits}g}"
+    text = f"{stat.mean:.{places}f}"
     if stat.std is not None:
-        text += f" ± {stat.std:.2g}"
+        text += f" ± {stat.std:.{places}f}"
     return text + f" (n={stat.n})"
 
 
@@ -119,12 +138,14 @@ def metric_table(cells: dict[CellKey, Cell], label: str) -> Table:
         steps = sorted({k[2] for k in values if k[:2] == (lab, sd)}, key=lambda s: (s is None, s)) or [None]
         row_keys += [(lab, sd, st) for st in steps if (lab, sd, st) not in row_keys]
     header = ["method", "s_D", "steps"] + [f"s_G = {pct(s)}" for s in sgs]
+    # one protocol, one metric: every column shows the same number of decimals
+    places = decimals([sum(v) / len(v) for v in values.values()])
     rows, means = [], []
     for lab, sd, st in row_keys:
         row, mrow = [lab, pct(sd), "–" if st is None else str(st)], []
         for sg in sgs:
             st_ = Stat(values.get((lab, sd, st, sg), []))
-            row.append("" if (lab, sd, sg) not in cells else fmt(st_) if st_.n or st is None else "")
+            row.append("" if (lab, sd, sg) not in cells else fmt(st_, places) if st_.n or st is None else "")
             mrow.append(st_.mean)
         rows.append(row)
         means.append(mrow)
@@ -138,12 +159,21 @@ def metric_table(cells: dict[CellKey, Cell], label: str) -> Table:
     return Table(header, rows, bold)
 
 
-def _mean_text(st: Stat, digits: int = 3) -> str:
-    return "–" if st.mean is None else f"{st.mean:.{digits}g}"
+def _mean_text(st: Stat, places: int) -> str:
+    return "–" if st.mean is None else f"{st.mean:.{places}f}"
+
+
+WALL_TIME_NOTE = ("Wall time (s): seconds of training steps (summed over resumed sessions; sampling, evaluation "
+                  "and checkpoints not counted), mean over seeds. It depends on the machine's load and the thread "
+                  "count, so it is not a speed comparison unless the runs ran alone on the same machine with the "
+                  "same threads; compare costs by the train FLOPs.")
 
 
 def details_table(cells: dict[CellKey, Cell]) -> Table:
-    """What every cell's runs are, whatever metric exists: steps, densities, ITOP, cost, status."""
+    """What every cell's runs are, whatever metric exists: steps, densities, ITOP, cost, status.
+
+    One format per column: densities and ITOP rates (fractions) to 4 decimals, FLOPs with an SI
+    prefix, wall time in seconds to 1 decimal (what it is and is not: :data:`WALL_TIME_NOTE`)."""
     header = ["method", "s_D", "s_G", "seeds", "steps", "status", "density G", "density D", "ITOP G", "ITOP D",
               "train FLOPs", "wall time (s)"]
     rows = []
@@ -156,6 +186,6 @@ def details_table(cells: dict[CellKey, Cell]) -> Table:
         rows.append([lab, pct(sd), pct(sg), str(len(cell.runs)), steps, status,
                      _mean_text(cell.stat(dens("G")), 4), _mean_text(cell.stat(dens("D")), 4),
                      _mean_text(cell.stat(itop("G")), 4), _mean_text(cell.stat(itop("D")), 4),
-                     "–" if flops.mean is None else f"{flops.mean:.3g}",
-                     _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 4)])
+                     "–" if flops.mean is None else si(flops.mean),
+                     _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 1)])
     return Table(header, rows)
