@@ -322,7 +322,10 @@ static inline __attribute__((always_inline)) void group_block(const int32_t *gpt
                     for (int r = 0; r < R; r++) out[r] += gval[(int64_t)p * R + r] * xv;
                 }
             }
-            for (int r = 0; r < nr; r++) {
+            /* r < R (a constant) with the row check inside, as above: the compiler then sees that
+             * only the R entries of `out` written above are read (nr <= R) */
+            for (int r = 0; r < R; r++) {
+                if (r >= nr) break;
                 float *y = Y + (r0 + r) * cols + c0;
                 *y = acc ? *y + out[r] : act1(out[r], bias[r0 + r], act, slope);
             }
@@ -453,5 +456,5 @@ void sg_sddmm_parallel(const int32_t *indptr, const int32_t *indices, const floa
 
 /* A Python module only so that setuptools builds and installs this file; the functions above are
  * called through ctypes, which releases the GIL around each call (row blocks run on threads). */
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_simd_csr", NULL, -1, NULL};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_simd_csr", .m_size = -1};
 PyMODINIT_FUNC PyInit__simd_csr(void) { return PyModule_Create(&module); }
