@@ -89,15 +89,17 @@ def test_readme_command_parses_and_validates(page, argv, monkeypatch):
         from dataclasses import fields
 
         from sparsegan.config import TrainConfig, build_config, load_yaml
+        from sparsegan.recipes import resolve
 
-        values = load_yaml(args.config) if args.config else {}
+        values = load_yaml(resolve(args.config, "train")) if args.config else {}
         values.update({k: v for k, v in vars(args).items() if k in {f.name for f in fields(TrainConfig)}})
         cfg = build_config(values)
         assert args.dry_run or cfg.out is not None, f"{page}: a train command without --out fails when pasted"
     elif args.command == "sweep":
         from sparsegan.experiments.grid import load_grid, parse_overrides
+        from sparsegan.recipes import resolve
 
-        grid = load_grid(args.grid, parse_overrides(args.set))  # base and eval: keys, all validated
+        grid = load_grid(resolve(args.grid, "sweep"), parse_overrides(args.set))  # base and eval: keys, all validated
         assert args.out or grid.out
 
 

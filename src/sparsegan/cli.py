@@ -15,7 +15,7 @@ from typing import Sequence
 from sparsegan.errors import DivergenceError, TrainingStopped, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
-COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "data")
+COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "data", "recipes")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,8 +12,9 @@ from sparsegan.errors import UserError
 def run(args: argparse.Namespace) -> int:
     from sparsegan.experiments.grid import load_grid, parse_overrides
     from sparsegan.experiments.sweep import plan, run_sweep
+    from sparsegan.recipes import resolve
 
-    grid = load_grid(args.grid, parse_overrides(args.set))
+    grid = load_grid(resolve(args.grid, "sweep"), parse_overrides(args.set))
     out = args.out or grid.out
     if out is None:
         raise UserError(f"--out is required: {args.grid} names no 'out' folder")
@@ -47,7 +48,9 @@ def add_parser(sub) -> None:
                                      "extended ones, evaluates points without a current result; OUT/sweep.json "
                                      "keeps every call's outcomes)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("grid", metavar="GRID.yaml", help="sweep file: 'base' config keys + 'grid' lists (configs/sweeps/)")
+    p.add_argument("grid", metavar="GRID.yaml|NAME",
+                   help="sweep file: 'base' config keys + 'grid' lists (configs/sweeps/), or the name of a packaged "
+                        "one (sparsegan recipes sweep lists them; a file that exists wins)")
     p.add_argument("--out", help="folder of the run folders (default: the grid's 'out')")
     p.add_argument("--workers", type=int, default=1, help="points run side by side (subprocesses when > 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

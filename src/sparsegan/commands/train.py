@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import fields
 
+from sparsegan import recipes
 from sparsegan.commands.flags import add_config_flags
 from sparsegan.config import (
     TrainConfig,
@@ -21,7 +22,7 @@ from sparsegan.errors import UserError
 
 
 def run(args: argparse.Namespace) -> int:
-    values = load_yaml(args.config) if args.config else {}
+    values = load_yaml(recipes.resolve(args.config, "train")) if args.config else {}
     names = {f.name for f in fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     cfg = build_config(values)
@@ -72,7 +73,9 @@ def _check_device_and_data(cfg) -> str:
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train one run into a run folder",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", metavar="FILE.yaml", help="YAML recipe; flags given on the command line win")
+    p.add_argument("--config", metavar="FILE.yaml|NAME",
+                   help="YAML recipe, or the name of a packaged one (sparsegan recipes lists them; a file that "
+                        "exists wins); flags given on the command line win")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config (and what it ignores), check the device and the training data it "
                         "would use, and exit")
