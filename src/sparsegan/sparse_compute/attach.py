@@ -81,7 +81,8 @@ class SparseCompute:
         self.planner = Planner()
         self.layers: list[_Layer] = []
         self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path
-        self.calls = {"sparse": 0, "dense": 0, "dense_grad": 0}  # dense_grad: sparse calls with the dense weight gradient
+        # dense_grad: the sparse calls that gave the weight's dense gradient
+        self.calls = {"sparse": 0, "dense": 0, "dense_grad": 0}
         if mode == "off" or not available():
             return
         for net, mask_set in masks().items():
