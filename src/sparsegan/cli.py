@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import Sequence
 
-from sparsegan.errors import DivergenceError, TrainingStopped, UserError
+from sparsegan.errors import DivergenceError, RunInterrupted, TrainingStopped, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
 COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "data", "recipes")
@@ -67,13 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingStopped as e:  # SIGINT / SIGTERM: a checkpoint was saved
         print(f"sparsegan: {e}; resume with: {resume_command(argv)}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if argv[:1] == ["sweep"]:
             print(f"sparsegan: sweep interrupted; run the same command again to go on (completed points are skipped, "
                   f"stopped ones resume from their checkpoint): sparsegan {shlex.join(argv)}", file=sys.stderr)
-        elif argv[:1] == ["train"]:
+        elif isinstance(e, RunInterrupted):  # the run folder was written to (commands/train.py)
             print(f"sparsegan: interrupted; resume from the last checkpoint with: {resume_command(argv)}",
                   file=sys.stderr)
+        elif argv[:1] == ["train"]:  # in the set-up: data, models, before the run folder's first file
+            print("sparsegan: interrupted during set-up: nothing was started and nothing written; run the same "
+                  "command again to start", file=sys.stderr)
         else:
             print("sparsegan: interrupted", file=sys.stderr)
         return 130

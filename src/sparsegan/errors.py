@@ -26,3 +26,10 @@ class TrainingStopped(Exception):
         self.exit_code = 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
         super().__init__(f"stopped by {signal.Signals(self.signum).name} after step {step} of {steps}; "
                          f"checkpoint {checkpoint}")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C after a run began writing its folder but outside the loop's clean stop (a second Ctrl-C,
+    or in the set-up that follows the folder's first file): ``sparsegan train`` then prints the command
+    that resumes it. A plain KeyboardInterrupt out of ``sparsegan train`` came before anything was written.
+    A KeyboardInterrupt still, so that code catching Ctrl-C catches it too."""

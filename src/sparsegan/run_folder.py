@@ -209,6 +209,13 @@ class RunLayout:
         return self.rewind / f"{prefix}-{NET_FILES[net]}"
 
 
+def _holds_anything(p: Path) -> bool:
+    """Whether a folder holds more than the empty samples/, checkpoints/, final/ that
+    :meth:`RunDir.prepare` makes (a run stopped before its first file is as good as empty)."""
+    return any(not (e.name in (SAMPLES, CHECKPOINTS, FINAL) and e.is_dir() and not any(e.iterdir()))
+               for e in p.iterdir())
+
+
 class RunDir(RunLayout):
     """The writer: a run folder being trained into."""
 
@@ -218,12 +225,16 @@ class RunDir(RunLayout):
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise UserError(f"--out {p} exists and is not a folder")
-        is_run = (p / CONFIG).exists() or (p / METRICS).exists()
-        if p.exists() and any(p.iterdir()) and not (resume or overwrite):
-            what = "holds another run" if is_run else "is not empty"
-            raise UserError(f"--out {p} {what}; pass --resume auto to continue it or --overwrite to replace it")
-        if overwrite and not resume and p.exists() and not is_run and any(p.iterdir()):
-            raise UserError(f"--out {p} is not empty and not a sparsegan run; refusing to delete it")
+        if not (p.exists() and _holds_anything(p)):
+            return
+        if not ((p / CONFIG).exists() or (p / METRICS).exists()):
+            # The user's own files: neither continued (a run would be written next to them) nor deleted.
+            why = "nothing there to resume" if resume else "not deleting it" if overwrite else "not writing into it"
+            raise UserError(f"--out {p} is not empty and holds no sparsegan run (no {CONFIG}), {why}; "
+                            "give another --out (a new or empty folder)")
+        if not (resume or overwrite):
+            raise UserError(f"--out {p} holds another run; pass --resume auto to continue it or --overwrite to "
+                            "replace it")
 
     @classmethod
     def prepare(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> "RunDir":

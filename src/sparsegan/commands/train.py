@@ -42,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sparsegan.launch import train
     from sparsegan.training.distributed import is_rank_zero
+    from sparsegan.training.lifecycle import interrupts_once_written
 
     speaks = is_rank_zero()  # under torchrun only rank 0 shows progress and the folder
     if args.resume is None and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
         # torchrun --max-restarts relaunched the group after a lost rank: continue from the newest
         # valid checkpoint rather than refuse the run folder the first attempt made.
         args.resume = "auto"
-    run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress and speaks)
+    with interrupts_once_written(cfg.out):  # Ctrl-C: resume advice only once the run folder was written to
+        run = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress and speaks)
     if speaks:
         print(f"run folder: {run}")
     return 0

@@ -26,6 +26,7 @@ from sparsegan.experiments.results import (
     varying_keys,
 )
 from sparsegan.experiments.table import WALL_TIME_NOTE, Table, details_table, group, metric_table
+from sparsegan.files import atomic_write_bytes
 from sparsegan.protocols import split_label
 from sparsegan.run_folder import CONFIG, METRICS, SUMMARY
 
@@ -207,6 +208,6 @@ def write_report(runs_dir: str | Path, out: str | Path, metric: str | None = Non
     for old in (out / FIGURES).glob("*.png"):  # no stale figure from an earlier report survives
         old.unlink()
     blocks = build_blocks(runs, root, out, metric)
-    (out / "report.md").write_text(render_markdown(blocks, out))
-    (out / "report.html").write_text(render_html(blocks))
+    atomic_write_bytes(out / "report.md", render_markdown(blocks, out).encode())
+    atomic_write_bytes(out / "report.html", render_html(blocks).encode())
     return out / "report.md"

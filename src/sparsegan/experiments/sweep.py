@@ -39,6 +39,7 @@ from sparsegan.config import build_config
 from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 from sparsegan.experiments.progress import PointProgress, shows_progress
+from sparsegan.files import atomic_write_bytes
 from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
 from sparsegan.run_folder import RunFolder, read_json_or_none
 
@@ -110,8 +111,7 @@ def missing_evals(run: Path, grid: Grid) -> list[str]:
 
 def write_point_config(out: Path, point: Point) -> Path:
     path = out / "configs" / f"{point.name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(resolve(point.values, out), sort_keys=True))
+    atomic_write_bytes(path, yaml.safe_dump(resolve(point.values, out), sort_keys=True).encode())
     return path
 
 
@@ -242,9 +242,7 @@ def write_manifest(out: Path, grid: Grid, results: dict[str, PointResult], start
     points += list(old_points.values())
     manifest = {"grid": str(grid.path), "name": grid.name, "eval_metrics": grid.eval_metrics,
                 "eval_args": grid.eval_args(), "calls": calls, "points": points}
-    tmp = out / ".sweep.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / "sweep.json")
+    atomic_write_bytes(out / "sweep.json", (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) -> dict[str, PointResult]:

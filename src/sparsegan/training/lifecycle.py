@@ -17,9 +17,11 @@ import os
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from sparsegan.errors import TrainingStopped, UserError
+from sparsegan.errors import RunInterrupted, TrainingStopped, UserError
 from sparsegan.run_folder import FINAL, SUMMARY
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -89,3 +91,35 @@ class StopRequest:
 
     def stopped(self, step: int, steps: int, checkpoint: Path) -> TrainingStopped:
         return TrainingStopped(self.signum or signal.SIGINT, step, steps, checkpoint)
+
+
+def folder_state(path: str | os.PathLike | None) -> dict[str, tuple[int, int, int]] | None:
+    """What changes as soon as a run writes into ``path``: the inode, size and modification time of the
+    folder and of each entry at its top (None: no folder). Every run's first write is there (the
+    folder or samples/ ... made, config.json written, metrics.jsonl truncated on resume; a file made
+    in a subfolder changes that subfolder's time), so one listing tells, however large the folder."""
+    if path is None or not Path(path).is_dir():
+        return None
+    p = Path(path)
+    state = {}
+    for entry in (p, *p.iterdir()):
+        try:
+            st = entry.stat()
+        except OSError:  # removed meanwhile
+            continue
+        state[entry.name if entry != p else "."] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state
+
+
+@contextmanager
+def interrupts_once_written(out: str | os.PathLike | None) -> Iterator[None]:
+    """A Ctrl-C in the block becomes :class:`RunInterrupted` once the run folder ``out`` was written to
+    (there may be a checkpoint to resume from); before that it stays a plain KeyboardInterrupt: nothing
+    was started, so no resume advice is due."""
+    before = folder_state(out)
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if not isinstance(e, RunInterrupted) and folder_state(out) != before:
+            raise RunInterrupted() from e
+        raise
