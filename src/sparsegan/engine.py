@@ -149,8 +149,8 @@ class SparseTraining:
         # masks would zero; they are kept aside and put back under the checkpoint's masks.
         held = None if state is None else {n: {k: v.detach().clone() for k, v in m.state_dict().items()}
                                            for n, m in self.nets.items()}
-        self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng, loss_probe=loss_probe or _no_probe,
-                                        ticket=ticket))
+        self.method.setup(MethodContext(nets=self.nets, generator=self.masks_rng,
+                                        loss_probe=self._dense_probe(loss_probe or _no_probe), ticket=ticket))
         # Optimizers may hold state already (a dense warm-up, a resumed dense checkpoint, PF's source
         # run): the history of every weight a mask removes is cleared with the weight, or Adam would
         # move it off 0 at the next step (its moments are not 0 where the gradient is masked).
@@ -188,6 +188,17 @@ class SparseTraining:
                 if devices - {"cpu"}:
                     raise UserError(f"sparse_compute='on' runs on CPUs; net {net!r} is on {sorted(devices)[-1]} "
                                     "(GPUs keep the masked path: use 'auto' or 'off')")
+
+    def _dense_probe(self, probe: Callable[[str], Tensor]) -> Callable[[str], Tensor]:
+        """The methods' loss probe, its graph built on the masked dense path: a probe's loss may be
+        differentiated twice (GraSP's Hessian-gradient product), which the sparse path refuses."""
+        def probing(net: str) -> Tensor:
+            compute = getattr(self, "compute", None)  # None while set-up's own probes run
+            if compute is None:
+                return probe(net)
+            with compute.dense():
+                return probe(net)
+        return probing
 
     def _sparse_compute(self, mode: str) -> SparseCompute:
         return SparseCompute(mode, self.nets, lambda: self.method.masks,

@@ -86,6 +86,36 @@ def test_every_method_trains_the_same_with_the_sparse_path(method):
     assert all(v == 0 for v in _inactive(on).values())
 
 
+def test_stu_with_grasp_pruning_probes_on_the_masked_path():
+    # GraSP's prune criterion differentiates the probe's loss twice (a Hessian-gradient product):
+    # the probe's graph is built on the masked path, so masks and weights match the sparse path off
+    runs = {mode: _train("stu", mode, prune_criterion="grasp") for mode in ("off", "on")}
+    (G0, _, off, _, ev0), (G1, _, on, _, ev1) = runs["off"], runs["on"]
+    assert len(ev0) == len(ev1) == 4
+    for net in ("G", "D"):
+        for name, mask in off.masks[net].masks.items():
+            assert torch.equal(mask, on.masks[net].masks[name]), (net, name)
+    for (name, p), q in zip(G0.state_dict().items(), G1.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+    assert on.compute.calls["sparse"] > 0
+
+
+def test_a_second_derivative_through_the_sparse_path_fails_loudly():
+    # a gradient penalty differentiates D's input gradient: the kernels build no graph for it
+    G, D = _gan()
+    opt = {n: torch.optim.Adam(m.parameters(), 1e-3) for n, m in (("G", G), ("D", D))}
+    sparse = SparseTraining({"G": G, "D": D}, opt, "static", sparsity={"G": 0.9, "D": 0.5}, steps=4,
+                            sparse_compute="on")
+    x = torch.randn(4, 1, 8, 8, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad_x.square().sum().backward()
+    with sparse.compute.dense():  # the masked path inside dense(): the penalty's gradient as usual
+        (grad_x,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+        grad_x.square().sum().backward()
+    assert D[0].weight.grad is not None and D[0].weight.grad.abs().sum() > 0
+
+
 def _inactive(sparse):
     return {net: sum(int((m.params[n].detach().ne(0) & ~mask).sum()) for n, mask in m.masks.items())
             for net, m in sparse.masks.items()}

@@ -13,11 +13,15 @@ that forward takes the masked dense path or the sparse one:
   the weight's gradient is computed dense: it is the one product that reads inactive entries.
 
 Both paths give the same outputs and gradients to float rounding; the sparse one's weight gradient
-is 0 outside the mask, as the masked path's is once the engine's hook has masked it.
+is 0 outside the mask, as the masked path's is once the engine's hook has masked it. The sparse
+path is differentiable once: a second derivative through it (a gradient penalty) fails loudly;
+losses built inside :meth:`SparseCompute.dense` (the engine's loss probes for GraSP) take the
+masked path, and so does everything with ``sparse_compute="off"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import types
 from typing import Any, Callable, Mapping
@@ -80,6 +84,7 @@ class SparseCompute:
         self.mode, self.masks, self.dense_now, self.enforced = mode, masks, dense_now, enforced
         self.planner = Planner()
         self.layers: list[_Layer] = []
+        self._forced_dense = 0  # depth of dense() blocks
         self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path
         # dense_grad: the sparse calls that gave the weight's dense gradient
         self.calls = {"sparse": 0, "dense": 0, "dense_grad": 0}
@@ -111,8 +116,17 @@ class SparseCompute:
         self.calls["dense"] += 1
         return type(module).forward(module, x, *args)
 
+    @contextlib.contextmanager
+    def dense(self):
+        """Every layer called inside takes the masked dense path."""
+        self._forced_dense += 1
+        try:
+            yield
+        finally:
+            self._forced_dense -= 1
+
     def _sparse(self, layer: _Layer, x: Tensor) -> bool:
-        if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced():
+        if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced() or self._forced_dense:
             return False
         pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
         if self.mode == "on":

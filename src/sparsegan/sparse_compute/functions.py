@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from sparsegan.kernels import active
 from sparsegan.kernels.library import Geometry
@@ -51,6 +52,7 @@ class _SparseLinear(torch.autograd.Function):
         return active.transpose(spmm(pattern, values, xt, bias))
 
     @staticmethod
+    @once_differentiable  # the kernels build no graph: a second derivative must fail, not come out wrong
     def backward(ctx, grad: Tensor):
         (xt,) = ctx.saved_tensors
         pattern = ctx.pattern
@@ -113,6 +115,7 @@ class _SparseConv(torch.autograd.Function):
         return _bchw(y)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         xc, x, weight = ctx.saved_tensors
         pattern, geometry = ctx.pattern, ctx.geometry
