@@ -351,16 +351,19 @@ class SparseTraining:
         """Call ``listener(event, iteration)`` for every topology event, before the optimizer surgery."""
         self._listeners.append(listener)
 
-    def ema(self, net: str, beta: float = 0.999, *, start_step: int = 0, ema: SparseEMA | None = None) -> SparseEMA:
+    def ema(self, net: str, beta: float = 0.999, *, start_step: int = 0, warmup: bool = False,
+            ema: SparseEMA | None = None) -> SparseEMA:
         """The sparse EMA of ``net`` (SEMA, STU-GAN Eq. 5), kept in step with its topology: a weight
         pruned out is 0 in the EMA at once, a grown one starts at 0 and takes the weight's value at
-        the next update. Call ``ema.update(module, sparse.completed)`` after each ``sparse.step()``."""
+        the next update. Call ``ema.update(module, sparse.completed)`` after each ``sparse.step()``.
+        ``warmup``: the decay ramps up to ``beta`` as min(beta, (1 + t) / (10 + t)), so that a short
+        run's average is its trained net, not its initial one (:class:`SparseEMA`)."""
         if net not in self.nets:
             raise UserError(f"no net {net!r} to average (nets: {', '.join(self.nets)})")
         held = (lambda: self.method.masks[net] if self.method.enforce_masks else None) \
             if self._sparse_steps else None  # with sparse compute: the active entries' averages only
         ema = ema or SparseEMA(self.nets[net], beta, start_step=start_step, sparse=self.method.enforce_masks,
-                               masks=held)
+                               masks=held, warmup=warmup)
 
         def restart(ev: TopologyEvent, step: int) -> None:
             if ev.net == net and self.method.enforce_masks:

@@ -83,3 +83,23 @@ def test_sema_order_of_calls_does_not_matter():
         ema.update(lin, step=6)
         results.append(ema.model.weight.detach().clone())
     assert results[0][0, 1] == results[1][0, 1] == -0.25
+
+
+def test_the_ema_warmup_ramps_the_decay_up_to_beta():
+    """min(beta, (1 + t) / (10 + t)): 0.1 at t = 0, 2/11 at t = 1, beta from t = 8,990 at 0.999;
+    counted from start_step, a copy before it; off, beta from the first step."""
+    lin = nn.Linear(1, 1, bias=False)
+    warm = SparseEMA(lin, beta=0.999, warmup=True)
+    assert warm.decay(0) == pytest.approx(0.1) and warm.decay(1) == pytest.approx(2 / 11)
+    assert warm.decay(8989) < 0.999 and warm.decay(8990) == pytest.approx(0.999) and warm.decay(20000) == 0.999
+    assert SparseEMA(lin, beta=0.999).decay(1) == 0.999
+    late = SparseEMA(lin, beta=0.9, warmup=True, start_step=5)
+    assert late.decay(4) == 0.0 and late.decay(5) == pytest.approx(0.1) and late.decay(7) == pytest.approx(3 / 12)
+    # one update at step 1 from the initial weight 1.0 to the trained 3.0: 2/11 * 1 + 9/11 * 3
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema = SparseEMA(lin, beta=0.999, warmup=True)
+    with torch.no_grad():
+        lin.weight.fill_(3.0)
+    ema.update(lin, step=1)
+    assert ema.model.weight.item() == pytest.approx(2 / 11 * 1.0 + 9 / 11 * 3.0)
