@@ -57,7 +57,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--sparsity", type=float, default=0.9)
-    p.add_argument("--update-interval", type=int, default=100)
+    p.add_argument("--update-interval", type=int, default=None,
+                   help="iterations between topology updates (default: a tenth of the run, at most 1000)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 

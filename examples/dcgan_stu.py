@@ -78,7 +78,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="stop after this many iterations")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=int, default=32)
-    p.add_argument("--update-interval", type=int, default=500)
+    p.add_argument("--update-interval", type=int, default=None,
+                   help="iterations between topology updates (default: a tenth of the run, at most 1000)")
     p.add_argument("--out", default=None, help="save a grid of 64 samples here (PNG)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

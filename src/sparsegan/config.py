@@ -12,6 +12,8 @@ option of a group the chosen method does not take is refused as having no effect
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
@@ -233,6 +235,17 @@ class TrainConfig(*reversed(GROUPS)):  # dataclass fields run from the last base
             v = getattr(self, name)
             if v not in choices:
                 raise UserError(f"unknown {name.replace('_', ' ')} {v!r}; valid: {', '.join(choices)}")
+        method = METHODS.get(self.method)
+        from sparsegan.models import MODEL_KIND
+
+        if MODEL_KIND.get(self.model, "gan") != "gan" and not method.supports_autoencoders:
+            raise UserError(f"--method {self.method} applies to noise-to-image GANs (one G against one D) only, not "
+                            f"to --model {self.model}")
+        if self.update_interval is None:  # resolved here, so config.json records it and a resume reads it back
+            self.update_interval = method.default_update_interval(self.steps)
+        # The method refuses what its own schedule cannot do (no topology update within --steps, a GMP
+        # window without two pruning steps, ...): built here, a dry run and a sweep's points refuse it too.
+        method_for(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -340,12 +353,59 @@ def describe_inapplicable(cfg: TrainConfig, problems: Mapping[str, str]) -> str:
 
 
 def coerce(name: str, value: Any) -> Any:
-    """Check a YAML / override value against the field's type; ints are accepted for floats."""
-    if name not in {f.name for f in fields(TrainConfig)}:
-        raise UserError(f"unknown config key {name!r}")
+    """Check a YAML / override value against the field's type; ints are accepted for floats, and a
+    string spelling a number for a number field (YAML 1.1 reads ``2e-4`` as a string)."""
+    known = [f.name for f in fields(TrainConfig)]
+    if name not in known:
+        raise UserError(f"unknown config key {name!r}{_key_hint(str(name), known)}")
     if value is None and not field_type(TrainConfig, name)[1]:
         raise UserError(f"config key {name!r} may not be null")
-    return typed_value(TrainConfig, name, value, f"config key {name!r}")
+    return typed_value(TrainConfig, name, _spelled_number(name, value), f"config key {name!r}")
+
+
+# A number as YAML 1.2 (and Python) writes it: PyYAML reads YAML 1.1, where a float needs a dot, so
+# ``lr_g: 2e-4`` or ``steps: 1e4`` arrive as strings.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _spelled_number(name: str, value: Any) -> Any:
+    """``value``, or the number it spells where the field ``name`` is a float or an int (an int field
+    takes a whole number only); anything else is left to the type check, which names it."""
+    base, _ = field_type(TrainConfig, name)
+    if base not in (int, float) or not isinstance(value, str) or not _NUMBER.fullmatch(value.strip()):
+        return value
+    number = float(value)
+    if base is float:
+        return number
+    return int(number) if number.is_integer() and abs(number) < 2**53 else value
+
+
+def _key_hint(name: str, known: list[str]) -> str:
+    """What an unknown key was probably meant to be: a flag's spelling (``update-interval``,
+    ``from``) names its key; a misspelling, the closest key."""
+    by_flag = {flag_of(k).lstrip("-"): k for k in known}
+    bare = name.lstrip("-")
+    if bare in by_flag:
+        key = by_flag[bare]
+        if "-" in bare:
+            return f": config keys are written with underscores where flags have dashes ({key!r})"
+        return f": {flag_of(key)}'s config key is {key!r}"
+    close = difflib.get_close_matches(bare.replace("-", "_"), known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def yaml_error(what: str, e: yaml.YAMLError) -> UserError:
+    """A YAML syntax error as one line naming the file (``what``) and the line of the problem."""
+    mark = getattr(e, "problem_mark", None)
+    if mark is None:
+        return UserError(f"{what} is not valid YAML: {' '.join(str(e).split())}")
+    problem = " ".join(str(getattr(e, "problem", "") or "syntax error").split())
+    context, at = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and at is not None and at.line != mark.line:
+        problem += f" ({' '.join(str(context).split())} that starts on line {at.line + 1})"
+    elif context:
+        problem += f" ({' '.join(str(context).split())})"
+    return UserError(f"{what}, line {mark.line + 1}: not valid YAML: {problem}")
 
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -357,7 +417,7 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except FileNotFoundError:
         raise UserError(f"config file {path} not found") from None
     except yaml.YAMLError as e:
-        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise yaml_error(f"config file {path}", e) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -169,7 +169,8 @@ def test_early_bird_budget_without_detection(tiny_run, tmp_path, data):
 
 
 def _adapt(variant="relaxed", s_d=0.5):
-    options = ADAPT.options_type()(adapt_variant=variant, adapt_interval=10)
+    # G's first prune-and-regrow at 30: the D-density decision at 10 is what these tests step to
+    options = ADAPT.options_type()(adapt_variant=variant, adapt_interval=10, update_interval=30)
     torch.manual_seed(0)
     G, D = torch.nn.Linear(4, 8), torch.nn.Sequential(torch.nn.Linear(8, 20), torch.nn.Linear(20, 1))
     m = ADAPT({"G": 0.5, "D": s_d}, 100, options)
@@ -203,7 +204,7 @@ def test_autoencoders(tiny_run, tmp_path, data, model, method):
 
 def test_gan_ticket_transfers_to_vae_decoder(tiny_run, tmp_path, data, capsys):
     assert tiny_run(tmp_path / "gan", *MODEL_ARGS["dcgan"], "--method", "stu", "--steps", "4",
-                    "--sparsity-g", "0.9", data=data) == 0
+                    "--update-interval", "2", "--sparsity-g", "0.9", data=data) == 0
     assert tiny_run(tmp_path / "vae", "--model", "vae", "--model-width", "4", "--method", "static",
                     "--steps", "4", "--masks-from", str(tmp_path / "gan"), "--sparsity-g", "0.5", data=data) == 0
     gan = load_file(tmp_path / "gan" / "final" / "masks.safetensors")

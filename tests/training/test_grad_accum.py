@@ -120,6 +120,6 @@ def test_gradients_are_averaged_across_ranks_once_per_step(monkeypatch):
 
 def test_batch_must_divide_into_micro_batches(data, tmp_path, capsys):
     assert main(["train", "--data-root", str(data), "--model", "mlp", "--batch-size", "10", "--grad-accum", "4",
-                 "--steps", "1", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+                 "--steps", "2", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "not divisible into --grad-accum 4 micro-batches" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

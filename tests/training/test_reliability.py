@@ -32,7 +32,7 @@ def data(tmp_path_factory):
 
 
 COMMON = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sparsity-g", "0.8",
-          "--update-interval", "7", "--checkpoint-every", "4", "--log-every", "3", "--sample-every", "10",
+          "--update-interval", "2", "--checkpoint-every", "4", "--log-every", "3", "--sample-every", "10",
           "--keep-checkpoints", "2", "--no-progress"]
 
 

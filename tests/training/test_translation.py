@@ -27,7 +27,7 @@ def pair(tmp_path_factory):
 
 
 TINY_FLAGS = ["--model", "cyclegan", "--dataset", "unpaired", "--model-width", "4", "--batch-size", "4",
-              "--update-interval", "2", "--log-every", "2", "--sample-every", "4", "--checkpoint-every", "3",
+              "--update-interval", "1", "--log-every", "2", "--sample-every", "4", "--checkpoint-every", "3",
               "--num-sample-images", "12", "--allow-ignored"]
 
 
@@ -270,7 +270,8 @@ def test_two_processes_keep_identical_masks(pair, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "sparsegan", "train", "--data-root", str(pair / "sneaker-boot"), "--out", str(out), "--no-progress",
-           *TINY_FLAGS, "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--steps", "4"]
+           *TINY_FLAGS, "--method", "stu", "--sparsity-g", "0.8", "--sparsity-d", "0.5", "--steps", "4",
+           "--update-interval", "2"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     topo = read_records(out, "topology")

@@ -25,10 +25,14 @@ def run(args: argparse.Namespace) -> int:
     values = load_yaml(recipes.resolve(args.config, "train")) if args.config else {}
     names = {f.name for f in fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
+    given = set(values)
+    resuming = args.resume is not None or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
+    if resuming and "update_interval" not in given:
+        values.update(_resumed_update_interval(values.get("out")))
     cfg = build_config(values)
     # Every key the user gave (YAML or flag) must have an effect for this method, or be recorded as
     # ignored when asked (sweeps share one base across methods); checked before anything is written.
-    problems = inapplicable(cfg, values)
+    problems = inapplicable(cfg, given)
     if problems and not args.allow_ignored:
         raise UserError(describe_inapplicable(cfg, problems))
     cfg.ignored = problems  # read by training.trainer.resolved_config into config.json
@@ -54,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
     if speaks:
         print(f"run folder: {run}")
     return 0
+
+
+def _resumed_update_interval(out) -> dict[str, int]:
+    """The Delta T a resumed run was started with ({} when its folder records none): the default
+    depends on --steps, which a resume may extend, so a resume without --update-interval keeps the
+    resolved value its config.json holds."""
+    from sparsegan.run_folder import RunFolder, read_json_or_none
+
+    saved = read_json_or_none(RunFolder(out).config_file) if out else None
+    value = (saved or {}).get("update_interval")
+    return {"update_interval": value} if isinstance(value, int) else {}
 
 
 def _check_device_and_data(cfg) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from sparsegan.config import build_config, coerce
+from sparsegan.config import build_config, coerce, yaml_error
 from sparsegan.errors import UserError
 
 TOP_KEYS = ("name", "description", "out", "base", "grid", "eval")
@@ -234,7 +234,7 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
     except FileNotFoundError:
         raise UserError(f"sweep file {path} not found") from None
     except yaml.YAMLError as e:
-        raise UserError(f"sweep file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise yaml_error(f"sweep file {path}", e) from None
     if not isinstance(raw, dict):
         raise UserError(f"{where}: must be a mapping with 'base' and 'grid'")
     unknown = sorted(set(raw) - set(TOP_KEYS))

@@ -86,6 +86,12 @@ class ADAPT(STUGAN):
         if cfg.adapt_ranking == "global" and cfg.prune_criterion == "grasp":
             raise UserError("--method adapt --adapt-ranking global prunes by magnitude, snip or taylor, not grasp; "
                             "use --adapt-ranking layer for grasp")
+        if cfg.adapt_interval >= self.steps:
+            # D's density would never move: G's exploration with a fixed D is not ADAPT.
+            raise UserError(f"--method adapt: --adapt-interval {cfg.adapt_interval} with --steps {self.steps} leaves "
+                            "no decision on D's density (one every --adapt-interval G steps, never at the final step); "
+                            f"pass --adapt-interval below --steps (e.g. {self.default_update_interval(self.steps)}, "
+                            "with --balance-every at most that)")
         self.ratios: list[float] = []
 
     @property

@@ -73,8 +73,9 @@ class ScheduleOptions(Options):
     """The methods on the Delta T schedule (gmp and early_bird have schedules of their own)."""
 
     title: ClassVar[str] = "topology schedule"
-    update_interval: int = option(1000, "topology update every this many completed G steps (Delta T; fixed-mask "
-                                  "methods write their topology records at this cadence)")
+    update_interval: int | None = option(None, "topology update every this many completed G steps (Delta T; "
+                                         "fixed-mask methods write their topology records at this cadence); default: "
+                                         "stu / adapt --steps / 10, at most 1000; other methods 1000")
     update_end: int | None = option(None, "last step at which the topology may change (default: whole run)")
 
     def validate(self) -> None:
@@ -211,11 +212,28 @@ class Method:
             cls._options_type = compose(f"{cls.__name__}Options", cls.options)
         return cls._options_type
 
+    @classmethod
+    def default_update_interval(cls, steps: int) -> int:
+        """Delta T when none is given. The fixed-mask methods only write their topology records at
+        this cadence: every 1000 G steps, as they always have."""
+        return 1000
+
+    def delta_t(self, given: int | None) -> int:
+        """Delta T: ``given`` (--update-interval), or this method's default for the run's steps."""
+        return self.default_update_interval(self.steps) if given is None else given
+
     def make_schedule(self) -> UpdateSchedule | None:
         """The Delta T schedule (topology records at its cadence; a method on a schedule of its own
         overrides this with None)."""
-        return UpdateSchedule(interval=self.opts.update_interval, total_steps=self.steps, initial_fraction=0.0,
-                              final_fraction=0.0, end_step=self.opts.update_end)
+        return UpdateSchedule(interval=self.delta_t(self.opts.update_interval), total_steps=self.steps,
+                              initial_fraction=0.0, final_fraction=0.0, end_step=self.opts.update_end)
+
+    def steps_spanned(self) -> str | None:
+        """How this method's schedule depends on the run's ``steps`` (a clause, e.g. "the prune fraction
+        decays (cosine) over --steps"), or None when a shorter run is exactly the first steps of a
+        longer one: resuming a run with fewer ``--steps`` than it was started with is refused for a
+        method whose schedule spans them."""
+        return None
 
     # --- which given options have no effect (the command line refuses or records them) --------
     @classmethod

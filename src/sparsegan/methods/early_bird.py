@@ -109,6 +109,11 @@ class EarlyBird(Method):
     def make_schedule(self):
         return None  # its own checks every --eb-interval, not Delta T's
 
+    def steps_spanned(self):
+        if self.opts.eb_max_steps is not None and self.opts.eb_max_steps < self.steps:
+            return None  # the search budget is --eb-max-steps, within the shorter run too
+        return "the ticket search budget (--eb-max-steps, default half of --steps) depends on --steps"
+
     def initial_masks(self, net, params):
         return MaskSet.dense(params, **self.layout(net))
 

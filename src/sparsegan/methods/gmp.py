@@ -77,6 +77,9 @@ class GradualMagnitudePruning(Method):
     def make_schedule(self):
         return None  # its own pruning steps (Zhu & Gupta), not Delta T's
 
+    def steps_spanned(self):
+        return "the pruning window (--gmp-start, --gmp-end) is a fraction of --steps"
+
     def initial_masks(self, net, params):
         return MaskSet.dense(params, **self.layout(net))
 

@@ -51,11 +51,45 @@ class STUGAN(Method):
     #: How prune-and-regrow ranks: per layer (STU-GAN, RigL) or over all of a net's layers (ADAPT).
     ranking = "layer"
 
+    def __init__(self, targets, steps, options=None):
+        super().__init__(targets, steps, options)
+        if not self.schedule.update_steps():
+            # Without a single update the run is static training under this method's name: refuse it.
+            raise UserError(self._no_update())
+
+    @classmethod
+    def default_update_interval(cls, steps: int) -> int:
+        # The papers' Delta T (1000 for SNGAN's 50k G steps, 500 for BigGAN's 125k) is one update per
+        # 50-250 steps of a long run; a fixed 1000 leaves a run of 1000 steps or fewer without a single
+        # update. A tenth of the run gives a short run about ten updates, each new connection at least
+        # that long to grow before the next one; from 10,000 steps on it is the papers' 1000.
+        return min(1000, max(1, steps // 10))
+
+    def _no_update(self) -> str:
+        """Why the schedule holds no topology update, and the fix, in one line."""
+        steps, interval, end = self.steps, self.schedule.interval, self.opts.update_end
+        if steps < 2:
+            return (f"--method {self.name} --steps {steps} leaves no G step for a topology update (never at the final "
+                    "step), so its masks would stay fixed; use --steps 2 or more, or --method static")
+        if end is not None and end < interval < steps:
+            return (f"--method {self.name}: --update-end {end} comes before the first topology update "
+                    f"(--update-interval {interval}), so its masks would stay fixed; raise --update-end to {interval} "
+                    "or more, or lower --update-interval")
+        return (f"--method {self.name}: --update-interval {interval} with --steps {steps} leaves no topology update "
+                "(one every Delta T completed G steps, never at the final step), so its masks would stay fixed as "
+                f"static training's; pass --update-interval below --steps (e.g. {self.default_update_interval(steps)})")
+
     def make_schedule(self):
         # Algorithm 1's p: a non-periodic cosine from --prune-fraction to --prune-fraction-final
-        return UpdateSchedule(interval=self.opts.update_interval, total_steps=self.steps,
+        return UpdateSchedule(interval=self.delta_t(self.opts.update_interval), total_steps=self.steps,
                               initial_fraction=self.opts.prune_fraction, final_fraction=self.opts.prune_fraction_final,
                               end_step=self.opts.update_end)
+
+    def steps_spanned(self):
+        end = self.opts.update_end
+        if end is not None and end < self.steps:
+            return None  # the cosine spans --update-end, which a shorter run still reaches past
+        return "the prune fraction decays (cosine) over --steps"
 
     @property
     def explored(self) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from sparsegan.training.trainer import (
     Trainer,
     build_trainer,
     check_resume_compatible,
+    check_resume_steps,
     check_weights_finite,
     resolved_config,
     resume_threads,
@@ -92,6 +93,7 @@ def train(
     if ckpt is not None:
         path, state = ckpt
         check_resume_compatible(state["config"], cfg, path)
+        check_resume_steps(state["config"], t, int(state["step"]), run.path)
         if resume_plan(run.path, path, int(state["step"]), cfg.steps):  # complete: change nothing
             return run.path
         t.load_training_state(state)

@@ -184,9 +184,6 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
     method = method_for(cfg)
     source_phases = load_pf_source(cfg, {"G": G, "D": D})  # PF prunes --from's weights
-    if kind != "gan" and not method.supports_autoencoders:
-        raise UserError(f"--method {cfg.method} applies to noise-to-image GANs (one G against one D) only, not to "
-                        f"--model {cfg.model}")
 
     def loss_probe(net: str) -> torch.Tensor:
         """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
@@ -317,6 +314,24 @@ def check_resume_compatible(saved: dict[str, Any], cfg: TrainConfig, where: Path
             f"cannot resume {where}: it was trained with {k}={saved.get(k)!r}, this command asks for "
             f"{getattr(cfg, k)!r}" + (f" (and {len(diff) - 1} more differences)" if len(diff) > 1 else "")
         )
+
+
+def check_resume_steps(saved: dict[str, Any], t: Trainer, ckpt_step: int, where: Path) -> None:
+    """Refuse resuming with fewer --steps than the run was started with where a schedule spans them:
+    the shorter run would not be the first steps of this one. (A checkpoint beyond --steps is refused
+    by :func:`~sparsegan.training.lifecycle.resume_plan`; more steps extend a run, as documented.)"""
+    before, now = saved.get("steps"), t.cfg.steps
+    if not isinstance(before, int) or not ckpt_step <= now < before:
+        return
+    why = t.method.steps_spanned()
+    if why is not None:
+        why = f"with --method {t.cfg.method} {why}"
+    elif t.kind == "translation" and t.cfg.lr_decay_start < 1:
+        why = "the learning rates decay linearly over the last part of --steps (--lr-decay-start)"
+    if why is not None:
+        raise UserError(f"cannot resume {where} with --steps {now}, fewer than the {before} it was started with: "
+                        f"{why}, so it would not be the first {now} steps of this run; resume with --steps {before} or "
+                        f"more, or train a new run with --steps {now} into another --out")
 
 
 def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
