@@ -1,4 +1,4 @@
-"""Auto mode's kernel choices remembered across processes (sparsegan.inference.plans)."""
+"""Auto mode's kernel choices remembered across processes (sparsegan.kernels.plans)."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from sparsegan.inference.plans import PlanCache
+from sparsegan.kernels.plans import PlanCache
 from sparsegan.inference.runtime import choices, sparsify
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters

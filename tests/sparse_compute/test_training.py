@@ -152,6 +152,28 @@ def test_auto_keeps_its_plan_in_the_state_and_a_resume_follows_it():
     assert not legacy.compute.active
 
 
+def test_a_second_process_on_the_machine_takes_the_first_ones_plan(tmp_path, monkeypatch):
+    # the same command twice gives the same numbers: the second run reads the first's measured plan
+    from sparsegan.sparse_compute import planner
+
+    monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", str(tmp_path / "plans.json"))
+    G1, _, first, _, _ = _train("stu", "auto")
+    plan = first.compute.planner.state_dict()
+    assert plan["decisions"] and (tmp_path / "plans.json").is_file()
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(planner, "measure", no_measuring)
+    G2, _, second, _, _ = _train("stu", "auto")
+    assert second.compute.planner.state_dict() == plan
+    for (name, p), q in zip(G1.state_dict().items(), G2.state_dict().values()):
+        assert torch.equal(p, q), name
+    monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", "off")  # off: every run measures for itself
+    with pytest.raises(AssertionError, match="measured again"):
+        _train("stu", "auto")
+
+
 def test_misuse_fails_in_one_line():
     G, D = _gan()
     opt = {n: torch.optim.Adam(m.parameters()) for n, m in (("G", G), ("D", D))}

@@ -88,7 +88,7 @@ def first_output_ms(G: nn.Module, mode: str = "auto", batch_sizes: list[int] | N
     later process). Uses a temporary cache file, not the user's."""
     import tempfile
 
-    from sparsegan.inference.plans import PlanCache
+    from sparsegan.kernels.plans import PlanCache
     from sparsegan.inference.runtime import sparsify
 
     out = {}
@@ -112,7 +112,7 @@ def describe_machine() -> dict[str, Any]:
     import os
     import platform
 
-    from sparsegan.inference.plans import cpu_model
+    from sparsegan.kernels.plans import cpu_model
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from sparsegan.inference import csr_kernel, simd_kernel
 from sparsegan.inference.kernels import Epilogue, SparseMatrix, Workers, fastest
-from sparsegan.inference.plans import PlanCache
+from sparsegan.kernels.plans import PlanCache
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
          "simd-block-phase", "dense")

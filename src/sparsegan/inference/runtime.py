@@ -25,7 +25,7 @@ from sparsegan.inference.conv_transpose import SparseConvTranspose2d
 from sparsegan.inference.kernels import Workers
 from sparsegan.inference.layer import MODES, SparseLayer, sparse_candidates
 from sparsegan.inference.linear import LinearChain, SparseLinear
-from sparsegan.inference.plans import PlanCache
+from sparsegan.kernels.plans import PlanCache
 
 __all__ = ["MODES", "LinearChain", "SparseConv2d", "SparseConvTranspose2d", "SparseLayer", "SparseLinear", "choices",
            "fold_batchnorm", "sparse_candidates", "sparsify"]

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from sparsegan.kernels.plans import PlanCache
 from sparsegan.sparse_compute import functions
 from sparsegan.sparse_compute.pattern import ConvPattern, Pattern, available
 from sparsegan.sparse_compute.planner import Planner
@@ -82,7 +83,7 @@ class SparseCompute:
         if mode not in MODES:
             raise ValueError(f"sparse_compute must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode, self.masks, self.dense_now, self.enforced = mode, masks, dense_now, enforced
-        self.planner = Planner()
+        self.planner = Planner(cache=PlanCache.default("training-plans.json") if mode == "auto" else None)
         self.layers: list[_Layer] = []
         self._forced_dense = 0  # depth of dense() blocks
         self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path

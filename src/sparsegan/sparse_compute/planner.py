@@ -6,7 +6,11 @@ formula here would know: the planner times one forward + backward of the layer b
 input it is given (medians of a few repetitions, outside autograd's graph and the gradients the
 optimizer reads) and keeps the faster. A decision is kept per key (layer kind and options, weight
 shape, input shape, density to 1 %, threads) and travels in the engine's state, so that a resumed
-run takes the same paths, hence the same float rounding.
+run takes the same paths, hence the same float rounding. Decisions are also remembered across
+processes, per machine, in the plan cache (``<cache>/training-plans.json``, see
+:mod:`sparsegan.kernels.plans`; ``SPARSEGAN_PLAN_CACHE=off`` turns it off): the same command run
+twice on one machine takes the same paths, so it gives the same numbers bitwise, which timing
+each run afresh on a busy machine would not.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from sparsegan.kernels.plans import PlanCache
 from sparsegan.sparse_compute import functions
 from sparsegan.sparse_compute.pattern import Pattern
 
@@ -80,8 +85,9 @@ def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> tu
 class Planner:
     """The kept decisions (key -> sparse?) and their measurements (key -> (dense ms, sparse ms))."""
 
-    def __init__(self, reps: int = 5):
+    def __init__(self, reps: int = 5, cache: PlanCache | None = None):
         self.reps = reps
+        self.cache = cache
         self.decisions: dict[str, bool] = {}
         self.timings: dict[str, tuple[float, float]] = {}
 
@@ -90,10 +96,25 @@ class Planner:
             return False
         key = plan_key(module, x, pattern)
         if key not in self.decisions:
-            dense, sparse = measure(module, x, pattern, self.reps)
-            self.timings[key] = (dense, sparse)
-            self.decisions[key] = sparse < MARGIN * dense
+            kept = self._cached(key)
+            if kept is None:
+                kept = measure(module, x, pattern, self.reps)
+                if self.cache is not None:
+                    self.cache.put(self.cache.key(training_plan=key), f"{kept[0]!r} {kept[1]!r}")
+            self.timings[key] = kept
+            self.decisions[key] = kept[1] < MARGIN * kept[0]
         return self.decisions[key]
+
+    def _cached(self, key: str) -> tuple[float, float] | None:
+        """(dense ms, sparse ms) another process measured for ``key`` on this machine."""
+        if self.cache is None:
+            return None
+        entry = self.cache.get(self.cache.key(training_plan=key))
+        try:
+            dense, sparse = (float(v) for v in entry.split())
+        except (AttributeError, ValueError):
+            return None  # none, or not ours: measure
+        return dense, sparse
 
     def state_dict(self) -> dict:
         return {"decisions": dict(self.decisions), "timings": {k: list(v) for k, v in self.timings.items()}}

@@ -1,7 +1,9 @@
 """Kernel choices remembered across processes, so a second process does not calibrate again.
 
-In ``mode="auto"`` each sparse layer times its candidate kernels on the first input of each shape
-and keeps the fastest (:mod:`.layer`): 0.5-2 s before a generator's first output. The choice
+In ``mode="auto"`` each sparse layer of the inference runtime times its candidate kernels on the
+first input of each shape and keeps the fastest (:mod:`sparsegan.inference.layer`): 0.5-2 s before
+a generator's first output; training's planner (:mod:`sparsegan.sparse_compute.planner`) keeps its
+dense-or-sparse choices in a file of its own (``training-plans.json``). The choice
 depends on the layer (kind, weight shape, non-zeros, fused activation), the input shape, the
 thread count, the kernels this installation has, and the machine, not on where the non-zeros
 are; so it is stored under a key made of exactly those, in one JSON file
@@ -59,11 +61,13 @@ class PlanCache:
         self.machine = machine_key()
 
     @classmethod
-    def default(cls) -> "PlanCache":
+    def default(cls, name: str = "inference-plans.json") -> "PlanCache":
+        """The cache file ``name`` in the cache folder (training's plans have their own file), or
+        the file ``SPARSEGAN_PLAN_CACHE`` names (keys of both kinds never collide), or none."""
         env = os.environ.get("SPARSEGAN_PLAN_CACHE")
         if env is not None and env.strip().lower() in OFF:
             return cls(None)
-        return cls(env or default_cache_dir() / "inference-plans.json")
+        return cls(env or default_cache_dir() / name)
 
     @property
     def enabled(self) -> bool:
