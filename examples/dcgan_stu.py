@@ -98,7 +98,7 @@ def main(argv=None):
     sparse = sparsegan.SparseTraining(  # sparsegan
         {"G": netG, "D": netD}, {"G": optimizerG, "D": optimizerD}, "stu",  # sparsegan
         sparsity={"G": 0.9, "D": 0.5}, steps=total, update_interval=args.update_interval, seed=args.seed)  # sparsegan
-    ema = sparse.ema("G", beta=0.999)  # sparsegan
+    ema = sparse.ema("G", beta=0.999, warmup=True)  # sparsegan (warm-up: a short run samples its trained G)
 
     step = 0
     for epoch in range(epochs):

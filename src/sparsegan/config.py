@@ -103,6 +103,8 @@ class OptimOptions(Options):
     beta2: float = option(0.999, "Adam beta2")
     ema_beta: float = option(0.999, "EMA decay of the sampled generator")
     ema_start: int = option(0, "G step from which the EMA averages (copies before)")
+    ema_warmup: bool = option(True, "the EMA's decay ramps up as min(--ema-beta, (1 + t) / (10 + t)), t the G steps "
+                              "since --ema-start: a short run samples its trained G, not its initial weights")
     g_batch_size: int | None = option(None, "images per G step (default: --batch-size; SNGAN: 128 vs D's 64)",
                                       models=("gan",))
     adam_eps: float = option(1e-8, "Adam epsilon (BigGAN ImageNet: 1e-6)")

@@ -6,8 +6,8 @@ import sys
 
 import torch
 
-from sparsegan.kernels.plans import PlanCache
 from sparsegan.inference.runtime import choices, sparsify
+from sparsegan.kernels.plans import PlanCache
 from sparsegan.models import ModelSpec, build_models
 from sparsegan.sparsity import MaskSet, prunable_parameters
 

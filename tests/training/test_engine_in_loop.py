@@ -28,6 +28,7 @@ def data(tmp_path_factory):
 def _cfg(data, out, **kw):
     values = {"data_root": str(data), "model": "mlp", "model_width": 16, "batch_size": 16, "method": "stu",
               "sparsity_g": 0.8, "sparsity_d": 0.5, "steps": 14, "update_interval": 6, "ema_beta": 0.9,
+              "ema_warmup": False,  # SEMA's Eq. 5 with a fixed beta
               "lr_g": LR, "beta1": BETAS[0], "beta2": BETAS[1], "checkpoint_every": 100, "sample_every": 100,
               "out": str(out)}
     return build_config(values | kw)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import sparsegan
-from sparsegan.config import TrainConfig, method_for
+from sparsegan.config import TrainConfig, flag_of, method_for
 from sparsegan.data import EpochSampler, load_dataset, to_model_range, to_uint8
 from sparsegan.engine import SparseTraining
 from sparsegan.errors import DivergenceError, UserError
@@ -43,7 +43,9 @@ from sparsegan.training.translation import (
 ENGINE_STREAMS = ("masks", "topology")
 
 RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
-               "sparsity_d", "distribution", "prunable", "seed", "loss")
+               "sparsity_d", "distribution", "prunable", "seed", "loss", "ema_warmup")
+# What a config.json written before a resume key existed held: that option's value then.
+BEFORE = {"ema_warmup": False}
 
 
 @dataclass
@@ -239,7 +241,8 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         pools = {}
     return Trainer(
         cfg=cfg, run=run, device=device, G=G, D=D,
-        ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start),  # SEMA: restarted at G's topology changes
+        # SEMA: restarted at G's topology changes
+        ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start, warmup=cfg.ema_warmup),
         method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
         kind=kind, sampler=batches, pools=pools,
         dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
@@ -307,12 +310,16 @@ def resume_threads(previous_config: dict[str, Any] | None, device: torch.device)
 
 
 def check_resume_compatible(saved: dict[str, Any], cfg: TrainConfig, where: Path) -> None:
-    diff = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+    diff = [k for k in RESUME_KEYS if saved.get(k, BEFORE.get(k)) != getattr(cfg, k)]
     if diff:
         k = diff[0]
+        was = saved.get(k, BEFORE.get(k))
+        hint = ""
+        if isinstance(was, bool):  # a switch: the flag that resumes it as it was trained
+            hint = f"; pass {flag_of(k) if was else '--no-' + flag_of(k)[2:]} to resume it"
         raise UserError(
-            f"cannot resume {where}: it was trained with {k}={saved.get(k)!r}, this command asks for "
-            f"{getattr(cfg, k)!r}" + (f" (and {len(diff) - 1} more differences)" if len(diff) > 1 else "")
+            f"cannot resume {where}: it was trained with {k}={was!r}, this command asks for {getattr(cfg, k)!r}"
+            + (f" (and {len(diff) - 1} more differences)" if len(diff) > 1 else "") + hint
         )
 
 
