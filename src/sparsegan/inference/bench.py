@@ -88,8 +88,8 @@ def first_output_ms(G: nn.Module, mode: str = "auto", batch_sizes: list[int] | N
     later process). Uses a temporary cache file, not the user's."""
     import tempfile
 
-    from sparsegan.kernels.plans import PlanCache
     from sparsegan.inference.runtime import sparsify
+    from sparsegan.kernels.plans import PlanCache
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
