@@ -17,10 +17,17 @@ needs_fashion = pytest.mark.skipif(not has_fashion_mnist(),
                                    reason="Fashion-MNIST (dataset-fashion-mnist) not installed")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    # Never touch the user's cache (downloads, reference statistics) from tests.
-    monkeypatch.setenv("SPARSEGAN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    # Never touch the user's cache (downloads, reference statistics, kernel plans) from tests:
+    # session-wide, so that module-scoped fixtures' runs are isolated too.
+    saved = os.environ.get("SPARSEGAN_CACHE")
+    os.environ["SPARSEGAN_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    if saved is None:
+        os.environ.pop("SPARSEGAN_CACHE", None)
+    else:
+        os.environ["SPARSEGAN_CACHE"] = saved
 
 
 @pytest.fixture(scope="module")

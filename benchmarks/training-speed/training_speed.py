@@ -449,6 +449,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory_probe(*json.loads(args.memory_probe))))
         return
     cores = os.cpu_count() or 1
+    # Every auto plan measured here, now: a plan cached by an earlier process (perhaps on a busy
+    # machine) would make this run report that process's choices.
+    plans = tempfile.TemporaryDirectory()
+    os.environ.setdefault("SPARSEGAN_PLAN_CACHE", os.path.join(plans.name, "training-plans.json"))
     models, sections = args.models.split(","), args.sections.split(",")
     res = {"command": "python benchmarks/training-speed/training_speed.py " + " ".join(argv if argv is not None
                                                                                       else sys.argv[1:]),
