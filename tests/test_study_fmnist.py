@@ -514,3 +514,59 @@ def test_imp_training_flops_are_its_rounds_own_counts_added_up(tmp_path):
     runs = {r.path.name: r for r in common.completed_runs(tmp_path / "runs-baselines")}
     assert common.train_flops(runs["imp"]) == pytest.approx(2.0)
     assert common.train_flops(runs["static"]) == pytest.approx(0.25)
+
+
+def _rows(md: str) -> dict[str, str]:
+    """Every table row of a results file: its first cell -> its last cell (a comparison's verdict)."""
+    out = {}
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) > 2 and not set(cells[0]) <= set("-"):
+            out.setdefault(cells[0], cells[-1])
+    return out
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(title, 1)[1].split("\n### ", 1)[0]
+
+
+# Every verdict word of the README's results section, with what the generated files say of it:
+# (the README's words, results file, section title or None, row label or None, that verdict).
+README_VERDICTS = [
+    ("at s_G 95 % beside D at 70 %, **reproduced**", "results.md", None, "static − STU-GAN, sG0.95 sD0.70",
+     "reproduced"),
+    ("beside D at 50 % **inconclusive**", "results.md", None, "static − STU-GAN, sG0.95 sD0.50", "inconclusive"),
+    ('"STU-GAN matches dense at 80 / 70 %" is **not reproduced**', "results.md", "### 4.", None, "not reproduced"),
+    ("at 80 and 90 % its lead over static is **inconclusive** by fid_domain", "results.md", None,
+     ["static − STU-GAN, sG0.80 sD0.50", "static − STU-GAN, sG0.80 sD0.70", "static − STU-GAN, sG0.90 sD0.50",
+      "static − STU-GAN, sG0.90 sD0.70"], "inconclusive"),
+    ("the VAE's tickets stay within 10 % of dense up to 93 % (**reproduced**)", "results-generative-tickets.md",
+     "## The VAE", None, "reproduced"),
+    ("the AE's only up to 78.4 % (**not reproduced**)", "results-generative-tickets.md", "## The AE", None,
+     "not reproduced"),
+]
+
+
+def test_the_readme_verdict_words_are_the_generated_verdicts():
+    """Numbers are not enough: each verdict word the README's results section attaches to a claim or
+    a cell is the one the generated results give it (a later run can turn a 'reproduced' into an
+    'inconclusive'), and a section without a three-evaluation verdict is not called reproduced."""
+    import re
+
+    readme = " ".join((ROOT / "README.md").read_text().split("## Results: the Fashion-MNIST study")[1]
+                      .split("\n## ")[0].split())
+    bold = re.findall(r"\*\*(reproduced|not reproduced|inconclusive)\*\*", readme)
+    assert len(bold) == len(README_VERDICTS), bold  # every bold verdict is mapped below
+    for words, name, title, rows, verdict in README_VERDICTS:
+        assert words in readme, words
+        md = (STUDY / name).read_text()
+        if rows is None:  # a claim's verdict: the bold word closing its section
+            text = md.split(title, 1)[1].split("\n## ")[0] if title.startswith("## ") else _section(md, title)
+            assert re.findall(r"\*\*(reproduced|not reproduced|inconclusive)[^*]*\*\*", text)[-1] == verdict, words
+        else:
+            table = _rows(md)
+            for row in [rows] if isinstance(rows, str) else rows:
+                assert table[row] == verdict, (words, row, table[row])
+    # Inception FID rests on one evaluation: the README says so wherever it quotes it
+    assert readme.count("Inception FID") == readme.count("Inception FID at the end")
+    assert "single end-point comparison" in readme

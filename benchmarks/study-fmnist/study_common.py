@@ -118,14 +118,15 @@ def comparison_head(steps, last_column: str = "verdict") -> list[str]:
 NOT_YET = "No completed runs with three common evaluations yet."
 
 
-def section(title: str, rows, steps, head: list[str] | None = None) -> list[str]:
+def section(title: str, rows, steps, head: list[str] | None = None, verdict: str = "Verdict") -> list[str]:
     """A claim's table of paired comparisons (all claimed positive) and its verdict; ``head``: the table's
-    head and rule lines (default: :func:`comparison_head` of ``steps``)."""
+    head and rule lines (default: :func:`comparison_head` of ``steps``); ``verdict``: the words before
+    the verdict (what it rests on, where that is less than the study's rule)."""
     head = head or comparison_head(steps)
     if not rows:
         return [title, "", "No comparison of this claim has both sides run yet: verdict **inconclusive**.", ""]
     lines, verdicts = _family(rows, steps, +1)
-    return [title, "", *head, *lines, "", f"Verdict: **{_claim_verdict(verdicts)}**.", ""]
+    return [title, "", *head, *lines, "", f"{verdict}: **{_claim_verdict(verdicts)}**.", ""]
 
 
 def _claim_verdict(verdicts: list[str]) -> str:
