@@ -365,12 +365,15 @@ def test_one_d_initialisation_chain_shows_no_gap_yet(tmp_path):
     t = "runs-tickets"
     _chain(tmp_path, t, "chain", {0: (1, 1, 10.0), 1: (0.8, 1, 10.0)}, prune_nets="G", rewind_step=0,
            imp_control="none", imp_rate=0.2)
+    # a late-rewound round counts from the rewind point: its steps 1,000 ... 3,500 are 1,500 ... 4,000 of training
     _chain(tmp_path, t, "late_rewind", {0: (1, 1, 10.0), 1: (0.8, 1, 12.0)}, prune_nets="G", rewind_step=500,
-           imp_d="rewind", imp_control="none")
+           imp_d="rewind", imp_control="none", steps=(1000, 2000, 3000, 3500))
     text = _script().render(tmp_path, t)
     assert "| 1 | 20.0 % | 12.00 / 12.00 / 12.00 | - |" in text  # a gap needs two initialisations
-    # late rewinding against rewinding to init: 12 against 10, worse by 2 > 1.39 at each: not better
-    assert "| 1 | 20.0 % | 10.00 / 10.00 / 10.00 | 12.00 / 12.00 / 12.00 | no |" in text
+    # late rewinding against rewinding to init, at the one step of training both evaluated (4,000):
+    # 12 against 10, worse by 2 > 1.39: not better
+    assert "| 1 | 20.0 % | 4,000 | 10.00 | 12.00 | no |" in text
+    assert "1 aligned evaluation(s) per round" in text
     assert "Claim (D's initialisation matters a lot): **inconclusive**" in text
 
 

@@ -187,7 +187,7 @@ def _pruning_d(g, gd, noise: _Noise) -> list[str]:
                   f"'mixed': neither. Claim (pruning D matters little): **{v}**.", ""]
 
 
-def _d_initialisation(g, inits, rewind: int, noise: _Noise) -> list[str]:
+def _d_initialisation(g, inits, rewind: int, noise: _Noise, study: Path) -> list[str]:
     """D rewound with G, reset to init or kept, under late rewinding: GAN Tickets finds it matters a lot."""
     out = [f"## D's initialisation under late rewinding (step {rewind}): rewound with G, reset to init, or kept "
            "from the previous round; the paper finds it matters a lot", "",
@@ -213,14 +213,24 @@ def _d_initialisation(g, inits, rewind: int, noise: _Noise) -> list[str]:
     if "rewind" in inits:  # descriptive: what rewinding late (with D rewound too) buys over rewinding to init
         late = inits["rewind"]
         out += [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
-                "same G sparsity:", "", "| round | G sparsity | IMP_G (to init) | late rewinding | late better "
-                "beyond the noise |", "|---|---|---|---|---|"]
+                f"same G sparsity and the same steps of training: a late-rewound round counts its steps from the "
+                f"rewind point, so its step s is step s + {rewind} of training, and only evaluations both chains "
+                "made at the same step of training are set side by side:", "",
+                "| round | G sparsity | steps of training | IMP_G (to init) | late rewinding | late better beyond the "
+                "noise |", "|---|---|---|---|---|---|"]
+        aligned = []
         for k in sorted(set(late) & set(g) - {0}):
-            a, b = _tail(g[k][1]), _tail(late[k][1])
-            w = _each([x - y > n for x, y, n in zip(a, b, noise.at)]) if noise.comparable(a, b) else None
-            out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | {_cells(a)} | {_cells(b)} | "
-                       f"{w or '-'} |")
-        out += ["", "Descriptive (one seed each).", ""]
+            a, b = dict(g[k][1]), {s + int(rewind): v for s, v in late[k][1]}
+            common = sorted(set(a) & set(b))[-3:]
+            at = _noise(study, common)
+            w = None if not common or any(math.isnan(n) for n in at) else \
+                _each([a[s] - b[s] > n for s, n in zip(common, at)])
+            aligned.append(len(common))
+            out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | "
+                       f"{' / '.join(f'{s:,}' for s in common) or '-'} | {_cells([a[s] for s in common])} | "
+                       f"{_cells([b[s] for s in common])} | {w or '-'} |")
+        out += ["", f"Descriptive (one seed each; {min(aligned, default=0)} aligned evaluation(s) per round, where "
+                "the study's rule asks three).", ""]
     return out
 
 
@@ -258,7 +268,7 @@ def render_tickets(study: Path) -> str:
              if f"late rewinding, D {name}" in chains}
     if inits:
         rewind = next(int(chains[f"late rewinding, D {n}"].config.get("rewind_step", 0)) for n in inits)
-        out += _d_initialisation(g, inits, rewind, noise)
+        out += _d_initialisation(g, inits, rewind, noise, study)
     return "\n".join(out) + "\n"
 
 
