@@ -251,3 +251,13 @@ def test_make_demo_still_gives_the_quoted_numbers():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo" / "demo_numbers.py"), "--check"],
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_efficiency_page_quotes_the_update_step_ratios():
+    """docs/efficiency.md's update-step ratios are the committed training-speed benchmark's."""
+    import json
+
+    rows = {r["sparse_compute"]: r for r in json.loads(SPEED.read_text())["updates"] if r["model"] == "mlp"}
+    text = " ".join((DOCS / "efficiency.md").read_text().split())
+    assert (f"an update step {rows['auto']['update_vs_plain']:.2f}x a plain one with `auto`, "
+            f"{rows['off']['update_vs_plain']:.2f}x on the masked path") in text
