@@ -1,4 +1,4 @@
-"""Checks of a finished run folder shared by the CLI tests."""
+"""Checks of a finished run folder, and of the CLI's errors, shared by the CLI tests."""
 
 from safetensors.torch import load_file
 
@@ -12,3 +12,10 @@ def assert_inactive_zero(run):
             if key.startswith(prefix):
                 assert (w[key[2:]][~m.bool()] == 0).all(), (fname, key)
     return masks
+
+
+def one_error_line(capsys) -> str:
+    """The one line a refused command printed on stderr (the CLI's contract for user errors)."""
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    return err[0]

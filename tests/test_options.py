@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from idx_files import write_fake_mnist
+from run_checks import one_error_line
 from sparsegan.cli import main
 from sparsegan.config import build_config, inapplicable
 
@@ -18,16 +19,10 @@ def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=64, n_test=8)
 
 
-def _one_error_line(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1, err
-    return err[0]
-
-
 def test_imp_sparsity_d_without_prune_nets_gd_is_refused(tiny_run, data, tmp_path, capsys):
     out = tmp_path / "imp"
     assert tiny_run(out, "--method", "imp", "--sparsity-g", "0.2", "--sparsity-d", "0.5", data=data) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "--sparsity-d 0.5" in line and "--prune-nets GD" in line
     assert not out.exists()
     # A D sparsity of 0 says what happens anyway: accepted.
@@ -45,7 +40,7 @@ def test_imp_sparsity_d_without_prune_nets_gd_is_refused(tiny_run, data, tmp_pat
 ])
 def test_option_of_another_method_is_refused(tiny_run, data, tmp_path, capsys, method, args, flag):
     assert tiny_run(tmp_path / "r", "--method", method, *args, data=data) == 2
-    assert _one_error_line(capsys).startswith(f"sparsegan: error: {flag} has no effect")
+    assert one_error_line(capsys).startswith(f"sparsegan: error: {flag} has no effect")
     assert not (tmp_path / "r").exists()
 
 
@@ -53,7 +48,7 @@ def test_yaml_keys_are_checked_too(tiny_run, data, tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"method": "stu", "gmp_start": 0.2}))
     assert tiny_run(tmp_path / "r", "--config", str(recipe), data=data) == 2
-    assert "--gmp-start 0.2 has no effect with --method stu" in _one_error_line(capsys)
+    assert "--gmp-start 0.2 has no effect with --method stu" in one_error_line(capsys)
 
 
 def test_allow_ignored_records_them_and_dry_run_shows_them(tiny_run, data, tmp_path, capsys):
@@ -87,7 +82,7 @@ def test_pf_refuses_a_source_trained_on_another_dataset(tiny_run, data, tmp_path
     out = tmp_path / "pf"
     assert tiny_run(out, "--method", "pf", "--from", str(tmp_path / "dense"), "--sparsity-g", "0.5",
                     "--dataset", "fashion-mnist", data=data) == 2
-    assert "dataset='mnist'" in _one_error_line(capsys)
+    assert "dataset='mnist'" in one_error_line(capsys)
     assert not out.exists()
 
 

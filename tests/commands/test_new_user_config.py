@@ -11,6 +11,7 @@ import yaml
 from torch import nn
 
 from idx_files import write_fake_mnist
+from run_checks import one_error_line
 from sparsegan import SparseTraining
 from sparsegan.cli import main
 from sparsegan.config import build_config, load_yaml
@@ -26,12 +27,6 @@ TINY_FLAGS = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--sp
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_fake_mnist(tmp_path_factory.mktemp("data"), n_train=64, n_test=8)
-
-
-def _one_error_line(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1, err
-    return err[0]
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
@@ -55,19 +50,19 @@ NO_UPDATE = [
 def test_a_schedule_without_update_is_refused_before_anything_is_written(tiny_run, data, tmp_path, capsys, args,
                                                                          what, fix):
     assert tiny_run(tmp_path / "r", *args, data=data) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert line.startswith("sparsegan: error: ") and what in line and fix in line, line
     assert not (tmp_path / "r").exists()
     # --dry-run says it too, instead of printing a config that would train static
     assert main(["train", "--data-root", str(data), *TINY_FLAGS, *args, "--dry-run"]) == 2
-    assert what in _one_error_line(capsys)
+    assert what in one_error_line(capsys)
 
 
 def test_a_shortened_recipe_is_refused(capsys):
     # The CycleGAN recipe (Delta T 250) cut to 200 steps would explore nothing.
     recipe = CONFIGS / "cyclegan-fmnist-sneaker-boot.yaml"
     assert main(["train", "--config", str(recipe), "--steps", "200", "--dry-run"]) == 2
-    assert "--update-interval 250 with --steps 200 leaves no topology update" in _one_error_line(capsys)
+    assert "--update-interval 250 with --steps 200 leaves no topology update" in one_error_line(capsys)
 
 
 def test_a_short_stu_run_explores_by_default_and_records_its_interval(tiny_run, data, tmp_path):
@@ -101,7 +96,7 @@ def test_sweep_dry_run_refuses_a_point_without_update(data, tmp_path, capsys):
         "grid": {"method": ["static", "stu"]},
     }))
     assert main(["sweep", str(grid), "--dry-run"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "point {'method': 'stu'}" in line and "--update-interval 10 with --steps 4 leaves no topology update" in line
     assert not (tmp_path / "sweep").exists()
 
@@ -146,7 +141,7 @@ def test_resume_with_fewer_steps_is_refused_where_the_schedule_spans_them(data, 
     before = _snapshot(run)
     capsys.readouterr()
     assert _resume(data, run, "stu", steps) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert f"cannot resume {run} with --steps {steps}, fewer than the 8 it was started with" in line
     assert "the prune fraction decays (cosine) over --steps" in line and "resume with --steps 8 or more" in line
     assert _snapshot(run) == before
@@ -177,29 +172,29 @@ def test_yaml_numbers_without_a_dot_are_numbers(data, tmp_path, capsys):
     # Only a number field takes one, and only a number spelled as one.
     recipe.write_text("lr_g: 2e-4x\n")
     assert _dry_run(recipe, data) == 2
-    assert "config key 'lr_g' must be float, got str '2e-4x'" in _one_error_line(capsys)
+    assert "config key 'lr_g' must be float, got str '2e-4x'" in one_error_line(capsys)
     recipe.write_text("steps: 2.5e1\n")
     assert _dry_run(recipe, data) == 0 and json.loads(capsys.readouterr().out)["steps"] == 25
     recipe.write_text("steps: 2.5\n")
     assert _dry_run(recipe, data) == 2
-    assert "config key 'steps' must be int" in _one_error_line(capsys)
+    assert "config key 'steps' must be int" in one_error_line(capsys)
     recipe.write_text("dataset: 1e3\n")
     assert _dry_run(recipe, data) == 2
-    assert "unknown dataset '1e3'" in _one_error_line(capsys)
+    assert "unknown dataset '1e3'" in one_error_line(capsys)
 
 
 def test_yaml_syntax_error_names_the_file_and_line(data, tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: mlp\nsteps: 20\n  lr_g: 0.001\n")
     assert _dry_run(recipe, data) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert line.startswith(f"sparsegan: error: config file {recipe}, line 3: not valid YAML"), line
     # a recipe's base is named as itself
     base = tmp_path / "base.yaml"
     base.write_text("model: mlp\nmethod: [stu\n")
     recipe.write_text("extends: base.yaml\nsteps: 20\n")
     assert _dry_run(recipe, data) == 2
-    assert f"config file {base}, line 3: not valid YAML" in _one_error_line(capsys)
+    assert f"config file {base}, line 3: not valid YAML" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("key, hint", [
@@ -213,7 +208,7 @@ def test_a_key_spelled_like_a_flag_or_misspelt_gets_a_hint(data, tmp_path, capsy
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({key: 0.5}))
     assert _dry_run(recipe, data) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     sep = "; " if hint.startswith("did") else ": "
     assert line == f"sparsegan: error: unknown config key {key!r}{sep}{hint}", line
 
@@ -226,7 +221,7 @@ def test_sweep_files_get_the_same_yaml_treatment(data, tmp_path, capsys):
     capsys.readouterr()
     grid.write_text("base:\n  steps: 4\n grid: 1\n")
     assert main(["sweep", str(grid), "--dry-run"]) == 2
-    assert f"sweep file {grid}, line 3: not valid YAML" in _one_error_line(capsys)
+    assert f"sweep file {grid}, line 3: not valid YAML" in one_error_line(capsys)
     grid.write_text("base:\n  update-interval: 4\ngrid:\n  method: [static]\n")
     assert main(["sweep", str(grid), "--dry-run"]) == 2
-    assert "unknown config key 'update-interval': config keys are written with underscores" in _one_error_line(capsys)
+    assert "unknown config key 'update-interval': config keys are written with underscores" in one_error_line(capsys)

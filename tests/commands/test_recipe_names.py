@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from idx_files import write_fake_mnist
+from run_checks import one_error_line
 from sparsegan.cli import main
 from sparsegan.config import load_yaml
 from sparsegan.recipes import recipes_dir, resolve
@@ -31,12 +32,6 @@ def _dry_run(capsys, config, data) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def _one_error_line(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1, err
-    return err[0]
-
-
 def test_train_config_by_name_is_the_recipe_file(elsewhere, capsys):
     by_path = _dry_run(capsys, str(CONFIGS / "demo.yaml"), elsewhere)
     assert _dry_run(capsys, "demo", elsewhere) == by_path
@@ -53,13 +48,13 @@ def test_a_file_that_exists_wins_over_a_name(elsewhere, capsys):
 
 def test_unknown_name_is_one_line_with_the_closest(elsewhere, capsys):
     assert main(["train", "--config", "dmeo", "--dry-run"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "dmeo not found" in line and "close: demo" in line and "sparsegan recipes" in line
     # The checkout's path, missing here: the recipe's name is said, no other file is read silently.
     assert main(["train", "--config", "configs/demo.yaml", "--dry-run"]) == 2
-    assert _one_error_line(capsys).endswith("the packaged recipe of that name: sparsegan train --config demo")
+    assert one_error_line(capsys).endswith("the packaged recipe of that name: sparsegan train --config demo")
     assert main(["sweep", "study-fmnist-cor", "--dry-run"]) == 2
-    assert "close: study-fmnist-core" in _one_error_line(capsys)
+    assert "close: study-fmnist-core" in one_error_line(capsys)
 
 
 def test_sweep_by_name(elsewhere, capsys, tmp_path):
