@@ -1,14 +1,17 @@
-"""Objectives the loop steps on, besides the GAN losses: autoencoders, and ADAPT's balance ratio."""
+"""Objectives the loop steps on, besides the GAN losses: autoencoders, diffusion models, and ADAPT's
+balance ratio."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from sparsegan.models.ddpm import q_sample
 
 
 def autoencoder_loss(
@@ -32,6 +35,15 @@ def autoencoder_loss(
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum() / n
     elbo = -(recon + kl) - 0.5 * x[0].numel() * math.log(2.0 * math.pi)
     return recon + kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach(), "elbo": elbo.detach()}
+
+
+def diffusion_loss(denoiser: Callable[[Tensor, Tensor], Tensor], abar: Tensor, x0: Tensor, t: Tensor,
+                   eps: Tensor) -> Tensor:
+    """DDPM's simple loss (Ho et al. 2020, Eq. 14): the mean squared error of the noise the
+    denoiser predicts from x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, over pixels and images.
+    ``t`` (steps, uniform over 0..T-1) and ``eps`` (standard normal, x0's shape) are the caller's
+    draws, so that the loop draws them from its own streams (and every process its shard)."""
+    return F.mse_loss(denoiser(q_sample(abar, x0, t, eps), t), eps)
 
 
 @contextlib.contextmanager
