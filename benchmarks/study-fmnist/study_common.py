@@ -74,15 +74,16 @@ def values_at(curves, arm: str, step: int) -> dict[int, float]:
 
 def within_margin(c, margin: float) -> bool | None:
     """A paired difference against a "matches" margin: True if its upper 95 % bound is at most the
-    margin, False if its lower bound is above it, None where the interval straddles it or n < 2."""
-    if c.n < 2:
+    margin, False if its lower bound is above it, None where the interval straddles it or it cannot be
+    judged (fewer than two seed pairs, unless a single pair comes with a spread)."""
+    if not c.judgeable:
         return None
     lo, hi = c.ci
     return True if hi <= margin else False if lo > margin else None
 
 
-def _verdict(directions: list[int], claimed: int, ns: list[int]) -> str:
-    if not directions or min(ns) < 2:
+def _verdict(directions: list[int], claimed: int, ns: list[int], judgeable: bool = True) -> str:
+    if not directions or not judgeable:
         return f"inconclusive (n = {min(ns) if ns else 0} seed pairs)"
     if all(d == claimed for d in directions):
         return "reproduced"
@@ -103,7 +104,7 @@ def _family(rows, steps, claimed: int):
             cells.append(f"{fmt(c.mean)} [{fmt(lo)}, {fmt(hi)}] p={fmt_p(adjusted[s][i])} n={c.n}")
             dirs.append(direction(adjusted[s][i], c.ci))
             ns.append(c.n)
-        v = _verdict(dirs, claimed, ns)
+        v = _verdict(dirs, claimed, ns, all(cmp[s].judgeable for s in steps))
         verdicts.append(v)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {v} |")
     return lines, verdicts

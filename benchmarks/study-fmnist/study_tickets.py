@@ -1,7 +1,15 @@
 """The lottery-ticket pieces: GAN Tickets' claims (``runs-tickets/``: the IMP chain of G, its
 random-reinit and random-pruning controls, pruning D, D's initialisation) and Generative Tickets'
 (``runs-generative-tickets/``: the VAE and the AE under IMP with late rewinding, early-bird, a GAN
-ticket on the VAE decoder). One seed each: a difference counts only beyond the dense seeds' noise."""
+ticket on the VAE decoder).
+
+GAN Tickets' comparisons are paired by seed: a chain and its controls of one seed share the initial
+weights and data order, so each comparison is the per-seed difference, with a 95 % t-interval and
+Holm's correction across the comparisons of a claim at each evaluation, as the core grid's. Where a
+comparison has one seed pair, its difference is judged against the spread of same-seed differences
+between two sparse methods in the core grid (static − STU-GAN within each cell, pooled over the
+cells, at the same step), with that estimate's degrees of freedom in the t quantile
+(:class:`sparsegan.experiments.stats.Single`)."""
 
 from __future__ import annotations
 
@@ -10,9 +18,23 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_common import DENSE_GATE, LABEL, completed_runs, fmt, header, load, train_flops
+from study_common import (
+    DENSE_GATE,
+    LABEL,
+    MATCH_MARGIN,
+    _family,
+    comparison_head,
+    completed_runs,
+    fmt,
+    header,
+    load,
+    mean_sd,
+    train_flops,
+    values_at,
+)
 
 from sparsegan.experiments.results import load_runs
+from sparsegan.experiments.stats import Paired, Single, paired, pooled_sd
 
 
 def _rounds(run, label: str = LABEL) -> dict[int, tuple[dict[str, float], list[tuple[int, float]]]]:
@@ -32,14 +54,26 @@ def _tail(curve: list[tuple[int, float]]) -> list[float]:
     return [v for _, v in curve[-3:]]
 
 
-def _noise(study: Path, steps: list[int]) -> list[float]:
-    """The 95 % range of the difference of two single runs: 1.96 * sqrt(2) * sd of the core grid's dense
-    seeds at each step (nan where fewer than two dense seeds reached it)."""
-    dense = load(study / "runs")[0].get("dense", {}) if (study / "runs").is_dir() else {}
-    out = []
-    for s in steps:
-        vals = [c[s] for c in dense.values() if s in c]
-        out.append(1.96 * math.sqrt(2) * statistics.stdev(vals) if len(vals) >= 2 else math.nan)
+def _spread(study: Path, steps: list[int]) -> dict[int, tuple[float, int]]:
+    """step -> (sd, degrees of freedom) of one same-seed log ratio between two sparse methods: the core
+    grid's log(static / STU-GAN) per seed, deviations from each cell's mean, pooled over the cells,
+    at the step the core grid evaluated nearest to each of ``steps``.
+    Why not the dense seeds' sd times √2: same-seed differences between two sparse methods vary more than
+    two dense runs do, and the dense sd has 4 degrees of freedom, where 1.96 is not the t quantile. Why the
+    log ratio: the spread of differences grows with the level (sd 0.3 to 5 across the cells at 8,000
+    steps), the spread of log ratios much less (0.05 to 0.17), so one pooled value fits every cell."""
+    curves = load(study / "runs")[0] if (study / "runs").is_dir() else {}
+    evaluated = sorted({s for arm in curves.values() for c in arm.values() for s in c})
+    out = {}
+    for want in steps:  # the nearest step the core grid evaluated (the later of two as near)
+        s = min(reversed(evaluated), key=lambda e: abs(e - want)) if evaluated else want
+        groups = []
+        for arm in curves:
+            if arm.startswith("static "):
+                stu = values_at(curves, "stu " + arm.removeprefix("static "), s)
+                static = values_at(curves, arm, s)
+                groups.append([math.log(static[k] / stu[k]) for k in sorted(set(static) & set(stu))])
+        out[want] = pooled_sd(groups)
     return out
 
 
@@ -57,7 +91,7 @@ def _agreement(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> tuple[
 
 def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
     """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
-    the same training code gives the same curve, which ties the chain's yardstick to the core grid's."""
+    the same training code gives the same curve, which ties the chain to the core grid's runs."""
     runs = [r for r in load_runs(study / "runs") if r.method == "dense" and r.seed == seed and
             r.status == "completed"] if (study / "runs").is_dir() else []
     shared, same = _agreement(curve, runs[0].series(LABEL) if runs else [])
@@ -67,12 +101,13 @@ def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> lis
     if same != "the same values" and resumed:
         same += (f" (the core run was resumed at step {', '.join(f'{s:,}' for s in resumed)}: the study README "
                  "says why a resume may drift)")
-    return [f"Round 0 against the core grid's dense run of the same seed ({seed}) at the {len(shared)} evaluations "
-            f"both made: {same}.", ""]
+    return [f"Round 0 of seed {seed} against the core grid's dense run of the same seed at the {len(shared)} "
+            f"evaluations both made: {same}.", ""]
 
 
-def _chains(study: Path, runs: str):
-    chains = {}
+def _chains(study: Path, runs: str) -> dict[str, dict[int, object]]:
+    """chain kind -> seed -> the chain's run."""
+    chains: dict[str, dict[int, object]] = {}
     for run in completed_runs(study / runs):
         c = run.config
         if c.get("imp_control", "none") != "none":
@@ -83,192 +118,285 @@ def _chains(study: Path, runs: str):
             key = f"late rewinding, D {c.get('imp_d')}"
         else:
             key = "IMP_G"
-        chains[key] = run
+        chains.setdefault(key, {})[int(c.get("seed", 0))] = run
     return chains
 
 
+Chain = dict[int, dict[int, tuple[dict[str, float], list[tuple[int, float]]]]]  # seed -> round -> rounds' entry
+
+
 @dataclass(frozen=True)
-class _Noise:
-    """The seed-noise yardstick of one-seed rounds: 1.96·√2·sd of the core grid's dense seeds at each of a
-    round's last three evaluations. Two rounds compare only where both have the three and the noise is known."""
-    at: list[float]
+class _Judge:
+    """Paired comparisons of two chains' rounds at the last three evaluations of a round (``steps``): by
+    seed where two or more seeds have both rounds, else the one pair against the core grid's spread."""
+    steps: list[int]
+    spread: dict[int, tuple[float, int]]
 
-    def comparable(self, a: list[float], b: list[float]) -> bool:
-        return len(a) == len(b) == len(self.at) == 3 and not any(math.isnan(n) for n in self.at)
+    def compare(self, a: Chain, ka: int, b: Chain, kb: int) -> dict[int, Paired | Single]:
+        """step -> a's round ka − b's round kb, over the seeds with both at each of the steps."""
+        at = {}
+        for s in self.steps:
+            va = {seed: dict(r[ka][1]).get(s) for seed, r in a.items() if ka in r}
+            vb = {seed: dict(r[kb][1]).get(s) for seed, r in b.items() if kb in r}
+            va = {k: v for k, v in va.items() if v is not None}
+            vb = {k: v for k, v in vb.items() if v is not None}
+            c = paired(va, vb)
+            if c.n == 1:
+                sd, df = self.spread.get(s, (math.nan, 0))
+                seed = c.seeds[0]
+                c = Single(seed, va[seed], vb[seed], sd, df, relative=True)
+            at[s] = c
+        return at
 
-    def within(self, a, b):  # a at most noise worse than b, at each of the three (None: nothing to compare)
-        return all(x - y <= n for x, y, n in zip(a, b, self.at)) if self.comparable(a, b) else None
-
-    def better(self, a, b):  # a better than b by more than the noise, at each of the three
-        return all(y - x > n for x, y, n in zip(a, b, self.at)) if self.comparable(a, b) else None
-
-
-def _each(flags: list[bool]) -> str:
-    """A condition at the last three evaluations: at each ('yes'), at none ('no'), or 'mixed'."""
-    return "yes" if all(flags) else "no" if not any(flags) else "mixed"
+    def yardstick(self) -> str:
+        if not self.steps:
+            return "none: no evaluations to take it at"
+        sds = [self.spread.get(s, (math.nan, 0)) for s in self.steps]
+        return (f"sd of the log ratio {' / '.join(fmt(sd, 3) for sd, _ in sds)} with "
+                f"{' / '.join(str(df) for _, df in sds)} degrees of freedom")
 
 
-def _matching(g, controls, noise: _Noise) -> list[str]:
-    """Up to which round the IMP ticket matches dense (round 0), and whether it beats its controls."""
-    dense = _tail(g[0][1])
-    out = ["## Up to which sparsity does the IMP ticket match dense, and beat its controls?", "",
-           "| round | G sparsity | IMP ticket | matches dense | random reinit | ticket beats it | random pruning "
-           "| ticket beats it |", "|---|---|---|---|---|---|---|---|"]
-    matched, beats = [], {k: [] for k in controls}
-    for k in sorted(g):
-        dens, curve = g[k]
-        t = _tail(curve)
-        m = noise.within(t, dense) if k else None
-        # 'no' only where dense is better beyond the noise at each of the three; 'mixed' in between
-        m = None if m is None else "yes" if m else "no" if noise.better(dense, t) else "mixed"
-        cells = [f"{k}", fmt(100 * (1 - dens.get("G", 1.0)), 1) + " %", _cells(t), m or "-"]
-        for name in ("reinit", "random"):
-            c = _tail(controls.get(name, {}).get(k, ({}, []))[1])
-            b = noise.better(t, c)
-            # 'yes': the ticket better beyond the noise; 'worse': the control better beyond it; 'no': within it
-            b = None if b is None else "yes" if b else "worse" if noise.better(c, t) else "no"
-            cells += [_cells(c), b or "-"]
-            if k and b is not None:
-                beats[name].append((k, b))
-        if k:
-            matched.append((k, 1 - dens.get("G", 1.0), m))
-        out.append("| " + " | ".join(cells) + " |")
+def _seeds(chain: Chain, k: int) -> list[int]:
+    return sorted(seed for seed, r in chain.items() if k in r)
+
+
+def _values(chain: Chain, k: int, steps: list[int]) -> str:
+    """A round's value at each of the steps: the mean over seeds (± sd with two or more)."""
+    cells = []
+    for s in steps:
+        vals = [dict(r[k][1])[s] for r in chain.values() if k in r and s in dict(r[k][1])]
+        cells.append(mean_sd(vals))
+    return " / ".join(cells) if any(c != "-" for c in cells) else "-"
+
+
+def _cmp_cell(c) -> str:
+    lo, hi = c.ci
+    return f"{fmt(c.mean)} [{fmt(lo)}, {fmt(hi)}] n={c.n}" if c.n else "-"
+
+
+def _margin_state(cmp: dict[int, Paired | Single], margin: dict[int, float]) -> str | None:
+    """'yes' if the upper 95 % bound is at most the margin at each evaluation, 'no' if the lower bound is
+    above it at each, 'mixed' otherwise; None where a comparison cannot be judged."""
+    if not cmp or any(not c.judgeable or math.isnan(margin[s]) for s, c in cmp.items()):
+        return None
+    flags = [c.ci[1] <= margin[s] for s, c in cmp.items()]
+    if all(flags):
+        return "yes"
+    return "no" if all(c.ci[0] > margin[s] for s, c in cmp.items()) else "mixed"
+
+
+def _matching(g: Chain, controls: dict[str, Chain], judge: _Judge) -> tuple[list[str], list[int]]:
+    """Up to which round the IMP ticket matches dense (round 0 of its own seed), within the study's margin;
+    the controls' values beside it (their comparisons: :func:`_controls`)."""
+    rounds = sorted({k for r in g.values() for k in r} - {0})
+    out = ["## Up to which sparsity does the IMP ticket match dense?", "",
+           "| round | G sparsity | seeds | IMP ticket | ticket − dense at each evaluation | matches dense "
+           "| random reinit | random pruning |", "|---|---|---|---|---|---|---|---|",
+           f"| 0 | 0.0 % | {len(_seeds(g, 0))} | {_values(g, 0, judge.steps)} | - | - | - | - |"]
+    states = []
+    for k in rounds:
+        c = judge.compare(g, k, g, 0)
+        margin = {s: MATCH_MARGIN * statistics.fmean([dict(r[0][1])[s] for r in g.values()
+                                                       if 0 in r and s in dict(r[0][1])] or [math.nan])
+                  for s in judge.steps}
+        m = _margin_state(c, margin)
+        states.append((k, _sparsity(g, k), m))
+        out.append(f"| {k} | {fmt(100 * _sparsity(g, k), 1)} % | {len(_seeds(g, k))} | {_values(g, k, judge.steps)} "
+                   f"| {' / '.join(_cmp_cell(x) for x in c.values()) or '-'} | {m or '-'} | "
+                   + " | ".join(_values(controls.get(n, {}), k, judge.steps) for n in ("reinit", "random")) + " |")
     last_match = None
-    for k, sp, m in matched:
+    for _, sp, m in states:
         if m != "yes":
             break
         last_match = sp
-    behind = {state: ", ".join(str(k) for k, _, m in matched if m == state) for state in ("no", "mixed")}
-    verdict = ("inconclusive (no noise yardstick or fewer than three evaluations per round: fewer than two "
-               "dense seeds of runs/ at these steps, or a round without the metric)"
-               if not matched or any(m is None for *_, m in matched)
-               else f"the ticket matches dense at every round up to {100 * last_match:.1f} % sparsity" if last_match
-               else "the ticket matches dense at no round")
-    if not verdict.startswith("inconclusive"):
-        verdict += "".join(f"; {what} at rounds {behind[state]}" for state, what in (
-            ("no", "behind dense beyond the noise at each of the last three evaluations"),
-            ("mixed", "beyond the noise at some of them only")) if behind[state])
-    out += ["", f"Matching: {verdict}.", ""]
+    if not states or any(m is None for *_, m in states):
+        verdict = "inconclusive (a round without three evaluations or without a spread to judge it by)"
+    else:
+        verdict = (f"the ticket matches dense at every round up to {100 * last_match:.1f} % sparsity" if last_match
+                   else "the ticket matches dense at no round")
+        for state, what in (("no", "behind dense beyond the margin at each of the last three evaluations"),
+                            ("mixed", "neither within nor beyond the margin at each")):
+            ks = [str(k) for k, _, m in states if m == state]
+            if ks:
+                verdict += f"; {what} at rounds {', '.join(ks)}"
+    return out + ["", f"'Matches dense': the upper 95 % bound of ticket − dense is at most {MATCH_MARGIN:.0%} of "
+                  "round 0's mean at each of the last three evaluations ('yes'); 'no': the lower bound above it "
+                  "at each; 'mixed': neither (the core grid's rule for STU-GAN against dense).", "",
+                  f"Matching: {verdict}.", ""], [k for k, *_ in states]
+
+
+def _sparsity(chain: Chain, k: int) -> float:
+    dens = [r[k][0].get("G", 1.0) for r in chain.values() if k in r]
+    return 1 - dens[0] if dens else math.nan
+
+
+def _controls(g: Chain, controls: dict[str, Chain], judge: _Judge) -> list[str]:
+    """The ticket against each control, round by round: control − ticket (positive: the ticket is better),
+    Holm across the rounds of one control at each evaluation."""
+    out = []
     for name, label in (("reinit", "random reinitialisation"), ("random", "random pruning")):
-        res = beats.get(name, [])
-        if not res:
-            why = "no round comparable with the ticket's (three evaluations each and the noise)" \
-                if name in controls else "not run yet"
-            out.append(f"- Against {label}: {why}: **inconclusive**.")
+        c = controls.get(name, {})
+        rows = [(f"round {k} ({fmt(100 * _sparsity(g, k), 1)} %)", judge.compare(c, k, g, k))
+                for k in sorted({k for r in c.values() for k in r} & {k for r in g.values() for k in r} - {0})]
+        rows = [(n, cmp) for n, cmp in rows if cmp and all(x.n for x in cmp.values())]
+        out += [f"## The ticket against {label} (control − ticket: positive, the ticket is better)", ""]
+        if not rows:
+            why = "no round comparable with the ticket's" if c else "not run yet"
+            out += [f"{why[0].upper() + why[1:]}: **inconclusive**.", ""]
             continue
-        won = [k for k, b in res if b == "yes"]
-        lost = [k for k, b in res if b == "worse"]
-        # One seed each: within the noise is no evidence either way (as in the CycleGAN tickets' study);
-        # 'not reproduced' needs the control to be better beyond it somewhere and the ticket nowhere.
-        v = ("**reproduced**" if len(won) == len(res) else "**reproduced at some sparsities only**" if won else
-             "**not reproduced** (the control is better beyond the noise at rounds "
-             + ", ".join(map(str, lost)) + ")" if lost else "**inconclusive** (within the noise at every round)")
-        out.append(f"- Against {label}: the ticket is better beyond the noise at rounds "
-                   f"{', '.join(map(str, won)) or 'none'} of {len(res)}; the claim (tickets beat the control) is "
-                   + v + ".")
-    return out + [""]
+        lines, verdicts = _family(rows, judge.steps, +1)
+        won = [n.split(" (")[0] for (n, _), v in zip(rows, verdicts) if v == "reproduced"]
+        lost = [n.split(" (")[0] for (n, _), v in zip(rows, verdicts) if v.startswith("not reproduced")]
+        v = ("reproduced" if len(won) == len(rows) else "reproduced at some sparsities only" if won else
+             "not reproduced" if lost else "inconclusive")
+        said = [f"better at {', '.join(won)}"] * bool(won) + [f"the control better at {', '.join(lost)}"] * bool(lost)
+        out += [*comparison_head(judge.steps), *lines, "",
+                f"Claim (the ticket beats {label}): **{v}**" + (f" ({'; '.join(said)})" if said else "") + ".", ""]
+    return out
 
 
-def _pruning_d(g, gd, noise: _Noise) -> list[str]:
+def _pruning_d(g: Chain, gd: Chain, judge: _Judge) -> list[str]:
     """IMP_GD against IMP_G at the same G sparsity: GAN Tickets finds pruning D matters little."""
     out = ["## Pruning D too (IMP_GD) or not (IMP_G): the paper finds it matters little", "",
-           "| round | G / D sparsity (IMP_GD) | IMP_G | IMP_GD | within the noise |", "|---|---|---|---|---|"]
-    same = []
-    for k in sorted(set(gd) & set(g) - {0}):
-        a, b = _tail(g[k][1]), _tail(gd[k][1])
-        w = _each([abs(x - y) <= n for x, y, n in zip(a, b, noise.at)]) if noise.comparable(a, b) else None
-        same.append(w)
-        d = gd[k][0]
+           "| round | G / D sparsity (IMP_GD) | seeds | IMP_G | IMP_GD | IMP_GD − IMP_G at each evaluation | "
+           "within the margin |", "|---|---|---|---|---|---|---|"]
+    states = []
+    for k in sorted({k for r in gd.values() for k in r} & {k for r in g.values() for k in r} - {0}):
+        c = judge.compare(gd, k, g, k)
+        margin = {s: MATCH_MARGIN * statistics.fmean([dict(r[k][1])[s] for r in g.values()
+                                                       if k in r and s in dict(r[k][1])] or [math.nan])
+                  for s in judge.steps}
+        # both directions: within ± the margin at each evaluation, or beyond it (either way) at each
+        judged = all(x.judgeable for x in c.values()) and c and not any(math.isnan(m) for m in margin.values())
+        w = None if not judged else "yes" if all(-margin[s] <= x.ci[0] and x.ci[1] <= margin[s]
+                                                 for s, x in c.items()) \
+            else "no" if all(x.ci[0] > margin[s] or x.ci[1] < -margin[s] for s, x in c.items()) else "mixed"
+        states.append(w)
+        d = next(r[k][0] for r in gd.values() if k in r)
         out.append(f"| {k} | {fmt(100 * (1 - d.get('G', 1)), 1)} / {fmt(100 * (1 - d.get('D', 1)), 1)} % | "
-                   f"{_cells(a)} | {_cells(b)} | {w or '-'} |")
-    v = ("inconclusive" if not same or any(w is None for w in same) else
-         "reproduced" if all(w == "yes" for w in same) else "not reproduced" if "no" in same else "inconclusive")
-    return out + ["", "'yes': within the noise at each of the last three evaluations; 'no': beyond it at each; "
-                  f"'mixed': neither. Claim (pruning D matters little): **{v}**.", ""]
+                   f"{len(_seeds(gd, k))} | {_values(g, k, judge.steps)} | {_values(gd, k, judge.steps)} | "
+                   f"{' / '.join(_cmp_cell(x) for x in c.values()) or '-'} | {w or '-'} |")
+    v = ("inconclusive" if not states or any(w is None for w in states) else
+         "reproduced" if all(w == "yes" for w in states) else "not reproduced" if "no" in states else "inconclusive")
+    return out + ["", f"'yes': the 95 % interval of IMP_GD − IMP_G within ± {MATCH_MARGIN:.0%} of IMP_G's mean at "
+                  "each of the last three evaluations; 'no': entirely beyond it at each; 'mixed': neither. "
+                  f"Claim (pruning D matters little): **{v}**.", ""]
 
 
-def _d_initialisation(g, inits, rewind: int, noise: _Noise, study: Path) -> list[str]:
-    """D rewound with G, reset to init or kept, under late rewinding: GAN Tickets finds it matters a lot."""
+def _d_initialisation(inits: dict[str, Chain], rewind: int, study: Path) -> list[str]:
+    """D reset to init or kept, against D rewound with G, under late rewinding (one seed): GAN Tickets
+    finds D's initialisation matters a lot."""
+    late = next(iter(inits.values()))
+    steps = sorted({s for r in late.values() for k in r if k for s, _ in r[k][1]})[-3:]  # rewound rounds
+    # a late-rewound round's step s is step s + rewind of training: the spread of runs that far in
+    judge = _Judge(steps, dict(zip(steps, _spread(study, [s + rewind for s in steps]).values())))
     out = [f"## D's initialisation under late rewinding (step {rewind}): rewound with G, reset to init, or kept "
            "from the previous round; the paper finds it matters a lot", "",
-           "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " | largest gap beyond the noise |",
-           "|---|---|" + "---|" * len(inits) + "---|"]
-    gaps = []
-    for k in sorted(set.intersection(*(set(r) for r in inits.values())) - {0}):
-        tails = {n: _tail(r[k][1]) for n, r in inits.items()}
-        first = next(iter(inits.values()))[k][0]
-        spread = [max(t[i] for t in tails.values()) - min(t[i] for t in tails.values()) for i in range(3)] \
-            if len(tails) >= 2 and all(len(t) == 3 for t in tails.values()) else []  # one chain: no gap yet
-        beyond = None if not spread or any(math.isnan(n) for n in noise.at) \
-            else _each([x > n for x, n in zip(spread, noise.at)])
-        gaps.append(beyond)
-        out.append(f"| {k} | {fmt(100 * (1 - first.get('G', 1)), 1)} % | " +
-                   " | ".join(_cells(t) for t in tails.values()) + f" | {beyond or '-'} |")
-    v = ("inconclusive" if len(inits) < 3 or not gaps or any(b is None for b in gaps) else
-         "reproduced" if all(b == "yes" for b in gaps) else "reproduced at some rounds only" if "yes" in gaps
-         else "not reproduced" if all(b == "no" for b in gaps) else "inconclusive")
-    out += ["", f"Claim (D's initialisation matters a lot): **{v}** (the gap between the best and the worst "
-            "initialisation beyond the noise at each of the last three evaluations: 'yes'; at none: 'no'; "
-            "'mixed': neither).", ""]
-    if "rewind" in inits:  # descriptive: what rewinding late (with D rewound too) buys over rewinding to init
-        late = inits["rewind"]
-        out += [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
-                f"same G sparsity and the same steps of training: a late-rewound round counts its steps from the "
-                f"rewind point, so its step s is step s + {rewind} of training, and only evaluations both chains "
-                "made at the same step of training are set side by side:", "",
-                "| round | G sparsity | steps of training | IMP_G (to init) | late rewinding | late better beyond the "
-                "noise |", "|---|---|---|---|---|---|"]
-        aligned = []
-        for k in sorted(set(late) & set(g) - {0}):
-            a, b = dict(g[k][1]), {s + int(rewind): v for s, v in late[k][1]}
-            common = sorted(set(a) & set(b))[-3:]
-            at = _noise(study, common)
-            w = None if not common or any(math.isnan(n) for n in at) else \
-                _each([a[s] - b[s] > n for s, n in zip(common, at)])
-            aligned.append(len(common))
-            out.append(f"| {k} | {fmt(100 * (1 - late[k][0].get('G', 1)), 1)} % | "
-                       f"{' / '.join(f'{s:,}' for s in common) or '-'} | {_cells([a[s] for s in common])} | "
-                       f"{_cells([b[s] for s in common])} | {w or '-'} |")
-        out += ["", f"Descriptive (one seed each; {min(aligned, default=0)} aligned evaluation(s) per round, where "
-                "the study's rule asks three).", ""]
+           f"Each value: a round's last three evaluations, at {', '.join(f'{s:,}' for s in steps)} steps of the "
+           f"round, which are {', '.join(f'{s + rewind:,}' for s in steps)} steps of training (a late-rewound "
+           "round counts its steps from the rewind point).", "",
+           "| round | G sparsity | " + " | ".join(f"D {n}" for n in inits) + " |", "|---|---|" + "---|" * len(inits)]
+    ks = sorted(set.intersection(*({k for r in c.values() for k in r} for c in inits.values())) - {0})
+    for k in ks:
+        out.append(f"| {k} | {fmt(100 * _sparsity(late, k), 1)} % | "
+                   + " | ".join(_values(c, k, steps) for c in inits.values()) + " |")
+    rows = [(f"D {n} − D rewind, round {k}", judge.compare(inits[n], k, inits["rewind"], k))
+            for k in ks for n in inits if n != "rewind" and "rewind" in inits]
+    rows = [(n, cmp) for n, cmp in rows if cmp and all(x.n for x in cmp.values())]
+    if len(inits) < 3 or not rows:
+        return out + ["", "Claim (D's initialisation matters a lot): **inconclusive** (the three initialisations "
+                      "have not all finished a round).", ""]
+    # Two-sided: a difference either way shows that D's initialisation matters.
+    lines, verdicts = _family(rows, steps, +1)
+    differs = {k: any(not v.startswith("inconclusive") for (n, _), v in zip(rows, verdicts)
+                      if n.endswith(f"round {k}")) for k in ks}
+    v = ("reproduced" if all(differs.values()) else "reproduced at some rounds only" if any(differs.values())
+         else "inconclusive (no difference beyond the noise)")
+    out += ["", *comparison_head(steps, "differs"), *lines, "",
+            f"One seed: each difference against the core grid's spread of same-seed differences between sparse "
+            f"methods at these steps of training ({judge.yardstick()}). A row 'reproduced': "
+            "D's initialisation worse than rewinding beyond the noise at each evaluation; 'not reproduced (the "
+            "opposite holds)': better at each. Either way it matters. "
+            f"Claim (D's initialisation matters a lot): **{v}**.", ""]
     return out
+
+
+def _late_vs_init(g: Chain, late: Chain, rewind: int, spread) -> list[str]:
+    """Descriptive: what rewinding late (with D rewound too) buys over rewinding to init, at the same G
+    sparsity and the same steps of training."""
+    out = [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
+           f"same G sparsity and the same steps of training: a late-rewound round counts its steps from the "
+           f"rewind point, so its step s is step s + {rewind} of training, and only evaluations both chains "
+           "made at the same step of training are set side by side:", "",
+           "| round | G sparsity | steps of training | IMP_G (to init) | late rewinding | late − to init |",
+           "|---|---|---|---|---|---|"]
+    aligned = []
+    seeds = sorted(set(late) & set(g))
+    for k in sorted({k for r in late.values() for k in r} & {k for r in g.values() for k in r} - {0}):
+        seed = next((s for s in seeds if k in late[s] and k in g[s]), None)
+        if seed is None:
+            continue
+        a, b = dict(g[seed][k][1]), {s + int(rewind): v for s, v in late[seed][k][1]}
+        common = sorted(set(a) & set(b))[-3:]
+        cmp = [Single(seed, b[s], a[s], *spread(s), relative=True) for s in common]
+        aligned.append(len(common))
+        out.append(f"| {k} | {fmt(100 * _sparsity(late, k), 1)} % | {' / '.join(f'{s:,}' for s in common) or '-'} | "
+                   f"{_cells([a[s] for s in common])} | {_cells([b[s] for s in common])} | "
+                   f"{' / '.join(_cmp_cell(c) for c in cmp) or '-'} |")
+    return out + ["", f"Descriptive (one seed each; {min(aligned, default=0)} aligned evaluation(s) per round, where "
+                  "the study's rule asks three; the interval: the core grid's spread of same-seed differences "
+                  "between sparse methods at that step).", ""]
 
 
 def render_tickets(study: Path) -> str:
     runs = "runs-tickets"
-    chains = _chains(study, runs)
-    cfg = chains["IMP_G"].config if "IMP_G" in chains else {}
+    found = _chains(study, runs)
+    first = found["IMP_G"][min(found["IMP_G"])] if "IMP_G" in found else None
+    cfg = first.config if first else {}
+    seeds = sorted(found.get("IMP_G", {}))
     per_round = (f"{int(cfg['steps']):,}" if "steps" in cfg else "-") + " G steps per round"
-    out = header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, one seed)",
-                  "study-fmnist-tickets.yaml").copy()
+    out = header(study, runs, f"GAN Tickets' claims (IMP of the generator, {per_round}, "
+                 f"seeds {', '.join(map(str, seeds)) or '-'})", "study-fmnist-tickets.yaml").copy()
+    out[2] = out[2].replace("`configs/sweeps/study-fmnist-tickets.yaml`", "`configs/sweeps/study-fmnist-tickets.yaml` "
+                            "(seed 0; seeds 1 and 2: `configs/sweeps/study-fmnist-tickets-seeds.yaml`)")
     rate = f"{100 * float(cfg['imp_rate']):g} %" if "imp_rate" in cfg else "-"
     out[2] = out[2].replace("12,000 G steps", f"{per_round}, {rate} of the remaining weights pruned per round")
-    g = _rounds(chains["IMP_G"]) if "IMP_G" in chains else {}
-    if 0 not in g:
+    g = {seed: _rounds(run) for seed, run in found.get("IMP_G", {}).items()}
+    g = {seed: r for seed, r in g.items() if 0 in r}
+    if not g:
         return "\n".join(out + ["The IMP chain has no completed dense round yet."]) + "\n"
-    steps = [s for s, _ in g[0][1][-3:]]
-    noise = _Noise(_noise(study, steps))
-    dense = _tail(g[0][1])
-    out += ["Each value: the round's last three evaluations (" + (", ".join(f"{s:,}" for s in steps) or "none of "
-            + LABEL) + " steps of the round). One seed: a difference counts only beyond the seed noise, "
-            "1.96·√2·sd of the core grid's dense seeds at the same steps (" + _cells(noise.at) + "); 'matches dense' "
-            "= at most that much worse than round 0 (dense) at each of the three, 'no' = worse by more than that at "
-            "each of the three, 'mixed' = neither; 'beats' = better by more than the noise at each of the three.",
-            ""]
-    gate = bool(dense) and all(v <= DENSE_GATE for v in dense)
-    out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations: "
+    steps = [s for s, _ in g[min(g)][0][1][-3:]]
+    judge = _Judge(steps, _spread(study, steps))
+    out += ["Each value: a round's last three evaluations (" + (", ".join(f"{s:,}" for s in steps) or "none of "
+            + LABEL) + " steps of the round), mean ± sd over the seeds that finished it. Comparisons pair a "
+            "chain's round with another's of the same seed; with one seed pair the difference is judged against "
+            "the core grid's spread of same-seed differences between two sparse methods (log(static / STU-GAN), "
+            f"within each cell, pooled: {judge.yardstick()}) with that t quantile: n=1 intervals are prediction "
+            "intervals of the log ratio, shown as differences.", ""]
+    dense = [dict(r[0][1]).get(s) for r in g.values() for s in steps]
+    dense = [v for v in dense if v is not None]
+    gate = len(dense) == 3 * len(g) and statistics.fmean(dense[-3:]) <= DENSE_GATE and all(
+        statistics.fmean([dict(r[0][1])[s] for r in g.values()]) <= DENSE_GATE for s in steps)
+    out += [f"The regime: round 0 (dense) ≤ {DENSE_GATE} at each of the last three evaluations (mean over seeds): "
             + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
-               "training, not trained ones)") + f" ({_cells(dense)}).", ""]
-    out += _same_as_core(study, int(cfg.get("seed", 0)), g[0][1])
-    controls = {k: _rounds(chains[f"control {k}"]) for k in ("reinit", "random") if f"control {k}" in chains}
-    out += _matching(g, controls, noise)
-    if "IMP_GD" in chains:
-        out += _pruning_d(g, _rounds(chains["IMP_GD"]), noise)
-    inits = {name: _rounds(chains[f"late rewinding, D {name}"]) for name in ("rewind", "init", "keep")
-             if f"late rewinding, D {name}" in chains}
+               "training, not trained ones)") + f" ({_values(g, 0, steps)}).", ""]
+    for seed in sorted(g):
+        out += _same_as_core(study, seed, g[seed][0][1])
+    controls = {k: {seed: _rounds(run) for seed, run in found[f"control {k}"].items()}
+                for k in ("reinit", "random") if f"control {k}" in found}
+    lines, _ = _matching(g, controls, judge)
+    out += lines
+    out += _controls(g, controls, judge)
+    if "IMP_GD" in found:
+        out += _pruning_d(g, {seed: _rounds(run) for seed, run in found["IMP_GD"].items()}, judge)
+    inits = {name: {seed: _rounds(run) for seed, run in found[f"late rewinding, D {name}"].items()}
+             for name in ("rewind", "init", "keep") if f"late rewinding, D {name}" in found}
     if inits:
-        rewind = next(int(chains[f"late rewinding, D {n}"].config.get("rewind_step", 0)) for n in inits)
-        out += _d_initialisation(g, inits, rewind, noise, study)
+        rewind = next(int(next(iter(found[f"late rewinding, D {n}"].values())).config.get("rewind_step", 0))
+                      for n in inits)
+        out += _d_initialisation(inits, rewind, study)
+        if "rewind" in inits:
+            out += _late_vs_init(g, inits["rewind"], rewind, lambda s: _spread(study, [s])[s])
     return "\n".join(out) + "\n"
 
 
