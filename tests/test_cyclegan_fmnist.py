@@ -24,42 +24,53 @@ def _run(path: Path, config: dict, values: list[float], extra: list[dict] = ()) 
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*extra, *recs]))
 
 
+def _chains(runs: Path, ticket: tuple, control: tuple) -> None:
+    """Dense at 3 seeds, and per seed a chain (round 0 dense, round 1 at 20 %) and its random control:
+    round 1 of the ticket is round 0 + ticket[seed], the control's the ticket's + control[seed]."""
+    rounds = [{"kind": "round", "round": k, "density": {"G": d, "D": 1.0}, "run": f"rounds/round-{k:02d}"}
+              for k, d in ((0, 1.0), (1, 0.8))]
+    for seed in range(3):
+        dense = [16.0 + seed, 13.0 + seed, 11.0 + seed]
+        _run(runs / f"dense_seed{seed}", {"method": "dense", "seed": seed}, dense)
+        if seed >= len(ticket):
+            continue
+        t = [v + ticket[seed] for v in dense]
+        for name, control_kind, values in (("imp", "none", t), ("imp_random", "random",
+                                                                 [v + control[seed] for v in t])):
+            chain = runs / f"{name}_seed{seed}"
+            _run(chain, {"method": "imp", "seed": seed, "imp_control": control_kind}, [], rounds)
+            _run(chain / "rounds" / "round-00", {"method": "dense", "seed": seed}, dense)
+            _run(chain / "rounds" / "round-01", {"method": "static", "seed": seed}, values)
+
+
 def test_verdicts_on_made_up_runs(tmp_path):
     s = _script()
     runs = tmp_path / "runs"
-    for seed, v in enumerate((10.0, 11.0, 12.0)):  # sd 1 at every step: yardstick 1.96 sqrt(2) = 2.77
-        _run(runs / f"dense_seed{seed}", {"method": "dense", "seed": seed}, [v + 5, v + 2, v])
-    rounds = [{"kind": "round", "round": k, "density": {"G": d, "D": 1.0}, "run": f"rounds/round-{k:02d}"}
-              for k, d in ((0, 1.0), (1, 0.8))]
-    chain = runs / "imp_seed0"
-    _run(chain, {"method": "imp", "seed": 0, "imp_control": "none"}, [], rounds)
-    _run(chain / "rounds" / "round-00", {"method": "dense", "seed": 0}, [16.0, 13.0, 11.0])
-    _run(chain / "rounds" / "round-01", {"method": "static", "seed": 0}, [17.0, 14.0, 12.5])  # +1.5 each
-    control = runs / "imp_random_seed0"
-    _run(control, {"method": "imp", "seed": 0, "imp_control": "random"}, [], rounds)
-    _run(control / "rounds" / "round-00", {"method": "dense", "seed": 0}, [16.0, 13.0, 11.0])
-    _run(control / "rounds" / "round-01", {"method": "static", "seed": 0}, [22.0, 19.0, 16.0])  # +5 each
+    # ticket - dense: -1, -0.5, -1.5 (mean -1, sd 0.5, half-width 4.3027 x 0.5 / sqrt(3) = 1.24);
+    # control - ticket: 4, 5, 6 (mean 5, sd 1, half-width 2.48; t = 8.66 with 2 df, p = 0.013)
+    _chains(runs, (-1.0, -0.5, -1.5), (4.0, 5.0, 6.0))
     text = s.render(s.load(runs), "abc1234")
-    assert "IMP ticket, seed 0, round 1 (G sparsity 20.00 %): matches dense" in text
-    assert "random-pruning control, seed 0, round 1 (G sparsity 20.00 %): behind dense" in text
-    assert "| dense, mean ± sd (3 seeds) | 0 % | 16.00 ± 1.00 | 13.00 ± 1.00 | 11.00 ± 1.00 | | |" in text
-    assert "| IMP ticket, seed 0, round 1 | 20.00 % | 17.00 | 14.00 | 12.50 | 11.50 | 13.50 |" in text
+    assert "| dense, mean ± sd (3 seeds) | 0 % | 17.00 ± 1.00 | 14.00 ± 1.00 | 12.00 ± 1.00 | | |" in text
+    assert "| IMP ticket, seed 0, round 1 | 20.00 % | 15.00 | 12.00 | 10.00 | 9.00 | 11.00 |" in text
     assert "commit abc1234" in text
-    # the ticket beats its random control by 3.5 at each evaluation (> 2.77): the claim holds
-    assert "| 0, 1 | 20.00 % | -5.00, -5.00, -3.50 | ahead |" in text
-    assert "matches dense and beats random pruning at the same sparsity): **reproduced** (1 seed)." in text
-    # a control as good as the ticket: not reproduced
+    # margin: 10 % of the dense mean, 1.70 / 1.40 / 1.20; the upper bounds (0.24) are below it
+    assert "| 1 | 3 | -1.00 [-2.24, 0.24] / -1.00 [-2.24, 0.24] / -1.00 [-2.24, 0.24] | 1.70 / 1.40 / 1.20 | yes |" \
+        in text
+    assert "| 1 | 3 | 5.00 [2.52, 7.48] p=0.013 / 5.00 [2.52, 7.48] p=0.013 / 5.00 [2.52, 7.48] p=0.013 | ahead |" \
+        in text
+    assert "at round 1 (20.00 % G sparsity): the ticket matches dense: yes; against random pruning it is ahead: " \
+        "**reproduced** (3 seeds)." in text
+    # random pruning better than the ticket at each evaluation: not reproduced
     worse = tmp_path / "worse"
-    (worse).mkdir()
-    import shutil
-
-    for p in runs.iterdir():
-        shutil.copytree(p, worse / p.name)
-    (worse / "imp_random_seed0" / "rounds" / "round-01" / "metrics.jsonl").write_text("".join(
-        json.dumps({"kind": "eval", "step": 1000 * (i + 1), "source": "training", "fid_domain": v,
-                    "fid_domain_ab": v, "fid_domain_ba": v}) + "\n" for i, v in enumerate((16.0, 14.5, 12.0))))
-    assert "**not reproduced (random pruning with the ticket's counts is as good)** (1 seed)." in \
-        s.render(s.load(worse), None)
+    _chains(worse, (-1.0, -0.5, -1.5), (-4.0, -5.0, -6.0))
+    assert "against random pruning it is behind: **not reproduced** (3 seeds)." in s.render(s.load(worse), None)
+    # one seed pair: its own spread is unknown, nothing is judged
+    one = tmp_path / "one"
+    _chains(one, (-1.0,), (4.0,))
+    text = s.render(s.load(one), None)
+    assert "| 1 | 1 | -1.00 [-, -] / -1.00 [-, -] / -1.00 [-, -] | 1.60 / 1.30 / 1.10 | - |" in text
+    assert "the ticket matches dense: not judged; against random pruning it is not judged: **inconclusive** " \
+        "(1 seed)." in text
 
 
 def test_committed_results_are_derived_from_the_committed_runs():

@@ -5,15 +5,15 @@
 reads RUNS = benchmarks/cyclegan-fmnist/runs (the light files of configs/sweeps/cyclegan-fmnist-
 tickets.yaml, copied by benchmarks/study-fmnist/study_collect.py) and writes results.md beside it.
 Values: fid_domain (mean of both translation directions, and each direction) of every run and every
-IMP round at the last three evaluations. A sparse ticket "matches dense" when its value at each of
-the last three evaluations is within the dense seeds' noise, 1.96 x sqrt(2) x their standard
-deviation, of the dense mean (the yardstick of a single-seed chain; with fewer than 2 dense seeds
-there is none and nothing is judged). The ticket against its random-pruning control (same seed,
-same round: the ticket's per-layer counts on the same rewound weights) is judged with the same
-yardstick, the noise of a difference of two single runs. GAN Tickets' claim holds for a seed when
-its final ticket matches (or beats) dense and beats its random control; the claim's verdict is
-"reproduced" when it holds for every seed with both, "not reproduced" when the random control
-matches or beats the ticket for every seed, else "inconclusive".
+IMP round at the last three evaluations. Comparisons are paired by seed (a chain, its control and
+its round 0, the dense run of that seed, share the initial weights and data order), with 95 %
+t-intervals (the seeds' own spread: n - 1 degrees of freedom) and Holm's correction across a
+claim's comparisons at each evaluation, as the Fashion-MNIST study's. The final ticket "matches
+dense" when the upper bound of ticket − dense is at most 10 % of the dense mean at each of the last
+three evaluations; it "beats random pruning" (random masks with the ticket's per-layer counts on the
+same rewound weights) when control − ticket is positive after correction at each of them. GAN
+Tickets' claim is "reproduced" when the final ticket does both, "not reproduced" when it is behind
+dense beyond the margin or random pruning is ahead of it, at each evaluation; else "inconclusive".
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import json
 import math
 import statistics
 from pathlib import Path
+
+from sparsegan.experiments.stats import direction, holm, paired
 
 METRIC = "fid_domain"
 DIRECTIONS = ("ab", "ba")
@@ -99,85 +101,85 @@ def render(data: dict, commit: str | None, identity: dict | None = None) -> str:
         for k, density, runs in rows:
             lines.append(_row(f"{name}, round {k}", 1.0 - density, runs))
     lines += ["", "## Verdicts", ""]
-    yard = {i: 1.96 * math.sqrt(2) * sds[i] for i in range(3)}
-    if any(math.isnan(v) for v in yard.values()):
-        lines.append("Not judged yet: the noise yardstick needs at least 2 dense seeds.")
-    elif not any(data["chains"].values()):
-        lines.append("Not judged yet: no IMP chain or control has finished a round.")
-    for name, rows in data["chains"].items():
-        if not rows or any(math.isnan(v) for v in yard.values()):
-            continue
-        k, density, runs = rows[-1]
-        if len(runs) < 3:
-            lines.append(f"- {name}, round {k}: not judged (fewer than three evaluations).")
-            continue
-        gaps = [runs[i][1][METRIC] - means[i] for i in range(3)]
-        within = all(abs(g) <= yard[i] for i, g in enumerate(gaps))
-        worse = all(g > yard[i] for i, g in enumerate(gaps))
-        better = all(g < -yard[i] for i, g in enumerate(gaps))
-        verdict = ("matches dense" if within else "behind dense" if worse else "ahead of dense" if better
-                   else "inconclusive (the three evaluations disagree)")
-        lines.append(f"- {name}, round {k} (G sparsity {100 * (1 - density):.2f} %): {verdict}; gaps to the "
-                     f"dense mean {', '.join(_fmt(g) for g in gaps)} vs the yardstick "
-                     f"{', '.join(_fmt(yard[i]) for i in range(3))} (single seed).")
-    if not any(math.isnan(v) for v in yard.values()):
-        lines += _ticket_vs_random(data["chains"], means, yard)
+    lines += _verdicts(data["chains"])
     return "\n".join(lines) + "\n"
 
 
-def _judge(gaps: list[float], yard: dict[int, float]) -> str:
-    """A difference (a - b, lower is better) at the last three evaluations against the yardstick."""
-    if all(abs(g) <= yard[i] for i, g in enumerate(gaps)):
-        return "within the noise"
-    if all(g > yard[i] for i, g in enumerate(gaps)):
-        return "behind"
-    if all(g < -yard[i] for i, g in enumerate(gaps)):
-        return "ahead"
-    return "inconclusive"
+MARGIN = 0.10  # "matches dense": at most 10 % of the dense mean worse (upper 95 % bound), as the study's
 
 
-def _ticket_vs_random(chains: dict, means: dict, yard: dict) -> list[str]:
-    """The IMP ticket of each seed against its random-pruning control, round by round, and the claim."""
-    out = ["", "## The IMP ticket against random pruning with its layer counts", "",
-           "| seed, round | G sparsity | ticket − random at the last three evaluations | ticket is |",
-           "|---|---|---|---|"]
-    holds = []
+def _by_seed(chains: dict, kind: str) -> dict[int, dict[int, list]]:
+    """seed -> round -> the round's last three evaluations, of one kind of chain."""
+    out = {}
     for name, rows in chains.items():
-        if not name.startswith("IMP ticket, seed "):
-            continue
-        seed = name.removeprefix("IMP ticket, seed ")
-        control = {k: runs for k, _, runs in chains.get(f"random-pruning control, seed {seed}", [])}
-        judged = None
-        for k, density, runs in rows:
-            if k == 0 or k not in control or len(runs) < 3 or len(control[k]) < 3:
-                continue
-            gaps = [runs[i][1][METRIC] - control[k][i][1][METRIC] for i in range(3)]
-            judged = (k, _judge(gaps, yard), rows[-1][0] == k)
-            out.append(f"| {seed}, {k} | {100 * (1 - density):.2f} % | {', '.join(_fmt(g) for g in gaps)} | "
-                       f"{judged[1]} |")
-        if judged is None or not judged[2]:
-            continue  # the control has not reached the final round yet
-        k, vs_random, _ = judged
-        runs = rows[-1][2]
-        vs_dense = _judge([runs[i][1][METRIC] - means[i] for i in range(3)], yard)
-        holds.append((seed, vs_dense in ("within the noise", "ahead"), vs_random == "ahead",
-                      vs_random in ("within the noise", "behind")))
-    if len(out) == 5:
-        return out[:3] + ["No ticket has a finished random-pruning control yet: verdict **inconclusive**."]
-    per_seed = "; ".join(f"seed {seed}: ticket {'matches or beats' if d else 'is behind'} dense, "
-                         f"{'beats' if r else 'does not beat'} random" for seed, d, r, _ in holds)
-    out += ["", "Yardstick: the one of the dense seeds above (two single runs' difference). "
-            f"Seeds whose control reached the final round: {per_seed or 'none'}."]
-    if holds and all(d and r for _, d, r, _ in holds):
-        verdict = "reproduced"
-    elif holds and all(n for _, _, _, n in holds):
-        verdict = "not reproduced (random pruning with the ticket's counts is as good)"
-    else:
-        verdict = "inconclusive"
-    out += ["", f"GAN Tickets' claim (an IMP ticket of the generators matches dense and beats random pruning at "
-            f"the same sparsity): **{verdict}**" + (f" ({len(holds)} seed{'s' if len(holds) > 1 else ''})."
-                                                     if holds else ".")]
+        if name.startswith(kind + ", seed "):
+            out[int(name.removeprefix(kind + ", seed "))] = {k: runs for k, _, runs in rows if len(runs) == 3}
     return out
+
+
+def _compare(a: dict, ka: int, b: dict, kb: int) -> list:
+    """a's round ka − b's round kb per seed, at each of the last three evaluations."""
+    return [paired({s: r[ka][i][1][METRIC] for s, r in a.items() if ka in r},
+                   {s: r[kb][i][1][METRIC] for s, r in b.items() if kb in r}) for i in range(3)]
+
+
+def _cell(c) -> str:
+    lo, hi = c.ci
+    return f"{_fmt(c.mean)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _verdicts(chains: dict) -> list[str]:
+    tickets, controls = _by_seed(chains, "IMP ticket"), _by_seed(chains, "random-pruning control")
+    rounds = sorted({k for r in tickets.values() for k in r} - {0})
+    if not rounds:
+        return ["Not judged yet: no IMP chain has finished a round."]
+    final = max(k for k in rounds if all(k in r for r in tickets.values()))
+    out = ["### The final ticket against dense (its round 0, the dense run of its seed)", "",
+           "| round | seeds | ticket − dense at the last three evaluations (95 % CI) | margin | matches dense |",
+           "|---|---|---|---|---|"]
+    state = {}
+    for k in rounds:
+        cmp = _compare(tickets, k, tickets, 0)
+        dense = [statistics.fmean([r[0][i][1][METRIC] for r in tickets.values() if 0 in r]) for i in range(3)]
+        margin = [MARGIN * d for d in dense]
+        ok = None if any(c.n < 2 for c in cmp) else "yes" if all(c.ci[1] <= m for c, m in zip(cmp, margin)) \
+            else "no" if all(c.ci[0] > m for c, m in zip(cmp, margin)) else "mixed"
+        state[k] = ok
+        out.append(f"| {k} | {cmp[0].n} | {' / '.join(_cell(c) for c in cmp)} | "
+                   f"{' / '.join(_fmt(m) for m in margin)} | {ok or '-'} |")
+    out += ["", "'yes': the upper bound at most the margin (10 % of the dense mean) at each evaluation; 'no': the "
+            "lower bound above it at each; 'mixed': neither; '-': fewer than two seed pairs.", "",
+            "### The ticket against random pruning with its layer counts (control − ticket: positive, the ticket "
+            "is better)", "",
+            "| round | seeds | control − ticket at the last three evaluations (95 % CI, Holm-adjusted p) | ticket is |",
+            "|---|---|---|---|"]
+    rows = [(k, _compare(controls, k, tickets, k)) for k in rounds if any(k in r for r in controls.values())]
+    adjusted = [holm([c[i].p for _, c in rows]) for i in range(3)]
+    beats = {}
+    for j, (k, cmp) in enumerate(rows):
+        dirs = [direction(adjusted[i][j], cmp[i].ci) for i in range(3)]
+        b = None if any(c.n < 2 for c in cmp) else "ahead" if all(d == 1 for d in dirs) else \
+            "behind" if all(d == -1 for d in dirs) else "within the noise" if not any(dirs) else "mixed"
+        beats[k] = b
+        out.append(f"| {k} | {cmp[0].n} | " + " / ".join(f"{_cell(c)} p={_fmt_p(adjusted[i][j])}"
+                                                          for i, c in enumerate(cmp)) + f" | {b or '-'} |")
+    if not rows:
+        out.append("| - | 0 | no control has finished a round | - |")
+    m, b = state.get(final), beats.get(final)
+    verdict = ("reproduced" if m == "yes" and b == "ahead" else
+               "not reproduced" if m == "no" or b == "behind" else "inconclusive")
+    said = (f"at round {final} ({100 * (1 - _density(chains, final)):.2f} % G sparsity): the ticket matches dense: "
+            f"{m or 'not judged'}; against random pruning it is {b or 'not judged'}")
+    return out + ["", f"GAN Tickets' claim (an IMP ticket of the generators matches dense and beats random pruning "
+                  f"at the same sparsity), {said}: **{verdict}** ({len(tickets)} seed{'s' * (len(tickets) != 1)})."]
+
+
+def _density(chains: dict, k: int) -> float:
+    return next(d for rows in chains.values() for kk, d, _ in rows if kk == k)
+
+
+def _fmt_p(p: float) -> str:
+    return "-" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def _row(name: str, sparsity: float, runs: list) -> str:
