@@ -602,3 +602,17 @@ def test_the_readme_verdict_words_are_the_generated_verdicts():
     # Inception FID rests on one evaluation: the README says so wherever it quotes it
     assert readme.count("Inception FID") == readme.count("Inception FID at the end")
     assert "single end-point comparison" in readme
+
+
+def test_dense_plateau_paired_by_seed():
+    """Dense from the first to the last of the last three evaluations, per seed: still improving only where
+    the whole interval is below 0."""
+    plateau = _script("study_grid")._plateau
+    falling = {"dense": {s: {1: 10.0 + s, 2: 9.0, 3: 9.0 + 1 - s} for s in range(3)}}
+    # seed 0: 10 -> 10, seed 1: 11 -> 9, seed 2: 12 -> 8: changes 0, -2, -4 (mean -2, sd 2, half-width 4.97)
+    assert plateau(falling, [1, 2, 3]) == [
+        "Dense from 1 to 3 steps: -2.00 [-6.97, 2.97] n=3, **no longer improving beyond the seed noise**.", ""]
+    steady = {"dense": {s: {1: 10.0, 2: 9.0, 3: 8.0 - 0.5 * s} for s in range(3)}}  # -2, -2.5, -3
+    assert plateau(steady, [1, 2, 3])[0] == ("Dense from 1 to 3 steps: -2.50 [-3.74, -1.26] n=3, **still improving "
+                                             "beyond the seed noise**.")
+    assert plateau({"dense": {0: {1: 1.0, 2: 1.0, 3: 1.0}}}, [1, 2, 3]) == []  # one seed: no interval

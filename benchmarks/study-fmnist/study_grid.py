@@ -27,6 +27,20 @@ from sparsegan.experiments.results import load_runs
 from sparsegan.experiments.stats import paired
 
 
+def _plateau(curves, last: list[int]) -> list[str]:
+    """Has dense stopped improving? Its change from the first to the last of the last three evaluations,
+    paired by seed: 'still improving' only where the whole 95 % interval is below 0."""
+    if len(last) < 3 or "dense" not in curves:
+        return []
+    c = paired(values_at(curves, "dense", last[-1]), values_at(curves, "dense", last[0]))
+    if c.n < 2:
+        return []
+    lo, hi = c.ci
+    state = "still improving beyond the seed noise" if hi < 0 else "no longer improving beyond the seed noise"
+    return [f"Dense from {last[0]:,} to {last[-1]:,} steps: {fmt(c.mean)} [{fmt(lo)}, {fmt(hi)}] n={c.n}, "
+            f"**{state}**.", ""]
+
+
 def render_grid(study: Path, runs: str = "runs") -> str:
     curves, itop = load(study / runs)
     commit = (study / runs / "COMMIT").read_text().strip() if (study / runs / "COMMIT").exists() else "unknown"
@@ -70,6 +84,7 @@ def render_grid(study: Path, runs: str = "runs") -> str:
             f"The regime: dense mean ≤ {DENSE_GATE} at each of the last three evaluations: "
             + ("**yes**" if gate else "**no** (the verdicts below rank runs that are not past the early phase)")
             + " (" + ", ".join(fmt(statistics.fmean(v)) if v else "-" for v in dense.values()) + ").", "",
+            *_plateau(curves, last),
             "Each cell: mean paired difference [95 % CI], Holm-adjusted p, seed pairs; at "
             + ", ".join(f"{s:,}" for s in last) + " steps.", ""]
     cells = sorted({tuple(a.split()[1:]) for a in arms if a != "dense"},
