@@ -143,6 +143,24 @@ class TranslationOptions(Options):
 
 
 @dataclass
+class DiffusionOptions(Options):
+    """The diffusion models' sampler and schedule (sparsegan.models.ddpm): part of the model, since
+    the model's forward is its sampler (what sample grids, evaluation and export run)."""
+
+    title: ClassVar[str] = "diffusion models (unet)"
+    sample_steps: int = option(20, "DDIM steps per sample, i.e. denoiser calls per image (NFE) of sample grids, "
+                               "evaluation and export (`sparsegan eval --sample-steps` measures another)",
+                               models=("diffusion",))
+    noise_schedule: str = option("linear", "DDPM noise schedule over T = 1000 steps: linear (Ho et al. 2020) or "
+                                 "cosine (Nichol & Dhariwal 2021)", choices=("linear", "cosine"), models=("diffusion",))
+    attention: bool = option(False, "self-attention at the denoiser's lowest resolution (8x8)", models=("diffusion",))
+
+    def validate(self) -> None:
+        if not 1 <= self.sample_steps <= 1000:
+            raise UserError(f"--sample-steps must be in 1..1000 (DDIM steps of T = 1000), got {self.sample_steps}")
+
+
+@dataclass
 class DeviceOptions(Options):
     title: ClassVar[str] = "devices and processes"
     precision: str = option("fp32", "fp32, or bf16 autocast for G and D forward passes (CPU or GPU)",
@@ -211,7 +229,11 @@ class EvalOptions(Options):
 
 #: Every group of the training configuration, in the order of ``--help`` and config.json.
 GROUPS: tuple[type[Options], ...] = (DataOptions, MethodChoice, TargetOptions, *METHOD_GROUPS, OptimOptions,
-                                     TranslationOptions, DeviceOptions, RunOptions, EvalOptions)
+                                     TranslationOptions, DiffusionOptions, DeviceOptions, RunOptions, EvalOptions)
+#: Options of D alone: no effect for a model trained as one net (diffusion).
+D_ONLY = ("sparsity_d", "lr_d", "imp_d")
+#: Options that name nets: a one-net model's may name G only.
+NET_NAMING = ("explore", "prune_nets", "control_nets")
 
 
 @dataclass
@@ -243,6 +265,13 @@ class TrainConfig(*reversed(GROUPS)):  # dataclass fields run from the last base
         if MODEL_KIND.get(self.model, "gan") != "gan" and not method.supports_autoencoders:
             raise UserError(f"--method {self.method} applies to noise-to-image GANs (one G against one D) only, not "
                             f"to --model {self.model}")
+        from sparsegan.models import model_nets
+
+        if model_nets(self.model) == ("G",):  # a diffusion model's one net: an option naming D cannot apply
+            for name in NET_NAMING:
+                if "D" in str(getattr(self, name)):
+                    raise UserError(f"{flag_of(name)} {getattr(self, name)} names D, but --model {self.model} trains "
+                                    "one net, G (the denoiser); use G")
         if self.update_interval is None:  # resolved here, so config.json records it and a resume reads it back
             self.update_interval = method.default_update_interval(self.steps)
         # The method refuses what its own schedule cannot do (no topology update within --steps, a GMP
@@ -281,9 +310,12 @@ _check_groups()
 def method_for(cfg: TrainConfig) -> Method:
     """The run's method: its targets G and D, the run's steps, and the flat config projected onto
     the method's own options object (exactly the groups it declares)."""
+    from sparsegan.models import model_nets
+
     cls = METHODS.get(cfg.method)
     kind = cls.options_type()
-    return cls({"G": cfg.sparsity_g, "D": cfg.sparsity_d}, cfg.steps,
+    targets = {"G": cfg.sparsity_g, "D": cfg.sparsity_d}
+    return cls({net: targets[net] for net in model_nets(cfg.model)}, cfg.steps,
                kind(**{f.name: getattr(cfg, f.name) for f in fields(kind)}))
 
 
@@ -335,6 +367,12 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
     for name, why in METHODS.get(cfg.method).ineffective(cfg.to_dict(), given).items():
         if name not in out or name == "sparsity_d":
             out[name] = why
+    from sparsegan.models import model_nets
+
+    if model_nets(cfg.model) == ("G",):
+        for name in D_ONLY:
+            if name in given:
+                out[name] = f"has no effect with --model {cfg.model}: it trains one net, G (the denoiser), and has no D"
     if cfg.eval_every == 0:  # evaluation during training is off: its options do nothing
         for name in ("eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
                      "inception_weights"):

@@ -418,11 +418,13 @@ class RunFolder(RunLayout):
         # "resolution": recorded for models built at the data's size (translation); others have their own.
         return ModelSpec(channels=channels, resolution=c.get("resolution"), num_classes=num_classes,
                          z_dim=int(c.get("z_dim", 128)),
-                         width=c.get("model_width"), width_multiplier=float(c.get("width_multiplier", 1.0)))
+                         width=c.get("model_width"), width_multiplier=float(c.get("width_multiplier", 1.0)),
+                         sample_steps=c.get("sample_steps"), noise_schedule=c.get("noise_schedule", "linear"),
+                         attention=bool(c.get("attention", False)))
 
     def build_nets(self, which: str = "ema", *, data_root: str | None = None, with_d: bool = True):
         """(G with the ``which`` final weights, D with its final weights (when ``with_d``), the spec),
-        both in eval mode."""
+        both in eval mode; D is None for a model trained as one net (diffusion)."""
         from sparsegan.models import build_models
 
         spec = self.model_spec(data_root)
@@ -432,6 +434,8 @@ class RunFolder(RunLayout):
         except RuntimeError as e:
             raise UserError(f"{self.path}: the saved generator does not fit a {self.config['model']} built from "
                             f"{CONFIG} ({str(e).splitlines()[0]})") from None
+        if D is None:
+            return G.eval(), None, spec
         if with_d and self.final_file("D").is_file():
             D.load_state_dict(self.final_tensors("D"))
         return G.eval(), D.eval(), spec

@@ -12,7 +12,8 @@ from sparsegan.errors import UserError
 # The config options of a planned count (no run folder): what the model, its masks and the training
 # schedule are; the methods whose masks a plan can draw.
 PLANNED = ("method", "sparsity_g", "sparsity_d", "steps", "batch_size", "g_batch_size", "n_dis", "update_interval",
-           "grow", "prune_criterion", "probe_batches", "explore", "distribution", "prunable", "z_dim", "model_width")
+           "grow", "prune_criterion", "probe_batches", "explore", "distribution", "prunable", "z_dim", "model_width",
+           "sample_steps")
 PLANNED_METHODS = ("dense", "static", "stu")
 
 
@@ -58,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
         human,
         planned_densities,
         rows_as_dicts,
+        sampling_flops,
         training_flops,
     )
-    from sparsegan.models import ModelSpec, build_models
+    from sparsegan.models import MODEL_KIND, ModelSpec, build_models
     from sparsegan.sparsity import UpdateSchedule
     from sparsegan.sparsity.criteria import criterion_needs
 
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
         rf = RunFolder.open(args.run)
         G, D, _ = rf.build_nets("raw")
-        nets = {"G": G, "D": D}
+        nets = {"G": G} if D is None else {"G": G, "D": D}  # a diffusion model: its denoiser alone
         rows = layer_counts(nets, rf.masks, scope=rf.config.get("prunable", "all"))
 
         summary = flops_summary(nets, rf.masks, rf.config, rf.records(), rf.steps_done(),
@@ -85,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"a planned count (--model without a run) draws the masks of {', '.join(PLANNED_METHODS)}; "
                             f"for --method {args.method}, count its run folder")
         spec = ModelSpec(channels=args.channels, num_classes=args.num_classes, z_dim=args.z_dim,
-                         width=args.model_width, resolution=args.resolution)
+                         width=args.model_width, resolution=args.resolution, sample_steps=args.sample_steps)
         G, D = build_models(args.model, spec)
-        nets = {"G": G, "D": D}
+        nets = {"G": G} if D is None else {"G": G, "D": D}
         s = {"G": args.sparsity_g, "D": args.sparsity_d} if args.method != "dense" else {"G": 0.0, "D": 0.0}
         try:
             dens = {net: planned_densities(nets[net], s[net], args.distribution, scope=args.prunable) for net in nets}
@@ -105,12 +107,21 @@ def run(args: argparse.Namespace) -> int:
             if prune_needs == "hessian-gradient":  # GraSP's H g from loss probes at every update
                 probes = {net: n * args.probe_batches * PROBE_GRADIENTS[prune_needs] for net in explored}
         phase = Phase(args.method, args.steps, dens, updates, probes=probes)
+        kind = MODEL_KIND.get(args.model, "gan")
         train = training_flops(fm, [phase], batch_size=args.batch_size, n_dis=args.n_dis, dense_steps=args.steps,
-                               g_batch_size=args.g_batch_size)
+                               g_batch_size=args.g_batch_size, kind=kind)
         summary = {"convention": CONVENTION, "train": train}
+        if kind == "diffusion":
+            t = net_totals(rows["G"])
+            summary["sampling_per_image"] = sampling_flops({"dense": t["dense_flops"], "sparse": t["sparse_flops"]},
+                                                           args.sample_steps)
     totals = {net: net_totals(r) for net, r in rows.items()}
     print(_table(rows, totals, human))
     print("\n".join(_train_lines(train, human)))
+    if "sampling_per_image" in summary:  # a diffusion model: its sampler calls the denoiser NFE times per image
+        sp = summary["sampling_per_image"]
+        print(f"sampling FLOPs per image: {sp['nfe']} denoiser calls (NFE) x the denoiser: dense {human(sp['dense'])}, "
+              f"sparse {human(sp['sparse'])} ({sp['relative']:.3f} x dense)")
     print(f"({CONVENTION})")
     if args.json:
         payload = {"layers": rows_as_dicts(rows), "totals": totals, **summary}

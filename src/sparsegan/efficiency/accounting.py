@@ -1,4 +1,5 @@
-"""Per-layer parameters and forward FLOPs of any generator / discriminator, from its masks.
+"""Per-layer parameters and forward FLOPs of any generator / discriminator (or a diffusion model's
+denoiser: one call of it per sample, the sampler's cost being NFE of them), from its masks.
 
 Conventions (stated once, used everywhere in sparsegan):
 
@@ -124,6 +125,10 @@ def _hooked_forward(nets: Mapping[str, nn.Module], batch: int) -> dict[str, dict
             if "D" in nets:
                 for d, fake in fakes.items():
                     nets["D"](fake.to(_device_of(nets["D"])), d[-1])
+            return counts
+        if hasattr(G, "denoiser"):  # a diffusion model: one denoiser call per sample (sampling takes NFE of them)
+            x = G.sample_z(batch, torch.Generator().manual_seed(0), _device_of(G))
+            G.denoiser(x, torch.full((batch,), G.alpha_bar.numel() - 1, dtype=torch.long, device=x.device))
             return counts
         z, y = _probe_inputs(G, batch, _device_of(G))
         x = G(z) if y is None else G(z, y)

@@ -122,7 +122,10 @@ class FlopModel:
                                  power_scale=self.power_scale)
 
     def forward(self, net: str, density: Any) -> tuple[float, float, float]:
-        """(forward FLOPs, weight FLOPs at this density, dense weight FLOPs) per sample."""
+        """(forward FLOPs, weight FLOPs at this density, dense weight FLOPs) per sample; 0 for a net
+        the model does not have (a diffusion model's D)."""
+        if net not in self.rows:
+            return 0.0, 0.0, 0.0
         dens = self.layer_densities(net, density)
         fwd = wsp = wdense = 0.0
         for r in self.rows[net]:
@@ -144,7 +147,8 @@ def iteration_flops(fG: float, fD: float, batch_size: int, n_dis: int, g_batch_s
     """FLOPs of one G iteration (n_dis D steps on ``batch_size`` real + fake images, one G step on
     ``g_batch_size`` latents, default the same); see the module docstring. For a VAE / AE
     (``kind`` "vae" / "ae": G is the decoder, D the encoder) an iteration is one joint forward and
-    backward of both on ``batch_size`` images: ``3 b (f_G + f_D)``. For a translation pair (f_G:
+    backward of both on ``batch_size`` images: ``3 b (f_G + f_D)``; for a diffusion model (f_G: one
+    denoiser call, no D) one forward and backward of the denoiser: ``3 b f_G``. For a translation pair (f_G:
     both generators once, f_D: both critics once, per image pair): the generators' step runs G
     ``u`` = 3 times (translation, cycle, identity; 2 without identity) and D once with input
     gradients, the critics' step D twice (real, pooled fake): ``3 u b f_G + 2 b f_D + 6 b f_D``."""
@@ -264,7 +268,8 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
                             dict(e.get("density", {"G": 1.0, "D": 1.0})), dict(e.get("dense_grad_updates", {})),
                             {k: e[k] for k in ("batch_size", "g_batch_size", "n_dis") if e.get(k)},
                             dict(e.get("probes", {}))))
-    topo = sorted((r for r in records if r.get("kind") == "topology" and r.get("net") in NETS
+    nets = tuple(n for n in NETS if n in final_density)  # G and D, or a diffusion model's G alone
+    topo = sorted((r for r in records if r.get("kind") == "topology" and r.get("net") in nets
                    and "density" in r and 0 < int(r.get("step", 0)) <= steps_done), key=lambda r: int(r["step"]))
     if not _needs_dense_grad(config):
         grad_records: list[dict] = []
@@ -277,12 +282,12 @@ def phases_of_run(config: Mapping[str, Any], records: list[dict], final_density:
         return final_density[net] if net in final_net and abs(d - final_net[net]) < 1e-9 else d
 
     # Density in force on each net from the start, and its changes (step -> density after).
-    current = {net: final_density[net] for net in NETS}
+    current = {net: final_density[net] for net in nets}
     first = {}
     for r in topo:
         first.setdefault(r["net"], r)
     changes: dict[int, dict[str, float]] = {}
-    for net in NETS:
+    for net in nets:
         if net in first:
             current[net] = resolve(net, _density_before(first[net]))
     for r in topo:
@@ -324,18 +329,29 @@ def flops_summary(nets: Mapping[str, nn.Module], masks: Mapping[str, Mapping[str
     fm = FlopModel(nets, scope=config.get("prunable", "all"), distribution=config.get("distribution", "erk"),
                    power_scale=float(config.get("erk_power_scale", 1.0)), masks=masks)
     inference, final_net = {}, {}
-    for net in NETS:
+    for net in fm.rows:
         t = net_totals(fm.rows[net])
         inference[net] = {"dense": t["dense_flops"], "sparse": t["sparse_flops"], "relative": t["relative_flops"]}
         final_net[net] = t["density"]
+    kind = MODEL_KIND.get(str(config.get("model")), "gan")
     phases = phases_of_run(config, records, fm.final, steps_done, external, final_net)
     train = training_flops(fm, phases, batch_size=int(config["batch_size"]), n_dis=int(config["n_dis"]),
                            dense_steps=int(config["steps"]), g_batch_size=config.get("g_batch_size"),
-                           kind=MODEL_KIND.get(str(config.get("model")), "gan"),
-                           identity=float(config.get("lambda_identity", 0.0)) > 0)
+                           kind=kind, identity=float(config.get("lambda_identity", 0.0)) > 0)
     for p in train["phases"]:
         p.pop("forward")
-    return {"convention": CONVENTION, "inference_per_sample": inference, "train": train}
+    out = {"convention": CONVENTION, "inference_per_sample": inference, "train": train}
+    if kind == "diffusion":
+        out["sampling_per_image"] = sampling_flops(inference["G"], int(config.get("sample_steps") or 1))
+    return out
+
+
+def sampling_flops(denoiser: Mapping[str, float], nfe: int) -> dict[str, Any]:
+    """A diffusion model's FLOPs per generated image: ``nfe`` denoiser calls (DDIM: one per step),
+    each at ``denoiser``'s per-sample FLOPs ({"dense", "sparse"}); the sampler's own element-wise
+    updates are not counted, by the convention that leaves out activations."""
+    return {"nfe": nfe, "dense": nfe * denoiser["dense"], "sparse": nfe * denoiser["sparse"],
+            "relative": denoiser["sparse"] / denoiser["dense"] if denoiser["dense"] else 1.0}
 
 
 def rows_as_dicts(rows: Mapping[str, list[LayerCount]]) -> list[dict]:

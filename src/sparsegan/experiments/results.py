@@ -106,8 +106,9 @@ class RunResult:
         return self.method == "dense"
 
     def sparsity(self, net: str) -> float:
-        """The target sparsity; 0 for dense, which accepts the flags and ignores them."""
-        if self.is_dense:
+        """The target sparsity; 0 for dense, which accepts the flags and ignores them, and for a net the
+        model does not have (a diffusion model's D: config.json's "nets" lists G alone)."""
+        if self.is_dense or net not in self.config.get("nets", ("G", "D")):
             return 0.0
         return float(self.config.get(f"sparsity_{net.lower()}", 0.0))
 

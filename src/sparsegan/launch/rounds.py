@@ -55,8 +55,8 @@ from sparsegan.config import TrainConfig
 from sparsegan.errors import UserError
 from sparsegan.files import save_safetensors
 from sparsegan.launch.single_run import train_one as train
-from sparsegan.methods import NETS
 from sparsegan.methods.imp import net_rankings, prune_to_density, random_masks_like, round_densities
+from sparsegan.models import model_nets
 from sparsegan.run_folder import RunDir, RunFolder, RunLayout, load_tensors, read_json, read_records
 from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
@@ -76,10 +76,16 @@ ROUND_KEYS = CONTROL_KEYS + ("sparsity_g", "sparsity_d", "seed", "imp_control")
 REINIT_SEED = 7919  # the reinit control's fresh initialisation: seed + this
 
 
+def _nets(cfg: TrainConfig, data, seed: int, build=build_nets) -> dict[str, nn.Module]:
+    """The model's nets by name, initialised from ``seed``: G and D, or a diffusion model's G alone."""
+    return {net: m for net, m in zip(("G", "D"), build(cfg, data, seed)) if m is not None}
+
+
 def _rounds_plan(cfg: TrainConfig) -> dict[str, list[float]]:
     """Density of each net in rounds 1..K (a net that is not pruned stays at 1)."""
-    per_net = {net: round_densities(s, cfg.imp_rate) if net in cfg.prune_nets else []
-               for net, s in (("G", cfg.sparsity_g), ("D", cfg.sparsity_d))}
+    targets = {"G": cfg.sparsity_g, "D": cfg.sparsity_d}
+    per_net = {net: round_densities(targets[net], cfg.imp_rate) if net in cfg.prune_nets else []
+               for net in model_nets(cfg.model)}
     k = max(len(v) for v in per_net.values())
     if k == 0:
         raise UserError("--method imp needs a target: --sparsity-g (or --sparsity-d with --prune-nets GD) > 0")
@@ -112,7 +118,7 @@ def _done(folder: Path) -> bool:
 def _capture(run: RunDir, prefix: str, t) -> None:
     if not t.dist.is_main:  # rank 0 writes; the others read it after the round (a barrier)
         return
-    for net, module in (("G", t.G), ("D", t.D)):
+    for net, module in t.nets.items():
         save_safetensors(run.rewind_file(prefix, net), module.state_dict())
 
 
@@ -150,7 +156,8 @@ def _round_cfg(cfg: TrainConfig, sub: Path, ticket: Path, density: dict[str, flo
     """Round K: a ``static`` run of its ticket for the steps left after the rewind step."""
     return dataclasses.replace(
         cfg, method="static", out=str(sub), masks_from=str(ticket), masks_with_weights=True,
-        sparsity_g=1.0 - density["G"], sparsity_d=1.0 - density["D"], steps=cfg.steps - cfg.rewind_step,
+        sparsity_g=1.0 - density["G"], sparsity_d=1.0 - density["D"] if "D" in density else cfg.sparsity_d,
+        steps=cfg.steps - cfg.rewind_step,
         imp_control="none", tickets_from=None,
     )
 
@@ -193,7 +200,8 @@ class _Rounds:
             sc = read_json(sub.config_file)
             phases.append({"phase": sub.path.name, "steps": sc["steps"], "n_dis": sc["n_dis"],
                            "batch_size": sc["batch_size"],
-                           "density": _layer_densities(sub.path) if sc["method"] != "dense" else {"G": 1.0, "D": 1.0}})
+                           "density": _layer_densities(sub.path) if sc["method"] != "dense"
+                           else {net: 1.0 for net in model_nets(sc["model"])}})
         wall = sum(read_json(sub.summary_file).get("wall_time_s", 0.0) for sub in subs)
         last = read_json(subs[-1].summary_file)
         # Every round ends at the same point of the schedule, --steps (a late-rewound round starts at
@@ -217,7 +225,7 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
         return _train_control(cfg, resume=resume, overwrite=overwrite, progress=progress)
     plan = _rounds_plan(cfg)
     data = load_training_data(cfg)
-    ranking = net_rankings(cfg.imp_ranking, dict(zip(NETS, build_nets(cfg, data, cfg.seed))))
+    ranking = net_rankings(cfg.imp_ranking, _nets(cfg, data, cfg.seed))
     rounds = _Rounds(cfg, resume, overwrite, data, {"imp_rounds": plan, "imp_ranking_by_net": ranking})
     run, dist = rounds.run, rounds.dist
     if dist.is_main:
@@ -241,12 +249,12 @@ def train_rounds(cfg: TrainConfig, *, resume: str | None, overwrite: bool, progr
     if not _done(sub0):
         train(cfg0, resume="auto" if sub0.exists() else None, progress=progress, on_start=on_start, on_step=on_step)
     dist.barrier()
-    rounds.log(0, sub0, {"G": 1.0, "D": 1.0}, start_step=0)
+    rounds.log(0, sub0, {net: 1.0 for net in plan}, start_step=0)
 
     position = _read_position(run) if k_rewind > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
-        density = {net: plan[net][k - 1] for net in NETS}
+        density = {net: plan[net][k - 1] for net in plan}
         sub, ticket = run.round_dir(k), run.ticket_dir(k)
         if dist.is_main and not RunDir(ticket).final_file("masks").exists():
             _make_ticket(cfg, data, run, k, density, ranking, RunDir(ticket), build_nets)
@@ -266,7 +274,7 @@ def _layer_densities(round_dir: Path) -> dict[str, Any]:
     linear one's, so a bare density miscounts the earlier rounds (it over-counted the Fashion-MNIST
     study's IMP chains by 4 to 61 % in total)."""
     return {net: {name: m.float().mean().item() for name, m in masks.items()} or 1.0
-            for net, masks in RunFolder.open(round_dir).masks.items()}
+            for net, masks in RunFolder.open(round_dir).masks.items() if masks or net == "G"}
 
 
 def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps: int) -> dict[str, Any]:
@@ -277,7 +285,8 @@ def _all_rounds_flops(path: Path, phases: list[dict[str, Any]], last_round_steps
     try:
         rf = RunFolder.open(path)
         G, D, _ = rf.build_nets("raw")
-        return flops_summary({"G": G, "D": D}, rf.masks, rf.config, rf.records(), last_round_steps,
+        nets = {"G": G} if D is None else {"G": G, "D": D}
+        return flops_summary(nets, rf.masks, rf.config, rf.records(), last_round_steps,
                              external=phases)
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
@@ -294,11 +303,11 @@ def _start_weights(imp_run: RunLayout, imp_d: str, rewind_step: int, net: str, k
 
 
 def _write_ticket(out: RunDir, nets: dict[str, nn.Module], masks: dict[str, MaskSet]) -> None:
-    """The ticket's final/: both nets' (masked) weights, then its masks (which mark it written)."""
-    for net in NETS:
+    """The ticket's final/: the nets' (masked) weights, then their masks (which mark it written)."""
+    for net in nets:
         masks[net].apply_()
-    out.save_final({**{net: nets[net].state_dict() for net in NETS},
-                    "masks": {f"{net}.{n}": m for net in NETS for n, m in masks[net].masks.items()}})
+    out.save_final({**{net: nets[net].state_dict() for net in nets},
+                    "masks": {f"{net}.{n}": m for net in nets for n, m in masks[net].masks.items()}})
 
 
 def _masks_of(module: nn.Module, cfg: TrainConfig, saved: dict[str, torch.Tensor], net: str) -> MaskSet:
@@ -311,10 +320,10 @@ def _make_ticket(cfg: TrainConfig, data, run: RunLayout, k: int, density: dict[s
                  out: RunDir, build_nets) -> None:
     """Ticket k: prune round k-1's final weights to the round's densities, rewind the survivors."""
     prev = RunFolder(run.round_dir(k - 1))
-    nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
+    nets = _nets(cfg, data, cfg.seed, build_nets)
     prev_masks = prev.final_tensors("masks")
     masks = {}
-    for net in NETS:
+    for net in nets:
         nets[net].load_state_dict(prev.final_tensors(net))
         masks[net] = _masks_of(nets[net], cfg, prev_masks, net)
         if net in cfg.prune_nets and density[net] < masks[net].density() - 0.5 / masks[net].numel():
@@ -354,7 +363,7 @@ def _train_control(cfg: TrainConfig, *, resume: str | None, overwrite: bool, pro
     position = _read_position(src) if cfg.rewind_step > 0 else None
     n_rounds = len(plan["G"])
     for k in range(1, n_rounds + 1):
-        density = {net: plan[net][k - 1] for net in NETS}
+        density = {net: plan[net][k - 1] for net in plan}
         source_ticket, sub, ticket = src.ticket_dir(k), run.round_dir(k), run.ticket_dir(k)
         if dist.is_main and not RunDir(ticket).final_file("masks").exists():
             _make_control_ticket(cfg, data, src, k, RunFolder(source_ticket), RunDir(ticket), reinit_seed, build_nets)
@@ -372,11 +381,11 @@ def _make_control_ticket(cfg: TrainConfig, data, src: RunLayout, k: int, source:
                          reinit_seed: int, build_nets) -> None:
     """Ticket k of the IMP run, re-initialised (reinit) or re-drawn with its counts (random), for
     the nets of --control-nets; the other net is the ticket's exactly."""
-    nets = dict(zip(NETS, build_nets(cfg, data, cfg.seed)))
-    fresh = dict(zip(NETS, build_nets(cfg, data, reinit_seed)))
+    nets = _nets(cfg, data, cfg.seed, build_nets)
+    fresh = _nets(cfg, data, reinit_seed, build_nets)
     ticket_masks = source.final_tensors("masks")
     masks = {}
-    for net in NETS:
+    for net in nets:
         nets[net].load_state_dict(source.final_tensors(net))
         masks[net] = _masks_of(nets[net], cfg, ticket_masks, net)
         if net not in cfg.control_nets:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sparsegan.config import TrainConfig
-from sparsegan.methods import NETS
 from sparsegan.training import loop
 from sparsegan.training.trainer import Trainer, params_summary
 
@@ -49,7 +48,7 @@ def flops_of(t: Trainer) -> dict[str, Any]:
     from sparsegan.run_folder import read_records
 
     try:
-        return flops_summary({"G": t.G, "D": t.D}, {net: t.sparse.masks[net].masks for net in NETS},
+        return flops_summary(t.nets, {net: t.sparse.masks[net].masks for net in t.nets},
                              t.cfg.to_dict(), read_records(t.run.path), t.step, t.phases())
     except Exception as e:  # the summary must still be written
         print(f"sparsegan: warning: FLOPs not counted ({type(e).__name__}: {e})", file=sys.stderr)
@@ -60,15 +59,15 @@ def finish_run(t: Trainer, status: str) -> None:
     """final/*.safetensors and summary.json."""
     run, sparse = t.run, t.sparse
     if status == "completed":
-        masks = {f"{net}.{n}": m for net in NETS for n, m in sparse.masks[net].masks.items()}
-        run.save_final({"G": t.G.state_dict(), "G_ema": t.ema.model.state_dict(), "D": t.D.state_dict(),
-                        "masks": masks})
+        masks = {f"{net}.{n}": m for net in t.nets for n, m in sparse.masks[net].masks.items()}
+        run.save_final({"G": t.G.state_dict(), "G_ema": t.ema.model.state_dict(),
+                        **({"D": t.D.state_dict()} if t.D is not None else {}), "masks": masks})
     # The evaluation during training keeps its "metrics" in the same file (merged, not replaced).
     run.merge_summary({
         "step": t.step,
         "params": params_summary(t),
         "density": sparse.density(),
-        "itop_rate": {net: sparse.masks[net].itop_rate() for net in NETS},
+        "itop_rate": {net: sparse.masks[net].itop_rate() for net in t.nets},
         "phases": t.phases(),
         "flops": flops_of(t),
         "wall_time_s": t.wall_time,

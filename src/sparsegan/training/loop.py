@@ -24,10 +24,11 @@ from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS
 from sparsegan.methods.adapt import balance_ratio
+from sparsegan.models.ddpm import TIMESTEPS
 from sparsegan.run_folder import RunDir, sample_name
 from sparsegan.training.distributed import DistContext
 from sparsegan.training.lifecycle import StopRequest, resume_plan
-from sparsegan.training.objectives import autoencoder_loss, preserved_buffers
+from sparsegan.training.objectives import autoencoder_loss, diffusion_loss, preserved_buffers
 from sparsegan.training.state import checkpoint_path, latest_valid_checkpoint, load_checkpoint, save_checkpoint
 from sparsegan.training.trainer import (
     Trainer,
@@ -117,7 +118,8 @@ def train(
     evaluate = training_evaluation(t) if cfg.eval_every else None
 
     fixed = sample_inputs(t)  # the sample grids' latents (and labels), or test images to translate
-    iteration = {"gan": gan_iteration, "translation": translation_iteration}.get(t.kind, autoencoder_iteration)
+    iteration = {"gan": gan_iteration, "translation": translation_iteration,
+                 "diffusion": diffusion_iteration}.get(t.kind, autoencoder_iteration)
     status = "completed"
     acc: dict[str, float] = {}
     n_acc = 0
@@ -131,7 +133,8 @@ def train(
             step_start = time.perf_counter()
             step = t.step + 1  # the G update this iteration completes
 
-            # 1-2. D and G updates (or one encoder/decoder update), masks enforced by the method.
+            # 1-2. D and G updates (or one encoder/decoder update, or one denoiser update), masks enforced
+            # by the method.
             stats = iteration(t, step)
             t.step = step
             if not t.dist.all_finite(_finite(*stats.values())):  # every rank stops together
@@ -161,7 +164,7 @@ def train(
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.perf_counter() - tick_start
                 run.log({"kind": "train", "step": step, **{k: v / n_acc for k, v in acc.items()},
-                         "lr_g": t.opt["G"].param_groups[0]["lr"], "lr_d": t.opt["D"].param_groups[0]["lr"],
+                         **{f"lr_{net.lower()}": t.opt[net].param_groups[0]["lr"] for net in t.nets},
                          "images_per_s": tick_images / max(elapsed, 1e-9), "wall_time_s": t.wall_time})
                 acc, n_acc = {}, 0
                 tick_start, tick_images = time.perf_counter(), 0
@@ -299,6 +302,26 @@ def autoencoder_iteration(t: Trainer, step: int) -> dict[str, float]:
     for net in ("D", "G"):
         t.opt[net].step()
     return {**stats, "_images": real.shape[0]}
+
+
+def diffusion_iteration(t: Trainer, step: int) -> dict[str, float]:
+    """One step of the denoiser (G, the only net) on DDPM's loss: each image of the batch noised at
+    a step drawn uniformly from 0..T-1, the noise predicted (sparsegan.training.objectives), over
+    --grad-accum micro-batches. The noise and the steps are drawn for the global batch from the
+    noise stream, as a GAN's latents, and each process keeps its shard."""
+    n, k = t.cfg.batch_size, t.cfg.grad_accum
+    real = t.sampler.real()[0]
+    eps, _ = t.sampler.latents(n)  # the model's sample_z: standard normal, image-shaped
+    steps = t.dist.shard(torch.randint(TIMESTEPS, (n,), generator=t.rng["noise"])).to(t.device)
+    t.opt["G"].zero_grad(set_to_none=True)
+    loss = 0.0
+    for i, (x, e, s) in enumerate(_micro(k, real, eps, steps)):
+        part = _part(diffusion_loss(t.fwd["G"], t.G.alpha_bar, x, s, e), k)
+        with t.dist.micro_batch(last=i == k - 1):
+            part.backward()
+        loss += part.item()
+    t.opt["G"].step()  # the engine's hooks: inactive gradients masked, inactive weights kept at 0
+    return {"loss_g": loss, "_images": n}  # global batch
 
 
 def translation_iteration(t: Trainer, step: int) -> dict[str, float]:

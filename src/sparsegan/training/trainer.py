@@ -21,13 +21,14 @@ from sparsegan.engine import SparseTraining
 from sparsegan.errors import DivergenceError, UserError
 from sparsegan.losses import LOSSES
 from sparsegan.methods import Method
-from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models
+from sparsegan.models import MODEL_KIND, NATIVE_RESOLUTION, ModelSpec, build_models, model_nets
+from sparsegan.models.ddpm import TIMESTEPS
 from sparsegan.random_streams import seeded_generator
 from sparsegan.run_folder import RunDir
 from sparsegan.sparsity import SparseEMA
 from sparsegan.training.batches import Batches, fixed_labels
 from sparsegan.training.distributed import DistContext, convert_sync_batchnorm
-from sparsegan.training.objectives import autoencoder_loss
+from sparsegan.training.objectives import autoencoder_loss, diffusion_loss
 from sparsegan.training.runtime import forward_view, to_memory_format
 from sparsegan.training.sources import load_pf_source, read_ticket
 from sparsegan.training.translation import (
@@ -43,9 +44,9 @@ from sparsegan.training.translation import (
 ENGINE_STREAMS = ("masks", "topology")
 
 RESUME_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "method", "sparsity_g",
-               "sparsity_d", "distribution", "prunable", "seed", "loss", "ema_warmup")
+               "sparsity_d", "distribution", "prunable", "seed", "loss", "ema_warmup", "noise_schedule", "attention")
 # What a config.json written before a resume key existed held: that option's value then.
-BEFORE = {"ema_warmup": False}
+BEFORE = {"ema_warmup": False, "noise_schedule": "linear", "attention": False}
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Trainer:
     run: RunDir
     device: torch.device
     G: nn.Module
-    D: nn.Module
+    D: nn.Module | None  # None: a model trained as one net (diffusion), see nets
     ema: SparseEMA
     method: Method
     sparse: SparseTraining  # the engine's API over G, D and their optimizers (drives ``method``)
@@ -74,6 +75,13 @@ class Trainer:
     pools: dict[str, ImagePool] = field(default_factory=dict)  # translation: each domain's fake history
     source_phases: list[dict[str, Any]] = field(default_factory=list)  # training before this run (PF's --from)
 
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        """The nets this run trains by name: G and D, or G alone for a diffusion model (its denoiser).
+        Why no placeholder D: the engine takes any named nets, so a one-net family is trained as
+        one, and every count (parameters, FLOPs, densities, final files) is of what exists."""
+        return {"G": self.G} if self.D is None else {"G": self.G, "D": self.D}
+
     def phases(self) -> list[dict[str, Any]]:
         """Training phases outside the loop's steps, for FLOPs accounting: before the run (PF's dense
         run) and the method's own (SNIP's probes, early-bird's dense search)."""
@@ -82,8 +90,8 @@ class Trainer:
     def training_state(self) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(),
-            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.ema.state_dict(),
-            "opt_G": self.opt["G"].state_dict(), "opt_D": self.opt["D"].state_dict(),
+            **{net: m.state_dict() for net, m in self.nets.items()}, "G_ema": self.ema.state_dict(),
+            **{f"opt_{net}": self.opt[net].state_dict() for net in self.nets},
             "sparse": self.sparse.state_dict(), "sampler": self.sampler.state_dict(),
             # the loop's own streams; the engine's (masks, topology) are in its state
             "rng": {k: g.get_state() for k, g in self.rng.items() if k not in ENGINE_STREAMS}
@@ -92,11 +100,10 @@ class Trainer:
         } | ({"pools": {k: p.state_dict() for k, p in self.pools.items()}} if self.pools else {})
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
+        for net, module in self.nets.items():
+            module.load_state_dict(state[net])
+            self.opt[net].load_state_dict(state[f"opt_{net}"])
         self.ema.load_state_dict(state["G_ema"])
-        self.opt["G"].load_state_dict(state["opt_G"])
-        self.opt["D"].load_state_dict(state["opt_D"])
         if "sparse" in state:
             self.sparse.load_state_dict(state["sparse"])
         else:  # a checkpoint written before the engine's state was saved whole: the method's alone
@@ -124,13 +131,15 @@ def _adam(params, **kw) -> torch.optim.Adam:
         return torch.optim.Adam(params, **kw)
 
 
-def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module]:
-    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU).
-    Translation nets take the data's resolution; the others have their own."""
+def build_nets(cfg: TrainConfig, data, seed: int) -> tuple[nn.Module, nn.Module | None]:
+    """G and D as the config and the data define them, initialised from ``seed`` (on the CPU); D is
+    None for a model trained as one net (diffusion). Translation nets take the data's resolution;
+    the others have their own."""
     spec = ModelSpec(
         channels=data.channels, resolution=getattr(data, "resolution", None) if _translation(cfg) else None,
         num_classes=getattr(data, "num_classes", 0), z_dim=cfg.z_dim, width=cfg.model_width,
-        width_multiplier=cfg.width_multiplier,
+        width_multiplier=cfg.width_multiplier, sample_steps=cfg.sample_steps, noise_schedule=cfg.noise_schedule,
+        attention=cfg.attention,
     )
     torch.manual_seed(seed)  # module initialisers draw from the global generator
     return build_models(cfg.model, spec)
@@ -170,13 +179,14 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     if device.type == "cpu" and dist.is_main:
         _advise_threads(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
     data = load_training_data(cfg)
-    G, D = build_nets(cfg, data, cfg.seed)
-    G, D = G.to(device), D.to(device)
-    if cfg.sync_bn:
-        G, D = convert_sync_batchnorm(G), convert_sync_batchnorm(D)
-    G, D = to_memory_format(G, cfg.channels_last), to_memory_format(D, cfg.channels_last)
-    dist.broadcast_module_(G)
-    dist.broadcast_module_(D)
+    nets = {net: m for net, m in zip(("G", "D"), build_nets(cfg, data, cfg.seed)) if m is not None}
+    for net, m in nets.items():
+        m = m.to(device)
+        if cfg.sync_bn:
+            m = convert_sync_batchnorm(m)
+        nets[net] = to_memory_format(m, cfg.channels_last)
+        dist.broadcast_module_(nets[net])
+    G, D = nets["G"], nets.get("D")
     rng = {"masks": seeded_generator(cfg.seed, 1), "noise": seeded_generator(cfg.seed, 2),
            "topology": seeded_generator(cfg.seed, 3),
            "probe": seeded_generator(cfg.seed, 5)}
@@ -185,7 +195,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
     if cfg.method == "pf" and not cfg.from_run:
         raise UserError("--method pf needs --from RUN_DIR: the finished dense run to prune")
     method = method_for(cfg)
-    source_phases = load_pf_source(cfg, {"G": G, "D": D})  # PF prunes --from's weights
+    source_phases = load_pf_source(cfg, nets)  # PF prunes --from's weights
 
     def loss_probe(net: str) -> torch.Tensor:
         """The net's training loss on a batch drawn from the probe stream (SNIP, GraSP)."""
@@ -202,6 +212,10 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         idx = torch.randint(len(data), (cfg.batch_size,), generator=rng["probe"])
         x, y = data.batch(idx)
         real, y = to_model_range(x, resolution).to(device), y.to(device)
+        if kind == "diffusion":
+            steps = torch.randint(TIMESTEPS, (cfg.batch_size,), generator=rng["probe"]).to(device)
+            eps = G.sample_z(cfg.batch_size, rng["probe"], device)
+            return diffusion_loss(G.denoiser, G.alpha_bar, real, steps, eps)
         if kind != "gan":
             return autoencoder_loss(kind, G, D, real, cfg.kl_weight, rng["probe"])[0]
         z = G.sample_z(cfg.batch_size, rng["probe"], device)
@@ -213,23 +227,23 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         return loss.d(D(real, y), D(fake, y))
 
     betas = (cfg.beta1, cfg.beta2)
-    opt = {
-        "G": _adam(G.parameters(), lr=cfg.lr_g, betas=betas, eps=cfg.adam_eps),
-        "D": _adam(D.parameters(), lr=cfg.lr_d, betas=betas, eps=cfg.adam_eps),
-    }
+    lr = {"G": cfg.lr_g, "D": cfg.lr_d}
+    opt = {net: _adam(m.parameters(), lr=lr[net], betas=betas, eps=cfg.adam_eps) for net, m in nets.items()}
     # The engine's public API (sparsegan.engine), as any user's loop would use it: masks drawn here,
     # the optimizers' steps masked and kept sparse by its hooks, topology updates in sparse.step().
     # Sparse compute runs fp32 layers eagerly: under torch.compile or bf16 autocast "auto" keeps the
     # masked path ("on" is refused there by the config).
     compute = "off" if cfg.compile or cfg.precision != "fp32" else cfg.sparse_compute
-    sparse = SparseTraining({"G": G, "D": D}, opt, method, loss_probe=loss_probe,
+    sparse = SparseTraining(nets, opt, method, loss_probe=loss_probe,
                             generators=(rng["masks"], rng["topology"]), ticket=read_ticket(cfg),
                             sparse_compute=compute)
     sparse.broadcast_masks()  # every rank starts from rank 0's masks (a no-op in one process)
-    dist.average_gradients(G, D)  # from here on, every backward pass averages gradients over ranks
+    dist.average_gradients(*nets.values())  # from here on, every backward pass averages gradients over ranks
     n_train = len(data.a) if kind == "translation" else len(data)  # translation: epochs over domain A
     sampler = EpochSampler(n_train, cfg.batch_size, cfg.seed, rank=dist.rank, world_size=dist.world_size)
     view = dict(precision=cfg.precision, compile=cfg.compile, device=device)
+    # What the loop's forward passes call: the nets themselves; a diffusion model trains through its denoiser.
+    trained = {net: G.denoiser if kind == "diffusion" and net == "G" else m for net, m in nets.items()}
     if kind == "translation":
         rng["augment"], rng["pool"] = seeded_generator(cfg.seed, 6), seeded_generator(cfg.seed, 7)
         batches = UnpairedBatches(data, sampler, load_size=cfg.load_size or round(resolution * 286 / 256),
@@ -245,7 +259,7 @@ def build_trainer(cfg: TrainConfig, run: RunDir | None) -> Trainer:
         ema=sparse.ema("G", cfg.ema_beta, start_step=cfg.ema_start, warmup=cfg.ema_warmup),
         method=method, sparse=sparse, opt=opt, rng=rng, images=getattr(data, "images", None), resolution=resolution,
         kind=kind, sampler=batches, pools=pools,
-        dist=dist, fwd={"G": forward_view(G, **view), "D": forward_view(D, **view)},
+        dist=dist, fwd={net: forward_view(m, **view) for net, m in trained.items()},
         data_info=data_record(cfg, data), source_phases=source_phases,
     )
 
@@ -271,6 +285,8 @@ def data_record(cfg: TrainConfig, data) -> dict[str, int]:
 def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]) -> dict[str, Any]:
     out = cfg.to_dict() | ignored_keys(cfg) | data  # data: data_record()
     out["ema_scope"] = "parameters averaged, buffers copied"
+    if model_nets(cfg.model) != ("G", "D"):  # what reads the run learns it has no D (sparsity_d is not D's)
+        out["nets"] = list(model_nets(cfg.model))
     out["environment"] = {
         "sparsegan": sparsegan.__version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": str(device), "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
@@ -343,7 +359,7 @@ def check_resume_steps(saved: dict[str, Any], t: Trainer, ckpt_step: int, where:
 
 def params_summary(t: Trainer) -> dict[str, dict[str, int]]:
     out = {}
-    for net, module in (("G", t.G), ("D", t.D)):
+    for net, module in t.nets.items():
         m = t.sparse.masks[net]
         total = sum(p.numel() for p in module.parameters())
         out[net] = {"total": total, "prunable": m.numel(), "active": total - m.numel() + m.active()}
@@ -378,7 +394,7 @@ def sample_grid(t: Trainer, fixed: tuple) -> tuple[torch.Tensor, int | None]:
 
 
 def check_weights_finite(t: Trainer) -> None:
-    for net, module in (("G", t.G), ("D", t.D)):
+    for net, module in t.nets.items():
         for name, p in module.named_parameters():
             if not torch.isfinite(p).all():
                 raise DivergenceError(f"non-finite weights in {net}.{name} at step {t.step}")
