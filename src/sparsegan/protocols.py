@@ -9,13 +9,15 @@ suffix of the value's name, the *label*:
     fid_domain@1000                 1,000 generated vs 1,000 real train images, EMA G, eval mode
     fid@50000,ref=all               50,000 generated vs the whole train split (the papers')
     kid@10000,ref=5000,split=test,G=raw,train-mode
+    fid_domain@1000,nfe=20          a diffusion model's samples, 20 denoiser calls per image (DDIM)
 
 (qualifiers appear only where they differ from the default: ``ref`` = as many real images as
-generated, ``split=train``, ``G=ema``, eval mode). ``sparsegan eval`` writes one file per
-(evaluator metric, protocol), ``RUN/eval/<metric><suffix>.json``, e.g. ``eval/pr@1000.json`` holds
-precision and recall; each file records the step and the SHA-256 of the generator file it measured,
-so a run that trained on (or was replaced) leaves it *stale*, never silently current. Every
-kind=eval record carries the same suffix under "protocol".
+generated, ``split=train``, ``G=ema``, eval mode; ``nfe`` always for a diffusion model, whose
+samples depend on how many sampler steps made them, never for a GAN, which takes one call).
+``sparsegan eval`` writes one file per (evaluator metric, protocol), ``RUN/eval/<metric><suffix>.json``,
+e.g. ``eval/pr@1000.json`` holds precision and recall; each file records the step and the SHA-256
+of the generator file it measured, so a run that trained on (or was replaced) leaves it *stale*,
+never silently current. Every kind=eval record carries the same suffix under "protocol".
 
 This module is plain Python (no torch): the evaluator, the sweep and the report share it.
 """
@@ -58,6 +60,7 @@ class Protocol:
     split: str = "train"
     generator: str = "ema"
     eval_mode: bool = True
+    nfe: int | None = None  # a diffusion model's denoiser calls per image; None: a one-call generator
 
     @property
     def suffix(self) -> str:
@@ -70,6 +73,8 @@ class Protocol:
             parts.append(f"G={self.generator}")
         if not self.eval_mode:
             parts.append("train-mode")
+        if self.nfe is not None:
+            parts.append(f"nfe={self.nfe}")
         return ",".join(parts)
 
     def label(self, name: str) -> str:
@@ -85,7 +90,8 @@ class Protocol:
             ref = f"{self.num_ref:,} real {self.split} images"
         g = {"ema": "EMA generator", "raw": "raw generator", "ema_best": "best EMA generator"}.get(self.generator,
                                                                                                   self.generator)
-        return f"{self.num_samples:,} generated vs {ref}, {g}, {'eval' if self.eval_mode else 'train'} mode"
+        nfe = "" if self.nfe is None else f", {self.nfe} denoiser calls per image"
+        return f"{self.num_samples:,} generated vs {ref}, {g}, {'eval' if self.eval_mode else 'train'} mode{nfe}"
 
     def eval_args(self) -> list[str]:
         """The ``sparsegan eval`` flags that measure this protocol (after --metrics)."""
@@ -96,7 +102,8 @@ class Protocol:
             args += ["--split", self.split]
         if self.generator != "ema":
             args += ["--generator", self.generator]
-        return args + ([] if self.eval_mode else ["--train-mode"])
+        return args + ([] if self.eval_mode else ["--train-mode"]) + \
+            ([] if self.nfe is None else ["--sample-steps", str(self.nfe)])
 
     @classmethod
     def of_record(cls, rec: Mapping[str, Any]) -> "Protocol | None":
@@ -135,11 +142,31 @@ class Protocol:
                     kw["generator"] = val
                 elif key == "train-mode":
                     kw["eval_mode"] = False
+                elif key == "nfe":
+                    kw["nfe"] = int(val)
                 else:
                     return None
         except ValueError:
             return None
         return cls(**kw)
+
+
+def run_nfe(config: Mapping[str, Any]) -> int | None:
+    """The denoiser calls per image a run samples with unless told otherwise: a diffusion model's
+    ``sample_steps`` (its config.json lists the one net it trains, G, under "nets"); None for a
+    generator that takes one call per image."""
+    steps = config.get("sample_steps")
+    return int(steps) if config.get("nets") == ["G"] and isinstance(steps, int) else None
+
+
+def for_run(protocol: Protocol, config: Mapping[str, Any]) -> Protocol:
+    """``protocol`` as ``sparsegan eval`` measures it on a run of this ``config``: a diffusion run's
+    own NFE filled in where the protocol names none."""
+    nfe = run_nfe(config)
+    if protocol.nfe is not None or nfe is None:
+        return protocol
+    return Protocol(protocol.num_samples, protocol.num_ref, protocol.split, protocol.generator, protocol.eval_mode,
+                    nfe)
 
 
 def split_label(label: str) -> tuple[str, Protocol | None]:

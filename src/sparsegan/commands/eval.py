@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     weights = RunFolder(run_dir).generator_file(args.generator)
     sha, step = file_sha256(weights), _run_step(run_dir)
     G, config = load_run_generator(run_dir, args.generator, device=args.device, data_root=args.data_root)
+    nfe = getattr(G, "sample_steps", None)  # a diffusion model: DDIM steps per image (the run's, or asked for)
+    if args.sample_steps is not None:
+        if nfe is None:
+            raise UserError(f"--sample-steps applies to diffusion models; {run_dir} is a {config['model']} run, "
+                            "whose generator takes one call per image")
+        G.sample_steps = nfe = args.sample_steps
     data_root = args.data_root if args.data_root is not None else config.get("data_root")
     eval_mode = not args.train_mode
     if MODEL_KIND.get(config["model"]) == "translation":
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                                 dist=dist)
         if results is None:  # not rank 0
             return 0
-        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode)
+        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode, nfe)
     fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
     written = []
     for name, r in results.items():
@@ -97,6 +103,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _sample_steps(text: str) -> int:
+    v = _positive(text)
+    if v > 1000:
+        raise argparse.ArgumentTypeError(f"must be in 1..1000 (DDIM steps of T = 1000), got {v}")
     return v
 
 
@@ -134,6 +147,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors (auto: the best "
                                                    "device present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (and labels) drawn")
+    p.add_argument("--sample-steps", type=_sample_steps, default=None, metavar="NFE",
+                   help="diffusion models: DDIM steps (denoiser calls) per image, in the protocol as nfe=N "
+                        "[default: the run's --sample-steps]")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")
     p.add_argument("--inception-weights", default=None, metavar="PATH",
                    help="TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, else the "

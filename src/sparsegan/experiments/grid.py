@@ -120,7 +120,8 @@ class Grid:
             args = build_parser().parse_args(["eval", "RUN", *self.eval_args()])
         except UserError as e:
             raise UserError(f"{self.path}: eval: {str(e).removeprefix('sparsegan eval: ')}") from None
-        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, not args.train_mode)
+        protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, not args.train_mode,
+                            args.sample_steps)  # None: each diffusion run's own (protocols.for_run)
         return parse_metrics(args.metrics), protocol
 
 

@@ -40,7 +40,7 @@ from sparsegan.errors import UserError
 from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
 from sparsegan.experiments.progress import PointProgress, shows_progress
 from sparsegan.files import atomic_write_bytes
-from sparsegan.protocols import eval_file, read_eval_file, staleness, value_names
+from sparsegan.protocols import eval_file, for_run, read_eval_file, staleness, value_names
 from sparsegan.run_folder import RunFolder, read_json_or_none
 
 # Keys that may differ between the run folder and the grid without making it another run:
@@ -63,6 +63,11 @@ class PointResult:
 def _summary(run: Path) -> dict:
     """The point's summary.json as it is now ({} while it has none)."""
     return read_json_or_none(RunFolder(run).summary_file) or {}
+
+
+def _config(run: Path) -> dict:
+    """The point's config.json ({} while it has none)."""
+    return read_json_or_none(RunFolder(run).config_file) or {}
 
 
 def _resumable(run: Path) -> bool:
@@ -100,6 +105,7 @@ def missing_evals(run: Path, grid: Grid) -> list[str]:
     if not grid.eval_metrics:
         return []
     metrics, protocol = grid.eval_protocol()
+    protocol = for_run(protocol, _config(run))  # a diffusion run's NFE
     step = _summary(run).get("step")
     todo = []
     for m in metrics:
@@ -193,6 +199,7 @@ def _metric_note(run: Path, grid: Grid) -> str:
     if not grid.eval_metrics:
         return ""
     metrics, protocol = grid.eval_protocol()
+    protocol = for_run(protocol, _config(run))
     notes = []
     for m in metrics:
         data = read_eval_file(eval_file(run, m, protocol)) or {}

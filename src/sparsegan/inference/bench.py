@@ -46,13 +46,14 @@ def load_generators(path: str | Path, generator: str = "ema") -> Generators:
 
 
 def inputs(G: nn.Module, batch: int, seed: int = 0) -> tuple[Tensor, Tensor | str | None]:
-    """What ``G(*inputs)`` takes: latents (and labels), or for a translation pair images to
-    translate in its first direction."""
+    """What ``G(*inputs)`` takes: latents (and labels), a diffusion model's noise x_T (its call runs
+    the sampler, NFE denoiser calls), or for a translation pair images to translate in its first
+    direction."""
     g = torch.Generator().manual_seed(seed)
     if hasattr(G, "directions"):
         x = torch.rand(batch, G.channels, G.resolution, G.resolution, generator=g) * 2 - 1
         return x, G.directions[0]
-    z = torch.randn(batch, int(G.z_dim), generator=g)
+    z = G.sample_z(batch, g)  # latents, or a diffusion model's image-shaped noise x_T
     classes = int(getattr(G, "num_classes", 0) or 0)
     y = torch.randint(0, classes, (batch,), generator=g) if classes else None
     return z, y

@@ -93,7 +93,9 @@ class TrainingEvaluation:
                                                eval_mode=self.eval_mode), dist=self.dist)
             if results is None:  # not rank 0
                 return {}
-            protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode)
+            # a diffusion model's samples depend on its sampler's steps: they are part of the protocol
+            protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode,
+                                getattr(G, "sample_steps", None))
             records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
                             "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix,
                             "source": "training"})
