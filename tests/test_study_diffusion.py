@@ -1,0 +1,82 @@
+"""The diffusion study's report: its verdicts on made-up run folders by hand, and the committed
+results re-derived from the committed runs (a hand-edited number fails here)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "benchmarks" / "study-diffusion"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("study_diffusion", FOLDER / "study_diffusion.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(root: Path, name: str, method: str, seed: int, values: dict[int, float], sparsity=0.0, grow="gradient",
+         folder="runs", steps=4000):
+    run = root / folder / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({
+        "method": method, "seed": seed, "sparsity_g": sparsity, "sparsity_d": 0.5, "grow": grow, "model": "unet",
+        "nets": ["G"], "steps": steps, "model_width": 16, "batch_size": 64, "sample_steps": 20}))
+    recs = [{"kind": "eval", "step": s, "fid_domain": v, "num_samples": 5000, "num_ref": 5000, "generator": "ema",
+             "eval_mode": True, "split": "train", "protocol": "@5000,nfe=20", "source": "training"}
+            for s, v in values.items()]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    flops = {"train": {"relative": 1.0 - sparsity}, "sampling_per_image": {"nfe": 20, "sparse": 2.4e9 * (1 - sparsity)}}
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "step": steps, "flops": flops}))
+
+
+STEPS = (1000, 2000, 3000, 4000)
+
+
+def test_gate_says_whether_dense_has_stopped_improving(tmp_path):
+    s = _script()
+    _run(tmp_path, "dense", "dense", 0, {1000: 30.0, 2000: 20.0, 3000: 10.2, 4000: 10.0}, folder="runs-gate")
+    text = s.render(tmp_path)
+    # 10.2 -> 10.0 over the last three (20 -> 10 is the one before): -2.0 % within 5 %: a plateau
+    assert "| fid_domain | 30.00 | 20.00 | 10.20 | 10.00 |" in text
+    assert "moves by -50.0 % (20.00 → 10.00): **still changing**" in text
+    _run(tmp_path / "b", "dense", "dense", 0, {1000: 30.0, 2000: 10.4, 3000: 10.2, 4000: 10.0}, folder="runs-gate")
+    assert "moves by -3.8 % (10.40 → 10.00): **a plateau**" in s.render(tmp_path / "b")
+    assert "Not run yet." in s.render(tmp_path / "c")
+
+
+def test_claims_on_made_up_cells(tmp_path):
+    for seed in range(3):
+        _run(tmp_path, f"dense_{seed}", "dense", seed, dict.fromkeys(STEPS, 10.0 + seed))
+        # RigL-DM at 90 %: dense - 0.5, -0.25, 0 per seed (mean -0.25, sd 0.25, half-width 4.3027 x 0.25 /
+        # sqrt(3) = 0.62): the upper bound 0.37 is within 10 % of dense (1.10): matches
+        _run(tmp_path, f"rigl_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0 + seed - 0.5 + 0.25 * seed), 0.9)
+        # MagRan-DM at 90 %: dense + 3, 4, 5 (lower bound 1.52 above the margin): not reproduced
+        _run(tmp_path, f"magran_{seed}", "stu", seed, dict.fromkeys(STEPS, 13.0 + 2 * seed), 0.9, grow="random")
+        # static at 90 %: dense + 6, 7, 8: behind both; static - RigL-DM = 6.5, 7.25, 8 (sd 0.75)
+        _run(tmp_path, f"static_{seed}", "static", seed, dict.fromkeys(STEPS, 16.0 + 2 * seed), 0.9)
+    _run(tmp_path, "rigl50", "stu", 0, dict.fromkeys(STEPS, 9.0), 0.5)  # one seed: descriptive
+    text = _script().render(tmp_path)
+    assert "| RigL-DM 90 % | 0, 1, 2 | 10.75 ± 1.25 | 10.75 ± 1.25 | 10.75 ± 1.25 | 0.24 | 0.10 |" in text
+    assert "| RigL-DM 90 % − dense | -0.25 [-0.87, 0.37] n=3 margin 1.10 |" in text
+    assert text.split("| RigL-DM 90 % − dense |")[1].split("\n")[0].endswith("| reproduced |")
+    assert "| MagRan-DM 90 % − dense | 4.00 [1.52, 6.48] n=3 margin 1.10 |" in text
+    assert text.split("| MagRan-DM 90 % − dense |")[1].split("\n")[0].endswith("| not reproduced |")
+    assert "| RigL-DM 50 % − dense | -1.00 [-, -] n=1 margin 1.00 |" in text  # against seed 0's dense
+    assert "(over the cells with seeds: RigL-DM 90 %, MagRan-DM 90 %): **reproduced for RigL-DM 90 %**." in text
+    static = text.split("## Exploring the topology beats static masks")[1]
+    # static - RigL-DM: 6.5, 7.25, 8: mean 7.25, sd 0.75, t = 16.7 with 2 df, p = 0.0036; Holm ranks it
+    # second of two (static - MagRan-DM is 3 at every seed: p 0), so it keeps 1 x 0.0036
+    assert "| static − RigL-DM 90 % | 7.25 [5.39, 9.11] p=0.004 n=3 |" in static
+    assert "| static − MagRan-DM 90 % | 3.00 [3.00, 3.00] p=<0.001 n=3 |" in static
+    assert "Verdict: **reproduced**." in static
+    assert "## Sampling speed" in text and "Not measured yet." in text
+
+
+def test_committed_results_are_derived_from_the_committed_runs():
+    results = FOLDER / "results.md"
+    if not results.exists():
+        assert not (FOLDER / "runs").exists() and not (FOLDER / "runs-gate").exists()
+        return
+    assert results.read_text() == _script().render(FOLDER)
