@@ -621,3 +621,22 @@ def test_dense_plateau_paired_by_seed():
     assert plateau(steady, [1, 2, 3])[0] == ("Dense from 1 to 3 steps: -2.50 [-3.74, -1.26] n=3, **still improving "
                                              "beyond the seed noise**.")
     assert plateau({"dense": {0: {1: 1.0, 2: 1.0, 3: 1.0}}}, [1, 2, 3]) == []  # one seed: no interval
+
+
+def test_cross_commit_replay_set_beside_the_core_runs(tmp_path):
+    """A piece paired with the core grid across commits: the core's runs of its cell re-trained with the
+    piece's code, curve against curve."""
+    replay = _script("study_common").replay
+    steps = {1000: 20.0, 2000: 12.0, 3000: 9.0}
+    for method in ("static", "stu"):
+        _run(tmp_path, f"{method}_0", method, 0, steps, sg=0.95, sd=0.7)
+    (tmp_path / "runs" / "COMMIT").write_text("core123\n")
+    assert replay(tmp_path, "runs-replays-x", (0.95, 0.7), "abc") == [
+        "Cross-commit pairing: these runs were trained at abc, the core grid's at core123; not replayed yet "
+        "(`configs/sweeps/study-fmnist-replays.yaml`).", ""]
+    _run(tmp_path, "static_seed0", "static", 0, steps, sg=0.95, sd=0.7, folder="runs-replays-x")
+    _run(tmp_path, "stu_seed0", "stu", 0, {**steps, 3000: 9.25}, sg=0.95, sd=0.7, folder="runs-replays-x")
+    assert replay(tmp_path, "runs-replays-x", (0.95, 0.7), "abc")[0] == (
+        "Cross-commit replay (`runs-replays-x/`): the core grid's runs of this cell re-trained with this piece's code "
+        "(abc; the core grid's: core123): static seed 0: the same values at 3 evaluations; STU-GAN seed 0: a largest "
+        "difference of 0.2500 at 3 evaluations.")

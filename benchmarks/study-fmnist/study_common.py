@@ -207,6 +207,37 @@ def header(study: Path, runs: str, title: str, sweep: str) -> list[str]:
             "p, seed pairs, at each of the last three evaluations.", ""]
 
 
+def agreement(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> tuple[list[int], str]:
+    """The steps both curves evaluated, and how they agree there: 'the same values' or their largest gap."""
+    other = dict(b)
+    shared = [s for s, _ in a if s in other]
+    gap = max((abs(v - other[s]) for s, v in a if s in other), default=0.0)
+    return shared, "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
+
+
+def replay(study: Path, folder: str, cell: tuple[float, float], code: str) -> list[str]:
+    """A piece trained at another commit than the core grid and paired with it: the core grid's static and
+    STU-GAN runs of ``cell`` re-trained with the piece's code (``folder``, configs/sweeps/
+    study-fmnist-replays.yaml), curve against curve. Equal curves: that code trains the cell as the core
+    grid's did, so the pairs across commits stand."""
+    core_commit = (study / "runs" / "COMMIT").read_text().strip() if (study / "runs" / "COMMIT").exists() else "?"
+    replays = completed_runs(study / folder) if (study / folder).is_dir() else []
+    if not replays:
+        return [f"Cross-commit pairing: these runs were trained at {code}, the core grid's at {core_commit}; not "
+                "replayed yet (`configs/sweeps/study-fmnist-replays.yaml`).", ""]
+    core = completed_runs(study / "runs") if (study / "runs").is_dir() else []
+    said = []
+    for r in sorted(replays, key=lambda r: r.method):
+        twin = [c for c in core if c.method == r.method and c.seed == r.seed
+                and abs(c.sparsity("G") - cell[0]) < 1e-9 and abs(c.sparsity("D") - cell[1]) < 1e-9]
+        shared, same = agreement(r.series(LABEL), twin[0].series(LABEL)) if twin else ([], "")
+        name = {"stu": "STU-GAN"}.get(r.method, r.method)
+        said.append(f"{name} seed {r.seed}: {same} at {len(shared)} evaluations" if shared else
+                    f"{name} seed {r.seed}: no core run to set it beside")
+    return [f"Cross-commit replay (`{folder}/`): the core grid's runs of this cell re-trained with this piece's code "
+            f"({code}; the core grid's: {core_commit}): " + "; ".join(said) + ".", ""]
+
+
 def merge(*sources):
     curves, flops = defaultdict(dict), defaultdict(dict)
     for c, f in sources:

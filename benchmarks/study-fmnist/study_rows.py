@@ -20,6 +20,7 @@ from study_common import (
     last_three,
     mean_sd,
     merge,
+    replay,
     rows_of,
     section,
     value_table,
@@ -161,10 +162,15 @@ def render_explore(study: Path) -> str:
     cmp = [(f"{r} − explore G", {s: paired(values_at(curves, r, s), values_at(curves, "explore G", s)) for s in last})
            for r in ("explore D", "explore GD") if r in curves and "explore G" in curves]
     out += ["", *section("### Exploring G beats exploring D or both (STU-GAN Fig. 5)", cmp, last)]
+    out += replay(study, "runs-replays-66f6b00", (0.9, 0.5), _commit(study, runs))
     return "\n".join(out) + "\n"
 
 
 BLOCK_CELL = (0.95, 0.7)
+
+
+def _commit(study: Path, runs: str) -> str:
+    return (study / runs / "COMMIT").read_text().strip() if (study / runs / "COMMIT").exists() else "?"
 
 
 def blocks_curves(study: Path):
@@ -222,6 +228,7 @@ def render_blocks(study: Path) -> str:
             {s: paired(values_at(curves, "static 1x1", s), values_at(curves, "STU-GAN 4x1", s)) for s in last})] \
         if "static 1x1" in curves else []
     out += section("### STU-GAN with 4x1 blocks still beats unstructured static", cmp, last)
+    out += replay(study, "runs-replays-4b1d9cf", BLOCK_CELL, _commit(study, runs))
     out += ["What the blocks buy in speed: `benchmarks/efficiency/results/block_inference.md`.", ""]
     return "\n".join(out) + "\n"
 

@@ -23,6 +23,7 @@ from study_common import (
     LABEL,
     MATCH_MARGIN,
     _family,
+    agreement,
     comparison_head,
     completed_runs,
     fmt,
@@ -81,20 +82,12 @@ def _cells(values: list[float]) -> str:
     return " / ".join(fmt(v) for v in values) if values else "-"
 
 
-def _agreement(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> tuple[list[int], str]:
-    """The steps both curves evaluated, and how they agree there: 'the same values' or their largest gap."""
-    other = dict(b)
-    shared = [s for s, _ in a if s in other]
-    gap = max((abs(v - other[s]) for s, v in a if s in other), default=0.0)
-    return shared, "the same values" if gap == 0 else f"a largest difference of {fmt(gap, 4)}"
-
-
 def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
     """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
     the same training code gives the same curve, which ties the chain to the core grid's runs."""
     runs = [r for r in load_runs(study / "runs") if r.method == "dense" and r.seed == seed and
             r.status == "completed"] if (study / "runs").is_dir() else []
-    shared, same = _agreement(curve, runs[0].series(LABEL) if runs else [])
+    shared, same = agreement(curve, runs[0].series(LABEL) if runs else [])
     if not shared:
         return []
     resumed = [r["step"] for r in runs[0].of_kind("resume") if r["step"] < max(shared)]
@@ -486,7 +479,7 @@ def render_generative_tickets(study: Path) -> str:
                        f"{100 * paper:.0f} %): **{v}**.", ""]
         out += improving
         if f"{name} dense" in found:  # the sweep's own dense run: the same seed and training as round 0
-            shared, same = _agreement(found[f"{name} dense"].series(label), chains[name][0][1])
+            shared, same = agreement(found[f"{name} dense"].series(label), chains[name][0][1])
             out += [f"The sweep's dense {name} run against the chain's round 0 (the same seed and dense training) "
                     f"at {len(shared)} evaluations: {same}.", ""]
     vae = found.get("VAE imp")
