@@ -639,4 +639,13 @@ def test_cross_commit_replay_set_beside_the_core_runs(tmp_path):
     assert replay(tmp_path, "runs-replays-x", (0.95, 0.7), "abc")[0] == (
         "Cross-commit replay (`runs-replays-x/`): the core grid's runs of this cell re-trained with this piece's code "
         "(abc; the core grid's: core123): static seed 0: the same values at 3 evaluations; STU-GAN seed 0: a largest "
-        "difference of 0.2500 at 3 evaluations.")
+        "difference of 0.2500 at 3 evaluations. The curves differ: pair this piece with the core grid only with that "
+        "in mind.")
+    close = tmp_path / "close"
+    for method in ("static", "stu"):
+        _run(close, f"{method}_0", method, 0, steps, sg=0.95, sd=0.7)
+        _run(close, f"{method}_seed0", method, 0, {**steps, 2000: 12.0 + 3e-10}, sg=0.95, sd=0.7,
+             folder="runs-replays-x")
+    line = replay(close, "runs-replays-x", (0.95, 0.7), "abc")[0]
+    assert "static seed 0: a largest difference of 3.0e-10 at 3 evaluations" in line
+    assert line.endswith("the two commits train this cell alike, and the pairs across them stand.")
