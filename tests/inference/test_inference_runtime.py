@@ -490,3 +490,75 @@ def test_block_masked_generators_run_on_the_blocked_kernel(model, spec, mode):
     sparse = [m for m in unstructured.modules() if isinstance(m, runtime.SparseLayer) and m.A.density < 0.5
               and min(m.A.shape) >= 8]
     assert sparse and not {c for m in sparse for c in m.candidates()} & {"simd-block", "simd-block-phase"}
+
+
+def _shifted_row_reference(w: torch.Tensor, b: torch.Tensor | None, x: torch.Tensor, stride: int, pad: int):
+    """The direct kernel's algorithm in PyTorch: each active weight adds its shifted (strided) input
+    plane into its output channel, out[:, o] += w * x_padded[:, i, kh :: s, kw :: s] (cropped)."""
+    n, _, h, wd = x.shape
+    out_c, _, k_h, k_w = w.shape
+    out_h, out_w = (h + 2 * pad - k_h) // stride + 1, (wd + 2 * pad - k_w) // stride + 1
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    out = torch.zeros(n, out_c, out_h, out_w) + (0 if b is None else b.view(1, -1, 1, 1))
+    for o, i, kh, kw in w.nonzero().tolist():
+        out[:, o] += w[o, i, kh, kw] * xp[:, i, kh : kh + stride * (out_h - 1) + 1 : stride,
+                                         kw : kw + stride * (out_w - 1) + 1 : stride]
+    return out
+
+
+@needs_simd
+@pytest.mark.parametrize("stride,pad,k,h,w", [
+    (1, 1, 3, 8, 8), (1, 1, 3, 32, 32), (2, 1, 3, 16, 16), (1, 0, 3, 7, 9), (2, 0, 3, 11, 13), (2, 1, 3, 9, 70),
+    (1, 1, 3, 13, 45), (1, 0, 1, 5, 6), (3, 2, 4, 10, 7), (1, 1, 3, 1, 1),
+])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_direct_conv_kernel_equals_dense_conv(stride, pad, k, h, w, batch, bias):
+    # Odd widths (masked last vectors), widths over 32 (several column blocks), heights below and
+    # not a multiple of the tile's rows (the overlapping last block), stride 2 and 3 (phase planes).
+    torch.manual_seed(0)
+    m = nn.Conv2d(5, 6, k, stride, pad, bias=bias)
+    with torch.no_grad():
+        m.weight.mul_(torch.rand_like(m.weight) < 0.3)
+    x = torch.randn(batch, 5, h, w)
+    layer = SparseConv2d(m, "direct")
+    with torch.no_grad():
+        ref = m(x)
+        torch.testing.assert_close(_shifted_row_reference(m.weight, m.bias, x, stride, pad), ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=0)
+    assert set(layer.choice.values()) == {"direct"}
+
+
+@needs_simd
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.2), nn.Tanh()])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_conv_fused_activation_threads_and_channel_major_input(act, threads):
+    torch.manual_seed(1)
+    m = nn.Conv2d(16, 24, 3, 1, 1)
+    with torch.no_grad():
+        m.weight.mul_(torch.rand_like(m.weight) < 0.1)
+    layer = SparseConv2d(m, "direct")
+    layer.fuse(act)
+    x = torch.randn(16, 4, 4, 3).permute(3, 0, 1, 2)  # a (C, H, W, N) buffer: another sparse layer's output
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), act(m(x)), atol=1e-5, rtol=0)
+            big = torch.randn(2, 16, 24, 24)  # enough multiply-adds for the threads to be used
+            torch.testing.assert_close(layer(big), act(m(big)), atol=1e-5, rtol=0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_simd
+def test_auto_mode_times_the_direct_conv_kernel():
+    torch.manual_seed(0)
+    m = nn.Conv2d(8, 8, 3, 1, 1)
+    with torch.no_grad():
+        m.weight.mul_(torch.rand_like(m.weight) < 0.1)
+    layer = SparseConv2d(m, "auto")
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), m(x), atol=1e-5, rtol=0)
+    assert "direct" in layer.timings[(2, 8, 16, 16)]

@@ -9,7 +9,7 @@ from sparsegan.errors import UserError
 
 # the runtime's kernel modes, listed here so that --help needs no torch import
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
-         "simd-block-phase", "dense")
+         "simd-block-phase", "direct", "dense")
 
 
 def _batch_sizes(text: str) -> list[int]:

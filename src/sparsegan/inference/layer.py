@@ -26,7 +26,7 @@ from sparsegan.inference.kernels import Epilogue, SparseMatrix, Workers, fastest
 from sparsegan.kernels.plans import PlanCache
 
 MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
-         "simd-block-phase", "dense")
+         "simd-block-phase", "direct", "dense")
 # "dense" is the masked weight as a dense GEMM in this runtime's layout: never sparse, but for
 # layers the distribution keeps dense (ERK: DCGAN's last layer) it beats PyTorch's transposed conv.
 

@@ -33,7 +33,10 @@ _SIGNATURES = {
     "sg_conv_gather": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
     "sg_conv_scatter": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
     "sg_conv_weight_grad": [_P] * 8 + [_P, _I32, _I32],
+    "sg_conv_direct": [_P] * 6 + [_I32, _F, _I64] + [_P] * 4 + [_I32],
+    "sg_conv_direct_scratch": [_P],
 }
+_RESTYPES = {"sg_conv_direct_scratch": _I64}  # the others return void
 
 
 class Geometry(ctypes.Structure):
@@ -42,6 +45,14 @@ class Geometry(ctypes.Structure):
 
     _fields_ = [(n, ctypes.c_int64) for n in ("batch", "in_h", "in_w", "out_h", "out_w")] + \
         [(n, ctypes.c_int32) for n in ("stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w")]
+
+
+class DirectGeometry(ctypes.Structure):
+    """sg_direct_geometry in _conv_direct.c: a Conv2d's batch, input channels, input and output
+    sizes, kernel size, stride and padding (dilation 1)."""
+
+    _fields_ = [(n, ctypes.c_int64) for n in ("batch", "channels", "in_h", "in_w", "out_h", "out_w")] + \
+        [(n, ctypes.c_int32) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_h", "pad_w")]
 
 
 @functools.cache
@@ -57,5 +68,5 @@ def library() -> ctypes.CDLL | None:
         return None
     for name, argtypes in _SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.restype, fn.argtypes = None, argtypes
+        fn.restype, fn.argtypes = _RESTYPES.get(name), argtypes
     return lib

@@ -1,0 +1,178 @@
+/* A sparse Conv2d's forward for inference, image by image in PyTorch's own (N, C, H, W) layout, without
+ * im2col: for weight W (O x I x kh x kw, in CSR as an O x I kh kw matrix), stride s, padding p,
+ *
+ *     Y[n, o, oh, ow] = act(bias[o] + sum over active (o; i, kh, kw)  W * X[n, i, oh s - p + kh, ow s - p + kw])
+ *
+ * For one output row oh, an active weight multiplies a run of input pixels along a row: with stride 1
+ * a contiguous one, X[n, i, oh - p + kh, kw - p : kw - p + Wo]. So the product vectorises over the
+ * output's width, whatever the batch: at batch 1-16 the batch-innermost kernels of _conv.c and the
+ * CSR products have runs too short for AVX2 (a run of B floats per active weight and pixel).
+ *
+ * Each image's input is first copied into a scratch buffer that makes every such run contiguous and
+ * in bounds: zero padding around each channel plane, and for stride s each plane split into s x s
+ * phase planes (rows r s + a, columns c s + b), so that a stride-s convolution reads phase
+ * (kh mod s, kw mod s) at row oh + kh / s, columns ow + kw / s: a stride-1 read. Rows are padded to a
+ * multiple of 8 columns, so the last vector of an output row is read whole and stored masked.
+ *
+ * A tile of R output rows x NV 8-float vectors (R NV <= 12) stays in registers across all the active
+ * weights of its output channel: per active weight one broadcast, then R NV loads and FMAs. The tile
+ * shapes are compile-time constants (one specialised loop per shape, see TILE), or the compiler
+ * would keep the accumulators in memory.
+ *
+ * Threads: (image, output channel) pairs shared out to OpenMP threads (PyTorch's, see _simd_csr.c).
+ * Part of the sparsegan.kernels._simd_csr extension (see pyproject.toml), called through ctypes
+ * (sparsegan.kernels.library) by sparsegan.inference.conv. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epilogue.h"
+
+typedef struct {
+    int64_t batch, channels, in_h, in_w, out_h, out_w;
+    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+} sg_direct_geometry;
+
+/* The scratch buffer's layout: per image and input channel, stride_h x stride_w phase planes of
+ * `plane_rows` rows of `row_len` floats. */
+typedef struct {
+    int64_t plane_rows, row_len, vectors, channel, image;
+} direct_layout;
+
+static direct_layout layout_of(const sg_direct_geometry *g) {
+    direct_layout l;
+    l.vectors = (g->out_w + 7) / 8;
+    l.plane_rows = g->out_h + (g->k_h - 1) / g->stride_h;
+    l.row_len = l.vectors * 8 + (g->k_w - 1) / g->stride_w;
+    l.channel = (int64_t)g->stride_h * g->stride_w * l.plane_rows * l.row_len;
+    l.image = g->channels * l.channel;
+    return l;
+}
+
+/* Floats of scratch buffer that sg_conv_direct needs for this geometry. */
+int64_t sg_conv_direct_scratch(const sg_direct_geometry *g) { return g->batch * layout_of(g).image; }
+
+/* One input channel plane (H x W) into its phase planes (zeros outside the input). */
+static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, const direct_layout *l) {
+    for (int32_t a = 0; a < g->stride_h; a++)
+        for (int32_t b = 0; b < g->stride_w; b++) {
+            float *plane = p + ((int64_t)a * g->stride_w + b) * l->plane_rows * l->row_len;
+            for (int64_t r = 0; r < l->plane_rows; r++) {
+                float *row = plane + r * l->row_len;
+                const int64_t ih = r * g->stride_h + a - g->pad_h;
+                if (ih < 0 || ih >= g->in_h) {
+                    memset(row, 0, (size_t)l->row_len * sizeof(float));
+                    continue;
+                }
+                const float *src = x + ih * g->in_w;
+                if (g->stride_w == 1) {  /* columns c <-> iw = c - pad: zeros, a copy, zeros */
+                    const int64_t c0 = g->pad_w - b, c1 = c0 + g->in_w;
+                    const int64_t lo = c0 < 0 ? 0 : (c0 > l->row_len ? l->row_len : c0);
+                    const int64_t hi = c1 > l->row_len ? l->row_len : c1;
+                    memset(row, 0, (size_t)lo * sizeof(float));
+                    if (hi > lo) memcpy(row + lo, src + (lo - c0), (size_t)(hi - lo) * sizeof(float));
+                    if (hi < l->row_len) memset(row + (hi > lo ? hi : lo), 0,
+                                                (size_t)(l->row_len - (hi > lo ? hi : lo)) * sizeof(float));
+                    continue;
+                }
+                for (int64_t c = 0; c < l->row_len; c++) {
+                    const int64_t iw = c * g->stride_w + b - g->pad_w;
+                    row[c] = iw >= 0 && iw < g->in_w ? src[iw] : 0.0f;
+                }
+            }
+        }
+}
+
+/* Output rows oh0 .. oh0 + R - 1, vectors v0 .. v0 + NV - 1 of one output channel: the accumulators
+ * in registers across the channel's active weights (entries e0 <= e < e1; offs: each one's first
+ * input float in the image's scratch), then bias, activation and the store (the row's last vector
+ * masked to the output's width). */
+static inline __attribute__((always_inline)) void tile(const int64_t *offs, const float *data, int32_t e0,
+                                                         int32_t e1, const float *p, float *y, int64_t row_len,
+                                                         int64_t out_w, int64_t vectors, int64_t oh0, int64_t v0,
+                                                         __m256 bias, int act, float slope, __m256i tail,
+                                                         const int R, const int NV) {
+    __m256 acc[8][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+    const float *base = p + oh0 * row_len + v0 * 8;
+    for (int32_t e = e0; e < e1; e++) {
+        const __m256 w = _mm256_set1_ps(data[e]);
+        const float *src = base + offs[e];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(src + r * row_len + v * 8), acc[r][v]);
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) {
+            float *out = y + (oh0 + r) * out_w + (v0 + v) * 8;
+            const __m256 o = act8(acc[r][v], bias, act, slope);
+            if (v0 + v == vectors - 1) _mm256_maskstore_ps(out, tail, o);
+            else _mm256_storeu_ps(out, o);
+        }
+}
+
+/* The largest tile height for NV vectors: R NV <= 12 accumulators of the 16 registers (and R <= 8). */
+static int max_rows(int64_t nv) { return nv == 1 ? 8 : (nv == 2 ? 6 : (nv == 3 ? 4 : 3)); }
+
+#define TILE(R, NV) tile(offs, data, e0, e1, p, y, l.row_len, g->out_w, l.vectors, oh0, v0, b, act, slope, tail, R, NV)
+#define TILE_ROWS(NV)                                                                                                \
+    switch (R) {                                                                                                     \
+    case 1: TILE(1, NV); break;                                                                                      \
+    case 2: TILE(2, NV); break;                                                                                      \
+    case 3: TILE(3, NV); break;                                                                                      \
+    case 4: TILE(4, NV); break;                                                                                      \
+    case 5: TILE(5, NV); break;                                                                                      \
+    case 6: TILE(6, NV); break;                                                                                      \
+    case 7: TILE(7, NV); break;                                                                                      \
+    default: TILE(8, NV); break;                                                                                     \
+    }
+
+/* Y (batch, rows, out_h, out_w) = the convolution of X (batch, channels, in_h, in_w) with the CSR
+ * weight (indptr over rows; per entry its input channel ch, kernel offsets khs, kws and value), bias
+ * (NULL: none) and activation act (slope: LeakyReLU's); scratch: sg_conv_direct_scratch(g) floats. */
+void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
+                    const float *data, const float *bias, int act, float slope, int64_t rows, const float *X,
+                    float *scratch, float *Y, const sg_direct_geometry *g, int threads) {
+    const direct_layout l = layout_of(g);
+    const int64_t nnz = indptr[rows], in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
+    int64_t *offs = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t));
+    if (!offs) return;  /* never at these sizes; the caller's output stays unwritten */
+    for (int64_t e = 0; e < nnz; e++) {
+        const int64_t phase = (int64_t)(khs[e] % g->stride_h) * g->stride_w + kws[e] % g->stride_w;
+        offs[e] = (int64_t)ch[e] * l.channel + (phase * l.plane_rows + khs[e] / g->stride_h) * l.row_len +
+                  kws[e] / g->stride_w;
+    }
+    const int64_t last = g->out_w - (l.vectors - 1) * 8;  /* columns of a row's last vector: 1 .. 8 */
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const int64_t planes = g->batch * g->channels, pairs = g->batch * rows;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < planes; q++) fill_planes(X + q * in_plane, scratch + q * l.channel, g, &l);
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < pairs; q++) {
+            const int64_t n = q / rows, o = q % rows;
+            const float *p = scratch + n * l.image;
+            float *y = Y + q * out_plane;
+            const int32_t e0 = indptr[o], e1 = indptr[o + 1];
+            const __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+            for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
+                const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
+                const int64_t rmax = max_rows(nv);
+                const int R = (int)(g->out_h < rmax ? g->out_h : rmax);
+                /* the last block of rows starts at out_h - R: it may redo rows of the one before
+                 * (the same sums, stored again), so every block is R rows high */
+                for (int64_t start = 0; start < g->out_h; start += R) {
+                    const int64_t oh0 = start + R > g->out_h ? g->out_h - R : start;
+                    if (nv == 1) { TILE_ROWS(1) }
+                    else if (nv == 2) { TILE_ROWS(2) }
+                    else if (nv == 3) { TILE_ROWS(3) }
+                    else { TILE_ROWS(4) }
+                }
+            }
+        }
+    }
+    free(offs);
+}
