@@ -19,7 +19,10 @@
  * shapes are compile-time constants (one specialised loop per shape, see TILE), or the compiler
  * would keep the accumulators in memory.
  *
- * Threads: (image, output channel) pairs shared out to OpenMP threads (PyTorch's, see _simd_csr.c).
+ * Images go one after the other through one scratch image (its planes stay in cache from their
+ * copy to their last read: a whole batch's planes, copied first, came back from memory at batch 64);
+ * each image's input channels and then its output channels are shared out to OpenMP threads
+ * (PyTorch's, see _simd_csr.c).
  * Part of the sparsegan.kernels._simd_csr extension (see pyproject.toml), called through ctypes
  * (sparsegan.kernels.library) by sparsegan.inference.conv. */
 #include <immintrin.h>
@@ -50,8 +53,8 @@ static direct_layout layout_of(const sg_direct_geometry *g) {
     return l;
 }
 
-/* Floats of scratch buffer that sg_conv_direct needs for this geometry. */
-int64_t sg_conv_direct_scratch(const sg_direct_geometry *g) { return g->batch * layout_of(g).image; }
+/* Floats of scratch buffer that sg_conv_direct needs for this geometry: one image's planes. */
+int64_t sg_conv_direct_scratch(const sg_direct_geometry *g) { return layout_of(g).image; }
 
 /* One input channel plane (H x W) into its phase planes (zeros outside the input). */
 static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, const direct_layout *l) {
@@ -146,16 +149,17 @@ void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs
     }
     const int64_t last = g->out_w - (l.vectors - 1) * 8;  /* columns of a row's last vector: 1 .. 8 */
     const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    const int64_t planes = g->batch * g->channels, pairs = g->batch * rows;
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    {
+    for (int64_t n = 0; n < g->batch; n++) {
 #pragma omp for schedule(static)
-        for (int64_t q = 0; q < planes; q++) fill_planes(X + q * in_plane, scratch + q * l.channel, g, &l);
+        for (int64_t c = 0; c < g->channels; c++)
+            fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+        /* (the loops' barriers: every plane filled before the products, every product done before
+         * the next image's planes overwrite them) */
 #pragma omp for schedule(static)
-        for (int64_t q = 0; q < pairs; q++) {
-            const int64_t n = q / rows, o = q % rows;
-            const float *p = scratch + n * l.image;
-            float *y = Y + q * out_plane;
+        for (int64_t o = 0; o < rows; o++) {
+            const float *p = scratch;
+            float *y = Y + (n * rows + o) * out_plane;
             const int32_t e0 = indptr[o], e1 = indptr[o + 1];
             const __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
             for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
