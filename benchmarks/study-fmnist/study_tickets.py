@@ -94,6 +94,9 @@ def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> lis
     if same != "the same values" and resumed:
         same += (f" (the core run was resumed at step {', '.join(f'{s:,}' for s in resumed)}: the study README "
                  "says why a resume may drift)")
+    elif same != "the same values":
+        same += (" (not explained here: neither run was resumed before it; the ticket claims pair rounds within "
+                 "chains of one seed, which this does not touch)")
     return [f"Round 0 of seed {seed} against the core grid's dense run of the same seed at the {len(shared)} "
             f"evaluations both made: {same}.", ""]
 
