@@ -74,6 +74,50 @@ def test_claims_on_made_up_cells(tmp_path):
     assert "## Sampling speed" in text and "Not measured yet." in text
 
 
+def _chain(root: Path, name: str, seed: int, rounds: dict[int, tuple[float, float]], control="none"):
+    """An IMP run (or its random control): kind=round records and one run folder per round."""
+    run = root / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": "imp", "seed": seed, "imp_control": control,
+                                                 "model": "unet", "nets": ["G"], "sparsity_g": 0.9}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"kind": "round", "step": k, "round": k,
+                                                           "final_density": {"G": d}}) + "\n"
+                                               for k, (d, _) in rounds.items()))
+    (run / "summary.json").write_text(json.dumps({"status": "completed"}))
+    for k, (_, v) in rounds.items():
+        _run(run, f"round-{k:02d}", "static", seed, dict.fromkeys(STEPS, v), folder="rounds")
+
+
+def test_tickets_against_dense_and_random_pruning(tmp_path):
+    # the cells' spread: log(static / RigL-DM) and log(static / MagRan-DM) at 90 % per seed 0.1, -0.1, 0, and
+    # log(static / MagRan-DM) at 80 % 0.2, 0, 0.1: three groups of squares 0.02, pooled sd sqrt(0.06 / 6) = 0.1
+    # with 6 degrees of freedom; t(0.975, 6) = 2.4469, exp(± 0.24469) = 1.27722 / 0.78295
+    import math
+
+    for seed, (a, b) in enumerate(((0.1, 0.2), (-0.1, 0.0), (0.0, 0.1))):
+        _run(tmp_path, f"dense_{seed}", "dense", seed, dict.fromkeys(STEPS, 10.0))
+        _run(tmp_path, f"rigl_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0), 0.9)
+        _run(tmp_path, f"magran_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0), 0.9, grow="random")
+        _run(tmp_path, f"static_{seed}", "static", seed, dict.fromkeys(STEPS, 10.0 * math.exp(a)), 0.9)
+        _run(tmp_path, f"static80_{seed}", "static", seed, dict.fromkeys(STEPS, 10.0 * math.exp(b)), 0.8)
+        _run(tmp_path, f"magran80_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0), 0.8, grow="random")
+    # the ticket: dense 10, 7 at 60 % and 90 %: 10 (0.7 x 0.78295 - 1) = -4.52, 10 (0.7 x 1.27722 - 1) = -1.06,
+    # within the margin (1.00) ...
+    _chain(tmp_path, "imp", 0, {0: (1.0, 10.0), 1: (0.4, 7.0), 2: (0.1, 7.0)})
+    # ... and its random control: 14 at 60 % (log 2 / 0.1: beyond the noise), 7 at 90 % (level)
+    _chain(tmp_path, "imp_random", 0, {1: (0.4, 14.0), 2: (0.1, 7.0)}, control="random")
+    text = _script().render(tmp_path).split("## DDPM lottery tickets")[1].split("\n## ")[0]
+    assert "| 1 | 60.0 % | -3.00 [-4.52, -1.06] n=1 / -3.00 [-4.52, -1.06] n=1 / -3.00 [-4.52, -1.06] n=1 | yes |" \
+        in text
+    assert "(sd 0.100 / 0.100 / 0.100, 6 / 6 / 6 degrees of freedom)" in text
+    # random - ticket at 60 %: 14 against 7, log 2 / 0.1 = 6.9 with 6 df: ahead after Holm; at 90 %: level
+    assert "| 7.00 [3.96, 10.88] p=<0.001 n=1 /" in text and text.split("| 1 | 60.0 %")[1].split("\n")[0].endswith(
+        "| yes |")
+    level = " / ".join(["0.00 [-1.52, 1.94] p=1.000 n=1"] * 3)
+    assert text.split("| 2 | 90.0 %")[1].split("\n")[0].endswith(f"| yes | {level} | no |")
+    assert "Claim, at the last round (2): **inconclusive**." in text  # matches dense, not ahead of random
+
+
 def test_committed_results_are_derived_from_the_committed_runs():
     results = FOLDER / "results.md"
     if not results.exists():

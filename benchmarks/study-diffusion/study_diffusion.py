@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sparsegan.experiments.results import load_runs
-from sparsegan.experiments.stats import direction, holm, paired
+from sparsegan.experiments.stats import Single, direction, holm, paired, pooled_sd
 
 LABEL = "fid_domain@5000,nfe=20"
 MARGIN = 0.10  # "matches dense": at most 10 % of the dense mean worse (upper 95 % bound)
@@ -42,13 +42,17 @@ def arm_of(run) -> str:
     return f"{name} {100 * float(c.get('sparsity_g', 0)):g} %"
 
 
+def _is_imp(run) -> bool:
+    return run.method == "imp"
+
+
 def curves_of(folder: Path) -> tuple[dict[str, dict[int, dict[int, float]]], dict[str, dict[int, object]]]:
     """arm -> seed -> {step: value}, and arm -> seed -> the run, of the completed runs in ``folder``."""
     curves: dict[str, dict[int, dict[int, float]]] = defaultdict(dict)
     runs: dict[str, dict[int, object]] = defaultdict(dict)
     for run in load_runs(folder) if folder.is_dir() else []:
         series = dict(run.series(LABEL))
-        if run.status == "completed" and series:
+        if run.status == "completed" and series and not _is_imp(run) and "rounds" not in Path(run.name).parts:
             curves[arm_of(run)][run.seed] = series
             runs[arm_of(run)][run.seed] = run
     return curves, runs
@@ -189,6 +193,103 @@ def beats_static(curves, last: list[int]) -> list[str]:
     return out + ["", f"Verdict: **{claim}**.", ""]
 
 
+def _rounds(run) -> dict[int, tuple[float, dict[int, float]]]:
+    """An IMP run's (or control's) completed rounds: round -> (G sparsity, {step: value})."""
+    density = {r["round"]: (r.get("final_density") or r.get("density") or {}).get("G", 1.0)
+               for r in run.of_kind("round")}
+    out = {}
+    for path in sorted((run.path / "rounds").glob("round-*")) if (run.path / "rounds").is_dir() else []:
+        loaded = load_runs(path)
+        k = int(path.name.split("-")[1])
+        if loaded and loaded[0].status == "completed" and dict(loaded[0].series(LABEL)):
+            out[k] = (1.0 - density.get(k, 1.0), dict(loaded[0].series(LABEL)))
+    return out
+
+
+def _spread(curves, steps: list[int]) -> dict[int, tuple[float, int]]:
+    """step -> (sd, degrees of freedom) of one same-seed log ratio between two sparse methods: log(static /
+    RigL-DM) and log(static / MagRan-DM) per seed at each sparsity with seeds, deviations from each
+    comparison's mean, pooled (the Fashion-MNIST study's single-pair yardstick)."""
+    out = {}
+    for s in steps:
+        groups = []
+        for arm in curves:
+            if arm.startswith(("RigL-DM", "MagRan-DM")):
+                static, own = _at(curves, "static " + arm.split(" ", 1)[1], s), _at(curves, arm, s)
+                groups.append([math.log(static[k] / own[k]) for k in sorted(set(static) & set(own))])
+        out[s] = pooled_sd(groups)
+    return out
+
+
+def tickets(folder: Path, curves) -> list[str]:
+    """Jiang et al.: an IMP ticket of the denoiser matches dense (its chain's round 0) at high sparsity and
+    beats random pruning with its per-layer counts. Paired by seed; one seed pair judged against the spread
+    of same-seed log ratios between two sparse methods of the cells (:func:`_spread`)."""
+    chains: dict[str, dict[int, dict]] = {"ticket": {}, "random": {}}
+    for run in load_runs(folder) if folder.is_dir() else []:
+        if _is_imp(run) and run.status == "completed" and "rounds" not in Path(run.name).parts:
+            kind = "random" if run.config.get("imp_control") == "random" else "ticket" \
+                if run.config.get("imp_control", "none") == "none" else None
+            if kind:
+                chains[kind][run.seed] = _rounds(run)
+    out = ["## DDPM lottery tickets (Jiang et al. 2023): IMP of the denoiser against dense and random pruning", ""]
+    ticket = {seed: r for seed, r in chains["ticket"].items() if 0 in r}
+    if not ticket:
+        return out + ["Not run yet: **inconclusive**.", ""]
+    steps = sorted(ticket[min(ticket)][0][1])[-3:]
+    spread = _spread(curves, steps)
+
+    def compare(a: dict, ka: int, b: dict, kb: int) -> list:
+        cmp = []
+        for s in steps:
+            va = {seed: r[ka][1][s] for seed, r in a.items() if ka in r and s in r[ka][1]}
+            vb = {seed: r[kb][1][s] for seed, r in b.items() if kb in r and s in r[kb][1]}
+            c = paired(va, vb)
+            if c.n == 1:
+                seed = c.seeds[0]
+                c = Single(seed, va[seed], vb[seed], *spread.get(s, (math.nan, 0)), relative=True)
+            cmp.append(c)
+        return cmp
+
+    rounds = sorted({k for r in ticket.values() for k in r} - {0})
+    out += ["| round | G sparsity | ticket − dense (95 % CI) | matches dense | random − ticket (95 % CI, Holm p) "
+            "| ticket beats random |", "|---|---|---|---|---|---|"]
+    vs_random = [(k, compare(chains["random"], k, ticket, k)) for k in rounds]
+    vs_random = [(k, c) for k, c in vs_random if all(x.n for x in c)]
+    adjusted = [holm([c[i].p for _, c in vs_random]) for i in range(len(steps))]
+    states = {}
+    for k in rounds:
+        dense = compare(ticket, k, ticket, 0)
+        margin = [MARGIN * statistics.fmean([r[0][1][s] for r in ticket.values() if s in r[0][1]]) for s in steps]
+        m = None if not all(c.judgeable for c in dense) else "yes" if all(
+            c.ci[1] <= x for c, x in zip(dense, margin)) else "no" if all(
+            c.ci[0] > x for c, x in zip(dense, margin)) else "mixed"
+        j = next((i for i, (kk, _) in enumerate(vs_random) if kk == k), None)
+        if j is None:
+            rnd, b = "-", None
+        else:
+            cmp = vs_random[j][1]
+            dirs = [direction(adjusted[i][j], c.ci) for i, c in enumerate(cmp)]
+            b = None if not all(c.judgeable for c in cmp) else "yes" if all(d == 1 for d in dirs) else \
+                "worse" if all(d == -1 for d in dirs) else "no"
+            rnd = " / ".join(_cell(c, adjusted[i][j]) for i, c in enumerate(cmp))
+        states[k] = (m, b)
+        sparsity = next(r[k][0] for r in ticket.values() if k in r)
+        out.append(f"| {k} | {fmt(100 * sparsity, 1)} % | {' / '.join(_cell(c) for c in dense)} | {m or '-'} | "
+                   f"{rnd} | {b or '-'} |")
+    last = max(rounds, default=None)
+    m, b = states.get(last, (None, None))
+    verdict = ("reproduced" if m == "yes" and b == "yes" else
+               "not reproduced" if m == "no" or b == "worse" else "inconclusive")
+    sds = [spread.get(s, (math.nan, 0)) for s in steps]
+    return out + ["", f"At {', '.join(f'{s:,}' for s in steps)} steps of each round. With one seed pair a "
+                  "difference is judged against the cells' spread of same-seed log ratios between two sparse methods "
+                  f"(sd {' / '.join(fmt(sd, 3) for sd, _ in sds)}, {' / '.join(str(df) for _, df in sds)} degrees of "
+                  "freedom). 'Matches': the upper bound within 10 % of dense; 'beats': random − ticket above 0 after "
+                  f"Holm's correction over the rounds, at each evaluation. Claim, at the last round ({last}): "
+                  f"**{verdict}**.", ""]
+
+
 def speed(folder: Path) -> list[str]:
     path = folder / "speed.json"
     out = ["## Sampling speed: the exported sparse denoiser against dense", ""]
@@ -225,6 +326,7 @@ def render(folder: Path) -> str:
     out += runs_table(curves, runs, last)
     if "dense" in curves and len(last) == 3:
         out += matches_dense(curves, last) + beats_static(curves, last)
+    out += tickets(folder / "runs", curves)
     out += speed(folder)
     return "\n".join(out) + "\n"
 
