@@ -317,7 +317,7 @@ def _d_initialisation(inits: dict[str, Chain], rewind: int, study: Path) -> list
     return out
 
 
-def _late_vs_init(g: Chain, late: Chain, rewind: int, spread) -> list[str]:
+def _late_vs_init(g: Chain, late: Chain, rewind: int, study: Path) -> list[str]:
     """Descriptive: what rewinding late (with D rewound too) buys over rewinding to init, at the same G
     sparsity and the same steps of training."""
     out = [f"Late rewinding (step {rewind}, D rewound) against IMP_G's rewinding to initialisation, at the "
@@ -326,15 +326,17 @@ def _late_vs_init(g: Chain, late: Chain, rewind: int, spread) -> list[str]:
            "made at the same step of training are set side by side:", "",
            "| round | G sparsity | steps of training | IMP_G (to init) | late rewinding | late − to init |",
            "|---|---|---|---|---|---|"]
-    aligned = []
+    rows = []  # (round, seed, IMP_G's curve, the late chain's by steps of training, their common steps)
     seeds = sorted(set(late) & set(g))
     for k in sorted({k for r in late.values() for k in r} & {k for r in g.values() for k in r} - {0}):
         seed = next((s for s in seeds if k in late[s] and k in g[s]), None)
-        if seed is None:
-            continue
-        a, b = dict(g[seed][k][1]), {s + int(rewind): v for s, v in late[seed][k][1]}
-        common = sorted(set(a) & set(b))[-3:]
-        cmp = [Single(seed, b[s], a[s], *spread(s), relative=True) for s in common]
+        if seed is not None:
+            a, b = dict(g[seed][k][1]), {s + int(rewind): v for s, v in late[seed][k][1]}
+            rows.append((k, seed, a, b, sorted(set(a) & set(b))[-3:]))
+    spread = _spread(study, sorted({s for *_, common in rows for s in common}))  # the core grid read once
+    aligned = []
+    for k, seed, a, b, common in rows:
+        cmp = [Single(seed, b[s], a[s], *spread[s], relative=True) for s in common]
         aligned.append(len(common))
         out.append(f"| {k} | {fmt(100 * _sparsity(late, k), 1)} % | {' / '.join(f'{s:,}' for s in common) or '-'} | "
                    f"{_cells([a[s] for s in common])} | {_cells([b[s] for s in common])} | "
@@ -392,7 +394,7 @@ def render_tickets(study: Path) -> str:
                       for n in inits)
         out += _d_initialisation(inits, rewind, study)
         if "rewind" in inits:
-            out += _late_vs_init(g, inits["rewind"], rewind, lambda s: _spread(study, [s])[s])
+            out += _late_vs_init(g, inits["rewind"], rewind, study)
     return "\n".join(out) + "\n"
 
 
