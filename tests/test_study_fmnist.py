@@ -650,3 +650,22 @@ def test_cross_commit_replay_set_beside_the_core_runs(tmp_path):
     line = replay(close, "runs-replays-x", (0.95, 0.7), "abc")[0]
     assert "static seed 0: a largest difference of 3.0e-10 at 3 evaluations" in line
     assert line.endswith("the two commits train this cell alike, and the pairs across them stand.")
+
+
+def test_claim_three_sets_each_d_beside_the_next_sparser_one_at_its_s_g(tmp_path):
+    steps = (1000, 2000, 3000)
+    noise = [0.1, -0.1, 0.2]
+    for seed in range(3):
+        _run(tmp_path, f"dense_{seed}", "dense", seed, {s: 4.0 for s in steps})
+        # s_G 95 %: STU-GAN gains 5 beside a dense D, 2 beside D at 50 %, 1 beside D at 70 %.
+        for sd, g in ((0.0, 5.0), (0.5, 2.0), (0.7, 1.0)):
+            _run(tmp_path, f"static_{sd}_{seed}", "static", seed, {s: 12.0 for s in steps}, sg=0.95, sd=sd)
+            _run(tmp_path, f"stu_{sd}_{seed}", "stu", seed, {s: 12.0 - g + noise[seed] for s in steps}, sg=0.95, sd=sd)
+        # s_G 90 %: one s_D only, nothing to set it beside.
+        _run(tmp_path, f"static_g90_{seed}", "static", seed, {s: 10.0 for s in steps})
+        _run(tmp_path, f"stu_g90_{seed}", "stu", seed, {s: 9.0 for s in steps})
+    claim3 = _script().render(tmp_path).split("### 3.")[1].split("### 4.")[0]
+    rows = [line.split(" |")[0] for line in claim3.splitlines() if line.startswith("| gain")]
+    assert rows == ["| gain sD0.00 − gain sD0.50, sG0.95", "| gain sD0.50 − gain sD0.70, sG0.95"]
+    assert "| gain sD0.00 − gain sD0.50, sG0.95 | 3.00 [" in claim3  # 5 - 2, the same at every seed
+    assert "| gain sD0.50 − gain sD0.70, sG0.95 | 1.00 [" in claim3 and "Verdict: **reproduced**" in claim3
