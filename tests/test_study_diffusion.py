@@ -124,3 +124,33 @@ def test_committed_results_are_derived_from_the_committed_runs():
         assert not (FOLDER / "runs").exists() and not (FOLDER / "runs-gate").exists()
         return
     assert results.read_text() == _script().render(FOLDER)
+
+
+def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
+    """study_speed.py times each trained sparse denoiser (one per arm, seed 0) with `sparsegan bench` and the
+    report turns its medians into images per second at the runs' NFE."""
+    import subprocess
+    import sys
+
+    from idx_files import write_fake_mnist
+    from sparsegan.cli import main
+
+    data = write_fake_mnist(tmp_path / "data", n_train=32, n_test=8)
+    runs = tmp_path / "sweep"
+    for name, method, extra in (("static", "static", []), ("rigl", "stu", ["--update-interval", "1"]),
+                                ("static_seed1", "static", ["--seed", "1"])):
+        assert main(["train", "--out", str(runs / name), "--data-root", str(data), "--no-progress", "--model", "unet",
+                     "--model-width", "8", "--batch-size", "8", "--sparse-compute", "off", "--method", method,
+                     "--sparsity-g", "0.9", "--steps", "2", "--sample-steps", "2", "--num-sample-images", "4",
+                     "--sample-every", "1000", "--checkpoint-every", "1000", *extra]) == 0
+    speed = tmp_path / "study" / "speed.json"
+    speed.parent.mkdir()
+    subprocess.run([sys.executable, str(FOLDER / "study_speed.py"), str(runs), str(speed), "--batch-sizes", "1,2",
+                    "--repeats", "1"], check=True, capture_output=True)
+    data = json.loads(speed.read_text())
+    assert data["nfe"] == 2 and sorted(data["runs"]) == ["RigL-DM 90 %", "static 90 %"]  # seed 1 is not timed
+    assert "--threads 1" in data["command"] and "load average" in data["conditions"]
+    r = data["runs"]["static 90 %"]["2"]
+    text = _script().render(tmp_path / "study")
+    row = next(line for line in text.splitlines() if line.startswith("| static 90 % | 2 |"))
+    assert f"| {2000 / r['dense_ms']:.1f} | {2000 / r['sparse_ms']:.1f} |" in row

@@ -296,11 +296,15 @@ def speed(folder: Path) -> list[str]:
     if not path.is_file():
         return out + ["Not measured yet.", ""]
     data = json.loads(path.read_text())
-    out += [f"`{data['command']}` ({data['conditions']}); a sample is NFE = {data['nfe']} denoiser calls:", "",
-            "| denoiser | batch | dense ms per batch | sparse ms per batch | speed-up |", "|---|---|---|---|---|"]
+    out += [f"`{data['command']}` ({data['conditions']}): one call samples a batch, NFE = {data['nfe']} denoiser "
+            "calls per image; images per second = batch / the median time of a call.", "",
+            "| denoiser | batch | dense ms | sparse ms | dense images/s | sparse images/s | speed-up |",
+            "|---|---|---|---|---|---|---|"]
     for name, bench in data["runs"].items():
         for bs, r in sorted(((k, v) for k, v in bench.items() if k.isdigit()), key=lambda kv: int(kv[0])):
-            out.append(f"| {name} | {bs} | {fmt(r['dense_ms'], 0)} | {fmt(r['sparse_ms'], 0)} | {fmt(r['speedup'])}x |")
+            out.append(f"| {name} | {bs} | {fmt(r['dense_ms'], 0)} | {fmt(r['sparse_ms'], 0)} | "
+                       f"{fmt(1000 * int(bs) / r['dense_ms'], 1)} | {fmt(1000 * int(bs) / r['sparse_ms'], 1)} | "
+                       f"{fmt(r['speedup'])}x |")
     return out + [""]
 
 
@@ -320,7 +324,7 @@ def render(folder: Path) -> str:
            "where a claim has several, seed pairs, at each of the last three evaluations.", ""]
     out += gate(folder / "runs-gate")
     if not curves:
-        return "\n".join(out + ["## The cells", "", "Not run yet.", ""]) + "\n"
+        return "\n".join(out + ["## The cells", "", "Not run yet.", ""] + speed(folder)) + "\n"
     common = [set(c) for arm in curves.values() for c in arm.values()]
     last = sorted(set.intersection(*common))[-3:]
     out += runs_table(curves, runs, last)

@@ -1,0 +1,78 @@
+"""Time the study's trained denoisers on the sparse runtime against dense: writes ``speed.json``, which the
+report's sampling-speed section reads.
+
+    python benchmarks/study-diffusion/study_speed.py RUNS_DIR benchmarks/study-diffusion/speed.json \
+        [--arms static,stu] [--seed 0] [--threads 1] [--batch-sizes 1,16,64]
+
+RUNS_DIR is the study sweep's output folder (the runs with their checkpoints, not the committed light
+copies). For each completed run of the given methods and seed, one per sparsity, it calls
+``sparsegan bench RUN --json`` (whole DDIM samplings at the run's NFE, dense and sparse alternating,
+medians) and records the command, the thread count, the machine's CPU count, torch's version and the load
+average before and after: time with nothing else running, and the load average says whether that held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from study_diffusion import arm_of
+
+from sparsegan.experiments.results import load_runs
+
+
+def _runs(runs_dir: Path, methods: list[str], seed: int) -> list[tuple[str, Path, int]]:
+    """(arm, run folder, NFE) of each completed run of ``methods`` at ``seed``: one per arm of the report."""
+    found = {}
+    for run in load_runs(runs_dir):
+        if "rounds" in run.path.relative_to(runs_dir).parts:  # an IMP chain's rounds are not the study's cells
+            continue
+        if run.status == "completed" and run.method in methods and run.seed == seed and run.method != "dense":
+            found.setdefault(arm_of(run), (run.path, int(run.config.get("sample_steps") or 1)))
+    return [(name, path, nfe) for name, (path, nfe) in sorted(found.items())]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path, help="the study sweep's output folder")
+    ap.add_argument("out", type=Path, help="benchmarks/study-diffusion/speed.json")
+    ap.add_argument("--arms", default="static,stu", help="the methods whose runs to time (comma-separated)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-sizes", default="1,16,64")
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    runs = _runs(args.runs, args.arms.split(","), args.seed)
+    if not runs:
+        sys.exit(f"error: no completed run of {args.arms} at seed {args.seed} in {args.runs}")
+    nfe = {n for _, _, n in runs}
+    if len(nfe) != 1:
+        sys.exit(f"error: the runs sample at different NFE ({sorted(nfe)}); time one NFE at a time")
+    flags = ["--batch-sizes", args.batch_sizes, "--repeats", str(args.repeats), "--warmup", "2",
+             "--threads", str(args.threads), "--no-plan-cache"]
+    load_before = os.getloadavg()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, run, _ in runs:
+            out = Path(tmp) / "bench.json"
+            subprocess.run([sys.executable, "-m", "sparsegan", "bench", str(run), *flags, "--json", str(out)],
+                           check=True)
+            results[name] = json.loads(out.read_text())
+    load_after = os.getloadavg()
+    conditions = (f"{args.threads} torch thread(s) on a {os.cpu_count()}-CPU {platform.machine()} machine, torch "
+                  f"{torch.__version__}, the EMA denoisers of seed {args.seed}; load average (1 min) "
+                  f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    args.out.write_text(json.dumps({"command": "sparsegan bench RUN " + " ".join(flags), "conditions": conditions,
+                                    "nfe": nfe.pop(), "runs": results}, indent=2) + "\n")
+    print(f"wrote {args.out} ({len(results)} denoisers)")
+
+
+if __name__ == "__main__":
+    main()
