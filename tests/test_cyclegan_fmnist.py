@@ -24,21 +24,24 @@ def _run(path: Path, config: dict, values: list[float], extra: list[dict] = ()) 
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*extra, *recs]))
 
 
-def _chains(runs: Path, ticket: tuple, control: tuple) -> None:
-    """Dense at 3 seeds, and per seed a chain (round 0 dense, round 1 at 20 %) and its random control:
-    round 1 of the ticket is round 0 + ticket[seed], the control's the ticket's + control[seed]."""
+def _chains(runs: Path, ticket: tuple, control: tuple, rate: float | None = None) -> None:
+    """Dense at 3 seeds, and per seed a chain (round 0 dense, round 1 at ``rate``, 20 % unless given)
+    and its random control: round 1 of the ticket is round 0 + ticket[seed], the control's the ticket's +
+    control[seed]."""
     rounds = [{"kind": "round", "round": k, "density": {"G": d, "D": 1.0}, "run": f"rounds/round-{k:02d}"}
-              for k, d in ((0, 1.0), (1, 0.8))]
+              for k, d in ((0, 1.0), (1, 1 - (rate or 0.2)))]
     for seed in range(3):
         dense = [16.0 + seed, 13.0 + seed, 11.0 + seed]
-        _run(runs / f"dense_seed{seed}", {"method": "dense", "seed": seed}, dense)
+        if not (runs / f"dense_seed{seed}").exists():
+            _run(runs / f"dense_seed{seed}", {"method": "dense", "seed": seed}, dense)
         if seed >= len(ticket):
             continue
         t = [v + ticket[seed] for v in dense]
         for name, control_kind, values in (("imp", "none", t), ("imp_random", "random",
                                                                  [v + control[seed] for v in t])):
-            chain = runs / f"{name}_seed{seed}"
-            _run(chain, {"method": "imp", "seed": seed, "imp_control": control_kind}, [], rounds)
+            chain = runs / f"{name}{'' if rate is None else f'_rate{rate}'}_seed{seed}"
+            _run(chain, {"method": "imp", "seed": seed, "imp_control": control_kind,
+                         **({} if rate is None else {"imp_rate": rate})}, [], rounds)
             _run(chain / "rounds" / "round-00", {"method": "dense", "seed": seed}, dense)
             _run(chain / "rounds" / "round-01", {"method": "static", "seed": seed}, values)
 
@@ -71,6 +74,21 @@ def test_verdicts_on_made_up_runs(tmp_path):
     assert "| 1 | 1 | -1.00 [-, -] / -1.00 [-, -] / -1.00 [-, -] | 1.60 / 1.30 / 1.10 | - |" in text
     assert "the ticket matches dense: not judged; against random pruning it is not judged: **inconclusive** " \
         "(1 seed)." in text
+
+
+def test_chains_at_another_pruning_rate_are_judged_on_their_own(tmp_path):
+    s = _script()
+    runs = tmp_path / "runs"
+    _chains(runs, (-1.0, -0.5, -1.5), (4.0, 5.0, 6.0))  # 20 % per round: matches dense and beats random
+    _chains(runs, (5.0, 6.0, 7.0), (-4.0, -5.0, -6.0), rate=0.4)  # 40 %: behind dense and behind random
+    text = s.render(s.load(runs), None)
+    first, second = text.split("## Verdicts: IMP at 20 % per round")[1].split("## Verdicts: IMP at 40 % per round")
+    assert "| IMP ticket (40 % per round), seed 2, round 1 | 40.00 % | 25.00 |" in text
+    assert "at round 1 (20.00 % G sparsity): the ticket matches dense: yes; against random pruning it is ahead: " \
+        "**reproduced** (3 seeds)." in first
+    # ticket - dense 5, 6, 7: the lower bound 3.52 is above the margins (1.70 / 1.40 / 1.20): no
+    assert "at round 1 (40.00 % G sparsity): the ticket matches dense: no; against random pruning it is behind: " \
+        "**not reproduced** (3 seeds)." in second
 
 
 def test_committed_results_are_derived_from_the_committed_runs():
