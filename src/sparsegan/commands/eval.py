@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sparsegan.commands.arg_types import positive_int, sample_steps
 from sparsegan.protocols import DEFAULT_BATCH_SIZE, DEFAULT_METRICS, DEFAULT_NUM_SAMPLES, SPLITS
 
 
@@ -96,23 +97,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
-
-
-def _sample_steps(text: str) -> int:
-    v = _positive(text)
-    if v > 1000:
-        raise argparse.ArgumentTypeError(f"must be in 1..1000 (DDIM steps of T = 1000), got {v}")
-    return v
-
-
 def _num_ref(text: str) -> int:
     if text == "all":
         return 0
@@ -132,7 +116,7 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with final/*.safetensors")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help="comma-separated: fid, kid, pr (precision/recall), fid_domain, is")
-    p.add_argument("--num-samples", type=_positive, default=DEFAULT_NUM_SAMPLES,
+    p.add_argument("--num-samples", type=positive_int, default=DEFAULT_NUM_SAMPLES,
                    help="generated images (the papers: 50000)")
     p.add_argument("--num-ref", type=_num_ref, default=None,
                    help="real images for the reference statistics; 'all': the whole split (the papers' "
@@ -142,12 +126,12 @@ def add_parser(sub) -> None:
                    help="which weights: the EMA generator, the raw one, or the best EMA kept during training")
     p.add_argument("--train-mode", action="store_true",
                    help="sample with G in train mode (BN batch statistics) instead of eval mode")
-    p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                    help="images per feature-extraction batch")
     p.add_argument("--device", default="cpu", help="torch device for G and the feature extractors (auto: the best "
                                                    "device present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (and labels) drawn")
-    p.add_argument("--sample-steps", type=_sample_steps, default=None, metavar="NFE",
+    p.add_argument("--sample-steps", type=sample_steps, default=None, metavar="NFE",
                    help="diffusion models: DDIM steps (denoiser calls) per image, in the protocol as nfe=N "
                         "[default: the run's --sample-steps]")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")
