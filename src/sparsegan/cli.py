@@ -15,7 +15,7 @@ from typing import Sequence
 from sparsegan.errors import DivergenceError, RunInterrupted, TrainingStopped, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
-COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "data", "recipes")
+COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "sample", "data", "recipes")
 
 
 class _Parser(argparse.ArgumentParser):
