@@ -669,3 +669,18 @@ def test_claim_three_sets_each_d_beside_the_next_sparser_one_at_its_s_g(tmp_path
     assert rows == ["| gain sD0.00 − gain sD0.50, sG0.95", "| gain sD0.50 − gain sD0.70, sG0.95"]
     assert "| gain sD0.00 − gain sD0.50, sG0.95 | 3.00 [" in claim3  # 5 - 2, the same at every seed
     assert "| gain sD0.50 − gain sD0.70, sG0.95 | 1.00 [" in claim3 and "Verdict: **reproduced**" in claim3
+
+
+def test_generative_tickets_with_rounds_as_long_as_the_plateau_are_a_piece_of_their_own(tmp_path):
+    g = "runs-generative-tickets-long"
+    steps = (2000, 4000, 6000, 8000)
+    _chain(tmp_path, g, "vae_imp", {0: (1, 1, 20.0), 1: (0.07, 0.07, 21.0)}, model="vae", steps=steps,
+           eval_every=2000)
+    (tmp_path / g / "COMMIT").write_text("abc1234\n")
+    text = _script().render(tmp_path, g)
+    assert text.startswith("# Fashion-MNIST study: Generative Tickets' claims on the VAE and the AE, rounds as long "
+                           "as the dense models' plateau (one seed each)")
+    assert f"--runs {g}` from the run folders in `{g}/` (trained at commit `abc1234`, sweep " \
+           "`configs/sweeps/study-fmnist-generative-tickets-long.yaml`)" in text
+    assert "8,000 steps per run or round" in text and "every 2,000 steps" in text
+    assert "up to 93.0 % sparsity (the paper: up to 93 %): **reproduced**" in text.split("## The VAE")[1]

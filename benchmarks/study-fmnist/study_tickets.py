@@ -418,8 +418,10 @@ def _still_improving(dense: list[float], unit: str) -> list[str]:
             "models, so it gives no verdict on the paper's claim (the walk up the rounds is shown as it is).", ""]
 
 
-def render_generative_tickets(study: Path) -> str:
-    runs = "runs-generative-tickets"
+def render_generative_tickets(study: Path, runs: str = "runs-generative-tickets",
+                              sweep: str = "study-fmnist-generative-tickets.yaml") -> str:
+    """Generative Tickets' VAE and AE claims from ``runs`` (the 8,000-step rounds, or the rounds as long as
+    the dense models' plateau: runs-generative-tickets-long)."""
     found = {}
     for run in completed_runs(study / runs):
         c = run.config
@@ -427,9 +429,12 @@ def render_generative_tickets(study: Path) -> str:
             " (GAN ticket)" if c.get("masks_from") else "")
         found[key] = run
     steps = sorted({int(r.config.get("steps", 0)) for r in found.values()})
-    out = header(study, runs, "Generative Tickets' claims on the VAE and the AE (one seed each)",
-                  "study-fmnist-generative-tickets.yaml").copy()
+    title = "Generative Tickets' claims on the VAE and the AE" + (
+        ", rounds as long as the dense models' plateau" if runs.endswith("-long") else "") + " (one seed each)"
+    out = header(study, runs, title, sweep).copy()
     per_run = (" / ".join(f"{s:,}" for s in steps) or "-") + " steps per run or round"
+    every = sorted({int(r.config.get("eval_every", 1000)) for r in found.values()}) or [1000]
+    out[2] = out[2].replace("every 1,000 steps", "every " + " / ".join(f"{e:,}" for e in every) + " steps")
     out[2] = out[2].replace("Width-16 DCGAN, 12,000 G steps", f"VAE / AE with the width-16 DCGAN decoder, {per_run}")
     out[2] = out[2].replace(f"metric `{LABEL}`", f"metrics `{LABEL}` (VAE samples) and `{RECON}` (the AE's held-out "
                             "reconstruction)")
