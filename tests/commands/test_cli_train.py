@@ -175,3 +175,14 @@ def test_dry_run_checks_the_device_and_the_data(tmp_path, capsys):
     if not __import__("torch").cuda.is_available():
         assert main(["train", "--data-root", str(data), "--device", "cuda", "--dry-run"]) == 2
         assert "no usable CUDA device" in capsys.readouterr().err
+
+
+def test_the_progress_bar_says_when_it_evaluates(tmp_path, capsys):
+    """An evaluation (thousands of samples) or a diffusion grid can take minutes: the bar names it rather
+    than standing still at the step it reached."""
+    data = write_fake_mnist(tmp_path / "data", n_train=32, n_test=8)
+    assert main(["train", "--out", str(tmp_path / "r"), "--data-root", str(data), "--model", "mlp", "--method",
+                 "static", "--steps", "2", "--batch-size", "8", "--eval-every", "2", "--eval-metrics", "fid_domain",
+                 "--eval-num-samples", "16", "--eval-num-ref", "16"]) == 0
+    err = capsys.readouterr().err
+    assert "sample grid" in err and "evaluating" in err

@@ -171,10 +171,17 @@ def train(
                 bar.set_postfix_str(_fmt({k: v for k, v in stats.items() if k.startswith("loss")}))
                 for hook in hooks.on_log:
                     hook(t)
-            if step % cfg.sample_every == 0 or step == cfg.steps:
+            grid = step % cfg.sample_every == 0 or step == cfg.steps
+            due = evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps)
+            shown = getattr(bar, "postfix", None) or ""  # the losses: the bar says what takes the time, then them
+            if grid:
+                bar.set_postfix_str(", ".join(filter(None, (shown, "sample grid"))))  # a diffusion grid: NFE calls
                 run.save_grid(*sample_grid(t, fixed), sample_name(step))
-            if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            if due:  # an evaluation can take minutes (thousands of samples): the bar says so instead of stalling
+                bar.set_postfix_str(", ".join(filter(None, (shown, "evaluating"))))
                 evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
+            if grid or due:
+                bar.set_postfix_str(shown, refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 check_weights_finite(t)
                 if t.dist.is_main:
