@@ -46,6 +46,19 @@ def test_gate_says_whether_dense_has_stopped_improving(tmp_path):
     assert "Not run yet." in s.render(tmp_path / "c")
 
 
+def test_gate_names_where_dense_flattened_and_where_the_cells_stop(tmp_path):
+    s = _script()
+    # over three evaluations: 40 -> 22 (-45 %), 30 -> 21 (-30 %), 22 -> 20.5 (-6.8 %), 21 -> 20.2 (-3.8 %):
+    # flat first at 14,000
+    curve = {2000: 60.0, 4000: 40.0, 6000: 30.0, 8000: 22.0, 10000: 21.0, 12000: 20.5, 14000: 20.2, 16000: 20.0}
+    _run(tmp_path, "dense", "dense", 0, curve, folder="runs-gate", steps=16000)
+    _run(tmp_path, "dense_0", "dense", 0, {s: v for s, v in curve.items() if s <= 8000}, steps=8000)
+    text = s.render(tmp_path)
+    assert "at most 5 %: step 14,000 (20.20; 20.00 at step 16,000, -1.0 % from there)." in text
+    assert "The cells train 8,000 steps, where this run was at 22.00: 10.0 % from its last evaluation." in text
+    assert s.plateau_step({1: 10.0, 2: 5.0}) is None
+
+
 def test_claims_on_made_up_cells(tmp_path):
     for seed in range(3):
         _run(tmp_path, f"dense_{seed}", "dense", seed, dict.fromkeys(STEPS, 10.0 + seed))

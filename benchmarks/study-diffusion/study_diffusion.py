@@ -79,7 +79,8 @@ def _arm_key(arm: str):
     return (1, float(sparsity), list(METHODS.values()).index(name) if name in METHODS.values() else 9)
 
 
-def gate(folder: Path) -> list[str]:
+def gate(folder: Path, cells_steps: int | None = None) -> list[str]:
+    """The dense regime gate's curve and where it flattens; ``cells_steps``: the cells' run length, set beside it."""
     curves, runs = curves_of(folder)
     out = ["## The regime gate: the dense denoiser trained long", ""]
     if "dense" not in curves:
@@ -99,8 +100,22 @@ def gate(folder: Path) -> list[str]:
     flat = abs(change) <= PLATEAU
     out += [f"Over its last three evaluations it moves by {fmt(100 * change, 1)} % "
             f"({fmt(last[0])} → {fmt(last[-1])}): **{'a plateau' if flat else 'still changing'}** by the gate's rule "
-            f"(at most {PLATEAU:.0%}; one seed, descriptive).", ""]
+            f"(at most {100 * PLATEAU:g} %; one seed, descriptive).", ""]
+    first = plateau_step(curve)
+    if first is not None:
+        out += [f"The first evaluation at which its last three moved by at most {100 * PLATEAU:g} %: step {first:,} "
+                f"({fmt(curve[first])}; {fmt(curve[steps[-1]])} at step {steps[-1]:,}, "
+                f"{fmt(100 * (curve[steps[-1]] / curve[first] - 1), 1)} % from there).", ""]
+    if cells_steps is not None and cells_steps in curve:
+        out += [f"The cells train {cells_steps:,} steps, where this run was at {fmt(curve[cells_steps])}: "
+                f"{fmt(100 * (curve[cells_steps] / curve[steps[-1]] - 1), 1)} % from its last evaluation.", ""]
     return out
+
+
+def plateau_step(curve: dict[int, float]) -> int | None:
+    """The first evaluation step at which the last three evaluations moved by at most PLATEAU (relative)."""
+    steps = sorted(curve)
+    return next((s for a, s in zip(steps, steps[2:]) if abs(curve[s] / curve[a] - 1) <= PLATEAU), None)
 
 
 def runs_table(curves, runs, last: list[int]) -> list[str]:
@@ -322,7 +337,7 @@ def render(folder: Path) -> str:
            f"{int(cfg.get('steps', 0)):,} steps per run at batch {cfg.get('batch_size', '-')}, sampled by DDIM; "
            f"metric `{LABEL}` (lower is better). Each comparison: mean paired difference [95 % CI], Holm-adjusted p "
            "where a claim has several, seed pairs, at each of the last three evaluations.", ""]
-    out += gate(folder / "runs-gate")
+    out += gate(folder / "runs-gate", int(cfg["steps"]) if cfg.get("steps") else None)
     if not curves:
         return "\n".join(out + ["## The cells", "", "Not run yet.", ""] + speed(folder)) + "\n"
     common = [set(c) for arm in curves.values() for c in arm.values()]
