@@ -684,3 +684,18 @@ def test_generative_tickets_with_rounds_as_long_as_the_plateau_are_a_piece_of_th
            "`configs/sweeps/study-fmnist-generative-tickets-long.yaml`)" in text
     assert "8,000 steps per run or round" in text and "every 2,000 steps" in text
     assert "up to 93.0 % sparsity (the paper: up to 93 %): **reproduced**" in text.split("## The VAE")[1]
+
+
+def test_dense_generative_models_trained_long_name_where_they_flatten(tmp_path):
+    g = "runs-generative-plateau"
+    # over three evaluations: 50 -> 30 (-40 %), 40 -> 28 (-30 %), 30 -> 28.6 (-4.7 %): flat first at 5,000
+    _run(tmp_path, "vae", "dense", 0, {1000: 50.0, 2000: 40.0, 3000: 30.0, 4000: 28.0, 5000: 28.6, 6000: 27.0},
+         folder=g, model="vae")
+    (tmp_path / g / "COMMIT").write_text("abc1234\n")
+    text = _script().render(tmp_path, g)
+    assert "| 5,000 | 28.60 | -4.7 % |" in text and "| 2,000 | 40.00 | - |" in text
+    assert "the rule that gives a chain's round 0 a verdict): step 5,000 (28.60); at step 6,000: 27.00, -5.6 % " \
+           "from there." in text
+    assert text.split("## The AE")[1].strip() == "Not run yet."
+    steady_fall = [(1000 * k, 100.0 * 0.9 ** k) for k in range(1, 8)]  # -19 % over every three evaluations
+    assert _script("study_tickets").flattened_at(steady_fall) is None

@@ -33,14 +33,14 @@ from study_rows import (
     render_explore,
     render_sparse_compute,
 )
-from study_tickets import render_generative_tickets, render_tickets
+from study_tickets import render_generative_plateau, render_generative_tickets, render_tickets
 
 PIECES = {"runs-baselines": render_baselines, "runs-explore": render_explore, "runs-tickets": render_tickets,
           "runs-generative-tickets": render_generative_tickets, "runs-blocks": render_blocks,
           "runs-generative-tickets-long": functools.partial(
               render_generative_tickets, runs="runs-generative-tickets-long",
               sweep="study-fmnist-generative-tickets-long.yaml"),
-          "runs-sparse-compute": render_sparse_compute}
+          "runs-generative-plateau": render_generative_plateau, "runs-sparse-compute": render_sparse_compute}
 PIECE_CURVES = {"runs-baselines": baselines_curves, "runs-explore": explore_curves, "runs-blocks": blocks_curves}
 
 
