@@ -67,10 +67,10 @@ def test_export_and_bench(run, tmp_path, capsys):
 
 
 def test_bench_modes_are_the_runtimes():
-    from sparsegan.commands import bench
+    from sparsegan.commands import arg_types
     from sparsegan.inference import runtime
 
-    assert bench.MODES == runtime.MODES
+    assert arg_types.MODES == runtime.MODES
 
 
 @pytest.mark.parametrize("argv", [

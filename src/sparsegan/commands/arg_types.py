@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+# the sparse inference runtime's kernel modes (sparsegan.inference.runtime.MODES), listed here so that --help
+# needs no torch import
+MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
+         "simd-block-phase", "direct", "dense")
 TIMESTEPS = 1000  # the diffusion models' T (sparsegan.models.ddpm.TIMESTEPS; here without importing torch)
 
 

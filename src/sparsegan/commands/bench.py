@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from sparsegan.commands.arg_types import MODES
 from sparsegan.errors import UserError
-
-# the runtime's kernel modes, listed here so that --help needs no torch import
-MODES = ("auto", "module", "torch-csr", "scipy-csr", "numba-csr", "simd-csr", "simd-block", "scipy-phase", "simd-phase",
-         "simd-block-phase", "direct", "dense")
 
 
 def _batch_sizes(text: str) -> list[int]:

@@ -14,8 +14,7 @@ import io
 import time
 from pathlib import Path
 
-from sparsegan.commands.arg_types import positive_int, sample_steps
-from sparsegan.commands.bench import MODES
+from sparsegan.commands.arg_types import MODES, positive_int, sample_steps
 from sparsegan.errors import UserError
 
 
