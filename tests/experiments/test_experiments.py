@@ -553,3 +553,17 @@ def test_a_run_a_sweep_extends_trains_as_one_trained_that_long(tmp_path, capsys,
     assert [s for s, _ in out["long"][0]] == [2, 4, 6]
     assert out["short"][0] == out["long"][0]
     assert all((out["short"][1][k] == v).all() for k, v in out["long"][1].items())
+
+
+def test_report_of_diffusion_runs_has_no_column_for_a_d_they_lack(tmp_path):
+    base = {"model": "unet", "sample_steps": 2, "sparse_compute": "off", "eval_every": 4, "eval_metrics": "fid_domain",
+            "eval_num_samples": 8, "eval_num_ref": 8}
+    grid = [{"method": ["dense"], "seed": [0]}, {"method": ["static"], "sparsity_g": [0.9], "seed": [0]}]
+    path = _grid(tmp_path, grid, base=base)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "sweep"), "--no-progress"]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| method | steps | s_G = 90 % | s_G = 0 % |" in md
+    assert "| method | s_G | seeds | steps | status | density G | ITOP G | train FLOPs | wall time (s) |" in md
+    assert "s_D" not in md and "density D" not in md
+    assert "vs generator sparsity (paper Fig. 4)" in md

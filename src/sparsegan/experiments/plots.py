@@ -15,7 +15,7 @@ from typing import Callable
 
 from sparsegan.errors import UserError
 from sparsegan.experiments.results import RunResult
-from sparsegan.experiments.table import Cell, CellKey, Stat, pct
+from sparsegan.experiments.table import Cell, CellKey, Stat, has_d, pct
 from sparsegan.run_folder import SAMPLES, SUMMARY
 
 # The smallest text in any figure, in points at the saved size (figures are saved at their own
@@ -85,7 +85,8 @@ def metric_vs_sparsity(cells: dict[CellKey, Cell], metric: str, path: Path) -> P
                 ax.axhspan(st.mean - st.std, st.mean + st.std, color="k", alpha=0.08)
         ax.set_xlabel("generator sparsity s_G (%)")
         ax.set_ylabel(metric)
-        ax.set_title(f"s_D = {pct(sd)}")
+        if has_d(cells):  # a model without D (diffusion) has one panel and no s_D to name
+            ax.set_title(f"s_D = {pct(sd)}")
         ax.legend(fontsize=SMALL_FONT)
     return _save(fig, path)
 

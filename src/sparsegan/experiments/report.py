@@ -25,7 +25,7 @@ from sparsegan.experiments.results import (
     metric_of,
     varying_keys,
 )
-from sparsegan.experiments.table import WALL_TIME_NOTE, Table, details_table, group, metric_table
+from sparsegan.experiments.table import WALL_TIME_NOTE, Table, details_table, group, has_d, metric_table
 from sparsegan.files import atomic_write_bytes
 from sparsegan.protocols import split_label
 from sparsegan.run_folder import CONFIG, METRICS, SUMMARY
@@ -92,7 +92,8 @@ def build_blocks(runs: list[RunResult], root: Path, out: Path, metric: str | Non
         if others:
             b.append(Block("p", f"The figures show {label} of the runs measured after {step} steps; {others} run(s) "
                                 "measured at another step are in the table only."))
-        _figure(b, f"{at}: vs generator sparsity, per s_D (paper Fig. 4)", plots.metric_vs_sparsity, fig_cells,
+        per_d = ", per s_D" if has_d(fig_cells) else ""
+        _figure(b, f"{at}: vs generator sparsity{per_d} (paper Fig. 4)", plots.metric_vs_sparsity, fig_cells,
                 label, figs / "metric_vs_sparsity.png")
         _figure(b, f"{at}: over s_G x s_D (paper Fig. 3)", plots.heatmap, fig_cells, label, figs / "heatmap.png")
         _figure(b, f"{at}: vs training FLOPs", plots.metric_vs_flops, fig_cells, label, figs / "metric_vs_flops.png")

@@ -64,6 +64,19 @@ def group(runs: list[RunResult]) -> dict[CellKey, Cell]:
     return dict(sorted(cells.items(), key=lambda kv: (kv[0][0] != "dense", kv[0][0], kv[0][1], -kv[0][2])))
 
 
+def has_d(cells: dict[CellKey, Cell]) -> bool:
+    """Whether any run's model has a D (a diffusion model's config.json lists G alone): without one, the
+    tables leave out D's columns rather than show a sparsity of a net that is not there."""
+    return any("D" in r.config.get("nets", ("G", "D")) for cell in cells.values() for r in cell.runs)
+
+
+def _without(table: Table, names: set[str]) -> Table:
+    keep = [j for j, h in enumerate(table.header) if h not in names]
+    moved = {j: k for k, j in enumerate(keep)}
+    return Table([table.header[j] for j in keep], [[row[j] for j in keep] for row in table.rows],
+                 {(i, moved[j]) for i, j in table.bold if j in moved})
+
+
 def pct(s: float) -> str:
     return f"{100 * s:g} %"
 
@@ -156,7 +169,8 @@ def metric_table(cells: dict[CellKey, Cell], label: str) -> Table:
         if len(col) > 1:
             best = min(col)[0]
             bold |= {(i, j + 3) for v, i in col if v == best}
-    return Table(header, rows, bold)
+    table = Table(header, rows, bold)
+    return table if has_d(cells) else _without(table, {"s_D"})
 
 
 def _mean_text(st: Stat, places: int) -> str:
@@ -188,4 +202,5 @@ def details_table(cells: dict[CellKey, Cell]) -> Table:
                      _mean_text(cell.stat(itop("G")), 4), _mean_text(cell.stat(itop("D")), 4),
                      "–" if flops.mean is None else si(flops.mean),
                      _mean_text(cell.stat(lambda r: r.summary.get("wall_time_s")), 1)])
-    return Table(header, rows)
+    table = Table(header, rows)
+    return table if has_d(cells) else _without(table, {"s_D", "density D", "ITOP D"})
