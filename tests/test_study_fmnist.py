@@ -419,16 +419,26 @@ def test_tickets_report_before_any_chain_completes_claims_nothing(tmp_path):
 
 def test_round_zero_set_beside_the_core_grids_dense_run_of_its_seed(tmp_path):
     _run(tmp_path, "dense_seed1", "dense", 1, {1000: 20.0, 2000: 12.0, 3000: 9.0})
+    chain = tmp_path / "runs-tickets" / "imp_seed1"
+    chain.mkdir(parents=True)
+    (chain / "config.json").write_text(json.dumps({"method": "imp", "seed": 1}))
     same_as_core = _script("study_tickets")._same_as_core
-    assert same_as_core(tmp_path, 1, [(1000, 20.0), (2000, 12.0), (8000, 5.0)])[0].endswith(
+    assert same_as_core(tmp_path, 1, [(1000, 20.0), (2000, 12.0), (8000, 5.0)], chain)[0].endswith(
         "at the 2 evaluations both made: the same values.")
-    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)])[0].endswith(
+    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)], chain)[0].endswith(
         "a largest difference of 0.5000 (not explained here: neither run was resumed before it; the ticket claims "
         "pair rounds within chains of one seed, which this does not touch).")
-    assert same_as_core(tmp_path, 0, [(1000, 20.0)]) == []  # no core run of seed 0
+    assert same_as_core(tmp_path, 0, [(1000, 20.0)], chain) == []  # no core run of seed 0
+    # the two started at other thread counts (replayed: threads.json): that is the explanation
+    (tmp_path / "runs" / "threads.json").write_text(json.dumps({"dense_seed1": {"threads": 2}}))
+    (chain.parent / "threads.json").write_text(json.dumps({"imp_seed1": {"threads": 1}}))
+    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)], chain)[0].endswith(
+        "a largest difference of 0.5000 (the core run started at 2 torch threads, the chain at 1: `threads.json`; "
+        "another float rounding from the first step, the same initial weights and data order).")
+    (tmp_path / "runs" / "threads.json").unlink()
     with (tmp_path / "runs" / "dense_seed1" / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"kind": "resume", "step": 2500, "checkpoint": "state-00002500.pt"}) + "\n")
-    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)])[0].endswith(
+    assert same_as_core(tmp_path, 1, [(2000, 12.0), (3000, 9.5)], chain)[0].endswith(
         "a largest difference of 0.5000 (the core run was resumed at step 2,500: the study README says why a "
         "resume may drift).")
 
@@ -699,3 +709,32 @@ def test_dense_generative_models_trained_long_name_where_they_flatten(tmp_path):
     assert text.split("## The AE")[1].strip() == "Not run yet."
     steady_fall = [(1000 * k, 100.0 * 0.9 ** k) for k in range(1, 8)]  # -19 % over every three evaluations
     assert _script("study_tickets").flattened_at(steady_fall) is None
+
+
+def test_the_thread_count_each_run_started_with_is_reported(tmp_path):
+    """config.json's count where the run recorded it, else threads.json's replay; neither: 'not known'."""
+    steps = {1000: 9.0, 2000: 8.0, 3000: 7.0}
+    runs = tmp_path / "runs"
+    _run(tmp_path, "dense_seed0", "dense", 0, steps, environment={"torch_threads": 1})
+    _run(tmp_path, "dense_seed1", "dense", 1, steps)
+    _run(tmp_path, "dense_seed2", "dense", 2, steps)
+    (runs / "threads.json").write_text(json.dumps({"dense_seed1": {"threads": 2, "step": 100, "commit": "abc"}}))
+    common = _script("study_common")
+    (line,) = [x for x in common.threads(runs) if x]
+    assert "1 thread: 1; 2 threads: 1 (dense_seed1); not known: 1 (dense_seed2)." in line
+    assert [common.started_with(runs / n) for n in ("dense_seed0", "dense_seed1", "dense_seed2")] == [1, 2, None]
+    assert common.threads(tmp_path / "none") == []
+
+
+def test_thread_replays_leave_out_what_a_short_replay_cannot_reproduce(tmp_path):
+    threads = _script("study_threads")
+    for name, config in (("stu", {"method": "stu"}), ("gmp", {"method": "gmp"}), ("eb", {"method": "early_bird"}),
+                         ("pf", {"method": "pf", "from_run": "x"}), ("ctl", {"method": "imp", "imp_control": "random"}),
+                         ("imp", {"method": "imp"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    (tmp_path / "imp" / "rounds" / "round-00").mkdir(parents=True)
+    (tmp_path / "imp" / "rounds" / "round-00" / "config.json").write_text("{}")
+    got = {n: threads._replayable(tmp_path / n) for n in ("stu", "gmp", "eb", "pf", "ctl", "imp")}
+    assert got == {"stu": tmp_path / "stu" / "config.json", "gmp": None, "eb": None, "pf": None, "ctl": None,
+                   "imp": tmp_path / "imp" / "rounds" / "round-00" / "config.json"}

@@ -204,7 +204,45 @@ def header(study: Path, runs: str, title: str, sweep: str) -> list[str]:
             f"in `runs/` (commit `{core}`); do not edit by hand, `tests/test_study_fmnist.py` regenerates it. "
             f"Width-16 DCGAN, 12,000 G steps, metric `{LABEL}` (lower is better) every 1,000 steps; each cell "
             "of a table: mean ± sd over seeds; each comparison: mean paired difference [95 % CI], Holm-adjusted "
-            "p, seed pairs, at each of the last three evaluations.", ""]
+            "p, seed pairs, at each of the last three evaluations.", "", *threads(study / runs)]
+
+
+def started_with(run: Path) -> int | None:
+    """The torch thread count ``run`` started with: its config.json's, or its folder's threads.json's (the
+    first steps replayed); None where neither says."""
+    own = (json.loads((run / "config.json").read_text()).get("environment") or {}).get("torch_threads")
+    if own is not None:
+        return int(own)
+    replayed = run.parent / "threads.json"
+    return (json.loads(replayed.read_text()).get(run.name) or {}).get("threads") if replayed.is_file() else None
+
+
+def threads(runs_dir: Path) -> list[str]:
+    """What torch thread count each run started with: its config.json's, or for runs that did not record it,
+    threads.json's (study_threads.py: the run's first steps replayed at 1 and at 2 threads, the losses
+    matched to the bit). The count changes float rounding, so runs of one seed at other counts are not
+    bitwise twins; empty before any run says."""
+    replayed = json.loads((runs_dir / "threads.json").read_text()) if (runs_dir / "threads.json").is_file() else {}
+    counts: dict[str, list[str]] = defaultdict(list)
+    for run in sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file()) if runs_dir.is_dir() else []:
+        own = (json.loads((run / "config.json").read_text()).get("environment") or {}).get("torch_threads")
+        if own is not None:
+            counts[str(own)].append(run.name)
+        elif run.name in replayed:  # replayed: 1 or 2, or null when neither gave the run's losses
+            counts[str(replayed[run.name]["threads"] or "neither 1 nor 2")].append(run.name)
+        else:  # not replayable here (a control or a transferred ticket trains from files not committed)
+            counts["not known"].append(run.name)
+    if not replayed and set(counts) <= {"1"}:  # every run records one thread: nothing to say beyond the sweeps
+        return []
+    parts = []
+    for k, names in sorted(counts.items()):
+        label = f"{k} thread{'s' * (k != '1')}" if k.isdigit() else k
+        listed = f" ({', '.join(names)})" if k != "1" and len(names) <= 6 else ""
+        parts.append(f"{label}: {len(names)}{listed}")
+    return [f"Torch threads each run started with (`config.json`, or where it does not say, its first "
+            f"{next(iter(replayed.values()), {}).get('step', 100)} steps replayed at 1 and 2 threads: `threads.json`, "
+            f"`study_threads.py`): {'; '.join(parts)}. Runs of one seed at other counts share their initial weights "
+            "and data order but not their float rounding.", ""]
 
 
 def agreement(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> tuple[list[int], str]:

@@ -19,6 +19,7 @@ from study_common import (
     load,
     mean_sd,
     section,
+    threads,
     values_at,
     within_margin,
 )
@@ -57,7 +58,8 @@ def render_grid(study: Path, runs: str = "runs") -> str:
            f"edit by hand, `tests/test_study_fmnist.py` regenerates it. {max(all_steps, default=0):,} G steps per "
            "run, ΔT 500 "
            "(sweeps: `configs/sweeps/study-fmnist-*.yaml`). "
-           f"Metric `{LABEL}` (lower is better; real vs real ~0.06), evaluated every 1,000 steps.", ""]
+           f"Metric `{LABEL}` (lower is better; real vs real ~0.06), evaluated every 1,000 steps.", "",
+           *threads(study / runs)]
     n_runs = sum(len(v) for v in curves.values())
     out += ["## Runs", "", f"Completed runs: {n_runs}; arms: {len(arms)}.", "",
             "| arm | seeds |", "|---|---|"]

@@ -30,6 +30,7 @@ from study_common import (
     header,
     load,
     mean_sd,
+    started_with,
     train_flops,
     values_at,
 )
@@ -82,16 +83,22 @@ def _cells(values: list[float]) -> str:
     return " / ".join(fmt(v) for v in values) if values else "-"
 
 
-def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]]) -> list[str]:
+def _same_as_core(study: Path, seed: int, curve: list[tuple[int, float]], chain: Path) -> list[str]:
     """Round 0 (dense) against the core grid's dense run of the same seed at the steps both evaluated:
-    the same training code gives the same curve, which ties the chain to the core grid's runs."""
+    the same training code at the same thread count gives the same curve, which ties the chain to the core
+    grid's runs."""
     runs = [r for r in load_runs(study / "runs") if r.method == "dense" and r.seed == seed and
             r.status == "completed"] if (study / "runs").is_dir() else []
     shared, same = agreement(curve, runs[0].series(LABEL) if runs else [])
     if not shared:
         return []
     resumed = [r["step"] for r in runs[0].of_kind("resume") if r["step"] < max(shared)]
-    if same != "the same values" and resumed:
+    core_threads, chain_threads = started_with(runs[0].path), started_with(chain)
+    if same != "the same values" and core_threads and chain_threads and core_threads != chain_threads:
+        same += (f" (the core run started at {core_threads} torch threads, the chain at {chain_threads}: "
+                 "`threads.json`; another float rounding from the first step, the same initial weights and data "
+                 "order)")
+    elif same != "the same values" and resumed:
         same += (f" (the core run was resumed at step {', '.join(f'{s:,}' for s in resumed)}: the study README "
                  "says why a resume may drift)")
     elif same != "the same values":
@@ -379,7 +386,7 @@ def render_tickets(study: Path) -> str:
             + ("**yes**" if gate else "**no** (these rounds are short: the verdicts below rank tickets early in "
                "training, not trained ones)") + f" ({_values(g, 0, steps)}).", ""]
     for seed in sorted(g):
-        out += _same_as_core(study, seed, g[seed][0][1])
+        out += _same_as_core(study, seed, g[seed][0][1], found["IMP_G"][seed].path)
     controls = {k: {seed: _rounds(run) for seed, run in found[f"control {k}"].items()}
                 for k in ("reinit", "random") if f"control {k}" in found}
     lines, _ = _matching(g, controls, judge)
