@@ -288,3 +288,13 @@ def test_report_tabulates_translation_runs(tiny_run, pair, tmp_path):
     assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "report.md").read_text()
     assert "fid_domain@" in text and "split=test" in text and "| stu |" in text and "| dense |" in text
+
+
+def test_sample_refuses_a_translation_model_in_one_line(tiny_run, pair, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert tiny_run(out, "--method", "dense", "--steps", "2", data=pair / "sneaker-boot") == 0
+    capsys.readouterr()
+    assert main(["sample", str(out), "--out", str(tmp_path / "s.png")]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "is a translation model (cyclegan)" in lines[0]
+    assert not (tmp_path / "s.png").exists()
