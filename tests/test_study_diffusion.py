@@ -56,6 +56,11 @@ def test_gate_names_where_dense_flattened_and_where_the_cells_stop(tmp_path):
     text = s.render(tmp_path)
     assert "at most 5 %: step 14,000 (20.20; 20.00 at step 16,000, -1.0 % from there)." in text
     assert "The cells train 8,000 steps, where this run was at 22.00: 10.0 % from its last evaluation." in text
+    assert "The cells' dense run of seed 0 (their commit; the same training) against this one at the 4 " \
+           "evaluations both made: the same values." in text
+    _run(tmp_path / "b", "dense", "dense", 0, curve, folder="runs-gate", steps=16000)
+    _run(tmp_path / "b", "dense_0", "dense", 0, {2000: 60.0, 4000: 40.5}, steps=4000)
+    assert "at the 2 evaluations both made: a largest difference of 0.5000." in s.render(tmp_path / "b")
     assert s.plateau_step({1: 10.0, 2: 5.0}) is None
 
 

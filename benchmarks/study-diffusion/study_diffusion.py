@@ -79,8 +79,9 @@ def _arm_key(arm: str):
     return (1, float(sparsity), list(METHODS.values()).index(name) if name in METHODS.values() else 9)
 
 
-def gate(folder: Path, cells_steps: int | None = None) -> list[str]:
-    """The dense regime gate's curve and where it flattens; ``cells_steps``: the cells' run length, set beside it."""
+def gate(folder: Path, cells_steps: int | None = None, cells: dict | None = None) -> list[str]:
+    """The dense regime gate's curve and where it flattens; ``cells_steps``: the cells' run length, set beside it;
+    ``cells``: the cells' curves, whose dense run of the gate's seed trains as the gate does (set beside it)."""
     curves, runs = curves_of(folder)
     out = ["## The regime gate: the dense denoiser trained long", ""]
     if "dense" not in curves:
@@ -106,6 +107,13 @@ def gate(folder: Path, cells_steps: int | None = None) -> list[str]:
         out += [f"The first evaluation at which its last three moved by at most {100 * PLATEAU:g} %: step {first:,} "
                 f"({fmt(curve[first])}; {fmt(curve[steps[-1]])} at step {steps[-1]:,}, "
                 f"{fmt(100 * (curve[steps[-1]] / curve[first] - 1), 1)} % from there).", ""]
+    twin = (cells or {}).get("dense", {}).get(seed)
+    if twin:
+        shared = sorted(set(twin) & set(curve))
+        gap = max((abs(twin[s] - curve[s]) for s in shared), default=0.0)
+        out += [f"The cells' dense run of seed {seed} (their commit; the same training) against this one at the "
+                f"{len(shared)} evaluations both made: "
+                + ("the same values." if gap == 0 else f"a largest difference of {fmt(gap, 4)}.") , ""]
     if cells_steps is not None and cells_steps in curve:
         out += [f"The cells train {cells_steps:,} steps, where this run was at {fmt(curve[cells_steps])}: "
                 f"{fmt(100 * (curve[cells_steps] / curve[steps[-1]] - 1), 1)} % from its last evaluation.", ""]
@@ -337,7 +345,7 @@ def render(folder: Path) -> str:
            f"{int(cfg.get('steps', 0)):,} steps per run at batch {cfg.get('batch_size', '-')}, sampled by DDIM; "
            f"metric `{LABEL}` (lower is better). Each comparison: mean paired difference [95 % CI], Holm-adjusted p "
            "where a claim has several, seed pairs, at each of the last three evaluations.", ""]
-    out += gate(folder / "runs-gate", int(cfg["steps"]) if cfg.get("steps") else None)
+    out += gate(folder / "runs-gate", int(cfg["steps"]) if cfg.get("steps") else None, curves)
     if not curves:
         return "\n".join(out + ["## The cells", "", "Not run yet.", ""] + speed(folder)) + "\n"
     common = [set(c) for arm in curves.values() for c in arm.values()]
