@@ -183,6 +183,17 @@ def test_results_quote_the_generated_files():
         assert quoted <= present, (name, sorted(quoted - present))
 
 
+def test_the_readme_diffusion_results_quote_the_diffusion_study():
+    """The README's sentence on the diffusion study: its decimals and its bold verdict words are in the
+    study's generated results (benchmarks/study-diffusion/results.md)."""
+    study = (ROOT / "benchmarks" / "study-diffusion" / "results.md").read_text()
+    section = README.read_text().split("## Diffusion models")[1].split("\n## ")[0]
+    quoted = _decimals(section)
+    assert quoted and quoted <= _decimals(study), sorted(quoted - _decimals(study))
+    for word in re.findall(r"\*\*([^*]+)\*\*", section):
+        assert f"**{word}**" in study, word
+
+
 def test_the_readme_stays_a_front_page():
     """The details live in docs/: the README is what sparsegan is, the two commands, a tour and links."""
     lines = README.read_text().splitlines()
