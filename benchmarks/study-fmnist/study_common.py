@@ -225,13 +225,11 @@ def threads(runs_dir: Path) -> list[str]:
     replayed = json.loads((runs_dir / "threads.json").read_text()) if (runs_dir / "threads.json").is_file() else {}
     counts: dict[str, list[str]] = defaultdict(list)
     for run in sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file()) if runs_dir.is_dir() else []:
-        own = (json.loads((run / "config.json").read_text()).get("environment") or {}).get("torch_threads")
-        if own is not None:
-            counts[str(own)].append(run.name)
-        elif run.name in replayed:  # replayed: 1 or 2, or null when neither gave the run's losses
-            counts[str(replayed[run.name]["threads"] or "neither 1 nor 2")].append(run.name)
-        else:  # not replayable here (a control or a transferred ticket trains from files not committed)
-            counts["not known"].append(run.name)
+        n = started_with(run)
+        # None: replayed and neither count gave the run's losses, or not replayable here (a control or a
+        # transferred ticket trains from files not committed)
+        key = str(n) if n is not None else "neither 1 nor 2" if run.name in replayed else "not known"
+        counts[key].append(run.name)
     if not replayed and set(counts) <= {"1"}:  # every run records one thread: nothing to say beyond the sweeps
         return []
     parts = []

@@ -50,6 +50,8 @@ def _replayable(run: Path) -> Path | None:
 
 
 def _first_train(metrics: Path) -> dict | None:
+    """The first kind=train record, read here rather than through sparsegan's record reader, which this
+    script may not find under that name in the old commits whose sources it runs against."""
     for line in metrics.read_text().splitlines():
         record = json.loads(line)
         if record.get("kind") == "train":

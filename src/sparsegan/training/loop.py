@@ -173,14 +173,14 @@ def train(
                     hook(t)
             grid = step % cfg.sample_every == 0 or step == cfg.steps
             due = evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps)
-            shown = getattr(bar, "postfix", None) or ""  # the losses: the bar says what takes the time, then them
-            if grid:
-                bar.set_postfix_str(", ".join(filter(None, (shown, "sample grid"))))  # a diffusion grid: NFE calls
-                run.save_grid(*sample_grid(t, fixed), sample_name(step))
-            if due:  # an evaluation can take minutes (thousands of samples): the bar says so instead of stalling
-                bar.set_postfix_str(", ".join(filter(None, (shown, "evaluating"))))
-                evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
-            if grid or due:
+            if grid or due:  # these can take minutes (a diffusion grid, thousands of samples): the bar says so
+                shown = getattr(bar, "postfix", None) or ""  # the losses, shown again afterwards
+                if grid:
+                    bar.set_postfix_str(", ".join(filter(None, (shown, "sample grid"))))
+                    run.save_grid(*sample_grid(t, fixed), sample_name(step))
+                if due:
+                    bar.set_postfix_str(", ".join(filter(None, (shown, "evaluating"))))
+                    evaluate(step, t.ema.model)  # kind=eval record, summary metrics, best EMA generator
                 bar.set_postfix_str(shown, refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 check_weights_finite(t)
