@@ -74,22 +74,54 @@ def test_claims_on_made_up_cells(tmp_path):
         _run(tmp_path, f"magran_{seed}", "stu", seed, dict.fromkeys(STEPS, 13.0 + 2 * seed), 0.9, grow="random")
         # static at 90 %: dense + 6, 7, 8: behind both; static - RigL-DM = 6.5, 7.25, 8 (sd 0.75)
         _run(tmp_path, f"static_{seed}", "static", seed, dict.fromkeys(STEPS, 16.0 + 2 * seed), 0.9)
-    _run(tmp_path, "rigl50", "stu", 0, dict.fromkeys(STEPS, 9.0), 0.5)  # one seed: descriptive
     text = _script().render(tmp_path)
     assert "| RigL-DM 90 % | 0, 1, 2 | 10.75 ± 1.25 | 10.75 ± 1.25 | 10.75 ± 1.25 | 0.24 | 0.10 |" in text
     assert "| RigL-DM 90 % − dense | -0.25 [-0.87, 0.37] n=3 margin 1.10 |" in text
-    assert text.split("| RigL-DM 90 % − dense |")[1].split("\n")[0].endswith("| reproduced |")
+    assert text.split("| RigL-DM 90 % − dense |")[1].split("\n")[0].endswith("| matches |")
     assert "| MagRan-DM 90 % − dense | 4.00 [1.52, 6.48] n=3 margin 1.10 |" in text
-    assert text.split("| MagRan-DM 90 % − dense |")[1].split("\n")[0].endswith("| not reproduced |")
-    assert "| RigL-DM 50 % − dense | -1.00 [-, -] n=1 margin 1.00 |" in text  # against seed 0's dense
-    assert "(over the cells with seeds: RigL-DM 90 %, MagRan-DM 90 %): **reproduced for RigL-DM 90 %**." in text
+    assert text.split("| MagRan-DM 90 % − dense |")[1].split("\n")[0].endswith("| behind |")
+    # their claim at high sparsity, falling behind, fails where one method matches dense
+    assert "Falls behind at high sparsity (every sparse-to-sparse method): at 90 %: **not reproduced**." in text
     static = text.split("## Exploring the topology beats static masks")[1]
     # static - RigL-DM: 6.5, 7.25, 8: mean 7.25, sd 0.75, t = 16.7 with 2 df, p = 0.0036; Holm ranks it
     # second of two (static - MagRan-DM is 3 at every seed: p 0), so it keeps 1 x 0.0036
     assert "| static − RigL-DM 90 % | 7.25 [5.39, 9.11] p=0.004 n=3 |" in static
     assert "| static − MagRan-DM 90 % | 3.00 [3.00, 3.00] p=<0.001 n=3 |" in static
-    assert "Verdict: **reproduced**." in static
+    assert "Verdict (every sparse-to-sparse method ahead of static): at 90 %: **reproduced**." in static
     assert "## Sampling speed" in text and "Not measured yet." in text
+
+
+def test_a_cell_with_one_seed_is_judged_against_the_spread_of_the_cells_with_seeds(tmp_path):
+    import math
+
+    # at 90 %, seeds 0-2 against dense 10: log(sparse / dense) 0.1, -0.1, 0 (RigL-DM), 0.2, 0, 0.1 (MagRan-DM),
+    # 0.3, 0.5, 0.4 (static): squares about each mean 0.02 each, pooled sd sqrt(0.06 / 6) = 0.1 with 6 degrees
+    # of freedom; t(0.975, 6) = 2.4469, exp(± 0.24469) = 1.27722 / 0.78295
+    for seed, (a, b, c) in enumerate(((0.1, 0.2, 0.3), (-0.1, 0.0, 0.5), (0.0, 0.1, 0.4))):
+        _run(tmp_path, f"dense_{seed}", "dense", seed, dict.fromkeys(STEPS, 10.0))
+        _run(tmp_path, f"rigl_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0 * math.exp(a)), 0.9)
+        _run(tmp_path, f"magran_{seed}", "stu", seed, dict.fromkeys(STEPS, 10.0 * math.exp(b)), 0.9, grow="random")
+        _run(tmp_path, f"static_{seed}", "static", seed, dict.fromkeys(STEPS, 10.0 * math.exp(c)), 0.9)
+    # at 50 %, seed 0: RigL-DM 7.5: 10 (0.75 x 0.78295 - 1) = -4.13 to 10 (0.75 x 1.27722 - 1) = -0.42, within
+    # the margin 1.00: matches; MagRan-DM 15: 10 (1.5 x 0.78295 - 1) = 1.74 above it: behind
+    _run(tmp_path, "rigl50", "stu", 0, dict.fromkeys(STEPS, 7.5), 0.5)
+    _run(tmp_path, "magran50", "stu", 0, dict.fromkeys(STEPS, 15.0), 0.5, grow="random")
+    _run(tmp_path, "static50", "static", 0, dict.fromkeys(STEPS, 12.0), 0.5)
+    text = _script().render(tmp_path)
+    row = text.split("| RigL-DM 50 % − dense |")[1].split("\n")[0]
+    assert row.startswith(" -2.50 [-4.13, -0.42] n=1 margin 1.00 |") and row.endswith("| matches (one seed) |")
+    row = text.split("| MagRan-DM 50 % − dense |")[1].split("\n")[0]
+    assert row.startswith(" 5.00 [1.74, 9.16] n=1 margin 1.00 |") and row.endswith("| behind (one seed) |")
+    assert "(sd 0.100 / 0.100 / 0.100, 6 / 6 / 6 degrees of freedom;" in text
+    assert "Matches or beats dense at moderate sparsity (every sparse-to-sparse method): at 50 %: " \
+           "**not reproduced**." in text
+    # static / sparse-to-sparse at 90 %: log ratios 0.2, 0.6, 0.4 and 0.1, 0.5, 0.3: pooled sd
+    # sqrt(0.16 / 4) = 0.2 with 4 degrees of freedom; static - RigL-DM at 50 %: log(12 / 7.5) = 0.470, t = 2.35,
+    # p = 0.0786 before Holm: 7.5 (1.6 exp(± 2.7764 x 0.2) - 1) = -0.61 to 13.41
+    static = text.split("## Exploring the topology beats static masks")[1]
+    assert "| static − RigL-DM 50 % | 4.50 [-0.61, 13.41] p=" in static
+    assert "(sd 0.200 / 0.200 / 0.200, 4 / 4 / 4 degrees of freedom)" in static
+    assert static.split("| static − RigL-DM 50 % |")[1].split("\n")[0].endswith("| inconclusive (one seed) |")
 
 
 def _chain(root: Path, name: str, seed: int, rounds: dict[int, tuple[float, float]], control="none"):

@@ -29,6 +29,7 @@ from sparsegan.experiments.stats import Single, direction, holm, paired, pooled_
 
 LABEL = "fid_domain@5000,nfe=20"
 MARGIN = 0.10  # "matches dense": at most 10 % of the dense mean worse (upper 95 % bound)
+MODERATE, HIGH = 0.5, 0.9  # Oliveira et al.: matches dense at 25-50 %, falls behind above
 PLATEAU = 0.05  # the gate: the last three evaluations change by at most 5 % of the first of them
 METHODS = {"static": "static", "stu/gradient": "RigL-DM", "stu/random": "MagRan-DM"}
 
@@ -150,70 +151,128 @@ def _cell(c, p: float | None = None) -> str:
     return f"{fmt(c.mean)} [{fmt(lo)}, {fmt(hi)}]{shown} n={c.n}"
 
 
+def _dynamic(curves) -> list[str]:
+    """The sparse-to-sparse arms (RigL-DM, MagRan-DM), in table order."""
+    return [a for a in sorted(curves, key=_arm_key) if a.startswith(("RigL-DM", "MagRan-DM"))]
+
+
+def _static_of(arm: str) -> str:
+    return "static " + arm.split(" ", 1)[1]
+
+
+def _spread(curves, steps: list[int], pairs: list[tuple[str, str]]) -> dict[int, tuple[float, int]]:
+    """step -> (sd, degrees of freedom) of one same-seed log ratio log(a / b) over the arm pairs (a, b) that
+    have two or more seeds, deviations from each pair's own mean, pooled (the Fashion-MNIST study's
+    single-pair yardstick: the spread of same-seed differences between methods, not of dense seeds)."""
+    out = {}
+    for s in steps:
+        groups = []
+        for a, b in pairs:
+            va, vb = _at(curves, a, s), _at(curves, b, s)
+            groups.append([math.log(va[k] / vb[k]) for k in sorted(set(va) & set(vb))])
+        out[s] = pooled_sd(groups)
+    return out
+
+
+def _compare(va: dict[int, float], vb: dict[int, float], spread: tuple[float, int]):
+    """a - b by seed: paired with two or more seeds; one seed pair as a :class:`Single` judged against
+    ``spread`` (of same-seed log ratios)."""
+    c = paired(va, vb)
+    if c.n == 1:
+        k = c.seeds[0]
+        return Single(k, va[k], vb[k], *spread, relative=True)
+    return c
+
+
+def _seeds(c) -> tuple[int, ...]:
+    return (c.seed,) if isinstance(c, Single) else c.seeds
+
+
+def _sparsity(arm: str) -> float:
+    return float(arm.rsplit(" ", 2)[1])
+
+
+def _by_sparsity(states: dict[str, str], rule) -> str:
+    """'at 50 %: **v**; at 90 %: **v**' with ``rule`` turning one sparsity's row states into its verdict."""
+    levels = sorted({_sparsity(a) for a in states})
+    return "; ".join(f"at {s:g} %: **{rule([v for a, v in states.items() if _sparsity(a) == s])}**"
+                     for s in levels) or "**inconclusive** (no judgeable cell)"
+
+
 def matches_dense(curves, last: list[int]) -> list[str]:
-    """Oliveira et al.: sparse-to-sparse training matches or beats dense. Each sparse-to-sparse cell against
-    dense, paired by seed, within the margin at each of the last three evaluations."""
-    out = ["## Sparse-to-sparse training matches or beats dense (Oliveira et al. 2025)", "",
-           "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | matches dense |",
+    """Oliveira et al.: sparse-to-sparse training matches or beats dense at moderate sparsity (their 25-50 %)
+    and falls behind at higher. Each sparse-to-sparse cell against dense by seed, against the 10 % margin at
+    each of the last three evaluations; a cell with one seed judged against the spread of same-seed log
+    ratios sparse / dense of the cells with seeds."""
+    spread = _spread(curves, last, [(a, "dense") for a in curves if a != "dense"])
+    out = ["## Sparse-to-sparse training against dense (Oliveira et al. 2025)", "",
+           "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | against dense |",
            "|---|" + "---|" * len(last) + "---|"]
-    verdicts = {}
-    for arm in sorted(curves, key=_arm_key):
-        if not arm.startswith(("RigL-DM", "MagRan-DM")):
+    states = {}
+    for arm in _dynamic(curves):
+        cmp = [_compare(_at(curves, arm, s), _at(curves, "dense", s), spread[s]) for s in last]
+        if not all(c.n for c in cmp):
             continue
-        cmp = [paired(_at(curves, arm, s), _at(curves, "dense", s)) for s in last]
         # the margin: 10 % of dense over the seeds in the pairs
-        margin = [MARGIN * statistics.fmean([_at(curves, "dense", s)[k] for k in c.seeds] or [math.nan])
-                  for s, c in zip(last, cmp)]
-        if any(c.n < 2 for c in cmp):
-            v = "descriptive (one seed pair)" if all(c.n for c in cmp) else "-"
-        else:
-            v = ("reproduced" if all(c.ci[1] <= m for c, m in zip(cmp, margin)) else
-                 "not reproduced" if all(c.ci[0] > m for c, m in zip(cmp, margin)) else "inconclusive")
-            verdicts[arm] = v
+        margin = [MARGIN * statistics.fmean(_at(curves, "dense", s)[k] for k in _seeds(c)) for s, c in zip(last, cmp)]
+        v = ("-" if not all(c.judgeable for c in cmp) else
+             "matches" if all(c.ci[1] <= m for c, m in zip(cmp, margin)) else
+             "behind" if all(c.ci[0] > m for c, m in zip(cmp, margin)) else "inconclusive")
+        if v != "-":
+            states[arm] = v
         out.append(f"| {arm} − dense | " + " | ".join(f"{_cell(c)} margin {fmt(m)}" for c, m in zip(cmp, margin))
-                   + f" | {v} |")
-    claim = ("inconclusive (no cell with two or more seed pairs)" if not verdicts else
-             "reproduced" if all(v == "reproduced" for v in verdicts.values()) else
-             "not reproduced" if all(v == "not reproduced" for v in verdicts.values()) else
-             "reproduced for " + ", ".join(a for a, v in verdicts.items() if v == "reproduced")
-             if "reproduced" in verdicts.values() else "inconclusive")
-    return out + ["", f"'Matches': the upper 95 % bound of sparse − dense at most {MARGIN:.0%} of the dense mean (its "
-                  "seeds in the pairs) at "
-                  "each evaluation; 'not reproduced': the lower bound above it at each. Cells with one seed are "
-                  f"descriptive. Verdict (over the cells with seeds: {', '.join(verdicts) or 'none'}): **{claim}**.",
-                  ""]
+                   + f" | {v}{' (one seed)' if cmp[0].n == 1 else ''} |")
+    moderate = {a: v for a, v in states.items() if _sparsity(a) <= 100 * MODERATE}
+    high = {a: v for a, v in states.items() if _sparsity(a) >= 100 * HIGH}
+    sds = [spread[s] for s in last]
+    return out + ["", f"'matches': the upper 95 % bound of sparse − dense at most {MARGIN:.0%} of the dense mean (its "
+                  "seeds in the pairs) at each evaluation; 'behind': the lower bound above it at each. A cell with one "
+                  "seed is judged against the spread of same-seed log(sparse / dense) over the cells with seeds "
+                  f"(sd {' / '.join(fmt(sd, 3) for sd, _ in sds)}, {' / '.join(str(df) for _, df in sds)} degrees of "
+                  "freedom; at a sparsity other than theirs, so the interval it gives is an estimate).", "",
+                  "Matches or beats dense at moderate sparsity (every sparse-to-sparse method): "
+                  + _by_sparsity(moderate, lambda vs: "reproduced" if all(v == "matches" for v in vs) else
+                                 "not reproduced" if any(v == "behind" for v in vs) else "inconclusive") + ".",
+                  "Falls behind at high sparsity (every sparse-to-sparse method): "
+                  + _by_sparsity(high, lambda vs: "reproduced" if all(v == "behind" for v in vs) else
+                                 "not reproduced" if any(v == "matches" for v in vs) else "inconclusive") + ".", ""]
 
 
 def beats_static(curves, last: list[int]) -> list[str]:
     """Oliveira et al.'s RigL-DM and MagRan-DM against Static-DM at the same sparsity: static − sparse-to-sparse
-    per seed (positive: dynamic is better), Holm across the comparisons with two or more seed pairs."""
+    per seed (positive: dynamic is better), Holm across the comparisons at each evaluation; a cell with one seed
+    judged against the spread of same-seed log(static / sparse-to-sparse) of the cells with seeds."""
+    spread = _spread(curves, last, [(_static_of(a), a) for a in _dynamic(curves)])
     rows = []
-    for arm in sorted(curves, key=_arm_key):
-        if arm.startswith(("RigL-DM", "MagRan-DM")):
-            static = "static " + arm.split(" ", 1)[1]
-            cmp = [paired(_at(curves, static, s), _at(curves, arm, s)) for s in last]
-            if all(c.n for c in cmp):
-                rows.append((f"static − {arm}", cmp))
+    for arm in _dynamic(curves):
+        cmp = [_compare(_at(curves, _static_of(arm), s), _at(curves, arm, s), spread[s]) for s in last]
+        if all(c.n for c in cmp):
+            rows.append((arm, cmp))
     out = ["## Exploring the topology beats static masks (RigL-DM and MagRan-DM against Static-DM)", "",
            "| comparison | " + " | ".join(f"{s:,} steps" for s in last) + " | verdict |",
            "|---|" + "---|" * len(last) + "---|"]
-    judged = [i for i, (_, cmp) in enumerate(rows) if all(c.n >= 2 for c in cmp)]
+    judged = [i for i, (_, cmp) in enumerate(rows) if all(c.judgeable for c in cmp)]
     adjusted = [holm([rows[i][1][k].p for i in judged]) for k in range(len(last))]
-    verdicts = []
-    for i, (name, cmp) in enumerate(rows):
+    states = {}
+    for i, (arm, cmp) in enumerate(rows):
+        one = " (one seed)" if cmp[0].n == 1 else ""
         if i not in judged:
-            out.append(f"| {name} | " + " | ".join(_cell(c) for c in cmp) + " | descriptive (one seed pair) |")
+            out.append(f"| static − {arm} | " + " | ".join(_cell(c) for c in cmp) + f" | -{one} |")
             continue
         j = judged.index(i)
         dirs = [direction(adjusted[k][j], c.ci) for k, c in enumerate(cmp)]
-        v = ("reproduced" if all(d == 1 for d in dirs) else
-             "not reproduced (the opposite holds)" if all(d == -1 for d in dirs) else "inconclusive")
-        verdicts.append(v)
-        out.append(f"| {name} | " + " | ".join(_cell(c, adjusted[k][j]) for k, c in enumerate(cmp)) + f" | {v} |")
-    claim = ("inconclusive (no cell with two or more seed pairs)" if not verdicts else
-             "reproduced" if all(v == "reproduced" for v in verdicts) else
-             "not reproduced" if any(v.startswith("not") for v in verdicts) else "inconclusive")
-    return out + ["", f"Verdict: **{claim}**.", ""]
+        states[arm] = ("reproduced" if all(d == 1 for d in dirs) else
+                       "not reproduced (the opposite holds)" if all(d == -1 for d in dirs) else "inconclusive")
+        out.append(f"| static − {arm} | " + " | ".join(_cell(c, adjusted[k][j]) for k, c in enumerate(cmp))
+                   + f" | {states[arm]}{one} |")
+    sds = [spread[s] for s in last]
+    return out + ["", "A cell with one seed is judged against the spread of same-seed log(static / sparse-to-sparse) "
+                  f"over the cells with seeds (sd {' / '.join(fmt(sd, 3) for sd, _ in sds)}, "
+                  f"{' / '.join(str(df) for _, df in sds)} degrees of freedom).", "",
+                  "Verdict (every sparse-to-sparse method ahead of static): "
+                  + _by_sparsity(states, lambda vs: "reproduced" if all(v == "reproduced" for v in vs) else
+                                 "not reproduced" if any(v.startswith("not") for v in vs) else "inconclusive")
+                  + ".", ""]
 
 
 def _rounds(run) -> dict[int, tuple[float, dict[int, float]]]:
@@ -226,21 +285,6 @@ def _rounds(run) -> dict[int, tuple[float, dict[int, float]]]:
         k = int(path.name.split("-")[1])
         if loaded and loaded[0].status == "completed" and dict(loaded[0].series(LABEL)):
             out[k] = (1.0 - density.get(k, 1.0), dict(loaded[0].series(LABEL)))
-    return out
-
-
-def _spread(curves, steps: list[int]) -> dict[int, tuple[float, int]]:
-    """step -> (sd, degrees of freedom) of one same-seed log ratio between two sparse methods: log(static /
-    RigL-DM) and log(static / MagRan-DM) per seed at each sparsity with seeds, deviations from each
-    comparison's mean, pooled (the Fashion-MNIST study's single-pair yardstick)."""
-    out = {}
-    for s in steps:
-        groups = []
-        for arm in curves:
-            if arm.startswith(("RigL-DM", "MagRan-DM")):
-                static, own = _at(curves, "static " + arm.split(" ", 1)[1], s), _at(curves, arm, s)
-                groups.append([math.log(static[k] / own[k]) for k in sorted(set(static) & set(own))])
-        out[s] = pooled_sd(groups)
     return out
 
 
@@ -260,17 +304,14 @@ def tickets(folder: Path, curves) -> list[str]:
     if not ticket:
         return out + ["Not run yet: **inconclusive**.", ""]
     steps = sorted(ticket[min(ticket)][0][1])[-3:]
-    spread = _spread(curves, steps)
+    spread = _spread(curves, steps, [(_static_of(a), a) for a in _dynamic(curves)])
 
     def compare(a: dict, ka: int, b: dict, kb: int) -> list:
         cmp = []
         for s in steps:
             va = {seed: r[ka][1][s] for seed, r in a.items() if ka in r and s in r[ka][1]}
             vb = {seed: r[kb][1][s] for seed, r in b.items() if kb in r and s in r[kb][1]}
-            c = paired(va, vb)
-            if c.n == 1:
-                seed = c.seeds[0]
-                c = Single(seed, va[seed], vb[seed], *spread.get(s, (math.nan, 0)), relative=True)
+            c = _compare(va, vb, spread.get(s, (math.nan, 0)))
             cmp.append(c)
         return cmp
 
