@@ -735,6 +735,44 @@ def test_thread_replays_leave_out_what_a_short_replay_cannot_reproduce(tmp_path)
         (tmp_path / name / "config.json").write_text(json.dumps(config))
     (tmp_path / "imp" / "rounds" / "round-00").mkdir(parents=True)
     (tmp_path / "imp" / "rounds" / "round-00" / "config.json").write_text("{}")
-    got = {n: threads._replayable(tmp_path / n) for n in ("stu", "gmp", "eb", "pf", "ctl", "imp")}
+    got = {n: threads._replayable(tmp_path / n, None) for n in ("stu", "gmp", "eb", "pf", "ctl", "imp")}
     assert got == {"stu": tmp_path / "stu" / "config.json", "gmp": None, "eb": None, "pf": None, "ctl": None,
                    "imp": tmp_path / "imp" / "rounds" / "round-00" / "config.json"}
+    # with the worktree its sweep ran from, a run that starts from files there is replayed, if they are there
+    (tmp_path / "x").mkdir()
+    assert threads._replayable(tmp_path / "pf", tmp_path) == tmp_path / "pf" / "config.json"
+    assert threads._replayable(tmp_path / "pf", tmp_path / "elsewhere") is None
+    assert threads._replayable(tmp_path / "gmp", tmp_path) is None
+
+
+def test_an_imp_control_is_replayed_from_the_worktree_its_chain_is_in(tmp_path, monkeypatch, tiny_run):
+    """Through the script's command line: a chain and its control trained in a made-up worktree with the
+    paths a sweep writes (relative to it); the control's first round is replayed there and its thread
+    count found; without --inputs it is left out."""
+    import subprocess
+
+    from idx_files import write_fake_mnist
+
+    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
+    monkeypatch.chdir(tmp_path)
+    flags = ["--model", "mlp", "--model-width", "8", "--batch-size", "8", "--method", "imp", "--sparsity-g", "0.36",
+             "--steps", "4", "--log-every", "2", "--eval-every", "0"]
+    assert tiny_run(Path("runs/chain"), *flags, data=data) == 0
+    assert tiny_run(Path("runs/control"), *flags, "--imp-control", "random", "--tickets-from", "runs/chain",
+                    data=data) == 0
+    for run in ("chain", "control"):  # as a run trained before config.json recorded its thread count
+        path = tmp_path / "runs" / run / "config.json"
+        config = json.loads(path.read_text())
+        assert config.pop("environment")["torch_threads"] in (1, 2)
+        path.write_text(json.dumps(config))
+    script = ROOT / "benchmarks" / "study-fmnist" / "study_threads.py"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")}
+
+    def found(*extra):
+        subprocess.run([sys.executable, str(script), "runs", "--steps", "2", *extra], check=True, env=env,
+                       capture_output=True)
+        return json.loads((tmp_path / "runs" / "threads.json").read_text())
+
+    assert set(found()) == {"chain"}  # the control's chain is not a committed file: left out
+    got = found("--inputs", str(tmp_path))
+    assert set(got) == {"chain", "control"} and got["control"]["threads"] in (1, 2)

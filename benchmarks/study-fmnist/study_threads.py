@@ -1,6 +1,7 @@
 """How many torch threads trained each committed run that does not record it: its first steps replayed.
 
     PYTHONPATH=WORKTREE/src python benchmarks/study-fmnist/study_threads.py benchmarks/study-fmnist/runs [--steps 100]
+        [--inputs WORKTREE]
 
 Runs trained before the run folder recorded its thread count (``config.json`` ``environment.torch_threads``)
 say nothing of it, and the thread count changes float rounding, so a run at 2 threads is not the bitwise
@@ -8,10 +9,13 @@ twin of one at 1. Each such run's first ``--steps`` steps are trained again from
 the code of the commit the runs were trained at (run this with that commit's sources first on the path: a
 worktree pinned at the folder's COMMIT), once at 1 thread and once at 2, and the first ``kind=train``
 record is compared with the run's own: the same losses to the bit name the thread count the run started
-with. An IMP chain is checked through its round 0 (dense training from the chain's seed). Left out: runs
-that start from files outside the committed ones (controls, transferred tickets, pruning a dense run), and
-methods whose first steps depend on the run's length (GMP's and early-bird's schedules are fractions of
-it: a shorter replay would prune at other steps).
+with. An IMP chain or control is checked through its first round (a chain's round 0: dense training
+from its seed; a control's round 1: its first ticket, from the masks and weights in its tickets
+folder). Runs that start from files outside the committed ones (a control's tickets, transferred
+tickets, a dense run to prune) are replayed only with ``--inputs``: the folder their paths
+(``masks_from``, ``from_run``) were written relative to, the worktree their sweep ran from, where
+those files still are. Left out: methods whose first steps depend on the run's length (GMP's and
+early-bird's schedules are fractions of it: a shorter replay would prune at other steps).
 
 Writes RUNS/threads.json: {run: {"threads": 1 | 2 | null, "step": N, "commit": the code replayed}}, which
 the reports cite. A run resumed at another count later is not caught here (see the study README).
@@ -31,41 +35,52 @@ from pathlib import Path
 import yaml
 
 LENGTH_SCHEDULED = {"gmp", "early_bird"}  # their schedules scale with --steps: a short replay is another run
+INPUTS = ("from_run", "masks_from")  # paths to files a run starts from
 SKIP = {"out", "data_root", "steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-        "eval_every", "eval_metrics", "tensorboard", "from_run", "masks_from", "tickets_from", "imp_control"}
+        "eval_every", "eval_metrics", "tensorboard"}
 
 
-def _replayable(run: Path) -> Path | None:
-    """The config.json to replay for ``run``: its own, or an IMP chain's round 0; None when it trains from
-    files the committed folders do not have."""
-    config = json.loads((run / "config.json").read_text())
-    if config.get("method") == "imp":
-        if config.get("imp_control", "none") != "none" or config.get("tickets_from"):
+def _replayable(run: Path, inputs: Path | None) -> Path | None:
+    """The config.json to replay for ``run``: its own, or an IMP chain's or control's first round's (a run
+    of its own: round 0's dense training, a control's first ticket trained from its masks and weights);
+    None when it starts from files that are not under ``inputs`` (or no ``inputs`` is given)."""
+    path = run / "config.json"
+    if json.loads(path.read_text()).get("method") == "imp":
+        rounds = sorted((run / "rounds").glob("round-*/config.json"))
+        if not rounds:
             return None
-        first = run / "rounds" / "round-00" / "config.json"
-        return first if first.is_file() else None
-    if config.get("from_run") or config.get("masks_from") or config.get("method") in LENGTH_SCHEDULED:
+        path = rounds[0]
+    config = json.loads(path.read_text())
+    if config.get("method") in LENGTH_SCHEDULED:
         return None
-    return run / "config.json"
+    paths = [config[k] for k in INPUTS if config.get(k)]
+    if paths and not (inputs and all((inputs / p).exists() for p in paths)):
+        return None
+    return path
 
 
-def _first_train(metrics: Path) -> dict | None:
-    """The first kind=train record, read here rather than through sparsegan's record reader, which this
-    script may not find under that name in the old commits whose sources it runs against."""
-    for line in metrics.read_text().splitlines():
-        record = json.loads(line)
-        if record.get("kind") == "train":
-            return record
+def _first_train(run: Path) -> dict | None:
+    """A run's first kind=train record: in its own metrics, or its first round's (an IMP chain's or
+    control's); read here rather than through sparsegan's record reader, which this script may not find
+    under that name in the old commits whose sources it runs against."""
+    for metrics in [run / "metrics.jsonl", *sorted((run / "rounds").glob("round-*/metrics.jsonl"))]:
+        for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+            record = json.loads(line)
+            if record.get("kind") == "train":
+                return record
     return None
 
 
-def replay(config_path: Path, threads: int, steps: int, workdir: Path) -> dict | None:
-    """The first kind=train record of a fresh run of ``config_path`` at ``threads`` torch threads."""
+def replay(config_path: Path, threads: int, steps: int, workdir: Path, inputs: Path | None = None) -> dict | None:
+    """The first kind=train record of a fresh run of ``config_path`` at ``threads`` torch threads, run from
+    ``inputs`` (where its input paths resolve) if given."""
     from sparsegan.config import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     config = json.loads(config_path.read_text())
     values = {k: v for k, v in config.items() if k in names and k not in SKIP}
+    if inputs and config.get("data_root") and (inputs / config["data_root"]).exists():
+        values["data_root"] = config["data_root"]  # where the sweep found its data, beside its inputs
     recipe = workdir / f"replay-{threads}.yaml"
     recipe.write_text(yaml.safe_dump(values))
     out = workdir / f"run-{threads}"
@@ -73,8 +88,8 @@ def replay(config_path: Path, threads: int, steps: int, workdir: Path) -> dict |
            "--log-every", str(steps), "--sample-every", str(10 * steps), "--checkpoint-every", str(10 * steps),
            "--no-progress", "--allow-ignored", "--out", str(out), "--overwrite"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    subprocess.run(cmd, check=True, env=env, capture_output=True)
-    return _first_train(out / "metrics.jsonl")
+    subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=inputs)
+    return _first_train(out)
 
 
 def same(a: dict, b: dict) -> bool:
@@ -85,6 +100,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, help="a committed runs folder (benchmarks/study-fmnist/runs, ...)")
     ap.add_argument("--steps", type=int, default=100, help="the steps replayed (the runs' first log step)")
+    ap.add_argument("--inputs", type=Path, help="the worktree the sweep ran from: replay the runs that start from "
+                    "its files (controls, transferred tickets, pruned dense runs)")
     args = ap.parse_args()
     import sparsegan
 
@@ -100,16 +117,16 @@ def main() -> None:
         config = json.loads((run / "config.json").read_text())
         if run.name in found or (config.get("environment") or {}).get("torch_threads"):
             continue
-        source = _replayable(run)
+        source = _replayable(run, args.inputs)
         if source is None:
             continue
-        own = _first_train(source.parent / "metrics.jsonl")
+        own = _first_train(source.parent)
         if own is None or own["step"] != args.steps:
             continue
         threads = None
         with tempfile.TemporaryDirectory() as tmp:
             for n in (1, 2):
-                if same(own, replay(source, n, args.steps, Path(tmp))):
+                if same(own, replay(source, n, args.steps, Path(tmp), args.inputs)):
                     threads = n
                     break
         found[run.name] = {"threads": threads, "step": args.steps, "commit": commit}
