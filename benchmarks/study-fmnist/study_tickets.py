@@ -527,7 +527,7 @@ def render_generative_tickets(study: Path, runs: str = "runs-generative-tickets"
              "inconclusive (the chain has not reached the paper's sparsity)")
         out += rows + ["", f"Tickets within 10 % of dense at every round up to "
                        f"{'-' if last_ok is None else f'{100 * last_ok:.1f} %'} sparsity (the paper: up to "
-                       f"{100 * paper:.0f} %): **{v}**.", ""]
+                       f"{100 * paper:.0f} %; one seed: descriptive): **{v}**.", ""]
         out += improving
         if f"{name} dense" in found:  # the sweep's own dense run: the same seed and training as round 0
             shared, same = agreement(found[f"{name} dense"].series(label), chains[name][0][1])
