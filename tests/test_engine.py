@@ -309,3 +309,32 @@ def test_block_masks_through_the_api_in_a_users_loop():
     assert any(not torch.equal(before[n], after[n]) for n in after)
     for n, p in sparse.masks["net"].params.items():
         assert (p.detach()[~after[n]] == 0).all()
+
+
+def test_a_global_ranking_that_empties_a_layer_says_so_once():
+    """GMP ranked globally over a net whose second layer's weights are a thousand times smaller than the
+    first's: its pruning empties that layer (the net's output stops depending on its input), and the
+    engine records which layer, once, at the step that emptied it."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with torch.no_grad():
+        net[2].weight.mul_(1e-3)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    # the target keeps 60 weights, fewer than the first layer's 128: global ranking keeps them all there
+    sparse = SparseTraining({"net": net}, {"net": opt}, "gmp", sparsity={"net": 1 - 60 / 192}, steps=20,
+                            ranking="global", gmp_start=0.0, gmp_end=0.5, gmp_prunes=2)
+    assert sparse.drain_records() == []  # dense at set-up: nothing empty
+    seen, emptied = [], None
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        opt.zero_grad()
+        F.cross_entropy(net(torch.randn(16, 8, generator=g)), torch.randint(4, (16,), generator=g)).backward()
+        opt.step()
+        sparse.step()
+        if emptied is None and sparse.masks["net"].layer_active()["2.weight"] == 0:
+            emptied = sparse.completed
+        seen += [(sparse.completed, r) for r in sparse.drain_records() if r["kind"] == "empty_layers"]
+    assert sparse.masks["net"].layer_active() == {"0.weight": 60, "2.weight": 0}
+    assert sparse.empty_layers() == {"net": ["2.weight"]}
+    assert len(seen) == 1 and seen[0][1]["layers"] == {"net": ["2.weight"]}
+    assert 0 < emptied < 20 and seen[0][0] == emptied  # at the pruning step that emptied it, and not again

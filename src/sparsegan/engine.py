@@ -160,6 +160,10 @@ class SparseTraining:
         self._unverified = set(self.method.nets)
         self.completed = 0  # iterations done (sparse.step() calls)
         self._stepped: set[str] = set()
+        # Layers left with no active weight, reported once each (kind=empty_layers): looked for after
+        # set-up and after each topology event, not every step.
+        self._empty: dict[str, set[str]] = {net: set() for net in self.method.nets}
+        self._look_for_empty = True
         self._listeners: list[Callable[[TopologyEvent, int], None]] = []
         self._hooks = []
         for opt in {id(o): o for o in self.optimizers.values()}.values():
@@ -324,6 +328,7 @@ class SparseTraining:
             for listener in self._listeners:
                 listener(ev, step)
         self._sync_optimizers()  # deactivated weights: history zeroed, weight 0
+        self._look_for_empty = self._look_for_empty or bool(events)
         self.completed = step
         self._stepped.clear()
         return events
@@ -335,8 +340,25 @@ class SparseTraining:
         self.method.observe_balance(self.completed + 1, float(ratio))
 
     def drain_records(self) -> list[dict[str, Any]]:
-        """The method's records since the last call (kind=pf, early_bird_check, adapt, ticket, ...)."""
-        return self.method.drain_records()
+        """The method's records since the last call (kind=pf, early_bird_check, adapt, ticket, ...), and
+        kind=empty_layers where a layer has newly lost its last active weight."""
+        records = self.method.drain_records()
+        if self._look_for_empty or records:  # a method's record may come with new masks (a ticket drawn)
+            self._look_for_empty = False
+            empty = self.empty_layers()
+            new = {net: sorted(set(names) - self._empty[net]) for net, names in empty.items()}
+            self._empty = {net: set(names) for net, names in empty.items()}
+            if any(new.values()):
+                records.append({"kind": "empty_layers", "layers": {net: names for net, names in new.items() if names}})
+        return records
+
+    def empty_layers(self) -> dict[str, list[str]]:
+        """net -> its masked layers with no active weight. Such a layer passes on nothing but its bias:
+        in a plain stack, what comes before it no longer reaches the net's output. Global magnitude ranking
+        (IMP, as GAN Tickets and Generative Tickets rank; SNIP) can empty a small layer whose weights
+        are smaller than the rest, the "layer collapse" of Tanaka et al. (2020)."""
+        return {net: [name for name, n in masks.layer_active().items() if n == 0]
+                for net, masks in self.method.masks.items()}
 
     # --- what users read and attach ----------------------------------------------------------
     @property

@@ -182,3 +182,27 @@ def test_imp_training_flops_add_up_the_rounds_own_masks(tiny_run, data, tmp_path
             {k.partition(".")[2]: m.float().mean().item() for k, m in masks.items() if k.startswith("G.")})
     assert main(["flops", str(imp_run), "--json", str(tmp_path / "flops.json")]) == 0
     assert json.loads((tmp_path / "flops.json").read_text())["train"]["total"] == pytest.approx(total, rel=1e-12)
+
+
+def test_a_ticket_with_an_empty_layer_is_said_on_stderr_and_recorded(tiny_run, data, imp_run, tmp_path, capsys):
+    """A ticket whose masks leave a layer of G without a weight (a global ranking can do that: layer
+    collapse) trains, and says so: one warning line naming the layer, and a kind=empty_layers record."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    ticket = tmp_path / "ticket"
+    shutil.copytree(imp_run / "tickets" / "round-02", ticket)
+    masks = load_file(ticket / "final" / "masks.safetensors")
+    first = sorted(k for k in masks if k.startswith("G."))[0]
+    masks[first] = torch.zeros_like(masks[first])
+    save_file(masks, ticket / "final" / "masks.safetensors")
+    capsys.readouterr()
+    assert tiny_run(tmp_path / "run", "--method", "static", "--masks-from", str(ticket), "--masks-with-weights",
+                    "--sparsity-g", "0.36", "--sparsity-d", "0.36", "--steps", "2", data=data) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "no active weight left" in line]
+    assert warnings == [f"sparsegan: warning: step 0: no active weight left in G's {first[2:]}: such a layer "
+                        "passes on nothing but its bias (a global ranking can empty a layer; a per-layer ranking "
+                        "keeps every layer)"]
+    records = read_records(tmp_path / "run", "empty_layers")
+    assert [(r["step"], r["layers"]) for r in records] == [(0, {"G": [first[2:]]})]

@@ -57,6 +57,17 @@ class Hooks:
     on_close: list[Callable[[Trainer], None]] = field(default_factory=list)  # always, last (a signal too)
 
 
+def _log_records(run: RunDir, t: Trainer, step: int, records: list[dict]) -> None:
+    """The engine's records into metrics.jsonl; a layer emptied of weights is also said on stderr."""
+    for rec in records:
+        run.log({"step": step, **rec})
+        if rec.get("kind") == "empty_layers" and t.dist.is_main:
+            named = "; ".join(f"{net}'s {', '.join(names)}" for net, names in rec["layers"].items())
+            print(f"sparsegan: warning: step {step}: no active weight left in {named}: such a layer passes on "
+                  "nothing but its bias (a global ranking can empty a layer; a per-layer ranking keeps every "
+                  "layer)", file=sys.stderr)
+
+
 def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
@@ -108,8 +119,7 @@ def train(
         check_resume_compatible(run.read_config(), cfg, run.path)
     run.write_config(resolved_config(cfg, t.device, t.data_info))
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
-        for rec in t.sparse.drain_records():
-            run.log({"step": t.step, **rec})
+        _log_records(run, t, t.step, t.sparse.drain_records())
     else:
         t.sparse.drain_records()
     for hook in hooks.on_start:
@@ -146,8 +156,7 @@ def train(
             for ev in t.sparse.step():
                 run.log({"kind": "topology", "step": step, **ev.record(),
                          "mask_checksums": t.dist.mask_checksums(t.sparse.masks[ev.net])})  # one per rank
-            for rec in t.sparse.drain_records():
-                run.log({"step": step, **rec})
+            _log_records(run, t, step, t.sparse.drain_records())
 
             # 4. EMA of G (SEMA for sparse methods: weights grown above take their value at the next
             # step, T = 1). Inactive entries stay exactly 0 without a mask multiply: G's inactive
