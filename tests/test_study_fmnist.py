@@ -593,6 +593,8 @@ README_VERDICTS = [
       "static − STU-GAN, sG0.90 sD0.70"], "inconclusive"),
     ("up to 93 % (21.02 against 24.75), **reproduced** in one seed", "results-generative-tickets-long.md",
      "## The VAE", None, "reproduced"),
+    ("the AE's only up to 64 % (the paper: 99 %), **not reproduced** in one seed", "results-generative-tickets-long.md",
+     "## The AE", None, "not reproduced"),
 ]
 
 
@@ -696,6 +698,30 @@ def test_generative_tickets_with_rounds_as_long_as_the_plateau_are_a_piece_of_th
     assert "8,000 steps per run or round" in text and "every 2,000 steps" in text
     assert "up to 93.0 % sparsity (the paper: up to 93 %; one seed: descriptive): **reproduced**" \
         in text.split("## The VAE")[1]
+
+
+def test_rounds_that_empty_a_layer_are_named(tmp_path):
+    """Layer collapse, from what a chain records: the per-layer densities of its summary's phases (every
+    round but the last) and a round's own kind=empty_layers record (runs trained since the engine writes it)."""
+    g = "runs-generative-tickets-long"
+    _chain(tmp_path, g, "ae_imp", {0: (1, 1, 12.0), 1: (0.6, 0.6, 12.5), 2: (0.36, 0.36, 272.0),
+                                   3: (0.2, 0.2, 272.0)}, model="ae", label_name="recon_mse",
+           protocol="@10000,split=test,G=raw", rewind_step=200)
+    run = tmp_path / g / "ae_imp"
+    layers = [{"net.0.weight": 0.5, "net.2.weight": 0.7}, {"net.0.weight": 0.0, "net.2.weight": 0.5}]
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "step": 4000, "phases": [
+        {"phase": "round-00", "steps": 4000, "density": {"G": 1.0, "D": 1.0}}] + [
+        {"phase": f"round-{k:02d}", "steps": 3800, "density": {"G": {"net.0.weight": 0.6}, "D": d}}
+        for k, d in ((1, layers[0]), (2, layers[1]))]}))
+    with open(run / "rounds" / "round-03" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "empty_layers", "step": 200, "layers": {"D": ["net.0.weight", "net.2.weight"]}})
+                + "\n")
+    ae = _script().render(tmp_path, g).split("## The AE")[1]
+    assert "up to 40.0 % sparsity (the paper: up to 99 %; one seed: descriptive): **not reproduced**" in ae
+    assert ("Rounds whose masks leave a layer with no weight (a global ranking can empty a layer; such a layer "
+            "passes on nothing but its bias): round 2: D's net.0.weight; round 3: D's net.0.weight, net.2.weight "
+            "(per-layer densities recorded for every round but the last).") in ae
+    assert "leave a layer with no weight" not in _script().render(tmp_path, g).split("## The AE")[0]
 
 
 def test_dense_generative_models_trained_long_name_where_they_flatten(tmp_path):

@@ -51,6 +51,42 @@ def _rounds(run, label: str = LABEL) -> dict[int, tuple[dict[str, float], list[t
     return out
 
 
+def _empty_layers(run) -> dict[int, dict[str, list[str]]]:
+    """round -> {net: layers with no active weight} of an IMP run, from the per-layer densities its
+    summary.json records for every round but the last ("phases") and the rounds' own kind=empty_layers
+    records (runs trained since the engine writes them)."""
+    out: dict[int, dict[str, list[str]]] = {}
+    for phase in run.summary.get("phases", []):
+        name = str(phase.get("phase", ""))
+        if name.startswith("round-"):
+            empty = {net: sorted(n for n, d in layers.items() if d == 0)
+                     for net, layers in phase.get("density", {}).items() if isinstance(layers, dict)}
+            if any(empty.values()):
+                out[int(name.split("-")[1])] = {net: names for net, names in empty.items() if names}
+    for path in sorted((run.path / "rounds").glob("round-*")) if (run.path / "rounds").is_dir() else []:
+        for rec in (r for loaded in load_runs(path)[:1] for r in loaded.of_kind("empty_layers")):
+            layers = out.setdefault(int(path.name.split("-")[1]), {})
+            for net, names in rec["layers"].items():
+                layers[net] = sorted(set(layers.get(net, [])) | set(names))
+    return out
+
+
+def _empty_layer_lines(run) -> list[str]:
+    """A sentence naming the rounds whose masks leave a layer without a weight (layer collapse), if any."""
+    empty = _empty_layers(run)
+    if not empty:
+        return []
+    groups: dict[str, list[int]] = {}
+    for k in sorted(empty):
+        groups.setdefault("; ".join(f"{net}'s {', '.join(names)}" for net, names in sorted(empty[k].items())),
+                          []).append(k)
+    said = "; ".join(f"round{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {layers}"
+                     for layers, ks in groups.items())
+    return [f"Rounds whose masks leave a layer with no weight (a global ranking can empty a layer; such a layer "
+            f"passes on nothing but its bias): {said} (per-layer densities recorded for every round but the "
+            "last).", ""]
+
+
 def _tail(curve: list[tuple[int, float]]) -> list[float]:
     """The last three evaluations of a round (rounds of one chain share their schedule)."""
     return [v for _, v in curve[-3:]]
@@ -469,7 +505,9 @@ def render_generative_tickets(study: Path, runs: str = "runs-generative-tickets"
         key = ("AE" if c.get("model") == "ae" else "VAE") + " " + run.method + (
             " (GAN ticket)" if c.get("masks_from") else "")
         found[key] = run
-    steps = sorted({int(r.config.get("steps", 0)) for r in found.values()})
+    # the VAE's runs first, then the AE's, as the header names them ("VAE / AE ... 24,000 / 22,000 steps")
+    steps = list(dict.fromkeys(int(found[k].config.get("steps", 0)) for k in sorted(found, key=lambda k: (
+        k.startswith("AE"), k))))
     title = "Generative Tickets' claims on the VAE and the AE" + (
         ", rounds as long as the dense models' plateau" if runs.endswith("-long") else "") + " (one seed each)"
     out = header(study, runs, title, sweep).copy()
@@ -528,6 +566,7 @@ def render_generative_tickets(study: Path, runs: str = "runs-generative-tickets"
         out += rows + ["", f"Tickets within 10 % of dense at every round up to "
                        f"{'-' if last_ok is None else f'{100 * last_ok:.1f} %'} sparsity (the paper: up to "
                        f"{100 * paper:.0f} %; one seed: descriptive): **{v}**.", ""]
+        out += _empty_layer_lines(found[f"{name} imp"])
         out += improving
         if f"{name} dense" in found:  # the sweep's own dense run: the same seed and training as round 0
             shared, same = agreement(found[f"{name} dense"].series(label), chains[name][0][1])
