@@ -166,6 +166,15 @@ def test_tickets_against_dense_and_random_pruning(tmp_path):
     level = " / ".join(["0.00 [-1.52, 1.94] p=1.000 n=1"] * 3)
     assert text.split("| 2 | 90.0 %")[1].split("\n")[0].endswith(f"| yes | {level} | no |")
     assert "Claim, at the last round (2): **inconclusive**." in text  # matches dense, not ahead of random
+    assert "leaves a layer of the denoiser with no weight" not in text
+    # a ticket round whose masks emptied a layer (its summary's per-layer densities say so) is named
+    summary = tmp_path / "runs" / "imp" / "summary.json"
+    summary.write_text(json.dumps({"status": "completed", "phases": [
+        {"phase": "round-01", "density": {"G": {"denoiser.inc.weight": 0.0, "denoiser.out.weight": 0.5}}}]}))
+    text = _script().render(tmp_path).split("## DDPM lottery tickets")[1].split("\n## ")[0]
+    assert text.rstrip().endswith("The ticket chain of seed 0 leaves a layer of the denoiser with no weight (a global "
+                                  "ranking can empty a layer; such a layer passes on nothing but its bias): round 1: "
+                                  "denoiser.inc.weight.")
 
 
 def test_committed_results_are_derived_from_the_committed_runs():

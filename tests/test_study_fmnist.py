@@ -720,7 +720,7 @@ def test_rounds_that_empty_a_layer_are_named(tmp_path):
     assert "up to 40.0 % sparsity (the paper: up to 99 %; one seed: descriptive): **not reproduced**" in ae
     assert ("Rounds whose masks leave a layer with no weight (a global ranking can empty a layer; such a layer "
             "passes on nothing but its bias): round 2: D's net.0.weight; round 3: D's net.0.weight, net.2.weight "
-            "(per-layer densities recorded for every round but the last).") in ae
+            "(the chain's summary records per-layer densities for every round but the last).") in ae
     assert "leave a layer with no weight" not in _script().render(tmp_path, g).split("## The AE")[0]
 
 

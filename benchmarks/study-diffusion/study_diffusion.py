@@ -293,12 +293,15 @@ def tickets(folder: Path, curves) -> list[str]:
     beats random pruning with its per-layer counts. Paired by seed; one seed pair judged against the spread
     of same-seed log ratios between two sparse methods of the cells (:func:`_spread`)."""
     chains: dict[str, dict[int, dict]] = {"ticket": {}, "random": {}}
+    collapsed = {}  # (kind, seed) -> {round: {net: layers with no weight}}
     for run in load_runs(folder) if folder.is_dir() else []:
         if _is_imp(run) and run.status == "completed" and "rounds" not in Path(run.name).parts:
             kind = "random" if run.config.get("imp_control") == "random" else "ticket" \
                 if run.config.get("imp_control", "none") == "none" else None
             if kind:
                 chains[kind][run.seed] = _rounds(run)
+                if run.empty_layers():
+                    collapsed[kind, run.seed] = run.empty_layers()
     out = ["## DDPM lottery tickets (Jiang et al. 2023): IMP of the denoiser against dense and random pruning", ""]
     ticket = {seed: r for seed, r in chains["ticket"].items() if 0 in r}
     if not ticket:
@@ -351,7 +354,11 @@ def tickets(folder: Path, curves) -> list[str]:
                   f"(sd {' / '.join(fmt(sd, 3) for sd, _ in sds)}, {' / '.join(str(df) for _, df in sds)} degrees of "
                   "freedom). 'Matches': the upper bound within 10 % of dense; 'beats': random − ticket above 0 after "
                   f"Holm's correction over the rounds, at each evaluation. Claim, at the last round ({last}): "
-                  f"**{verdict}**.", ""]
+                  f"**{verdict}**.", ""] + [
+        f"The {kind} chain of seed {seed} leaves a layer of the denoiser with no weight (a global ranking can "
+        "empty a layer; such a layer passes on nothing but its bias): " + "; ".join(
+            f"round {k}: {', '.join(n for names in nets.values() for n in names)}" for k, nets in empty.items()) + ".\n"
+        for (kind, seed), empty in sorted(collapsed.items())]
 
 
 def speed(folder: Path) -> list[str]:

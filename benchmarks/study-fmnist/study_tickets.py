@@ -51,29 +51,9 @@ def _rounds(run, label: str = LABEL) -> dict[int, tuple[dict[str, float], list[t
     return out
 
 
-def _empty_layers(run) -> dict[int, dict[str, list[str]]]:
-    """round -> {net: layers with no active weight} of an IMP run, from the per-layer densities its
-    summary.json records for every round but the last ("phases") and the rounds' own kind=empty_layers
-    records (runs trained since the engine writes them)."""
-    out: dict[int, dict[str, list[str]]] = {}
-    for phase in run.summary.get("phases", []):
-        name = str(phase.get("phase", ""))
-        if name.startswith("round-"):
-            empty = {net: sorted(n for n, d in layers.items() if d == 0)
-                     for net, layers in phase.get("density", {}).items() if isinstance(layers, dict)}
-            if any(empty.values()):
-                out[int(name.split("-")[1])] = {net: names for net, names in empty.items() if names}
-    for path in sorted((run.path / "rounds").glob("round-*")) if (run.path / "rounds").is_dir() else []:
-        for rec in (r for loaded in load_runs(path)[:1] for r in loaded.of_kind("empty_layers")):
-            layers = out.setdefault(int(path.name.split("-")[1]), {})
-            for net, names in rec["layers"].items():
-                layers[net] = sorted(set(layers.get(net, [])) | set(names))
-    return out
-
-
 def _empty_layer_lines(run) -> list[str]:
     """A sentence naming the rounds whose masks leave a layer without a weight (layer collapse), if any."""
-    empty = _empty_layers(run)
+    empty = run.empty_layers()
     if not empty:
         return []
     groups: dict[str, list[int]] = {}
@@ -83,8 +63,8 @@ def _empty_layer_lines(run) -> list[str]:
     said = "; ".join(f"round{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {layers}"
                      for layers, ks in groups.items())
     return [f"Rounds whose masks leave a layer with no weight (a global ranking can empty a layer; such a layer "
-            f"passes on nothing but its bias): {said} (per-layer densities recorded for every round but the "
-            "last).", ""]
+            f"passes on nothing but its bias): {said} (the chain's summary records per-layer densities for every "
+            "round but the last).", ""]
 
 
 def _tail(curve: list[tuple[int, float]]) -> list[float]:

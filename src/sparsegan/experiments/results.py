@@ -206,6 +206,25 @@ class RunResult:
     def samples(self) -> list[Path]:
         return RunFolder(self.path).sample_files()
 
+    def empty_layers(self) -> dict[int, dict[str, list[str]]]:
+        """round -> {net: layers with no active weight} of an IMP run (0 for a single run): from the
+        per-layer densities its summary.json records for every round but the last ("phases") and the
+        kind=empty_layers records of the run or its rounds (runs trained since the engine writes them)."""
+        out: dict[int, dict[str, set[str]]] = {}
+        for phase in self.summary.get("phases", []):
+            name = str(phase.get("phase", ""))
+            for net, layers in phase.get("density", {}).items() if name.startswith("round-") else ():
+                empty = {n for n, d in layers.items() if d == 0} if isinstance(layers, dict) else set()
+                if empty:
+                    out.setdefault(int(name.split("-")[1]), {}).setdefault(net, set()).update(empty)
+        rounds = sorted((self.path / "rounds").glob("round-*")) if (self.path / "rounds").is_dir() else []
+        runs = [(0, self)] + [(int(r.name.split("-")[1]), loaded) for r in rounds for loaded in load_runs(r)[:1]]
+        for k, run in runs:
+            for rec in run.of_kind("empty_layers"):
+                for net, names in rec.get("layers", {}).items():
+                    out.setdefault(k, {}).setdefault(net, set()).update(names)
+        return {k: {net: sorted(names) for net, names in sorted(nets.items())} for k, nets in sorted(out.items())}
+
     def balance_series(self) -> list[tuple[int, float]]:
         out = []
         for rec in self.of_kind("balance"):
