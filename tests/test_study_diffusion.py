@@ -62,6 +62,8 @@ def test_gate_names_where_dense_flattened_and_where_the_cells_stop(tmp_path):
     _run(tmp_path / "b", "dense_0", "dense", 0, {2000: 60.0, 4000: 40.5}, steps=4000)
     assert "at the 2 evaluations both made: a largest difference of 0.5000." in s.render(tmp_path / "b")
     assert s.plateau_step({1: 10.0, 2: 5.0}) is None
+    # the cells' dense runs finish first: no comparison section until a sparse cell has finished
+    assert "## The comparisons\n\nNo sparse cell has finished yet.\n" in text and "Oliveira" not in text
 
 
 def test_claims_on_made_up_cells(tmp_path):
