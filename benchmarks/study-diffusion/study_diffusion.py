@@ -300,8 +300,9 @@ def tickets(folder: Path, curves) -> list[str]:
                 if run.config.get("imp_control", "none") == "none" else None
             if kind:
                 chains[kind][run.seed] = _rounds(run)
-                if run.empty_layers():
-                    collapsed[kind, run.seed] = run.empty_layers()
+                empty = run.empty_layers()  # reads every round's records: once
+                if empty:
+                    collapsed[kind, run.seed] = empty
     out = ["## DDPM lottery tickets (Jiang et al. 2023): IMP of the denoiser against dense and random pruning", ""]
     ticket = {seed: r for seed, r in chains["ticket"].items() if 0 in r}
     if not ticket:
