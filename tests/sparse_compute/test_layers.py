@@ -1,6 +1,6 @@
 """The sparse path of each layer kind against the masked dense one: outputs, input gradients and
 weight gradients (at the active entries; 0 elsewhere) to float rounding, for unstructured and
-block masks, odd shapes, strides, padding and output padding."""
+block masks, odd shapes, strides, padding and output padding, on each of a layer's sparse kernels."""
 
 import copy
 
@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from sparsegan.sparse_compute import functions
-from sparsegan.sparse_compute.pattern import Pattern, available, sddmm, spmm
+from sparsegan.sparse_compute.pattern import (
+    ConvPattern,
+    Pattern,
+    available,
+    conv_direct_weight_grad,
+    direct_geometry,
+    sddmm,
+    spmm,
+)
 from sparsegan.sparsity.blocks import Blocks
 
 pytestmark = pytest.mark.skipif(not available(), reason="the C kernels are not built here (or no AVX2)")
@@ -32,14 +40,27 @@ def _masked(module: nn.Module, mask: torch.Tensor) -> nn.Module:
     return module
 
 
-def _compare(module, mask, shape, seed=0, dense_grad=False):
+# stride-1 Conv2d layers, which also run on the direct kernels: rows of 1-5 vectors (widths 3 to 37,
+# a masked last vector), heights that leave a short last block of rows, 1x1 and 5x5 kernels, padding
+# from 0 to k - 1
+DIRECT = [
+    ("3x3-pad1", lambda: nn.Conv2d(5, 7, 3, 1, 1), (3, 5, 9, 11)),
+    ("3x3-valid-no-bias", lambda: nn.Conv2d(6, 5, 3, 1, 0, bias=False), (2, 6, 7, 9)),
+    ("1x1", lambda: nn.Conv2d(12, 4, 1), (2, 12, 5, 3)),
+    ("5x5-pad2-wide", lambda: nn.Conv2d(3, 4, 5, 1, 2), (2, 3, 6, 37)),
+    ("3x3-pad2-one-row", lambda: nn.Conv2d(4, 3, 3, 1, 2), (2, 4, 1, 16)),
+    ("3x3-rect-kernel", lambda: nn.Conv2d(4, 6, (3, 1), 1, (1, 0)), (3, 4, 13, 8)),
+]
+
+
+def _compare(module, mask, shape, seed=0, dense_grad=False, kernel="sparse"):
     torch.manual_seed(seed)
     x = torch.randn(shape, requires_grad=True)
     params = [x, module.weight] + ([module.bias] if module.bias is not None else [])
     y_dense = module(x)
     g = torch.randn_like(y_dense)
     dense = torch.autograd.grad(y_dense, params, g)
-    y_sparse = functions.forward(module, x, functions.pattern_for(module, mask), dense_grad=dense_grad)
+    y_sparse = functions.forward(module, x, functions.pattern_for(module, mask), dense_grad=dense_grad, kernel=kernel)
     sparse = torch.autograd.grad(y_sparse, params, g)
     assert y_sparse.shape == y_dense.shape
     torch.testing.assert_close(y_sparse, y_dense, rtol=1e-5, atol=1e-6)
@@ -71,6 +92,53 @@ def test_the_dense_weight_gradient_of_an_update_step_is_the_masked_paths(name, m
     module = make()
     mask = torch.rand(module.weight.shape) < 0.2
     _compare(_masked(module, mask), mask, shape, dense_grad=True)
+
+
+@pytest.mark.parametrize("dense_grad", [False, True])
+@pytest.mark.parametrize("density", [0.05, 0.3, 1.0])
+@pytest.mark.parametrize("name,make,shape", DIRECT, ids=[c[0] for c in DIRECT])
+def test_the_direct_kernels_match_the_masked_dense_path(name, make, shape, density, dense_grad):
+    torch.manual_seed(6)
+    module = make()
+    assert functions.kernels(module) == ("sparse", "direct")
+    mask = torch.rand(module.weight.shape) < density
+    mask[0] = False  # an output channel with no active weight: its output is the bias, its gradients 0
+    _compare(_masked(module, mask), mask, shape, dense_grad=dense_grad, kernel="direct")
+
+
+def test_layers_without_direct_kernels_refuse_them_by_name():
+    for module in (nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(3, 4, 3, 1, 2, dilation=2), nn.Conv2d(3, 4, 3, 1, 3),
+                   nn.ConvTranspose2d(3, 4, 3, 1, 1), nn.Linear(3, 4)):
+        assert functions.kernels(module) == ("sparse",)
+        mask = torch.ones(module.weight.shape, dtype=torch.bool)
+        with pytest.raises(ValueError, match="has no 'direct' sparse kernel; it has sparse"):
+            functions.forward(module, torch.randn(1, 3, 5, 5), functions.pattern_for(module, mask), kernel="direct")
+
+
+def test_direct_weight_gradient_on_hand_checkable_numbers():
+    # one input and one output channel, 3x3 kernel, padding 1, on the 2x2 image X = [[1, 2], [3, 4]]
+    # with dL/dY = [[1, 0], [0, 2]]; an active weight at (kh, kw) reads X shifted by (kh - 1, kw - 1):
+    # centre (1, 1): 1*1 + 2*4 = 9; (1, 2) reads X[., w+1]: 1*2 + 2*0 = 2; (0, 0) reads X[h-1, w-1]: 2*1 = 2
+    mask = torch.zeros(1, 1, 3, 3, dtype=torch.bool)
+    mask[0, 0, 1, 1] = mask[0, 0, 1, 2] = mask[0, 0, 0, 0] = True
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    g = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]]]])
+    pattern = ConvPattern(mask)
+    grad = conv_direct_weight_grad(pattern, x, g, direct_geometry((1, 1, 2, 2), (3, 3), (1, 1), (1, 1)))
+    assert pattern.scatter(grad, mask).tolist() == [[[[2.0, 0.0, 0.0], [0.0, 9.0, 2.0], [0.0, 0.0, 0.0]]]]
+    # and through autograd, with the input gradient: W = the three weights 1, 10, 100 as above
+    conv = nn.Conv2d(1, 1, 3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.zeros(1, 1, 3, 3).index_put_((torch.tensor([0, 0, 0]),) * 2 + (
+            torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2])), torch.tensor([1.0, 10.0, 100.0])))
+    xr = x.clone().requires_grad_(True)
+    y = functions.forward(conv, xr, functions.pattern_for(conv, mask), kernel="direct")
+    # Y[h, w] = 10 X[h, w] + 100 X[h, w + 1] + X[h - 1, w - 1]: [[10 + 200, 20], [30 + 400, 40 + 1]]
+    assert y.detach().flatten().tolist() == [210.0, 20.0, 430.0, 41.0]
+    (gx, gw) = torch.autograd.grad(y, [xr, conv.weight], g)
+    # dL/dX[h, w] = 10 G[h, w] + 100 G[h, w - 1] + G[h + 1, w + 1]: [[10 + 2, 100 * 1], [0, 20]]
+    assert gx.flatten().tolist() == [12.0, 100.0, 0.0, 20.0]
+    assert gw.flatten().tolist() == [2.0, 0.0, 0.0, 0.0, 9.0, 2.0, 0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize("block", ["4x1", "8x1", "1x4"])
@@ -138,6 +206,30 @@ def test_results_do_not_depend_on_the_thread_count(threads):
     finally:
         torch.set_num_threads(before)
     assert all(torch.equal(a, b) for a, b in zip(one, many))  # each row is summed by one thread, in order
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_direct_kernels_do_not_depend_on_the_thread_count(threads):
+    torch.manual_seed(7)
+    conv = nn.Conv2d(8, 12, 3, 1, 1)
+    mask = torch.rand(conv.weight.shape) < 0.2
+    pattern = functions.pattern_for(_masked(conv, mask), mask)
+    x = torch.randn(3, 8, 10, 19, requires_grad=True)
+    g = torch.randn(3, 12, 10, 19)
+
+    def run():
+        y = functions.forward(conv, x, pattern, kernel="direct")
+        return (y, *torch.autograd.grad(y, [x, conv.weight], g))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(threads)
+        many = run()
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(one, many))  # each output channel is one thread's, in order
 
 
 def test_unsupported_layers_say_why():

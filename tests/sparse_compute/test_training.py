@@ -13,6 +13,7 @@ from torch import nn
 from sparsegan import SparseTraining
 from sparsegan.errors import UserError
 from sparsegan.methods.build import API_METHODS
+from sparsegan.sparse_compute import functions
 from sparsegan.sparse_compute.pattern import available
 
 pytestmark = pytest.mark.skipif(not available(), reason="the C kernels are not built here (or no AVX2)")
@@ -84,6 +85,82 @@ def test_every_method_trains_the_same_with_the_sparse_path(method):
     if method != "dense" and on.method.enforce_masks:
         assert on.compute.calls["sparse"] > 0
     assert all(v == 0 for v in _inactive(on).values())
+
+
+@pytest.mark.parametrize("mode", ["on", "auto"])
+def test_a_unet_denoiser_trains_on_the_direct_kernels_as_on_the_masked_path(mode, monkeypatch):
+    # RigL-DM in a plain DDPM-style loop: the denoiser's stride-1 convolutions take the direct kernels
+    # (NCHW, no layout copies), its downsampling ones and the time MLP the others; updates at 3 and 6
+    from sparsegan.models.unet import UNet
+    from sparsegan.sparse_compute import planner
+
+    if mode == "auto":  # every layer measured: the direct kernel the fastest, the batch-innermost one next
+        monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", "off")
+        monkeypatch.setattr(planner, "measure", lambda module, x, pattern, reps=5: {
+            "dense": 10.0, "sparse": 7.0, **({"direct": 2.0} if "direct" in functions.kernels(module) else {})})
+
+    def run(compute):
+        torch.manual_seed(0)
+        # width 12: GroupNorm groups of 3 channels. With 2 (width 8 or 16) the gradients of a group's two
+        # time-embedding rows are exact opposites (a shift of the whole group does nothing after the norm),
+        # and which of two equal scores gradient regrowth takes is then up to float rounding.
+        net = UNet(1, 12)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        sparse = SparseTraining({"G": net}, {"G": opt}, "stu", sparsity={"G": 0.8}, steps=6, update_interval=3,
+                                sparse_compute=compute)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(6):
+            x0, noise = torch.randn(4, 1, 32, 32, generator=gen), torch.randn(4, 1, 32, 32, generator=gen)
+            t = torch.randint(0, 1000, (4,), generator=gen)
+            opt.zero_grad()
+            F.mse_loss(net(0.8 * x0 + 0.6 * noise, t), noise).backward()
+            opt.step()
+            sparse.step()
+        return net, sparse
+
+    off, masked = run("off")
+    on, sparse = run(mode)
+    for name, mask in masked.masks["G"].masks.items():
+        assert torch.equal(mask, sparse.masks["G"].masks[name]), name
+    for (name, p), q in zip(off.state_dict().items(), on.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+    layers = [m for m in on.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    direct = sum("direct" in functions.kernels(m) for m in layers)
+    strided = sum(isinstance(m, nn.Conv2d) and m.stride != (1, 1) for m in layers)
+    assert strided == 2 and direct == len(layers) - strided - sum(isinstance(m, nn.Linear) for m in layers) > 10
+    # 6 forwards of each layer: the stride-1 convolutions on the direct kernels, the downsampling ones
+    # and the Linear layers (time MLP, each block's time projection) on the others; "auto" leaves the
+    # Linear layers that ERK keeps more than half dense on the dense path without timing them
+    on_path = [layer for layer in sparse.compute.layers if mode == "on" or layer.pattern.density <= planner.MAX_DENSITY
+               or "direct" in functions.kernels(layer.module)]
+    assert mode == "on" or len(on_path) < len(layers)
+    assert len(on_path) > 10
+    direct = sum("direct" in functions.kernels(layer.module) for layer in on_path)
+    assert sparse.compute.kernel_calls == {"direct": 6 * direct, "sparse": 6 * (len(on_path) - direct)}
+    assert sparse.compute.calls["dense"] == 6 * (len(layers) - len(on_path))
+    assert sparse.compute.calls["dense_grad"] > 0  # the update steps' dense weight gradients
+    if mode == "auto":
+        assert set(sparse.compute.planner.decisions.values()) == {"direct", "sparse"}
+
+
+def test_a_plan_saved_before_the_direct_kernels_resumes_on_its_paths(tmp_path):
+    # states and cache entries from when the sparse path had one kernel: True / False, (dense, sparse)
+    from sparsegan.kernels.plans import PlanCache
+    from sparsegan.sparse_compute.planner import Planner, choose
+
+    plan = Planner()
+    plan.load_state_dict({"decisions": {"a": True, "b": False}, "timings": {"a": [2.0, 1.0], "b": [1.0, 2.0]}})
+    assert plan.decisions == {"a": "sparse", "b": "dense"}
+    assert plan.timings == {"a": {"dense": 2.0, "sparse": 1.0}, "b": {"dense": 1.0, "sparse": 2.0}}
+    assert choose({"dense": 10.0, "sparse": 7.0, "direct": 3.0}) == "direct"
+    assert choose({"dense": 10.0, "sparse": 8.5, "direct": 8.1}) == "dense"  # within the margin: dense
+    cache = PlanCache(tmp_path / "plans.json")
+    cached = Planner(cache=cache)
+    linear, conv = nn.Linear(4, 4), nn.Conv2d(2, 2, 3, 1, 1)
+    for module in (linear, conv):
+        cache.put(cache.key(training_plan=f"{type(module).__name__}"), "3.0 1.0")
+    assert cached._cached("Linear", functions.kernels(linear)) == {"dense": 3.0, "sparse": 1.0}
+    assert cached._cached("Conv2d", functions.kernels(conv)) is None  # never timed the direct kernel: measure
 
 
 def test_stu_with_grasp_pruning_probes_on_the_masked_path():

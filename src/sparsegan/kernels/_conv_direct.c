@@ -180,3 +180,108 @@ void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs
     }
     free(offs);
 }
+
+/* ---- Training: the weight gradient on the active entries ----
+ *
+ * For an active weight (o; i, kh, kw) of the convolution above,
+ *
+ *     dL/dW = sum over images n, output pixels (oh, ow)  G[n, o, oh, ow] * X[n, i, oh s - p + kh, ow s - p + kw]
+ *
+ * with G = dL/dY: the same runs of input pixels as the forward reads (the same scratch planes and
+ * entry offsets), now multiplied by G's rows and summed. Per output channel a tile of G (R rows x NV
+ * vectors, the row's last vector loaded masked so that columns past the output's width add 0) stays in
+ * registers while each of the channel's active weights reads its runs of X: one load and one FMA per
+ * vector, into four partial sums (independent FMA chains). The sums stay 8-wide per entry across the
+ * tiles and images and are added across lanes once at the end. Rows are split into blocks without
+ * overlap here (a redone row would be counted twice). Output channels are shared out to threads: each
+ * entry belongs to one channel, so no two threads write the same sum. */
+
+static inline __attribute__((always_inline)) void wgrad_tile(const int64_t *offs, int32_t e0, int32_t e1,
+                                                               const float *p, const float *gp, __m256 *sums,
+                                                               int64_t row_len, int64_t out_w, int64_t vectors,
+                                                               int64_t oh0, int64_t v0, __m256i tail, const int R,
+                                                               const int NV) {
+    __m256 gr[4][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) {
+            const float *src = gp + (oh0 + r) * out_w + (v0 + v) * 8;
+            gr[r][v] = v0 + v == vectors - 1 ? _mm256_maskload_ps(src, tail) : _mm256_loadu_ps(src);
+        }
+    const float *base = p + oh0 * row_len + v0 * 8;
+    for (int32_t e = e0; e < e1; e++) {
+        const float *src = base + offs[e];
+        __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < NV; v++)
+                s[(r * NV + v) & 3] = _mm256_fmadd_ps(gr[r][v], _mm256_loadu_ps(src + r * row_len + v * 8),
+                                                       s[(r * NV + v) & 3]);
+        sums[e] = _mm256_add_ps(sums[e], _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+    }
+}
+
+/* At most 8 G vectors in registers (with the 4 partial sums and a load: 13 of the 16). */
+static int wgrad_rows(int64_t nv) { return nv == 1 ? 4 : (nv == 2 ? 4 : 2); }
+
+#define WTILE(R, NV) wgrad_tile(offs, e0, e1, p, gp, sums, l.row_len, g->out_w, l.vectors, oh0, v0, tail, R, NV)
+#define WTILE_ROWS(NV)                                                                                               \
+    switch (R) {                                                                                                     \
+    case 1: WTILE(1, NV); break;                                                                                     \
+    case 2: WTILE(2, NV); break;                                                                                     \
+    case 3: WTILE(3, NV); break;                                                                                     \
+    default: WTILE(4, NV); break;                                                                                    \
+    }
+
+/* out[e] (each active entry of the CSR weight, its order) = the weight gradient above, from X (batch,
+ * channels, in_h, in_w), the layer's input, and G (batch, rows, out_h, out_w), its output's gradient;
+ * scratch: sg_conv_direct_scratch(g) floats. */
+void sg_conv_direct_wgrad(const int32_t *indptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
+                          int64_t rows, const float *X, const float *G, float *scratch, float *out,
+                          const sg_direct_geometry *g, int threads) {
+    const direct_layout l = layout_of(g);
+    const int64_t nnz = indptr[rows], in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
+    int64_t *offs = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t));
+    __m256 *sums = aligned_alloc(32, (size_t)(nnz > 0 ? nnz : 1) * sizeof(__m256));
+    if (!offs || !sums) {  /* never at these sizes; the caller's output stays unwritten */
+        free(offs);
+        free(sums);
+        return;
+    }
+    for (int64_t e = 0; e < nnz; e++) {
+        const int64_t phase = (int64_t)(khs[e] % g->stride_h) * g->stride_w + kws[e] % g->stride_w;
+        offs[e] = (int64_t)ch[e] * l.channel + (phase * l.plane_rows + khs[e] / g->stride_h) * l.row_len +
+                  kws[e] / g->stride_w;
+        sums[e] = _mm256_setzero_ps();
+    }
+    const int64_t last = g->out_w - (l.vectors - 1) * 8;
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    for (int64_t n = 0; n < g->batch; n++) {
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < g->channels; c++)
+            fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < rows; o++) {
+            const float *p = scratch, *gp = G + (n * rows + o) * out_plane;
+            const int32_t e0 = indptr[o], e1 = indptr[o + 1];
+            if (e0 == e1) continue;
+            for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
+                const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
+                const int64_t rmax = wgrad_rows(nv);
+                for (int64_t oh0 = 0; oh0 < g->out_h; oh0 += rmax) {
+                    const int R = (int)(g->out_h - oh0 < rmax ? g->out_h - oh0 : rmax);
+                    if (nv == 1) { WTILE_ROWS(1) }
+                    else if (nv == 2) { WTILE_ROWS(2) }
+                    else if (nv == 3) { WTILE_ROWS(3) }
+                    else { WTILE_ROWS(4) }
+                }
+            }
+        }
+    }
+    for (int64_t e = 0; e < nnz; e++) {
+        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(sums[e]), _mm256_extractf128_ps(sums[e], 1));
+        const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        out[e] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+    }
+    free(offs);
+    free(sums);
+}

@@ -8,9 +8,11 @@ that forward takes the masked dense path or the sparse one:
 * dense when the input is not a float32 CPU tensor (GPUs keep the masked path), or when mode
   "auto" measured the dense path faster for this layer and shape (:mod:`.planner`);
 * sparse otherwise, from the pattern of the layer's current mask, rebuilt only when the mask
-  changed (a topology update). When the engine says the net needs the dense gradient this
-  iteration (gradient regrowth at an update step, early-bird's checks, SNIP / GraSP scoring), only
-  the weight's gradient is computed dense: it is the one product that reads inactive entries.
+  changed (a topology update), on the kernel "auto" measured fastest or, in mode "on", the last of
+  the layer's kernels (:func:`functions.kernels`: the direct one where a Conv2d has it). When the
+  engine says the net needs the dense gradient this iteration (gradient regrowth at an update
+  step, early-bird's checks, SNIP / GraSP scoring), only the weight's gradient is computed
+  dense: it is the one product that reads inactive entries.
 
 Both paths give the same outputs and gradients to float rounding; the sparse one's weight gradient
 is 0 outside the mask, as the masked path's is once the engine's hook has masked it. The sparse
@@ -45,7 +47,7 @@ class _Layer:
         self.net, self.name, self.module = net, name, module
         self.pattern: Pattern | ConvPattern | None = None
         self._built_from: tuple[Tensor, int] | None = None  # the mask the pattern was built from, its version
-        self.decisions: dict[tuple, bool] = {}  # this call's shape and gradients -> the planner's choice
+        self.decisions: dict[tuple, str] = {}  # this call's shape and gradients -> the planner's choice
 
     def pattern_of(self, mask: Tensor) -> Pattern | ConvPattern:
         # the mask itself is held, not its id: a freed mask's id may come back as a new mask's
@@ -89,6 +91,7 @@ class SparseCompute:
         self.unsupported: dict[str, str] = {}  # "net/param" -> why it stays on the masked path
         # dense_grad: the sparse calls that gave the weight's dense gradient
         self.calls = {"sparse": 0, "dense": 0, "dense_grad": 0}
+        self.kernel_calls: dict[str, int] = {}  # the sparse calls by kernel
         if mode == "off" or not available():
             return
         for net, mask_set in masks().items():
@@ -109,11 +112,13 @@ class SparseCompute:
 
     def forward(self, layer: _Layer, x: Tensor, *args: Any) -> Tensor:
         module = layer.module
-        if self._sparse(layer, x):
+        kernel = self._path(layer, x)
+        if kernel != "dense":
             self.calls["sparse"] += 1
+            self.kernel_calls[kernel] = self.kernel_calls.get(kernel, 0) + 1
             dense_grad = torch.is_grad_enabled() and module.weight.requires_grad and self.dense_now(layer.net)
             self.calls["dense_grad"] += dense_grad
-            return functions.forward(module, x, layer.pattern, *args, dense_grad=dense_grad)
+            return functions.forward(module, x, layer.pattern, *args, dense_grad=dense_grad, kernel=kernel)
         self.calls["dense"] += 1
         return type(module).forward(module, x, *args)
 
@@ -126,19 +131,20 @@ class SparseCompute:
         finally:
             self._forced_dense -= 1
 
-    def _sparse(self, layer: _Layer, x: Tensor) -> bool:
+    def _path(self, layer: _Layer, x: Tensor) -> str:
+        """"dense" or the sparse kernel this call takes."""
         if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced() or self._forced_dense:
-            return False
+            return "dense"
         pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
         if self.mode == "on":
-            return True
+            return functions.kernels(layer.module)[-1]
         # the planner's decision for this call, kept per layer until its pattern changes: its key
         # (a string) costs more to build than most of a small layer's product
         seen = (tuple(x.shape), x.requires_grad, layer.module.weight.requires_grad, torch.is_grad_enabled(),
                 torch.get_num_threads())
         decision = layer.decisions.get(seen)
         if decision is None:
-            decision = layer.decisions[seen] = self.planner.sparse(layer.module, x, pattern)
+            decision = layer.decisions[seen] = self.planner.choice(layer.module, x, pattern)
         return decision
 
     def close(self) -> None:

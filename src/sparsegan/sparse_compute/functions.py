@@ -25,9 +25,12 @@ from sparsegan.kernels.library import Geometry
 from sparsegan.sparse_compute.pattern import (
     ConvPattern,
     Pattern,
+    conv_direct,
+    conv_direct_weight_grad,
     conv_gather,
     conv_scatter,
     conv_weight_grad,
+    direct_geometry,
     sddmm,
     spmm,
 )
@@ -140,12 +143,70 @@ class _SparseConv(torch.autograd.Function):
         return grad_w, grad_x, grad_b, None, None, None, None
 
 
+class _DirectConv(torch.autograd.Function):
+    """A stride-1 Conv2d on its active weights in PyTorch's own (N, C, H, W) layout, by the direct
+    kernels of _conv_direct.c (no layout copies, no im2col): the forward as the sparse runtime's;
+    the input gradient the same kernel on the output's gradient with each kernel flipped and the
+    channel axes exchanged (padding k - 1 - p); the weight gradient the products of the same input
+    runs with the output gradient's rows, active entries only. ``dense_grad`` as for _SparseConv."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, bias: Tensor | None, pattern: ConvPattern,
+                module_geometry: tuple, dense_grad: tuple | None = None) -> Tensor:
+        kernel, padding = module_geometry
+        values = pattern.values(weight)
+        x = x.detach().contiguous()
+        geometry = direct_geometry(tuple(x.shape), kernel, (1, 1), padding)
+        y = conv_direct(pattern.by_out, values, None if bias is None else bias.detach().contiguous(), x, geometry)
+        ctx.save_for_backward(x, weight if dense_grad else None)
+        ctx.values, ctx.pattern, ctx.geometry, ctx.kernel, ctx.padding = values, pattern, geometry, kernel, padding
+        ctx.dense_grad, ctx.weight_shape, ctx.has_bias = dense_grad, weight.shape, bias is not None
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        pattern, geometry = ctx.pattern, ctx.geometry
+        grad = grad.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            (k_h, k_w), (p_h, p_w) = ctx.kernel, ctx.padding
+            back = direct_geometry(tuple(grad.shape), ctx.kernel, (1, 1), (k_h - 1 - p_h, k_w - 1 - p_w))
+            grad_x = conv_direct(pattern.flipped(), active.gather(ctx.values, pattern.perm), None, grad, back)
+        if ctx.needs_input_grad[0] and ctx.dense_grad:
+            stride, padding, dilation, output_padding = ctx.dense_grad
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, stride, padding, dilation, False, output_padding, 1, [False, True, False])[1]
+        elif ctx.needs_input_grad[0]:
+            grad_w = pattern.scatter(conv_direct_weight_grad(pattern, x, grad, geometry),
+                                     torch.empty(ctx.weight_shape, device="meta"))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_w, grad_x, grad_b, None, None, None
+
+
+def direct_supports(module: nn.Module) -> bool:
+    """Whether ``module`` (a layer :func:`supports`) can take the direct kernels: a Conv2d of
+    stride 1 and dilation 1 whose padding is at most k - 1 (the input gradient's padding k - 1 - p)."""
+    if not isinstance(module, nn.Conv2d) or supports(module) is not None:
+        return False
+    padding_fits = all(0 <= p <= k - 1 for p, k in zip(module.padding, module.kernel_size))
+    return tuple(module.stride) == (1, 1) and tuple(module.dilation) == (1, 1) and padding_fits
+
+
 def _geometry(batch: int, big: tuple[int, int], small: tuple[int, int], module: nn.Module) -> Geometry:
     return Geometry(batch, big[0], big[1], small[0], small[1], *module.stride, *module.padding, *module.dilation)
 
 
-def conv2d(module: nn.Conv2d, x: Tensor, pattern: ConvPattern, *, dense_grad: bool = False) -> Tensor:
-    """``module(x)`` on the active weights (groups 1, zero padding)."""
+def conv2d(module: nn.Conv2d, x: Tensor, pattern: ConvPattern, *, dense_grad: bool = False,
+           kernel: str = "sparse") -> Tensor:
+    """``module(x)`` on the active weights (groups 1, zero padding); ``kernel``: "sparse" (the
+    batch-innermost kernels of _conv.c) or "direct" (:class:`_DirectConv`, where :func:`direct_supports`)."""
+    if kernel == "direct":
+        dense = (module.stride, module.padding, module.dilation, (0, 0)) if dense_grad else None
+        return _DirectConv.apply(module.weight, x, module.bias, pattern,
+                                 (tuple(module.kernel_size), tuple(module.padding)), dense)
     out = _conv_out(x.shape[-2:], module.kernel_size, module.stride, module.padding, module.dilation)
     geometry = _geometry(x.shape[0], tuple(x.shape[-2:]), out, module)
     dense = (module.stride, module.padding, module.dilation, (0, 0)) if dense_grad else None
@@ -198,11 +259,22 @@ def pattern_for(module: nn.Module, mask: Tensor) -> Pattern | ConvPattern:
     return ConvPattern(mask, module.stride, module.dilation)
 
 
-def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args, dense_grad: bool = False) -> Tensor:
-    """The sparse path of a supported module (:func:`supports`), with its :func:`pattern_for`;
-    ``dense_grad``: the weight's gradient at every entry, as the masked dense path gives it."""
+def kernels(module: nn.Module) -> tuple[str, ...]:
+    """The sparse kernels a supported module can run on, the first the default ("sparse": the
+    kernels of _conv.c and _simd_csr.c; "direct": :class:`_DirectConv`)."""
+    return ("sparse", "direct") if direct_supports(module) else ("sparse",)
+
+
+def forward(module: nn.Module, x: Tensor, pattern: Pattern | ConvPattern, *args, dense_grad: bool = False,
+            kernel: str = "sparse") -> Tensor:
+    """The sparse path of a supported module (:func:`supports`), with its :func:`pattern_for`, on
+    one of its :func:`kernels`; ``dense_grad``: the weight's gradient at every entry, as the masked
+    dense path gives it."""
+    if kernel not in kernels(module):
+        have = ", ".join(kernels(module))
+        raise ValueError(f"{type(module).__name__} has no {kernel!r} sparse kernel; it has {have}")
     if isinstance(module, nn.Linear):
         return linear(module, x, pattern, dense_grad=dense_grad)
     if isinstance(module, nn.ConvTranspose2d):
         return conv_transpose2d(module, x, pattern, *args, dense_grad=dense_grad)
-    return conv2d(module, x, pattern, dense_grad=dense_grad)
+    return conv2d(module, x, pattern, dense_grad=dense_grad, kernel=kernel)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from sparsegan.kernels import active, library
+from sparsegan.kernels.library import DirectGeometry
 
 
 def available() -> bool:
@@ -176,6 +177,7 @@ class ConvPattern:
         self.perm = order.contiguous()
         self.by_in = _ConvOrder(i[order], o[order], kh[order], kw[order], n_in)
         self.phase_ptr = _indptr(i * phases + phase, n_in * phases)
+        self._flipped: _ConvOrder | None = None
 
     @property
     def density(self) -> float:
@@ -187,6 +189,19 @@ class ConvPattern:
 
     def scatter(self, values: Tensor, like: Tensor) -> Tensor:
         return active.scatter_zero(values.contiguous(), self.flat, like.shape)
+
+    def flipped(self) -> _ConvOrder:
+        """``by_in`` with each kernel flipped (kh -> k_h - 1 - kh, kw likewise): at stride 1 the
+        CSR of the convolution that gives the input gradient (output channels as its inputs), for
+        the direct kernel. Built on first use."""
+        if self._flipped is None:
+            if self.stride != (1, 1):
+                raise ValueError(f"the flipped kernel is the input gradient at stride 1, not {self.stride}")
+            n_in, (k_h, k_w) = self.shape[1], self.shape[2:]
+            order = self.by_in
+            rows = torch.repeat_interleave(torch.arange(n_in), (order.indptr[1:] - order.indptr[:-1]).long())
+            self._flipped = _ConvOrder(rows, order.ch, k_h - 1 - order.khs, k_w - 1 - order.kws, n_in)
+        return self._flipped
 
 
 def conv_gather(order: _ConvOrder, values: Tensor, bias: Tensor | None, x: Tensor, geometry) -> Tensor:
@@ -222,4 +237,38 @@ def conv_weight_grad(pattern: ConvPattern, g: Tensor, x: Tensor, geometry) -> Te
                                   order.kws.data_ptr(), g.data_ptr(), x.data_ptr(), out.data_ptr(),
                                   ctypes.byref(geometry),
                                   cuts.data_ptr(), blocks, threads)
+    return out
+
+
+def direct_geometry(x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                    padding: tuple[int, int]) -> DirectGeometry:
+    """The direct kernel's view of a Conv2d (dilation 1) on an (N, C, H, W) input."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    return DirectGeometry(n, c, h, w, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1, kh, kw, sh, sw, ph, pw)
+
+
+def conv_direct(order: _ConvOrder, values: Tensor, bias: Tensor | None, x: Tensor,
+                geometry: DirectGeometry) -> Tensor:
+    """A convolution in PyTorch's (N, C, H, W) layout by _conv_direct.c: x (N, C_in, H, W) ->
+    (N, rows, Ho, Wo), ``values`` in ``order``'s entry order."""
+    lib = library()
+    y = torch.empty(geometry.batch, order.nrows, geometry.out_h, geometry.out_w)
+    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry)))
+    lib.sg_conv_direct(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(), order.kws.data_ptr(),
+                       values.data_ptr(), 0 if bias is None else bias.data_ptr(), 0, 0.0, order.nrows,
+                       x.data_ptr(), scratch.data_ptr(), y.data_ptr(), ctypes.byref(geometry), _threads()[0])
+    return y
+
+
+def conv_direct_weight_grad(pattern: ConvPattern, x: Tensor, g: Tensor, geometry: DirectGeometry) -> Tensor:
+    """The gradient of the active weights (values' order) from the layer's input x (N, C_in, H, W)
+    and its output's gradient g (N, C_out, Ho, Wo), both contiguous, by _conv_direct.c."""
+    lib = library()
+    order = pattern.by_out
+    out = torch.empty(pattern.nnz)
+    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry)))
+    lib.sg_conv_direct_wgrad(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(), order.kws.data_ptr(),
+                             order.nrows, x.data_ptr(), g.data_ptr(), scratch.data_ptr(), out.data_ptr(),
+                             ctypes.byref(geometry), _threads()[0])
     return out

@@ -1,10 +1,11 @@
 """Where the sparse path wins: a measured plan, per layer and input shape, kept.
 
 Whether a layer trains faster on its active weights depends on its shape, its density, the
-batch, the layout copies around it (convolutions' unfold / fold) and the threads, more than any
-formula here would know: the planner times one forward + backward of the layer both ways on the
-input it is given (medians of a few repetitions, outside autograd's graph and the gradients the
-optimizer reads) and keeps the faster. A decision is kept per key (layer kind and options, weight
+batch, the layout copies around it and the threads, more than any formula here would know: the
+planner times one forward + backward of the layer on the input it is given, dense and on each of
+its sparse kernels (:func:`functions.kernels`: a stride-1 Conv2d has two), medians of a few
+repetitions, outside autograd's graph and the gradients the optimizer reads, and keeps the fastest
+(a sparse kernel only by the margin below). A decision is kept per key (layer kind and options, weight
 shape, input shape, density to 1 %, threads) and travels in the engine's state, so that a resumed
 run takes the same paths, hence the same float rounding. Decisions are also remembered across
 processes, per machine, in the plan cache (``<cache>/training-plans.json``, see
@@ -27,6 +28,9 @@ from sparsegan.sparse_compute import functions
 from sparsegan.sparse_compute.pattern import Pattern
 
 #: Above this density the sparse path is not tried: its index traffic costs more than the skipped work.
+#: Layers with a direct kernel are timed at any density: it reads the input in place, and a 1x1 skip
+#: convolution 60-70 % dense under ERK, or a dense first layer of one input channel, can run faster on it
+#: than on oneDNN's dense one (:mod:`sparsegan.kernels` _conv_direct.c).
 MAX_DENSITY = 0.5
 #: The sparse path is taken when it measured at most this fraction of the dense path's time: the
 #: planner times a layer alone, and inside a step its layout changes and colder caches cost more
@@ -63,10 +67,10 @@ def _median_ms(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> tuple[float, float]:
-    """(dense ms, sparse ms) of one forward of ``module`` on ``x``, with the backward this call
-    will have (the gradients of whichever of the weight and the input require one).
-    torch.autograd.grad leaves every ``.grad`` untouched."""
+def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> dict[str, float]:
+    """Milliseconds of one forward of ``module`` on ``x``, with the backward this call will have
+    (the gradients of whichever of the weight and the input require one), per path: "dense" and
+    each of the module's sparse kernels. torch.autograd.grad leaves every ``.grad`` untouched."""
     probe = x.detach().requires_grad_(x.requires_grad)
     wants = [probe if t is x else t for t in _needs_backward(module, x)]
 
@@ -77,48 +81,78 @@ def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> tu
                 torch.autograd.grad(y, wants, torch.ones_like(y))
         return once
 
-    dense = _median_ms(run(lambda: type(module).forward(module, probe)), reps)
-    sparse = _median_ms(run(lambda: functions.forward(module, probe, pattern)), reps)
-    return dense, sparse
+    times = {"dense": _median_ms(run(lambda: type(module).forward(module, probe)), reps)}
+    for kernel in functions.kernels(module):
+        times[kernel] = _median_ms(run(lambda: functions.forward(module, probe, pattern, kernel=kernel)), reps)
+    return times
+
+
+def choose(times: dict[str, float]) -> str:
+    """The path to take: the fastest sparse kernel where it beats dense by the margin, else "dense"."""
+    kernel = min((k for k in times if k != "dense"), key=times.__getitem__)
+    return kernel if times[kernel] < MARGIN * times["dense"] else "dense"
 
 
 class Planner:
-    """The kept decisions (key -> sparse?) and their measurements (key -> (dense ms, sparse ms))."""
+    """The kept decisions (key -> "dense" or a sparse kernel's name) and their measurements (key ->
+    path -> ms). A state saved before a layer had several sparse kernels kept True / False for
+    "sparse" / "dense", and (dense ms, sparse ms): it loads as those."""
 
     def __init__(self, reps: int = 5, cache: PlanCache | None = None):
         self.reps = reps
         self.cache = cache
-        self.decisions: dict[str, bool] = {}
-        self.timings: dict[str, tuple[float, float]] = {}
+        self.decisions: dict[str, str] = {}
+        self.timings: dict[str, dict[str, float]] = {}
 
-    def sparse(self, module: nn.Module, x: Tensor, pattern: Pattern) -> bool:
-        if pattern.density > MAX_DENSITY:
-            return False
+    def choice(self, module: nn.Module, x: Tensor, pattern: Pattern) -> str:
+        kernels = functions.kernels(module)
+        if pattern.density > MAX_DENSITY and "direct" not in kernels:
+            return "dense"
         key = plan_key(module, x, pattern)
         if key not in self.decisions:
-            kept = self._cached(key)
+            kept = self._cached(key, kernels)
             if kept is None:
                 kept = measure(module, x, pattern, self.reps)
                 if self.cache is not None:
-                    self.cache.put(self.cache.key(training_plan=key), f"{kept[0]!r} {kept[1]!r}")
+                    self.cache.put(self._cache_key(key, kernels), " ".join(f"{k}={v!r}" for k, v in kept.items()))
             self.timings[key] = kept
-            self.decisions[key] = kept[1] < MARGIN * kept[0]
+            self.decisions[key] = choose(kept)
         return self.decisions[key]
 
-    def _cached(self, key: str) -> tuple[float, float] | None:
-        """(dense ms, sparse ms) another process measured for ``key`` on this machine."""
+    def _cache_key(self, key: str, kernels: tuple[str, ...]) -> str:
+        # a layer with one sparse kernel keeps the key it had before there were two, so entries
+        # measured then still apply; one with more names them, so that old entries (which never
+        # timed the others) are measured again
+        parts = {"training_plan": key} if kernels == ("sparse",) else {"training_plan": key, "kernels": kernels}
+        return self.cache.key(**parts)
+
+    def _cached(self, key: str, kernels: tuple[str, ...]) -> dict[str, float] | None:
+        """The times another process measured for ``key`` on this machine."""
         if self.cache is None:
             return None
-        entry = self.cache.get(self.cache.key(training_plan=key))
+        entry = self.cache.get(self._cache_key(key, kernels))
         try:
-            dense, sparse = (float(v) for v in entry.split())
+            times = _parse_times(entry)
         except (AttributeError, ValueError):
             return None  # none, or not ours: measure
-        return dense, sparse
+        return times if set(times) == {"dense", *kernels} else None
 
     def state_dict(self) -> dict:
-        return {"decisions": dict(self.decisions), "timings": {k: list(v) for k, v in self.timings.items()}}
+        return {"decisions": dict(self.decisions), "timings": {k: dict(v) for k, v in self.timings.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.decisions = {str(k): bool(v) for k, v in state.get("decisions", {}).items()}
-        self.timings = {str(k): (float(v[0]), float(v[1])) for k, v in state.get("timings", {}).items()}
+        legacy = {True: "sparse", False: "dense"}
+        self.decisions = {str(k): legacy[v] if isinstance(v, bool) else str(v)
+                          for k, v in state.get("decisions", {}).items()}
+        self.timings = {str(k): {str(p): float(t) for p, t in v.items()} if isinstance(v, dict)
+                        else {"dense": float(v[0]), "sparse": float(v[1])}
+                        for k, v in state.get("timings", {}).items()}
+
+
+def _parse_times(entry: str) -> dict[str, float]:
+    """A cache entry: "dense=1.2 sparse=0.8 ...", or "1.2 0.8" (dense, sparse) as written before."""
+    parts = entry.split()
+    if all("=" not in p for p in parts):
+        dense, sparse = (float(v) for v in parts)
+        return {"dense": dense, "sparse": sparse}
+    return {name: float(v) for name, v in (p.split("=", 1) for p in parts)}
