@@ -253,7 +253,7 @@ def bench_updates(models: list[str], sg: float, sd: float, steps: int, interval:
 
 # --- profile --------------------------------------------------------------------------------------
 CATEGORIES = (
-    ("sparse products", ("_SparseLinear", "_SparseConv")),
+    ("sparse products", ("_SparseLinear", "_SparseConv", "_DirectConv")),
     ("dense matmuls and convolutions", ("aten::mm", "aten::addmm", "aten::convolution", "aten::_convolution",
                                         "aten::mkldnn_convolution", "aten::convolution_backward",
                                         "aten::_slow_conv2d", "aten::slow_conv_transpose2d", "aten::bmm")),
