@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from idx_files import write_fake_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +51,25 @@ def test_inception_throughput_benchmark_runs(tmp_path):
     res = json.loads(out.read_text())
     assert set(res["images_per_s"]) == {"nchw", "channels_last", "shipped"}
     assert max(res["features_max_relative_difference"].values()) < 1e-5
+
+
+def test_unet_speed_benchmark_runs_tiny(tmp_path):
+    # every variant through the CLI on a tiny U-Net, one repetition: speed-ups per repetition against dense
+    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training-speed" / "unet_speed.py"),
+                           "--out", str(tmp_path / "out"), "--reps", "1", "--width", "4", "--batch", "4",
+                           "--steps", "4", "--log-every", "2", "--from-step", "2", "--", "--data-root", str(data)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "out" / "unet_training_speed.json").read_text())
+    assert list(res["variants"]) == ["dense off", "static off", "static auto", "static on"]
+    assert res["variants"]["dense off"]["speedup_vs_dense"] == [1.0]
+    for v in res["variants"].values():
+        assert len(v["images_per_s"]) == 1 and v["images_per_s"][0] > 0
+        ratio = v["images_per_s"][0] / res["variants"]["dense off"]["images_per_s"][0]
+        assert abs(v["speedup_vs_dense"][0] - ratio) < 0.01
+    assert res["conditions"]["threads"] == 1 and "--model unet" in res["command"]
+    assert "| static on |" in (tmp_path / "out" / "unet_training_speed.md").read_text()
 
 
 def test_training_speed_benchmark_runs_tiny(tmp_path):

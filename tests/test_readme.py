@@ -203,6 +203,7 @@ def test_the_readme_stays_a_front_page():
 
 
 SPEED = ROOT / "benchmarks" / "training-speed" / "results" / "training_speed.json"
+UNET_SPEED = ROOT / "benchmarks" / "training-speed" / "results" / "unet_training_speed.json"
 
 
 def test_the_readme_speed_claims_are_the_benchmarks():
@@ -228,6 +229,11 @@ def test_the_readme_speed_claims_are_the_benchmarks():
     assert word and f"{word}: the small DCGAN's steps ({min(dcgan):.2f}x to {max(dcgan):.2f}x" in text
     (dense,) = [r for r in res["profile"] if r["model"] == "mlp" and r["method"] == "dense"]
     assert f"would be at most {dense['limit_free_generator']:.2f}x faster" in text
+    unet = json.loads(UNET_SPEED.read_text())
+    ups = unet["variants"]["static auto"]["speedup_vs_dense"]
+    assert f"those of the 90 %-sparse U-Net denoiser {min(ups):.2f}x to {max(ups):.2f}x" in text and min(ups) > 1.05
+    assert unet["conditions"]["threads"] == 1 and "--sparsity-g 0.9" in unet["command"] and \
+        "--batch-size 64" in unet["command"]
 
 
 DEMO = ROOT / "benchmarks" / "demo" / "results.json"
