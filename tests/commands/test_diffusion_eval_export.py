@@ -54,6 +54,25 @@ def test_eval_measures_at_the_runs_nfe_or_another(run, capsys):
     assert for_run(Protocol(16), {"model": "dcgan", "sample_steps": 20}).suffix == "@16"
 
 
+def test_eval_on_the_sparse_runtime_measures_what_the_masked_model_does(run, capsys):
+    # the same seeded noise through the sparse runtime: the same images to float rounding, so the same
+    # metric to rounding; the file and the record say which runtime drew the samples
+    eval_args = ["eval", str(run), "--metrics", "fid_domain", "--num-samples", "16", "--batch-size", "16",
+                 "--sample-steps", "4", "--no-progress"]
+    assert main(eval_args) == 0
+    dense = json.loads((run / "eval" / "fid_domain@16,nfe=4.json").read_text())
+    assert main([*eval_args, "--runtime", "sparse"]) == 0
+    sparse = json.loads((run / "eval" / "fid_domain@16,nfe=4.json").read_text())
+    assert (dense["runtime"], sparse["runtime"]) == ("dense", "sparse")
+    assert sparse["fid_domain"] == pytest.approx(dense["fid_domain"], rel=1e-3, abs=1e-3)
+    assert [r["runtime"] for r in read_records(run, "eval")[-2:]] == ["dense", "sparse"]
+    capsys.readouterr()
+    for flags, why in ((["--train-mode"], "--runtime sparse samples in eval mode"),
+                       (["--device", "meta"], "--runtime sparse runs on the CPU")):
+        assert main([*eval_args, "--runtime", "sparse", *flags]) == 2
+        assert why in one_error_line(capsys)
+
+
 def test_protocol_nfe_round_trips():
     p = Protocol(1000, nfe=20)
     assert p.suffix == "@1000,nfe=20" and Protocol.parse(p.suffix) == p

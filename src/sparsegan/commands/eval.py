@@ -4,7 +4,10 @@ Writes RUN_DIR/eval/<metric>@<protocol>.json (values, the full protocol, the ste
 of the generator file measured; see sparsegan.protocols) and one kind=eval record in
 RUN_DIR/metrics.jsonl. Another protocol (sample count, reference, split, generator) gets its own
 file; the same protocol measured again replaces its file, and the record of every evaluation stays.
-Reference statistics are cached (see sparsegan.metrics.reference).
+Reference statistics are cached (see sparsegan.metrics.reference). ``--runtime sparse`` draws the
+samples with the sparse inference runtime (the active weights only, as ``sparsegan sample``), whose
+images equal the masked model's to float rounding: a diffusion model's many denoiser calls per image
+make sampling most of an evaluation.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         G.sample_steps = nfe = args.sample_steps
     data_root = args.data_root if args.data_root is not None else config.get("data_root")
     eval_mode = not args.train_mode
+    if args.runtime == "sparse":
+        G = _sparse_runtime(G, config, args)
     if MODEL_KIND.get(config["model"]) == "translation":
         # Translations of each domain's test images against the other's (sparsegan.metrics.translation).
         if args.split != SPLITS[0] or args.num_ref is not None or args.train_mode:
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if results is None:  # not rank 0
             return 0
         protocol = Protocol(args.num_samples, args.num_ref, args.split, args.generator, eval_mode, nfe)
-    fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed}
+    fields = {"generator": args.generator, "eval_mode": eval_mode, "seed": args.seed, "runtime": args.runtime}
     written = []
     for name, r in results.items():
         # One file per (metric, protocol): another sample count or split never overwrites this one.
@@ -95,6 +100,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{protocol.label(name)}: {values} at step {step} ({protocol.describe()})")
     print(f"wrote {', '.join(written)}", file=sys.stderr)
     return 0
+
+
+def _sparse_runtime(G, config: dict, args: argparse.Namespace):
+    """G on the sparse inference runtime, where it can sample: an image generator, on the CPU, in eval mode."""
+    from sparsegan.errors import UserError
+    from sparsegan.inference.runtime import sparsify
+    from sparsegan.models import MODEL_KIND
+
+    if MODEL_KIND.get(config["model"]) == "translation":
+        raise UserError("--runtime sparse draws samples from noise; a translation run is measured on its "
+                        "translations: use --runtime dense")
+    if args.device != "cpu":
+        raise UserError(f"--runtime sparse runs on the CPU (its kernels are CPU kernels), not {args.device}: "
+                        "use --runtime dense there")
+    if args.train_mode:
+        raise UserError("--runtime sparse samples in eval mode (batch norms folded into their layers): "
+                        "drop --train-mode or use --runtime dense")
+    return sparsify(G, "auto")
 
 
 def _num_ref(text: str) -> int:
@@ -134,6 +157,10 @@ def add_parser(sub) -> None:
     p.add_argument("--sample-steps", type=sample_steps, default=None, metavar="NFE",
                    help="diffusion models: DDIM steps (denoiser calls) per image, in the protocol as nfe=N "
                         "[default: the run's --sample-steps]")
+    p.add_argument("--runtime", choices=("dense", "sparse"), default="dense",
+                   help="draw the samples with the masked model (dense) or the sparse inference runtime on the "
+                        "active weights (sparse: CPU, eval mode; the same images to float rounding, faster where "
+                        "the generator is sparse enough, e.g. a diffusion model's many denoiser calls)")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the run's)")
     p.add_argument("--inception-weights", default=None, metavar="PATH",
                    help="TF-Inception TorchScript file (default: $SPARSEGAN_INCEPTION_WEIGHTS, else the "
