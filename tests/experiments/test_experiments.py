@@ -157,6 +157,20 @@ def test_longer_grid_resumes_from_checkpoint(tmp_path, capsys):
     assert json.loads((run / "summary.json").read_text())["step"] == 6
 
 
+def test_a_grid_may_move_its_points_to_other_kernels(tmp_path, capsys):
+    # --sparse-compute says how a run computes, not what: a finished point stays done, an
+    # interrupted one resumes on the kernels the grid now names (a resume record says so)
+    path = _grid(tmp_path, {"method": ["static"], "seed": [0]}, base={"sparse_compute": "off"})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    path = _grid(tmp_path, {"method": ["static"], "seed": [0]}, base={"sparse_compute": "auto", "steps": 6})
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert " resumed " in capsys.readouterr().err
+    run = out / "static_seed0"
+    assert json.loads((run / "config.json").read_text())["sparse_compute"] == "auto"
+    assert [r["step"] for r in read_records(run) if r["kind"] == "resume"] == [4]
+
+
 def test_refuses_folder_of_another_configuration(tmp_path, capsys):
     path = _grid(tmp_path, {"method": ["stu"], "seed": [0]})
     out = tmp_path / "sweep"
