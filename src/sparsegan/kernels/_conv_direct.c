@@ -87,6 +87,23 @@ static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, c
         }
 }
 
+/* Each active entry's first input float in an image's scratch planes: its channel's planes, the
+ * phase plane of its kernel offsets, the row and column of that plane an output pixel (0, 0) reads. */
+static void entry_offsets(const int32_t *ch, const int32_t *khs, const int32_t *kws, int64_t nnz,
+                          const sg_direct_geometry *g, const direct_layout *l, int64_t *offs) {
+    for (int64_t e = 0; e < nnz; e++) {
+        const int64_t phase = (int64_t)(khs[e] % g->stride_h) * g->stride_w + kws[e] % g->stride_w;
+        offs[e] = (int64_t)ch[e] * l->channel + (phase * l->plane_rows + khs[e] / g->stride_h) * l->row_len +
+                  kws[e] / g->stride_w;
+    }
+}
+
+/* The lanes of an output row's last vector that lie inside the row (1 .. 8 of them). */
+static __m256i tail_mask(const sg_direct_geometry *g, const direct_layout *l) {
+    const int64_t last = g->out_w - (l->vectors - 1) * 8;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 /* Output rows oh0 .. oh0 + R - 1, vectors v0 .. v0 + NV - 1 of one output channel: the accumulators
  * in registers across the channel's active weights (entries e0 <= e < e1; offs: each one's first
  * input float in the image's scratch), then bias, activation and the store (the row's last vector
@@ -142,13 +159,8 @@ void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs
     const int64_t nnz = indptr[rows], in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
     int64_t *offs = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t));
     if (!offs) return;  /* never at these sizes; the caller's output stays unwritten */
-    for (int64_t e = 0; e < nnz; e++) {
-        const int64_t phase = (int64_t)(khs[e] % g->stride_h) * g->stride_w + kws[e] % g->stride_w;
-        offs[e] = (int64_t)ch[e] * l.channel + (phase * l.plane_rows + khs[e] / g->stride_h) * l.row_len +
-                  kws[e] / g->stride_w;
-    }
-    const int64_t last = g->out_w - (l.vectors - 1) * 8;  /* columns of a row's last vector: 1 .. 8 */
-    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    entry_offsets(ch, khs, kws, nnz, g, &l, offs);
+    const __m256i tail = tail_mask(g, &l);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     for (int64_t n = 0; n < g->batch; n++) {
 #pragma omp for schedule(static)
@@ -246,14 +258,9 @@ void sg_conv_direct_wgrad(const int32_t *indptr, const int32_t *ch, const int32_
         free(sums);
         return;
     }
-    for (int64_t e = 0; e < nnz; e++) {
-        const int64_t phase = (int64_t)(khs[e] % g->stride_h) * g->stride_w + kws[e] % g->stride_w;
-        offs[e] = (int64_t)ch[e] * l.channel + (phase * l.plane_rows + khs[e] / g->stride_h) * l.row_len +
-                  kws[e] / g->stride_w;
-        sums[e] = _mm256_setzero_ps();
-    }
-    const int64_t last = g->out_w - (l.vectors - 1) * 8;
-    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    entry_offsets(ch, khs, kws, nnz, g, &l, offs);
+    for (int64_t e = 0; e < nnz; e++) sums[e] = _mm256_setzero_ps();
+    const __m256i tail = tail_mask(g, &l);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     for (int64_t n = 0; n < g->batch; n++) {
 #pragma omp for schedule(static)
