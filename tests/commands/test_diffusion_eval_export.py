@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from idx_files import write_fake_mnist
 from run_checks import one_error_line
@@ -116,3 +117,21 @@ def test_export_and_sparse_runtime_sample_the_denoiser(run, tmp_path, capsys):
                  "--mode", "torch-csr"]) == 0
     out = capsys.readouterr().out
     assert "model unet, G density 0.1000" in out and "speedup" in out
+
+
+def test_evaluation_during_training_on_the_sparse_runtime(data, tmp_path, run):
+    # the same run trained again with its evaluations drawn on the sparse runtime: the same training
+    # (evaluation changes no weight), the same metric to rounding, and the record says which runtime
+    out = tmp_path / "dm-sparse-eval"
+    assert main(["train", "--out", str(out), "--data-root", str(data), *TINY, "--model", "unet", "--method", "stu",
+                 "--sparsity-g", "0.9", "--update-interval", "2", "--steps", "4", "--sample-steps", "2",
+                 "--num-sample-images", "4", "--eval-every", "4", "--eval-metrics", "fid_domain",
+                 "--eval-num-samples", "16", "--eval-batch-size", "16", "--eval-runtime", "sparse"]) == 0
+    (dense,) = [r for r in read_records(run, "eval") if r.get("source") == "training"]
+    (sparse,) = read_records(out, "eval")
+    assert "runtime" not in dense and sparse["runtime"] == "sparse"
+    assert sparse["protocol"] == dense["protocol"] == "@16,nfe=2"
+    assert sparse["fid_domain"] == pytest.approx(dense["fid_domain"], rel=1e-3, abs=1e-3)
+    for f in ("generator.safetensors", "generator_ema.safetensors"):
+        wa, wb = load_file(run / "final" / f), load_file(out / "final" / f)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), f

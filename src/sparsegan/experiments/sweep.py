@@ -48,7 +48,7 @@ from sparsegan.run_folder import RunFolder, read_json_or_none
 # long it trains (a longer run resumes, a shorter one is done).
 INTERRUPTED = 130  # the exit code of an interrupted sparsegan command: stop the sweep, not just the point
 STOPPED = {INTERRUPTED, 143}  # SIGINT, SIGTERM: the run saved a checkpoint and stopped
-TOLERATED = {"out", "device", "sparse_compute", "data_root", "steps", "log_every", "sample_every",
+TOLERATED = {"out", "device", "sparse_compute", "eval_runtime", "data_root", "steps", "log_every", "sample_every",
              "checkpoint_every", "keep_checkpoints", "num_sample_images", "tensorboard"}
 
 

@@ -60,8 +60,11 @@ class TrainingEvaluation:
                  save_best: Callable[[dict[str, torch.Tensor]], None], seed: int = 0, eval_mode: bool = True,
                  reconstruct: Callable[[], tuple[dict[str, float], int]] | None = None,
                  metrics: list[str] | None = None,
-                 translate: Callable[[nn.Module], tuple[dict[str, dict], Protocol]] | None = None, dist=None):
+                 translate: Callable[[nn.Module], tuple[dict[str, dict], Protocol]] | None = None, dist=None,
+                 runtime: Callable[[nn.Module], nn.Module] | None = None):
         self.evaluator, self.run_path, self.translate = evaluator, Path(run_path), translate
+        # the sample metrics draw from runtime(G) where given (the sparse inference runtime), else G
+        self.runtime = runtime
         # Under torchrun every rank generates and extracts its share (Evaluator.run); rank 0 alone
         # computes, logs and keeps the values.
         self.dist = dist
@@ -89,16 +92,18 @@ class TrainingEvaluation:
         records = []
         if self.evaluator is not None:
             ev = self.evaluator
-            results = ev.run(generator_sampler(G, seed=self.seed, device=next(G.parameters()).device,
+            sampling = G if self.runtime is None else self.runtime(G)
+            results = ev.run(generator_sampler(sampling, seed=self.seed, device=next(G.parameters()).device,
                                                eval_mode=self.eval_mode), dist=self.dist)
             if results is None:  # not rank 0
                 return {}
             # a diffusion model's samples depend on its sampler's steps: they are part of the protocol
             protocol = Protocol(ev.num_samples, ev.num_ref, ev.split, "ema", self.eval_mode,
                                 getattr(G, "sample_steps", None))
+            runtime = {} if self.runtime is None else {"runtime": "sparse"}
             records.append({"kind": "eval", "step": step, **flat_values(results), "generator": "ema",
                             "eval_mode": self.eval_mode, "split": ev.split, "protocol": protocol.suffix,
-                            "source": "training"})
+                            "source": "training", **runtime})
         if self.translate is not None:  # a translation pair: both directions (metrics.translation)
             results, protocol = self.translate(G)
             if results is None:  # not rank 0

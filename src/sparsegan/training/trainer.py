@@ -446,4 +446,17 @@ def training_evaluation(t: Trainer):
 
     return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
                               reconstruct=reconstruct, translate=translate, dist=t.dist,
-                              save_best=lambda sd: t.run.save_final({BEST_FILE: sd}))
+                              save_best=lambda sd: t.run.save_final({BEST_FILE: sd}),
+                              runtime=_eval_runtime(t) if evaluator is not None else None)
+
+
+def _eval_runtime(t: Trainer):
+    """G -> the sparse inference runtime of G, for ``--eval-runtime sparse`` (None: sample G itself)."""
+    if t.cfg.eval_runtime == "dense":
+        return None
+    if t.device.type != "cpu":
+        raise UserError(f"--eval-runtime sparse samples on the CPU (its kernels are CPU kernels), not {t.device}: "
+                        "use --eval-runtime dense there")
+    from sparsegan.inference.runtime import sparsify
+
+    return lambda G: sparsify(G, "auto")
