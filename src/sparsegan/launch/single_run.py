@@ -1,7 +1,8 @@
 """One run of the loop as ``sparsegan train`` runs it: the loop (sparsegan.training.loop) with the
 hooks a run needs beyond stepping, which the loop itself knows nothing of: its end (final/*.safetensors
-and summary.json, with the FLOPs accounting) and, with ``--tensorboard``, a TensorBoard mirror of
-the run folder. IMP's rounds (sparsegan.launch.rounds) are runs of this too."""
+and summary.json, with the FLOPs accounting), with ``--tensorboard`` a TensorBoard mirror of the run
+folder, and with ``--eval-runtime sparse`` the sparse inference runtime its evaluations sample.
+IMP's rounds (sparsegan.launch.rounds) are runs of this too."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def train_one(
     """Train one run of the loop into ``cfg.out`` (``on_start`` / ``on_step``: the caller's hooks)."""
     hooks = loop.Hooks(on_start=[on_start] if on_start else [], on_step=[on_step] if on_step else [],
                        on_end=[finish_run])
+    if cfg.eval_runtime == "sparse":  # the evaluation's samples from the sparse inference runtime
+        from sparsegan.inference.runtime import sparsify
+
+        hooks.eval_sampler = lambda G: sparsify(G, "auto")
     if cfg.tensorboard:  # an optional dependency, imported only when asked for: fail before writing anything
         from sparsegan.experiments.tensorboard import TensorBoardMirror, summary_writer_class
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from sparsegan.config import TrainConfig
@@ -55,6 +56,8 @@ class Hooks:
     on_log: list[Callable[[Trainer], None]] = field(default_factory=list)  # after each kind=train record
     on_end: list[Callable[[Trainer, str], None]] = field(default_factory=list)  # ended: completed / diverged
     on_close: list[Callable[[Trainer], None]] = field(default_factory=list)  # always, last (a signal too)
+    # --eval-runtime sparse: G -> the model the evaluation samples (the sparse inference runtime of G)
+    eval_sampler: Callable[[nn.Module], nn.Module] | None = None
 
 
 def _log_records(run: RunDir, t: Trainer, step: int, records: list[dict]) -> None:
@@ -125,7 +128,7 @@ def train(
     for hook in hooks.on_start:
         hook(t)
     # Every rank generates and extracts its share of the evaluation's samples; rank 0 keeps the values.
-    evaluate = training_evaluation(t) if cfg.eval_every else None
+    evaluate = training_evaluation(t, hooks.eval_sampler) if cfg.eval_every else None
 
     fixed = sample_inputs(t)  # the sample grids' latents (and labels), or test images to translate
     iteration = {"gan": gan_iteration, "translation": translation_iteration,

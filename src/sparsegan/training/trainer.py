@@ -400,8 +400,10 @@ def check_weights_finite(t: Trainer) -> None:
                 raise DivergenceError(f"non-finite weights in {net}.{name} at step {t.step}")
 
 
-def training_evaluation(t: Trainer):
-    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking): of its samples,
+def training_evaluation(t: Trainer, sampler=None):
+    """``sampler``: G -> what ``--eval-runtime sparse`` draws the samples with (the launcher's).
+
+    The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking): of its samples,
     or of its translations of the test images (sparsegan.metrics.translation); an autoencoder's
     held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
     from sparsegan.metrics import METRICS, Evaluator, parse_metrics
@@ -447,16 +449,18 @@ def training_evaluation(t: Trainer):
     return TrainingEvaluation(evaluator, t.run.path, log=t.run.log, seed=cfg.seed, metrics=metrics,
                               reconstruct=reconstruct, translate=translate, dist=t.dist,
                               save_best=lambda sd: t.run.save_final({BEST_FILE: sd}),
-                              runtime=_eval_runtime(t) if evaluator is not None else None)
+                              runtime=_eval_runtime(t, sampler) if evaluator is not None else None)
 
 
-def _eval_runtime(t: Trainer):
-    """G -> the sparse inference runtime of G, for ``--eval-runtime sparse`` (None: sample G itself)."""
+def _eval_runtime(t: Trainer, sampler):
+    """What ``--eval-runtime sparse`` samples from: ``sampler`` (G -> the sparse inference runtime of G),
+    which the launcher hands the loop (None: sample G itself)."""
     if t.cfg.eval_runtime == "dense":
         return None
     if t.device.type != "cpu":
         raise UserError(f"--eval-runtime sparse samples on the CPU (its kernels are CPU kernels), not {t.device}: "
                         "use --eval-runtime dense there")
-    from sparsegan.inference.runtime import sparsify
-
-    return lambda G: sparsify(G, "auto")
+    if sampler is None:
+        raise UserError("--eval-runtime sparse needs the sparse runtime, which sparsegan.launch.train_one (the "
+                        "`sparsegan train` command) attaches; the bare loop was given none")
+    return sampler
