@@ -401,11 +401,10 @@ def check_weights_finite(t: Trainer) -> None:
 
 
 def training_evaluation(t: Trainer, sampler=None):
-    """``sampler``: G -> what ``--eval-runtime sparse`` draws the samples with (the launcher's).
-
-    The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking): of its samples,
+    """The EMA generator's metrics at tick boundaries (sparsegan.metrics.tracking): of its samples,
     or of its translations of the test images (sparsegan.metrics.translation); an autoencoder's
-    held-out reconstruction (sparsegan.metrics.reconstruction) when asked for."""
+    held-out reconstruction (sparsegan.metrics.reconstruction) when asked for. ``sampler``: G ->
+    what ``--eval-runtime sparse`` draws the samples with (the launcher's)."""
     from sparsegan.metrics import METRICS, Evaluator, parse_metrics
     from sparsegan.metrics.reconstruction import heldout_images, reconstruction_error
     from sparsegan.metrics.tracking import BEST_FILE, TrainingEvaluation
