@@ -135,3 +135,17 @@ def test_evaluation_during_training_on_the_sparse_runtime(data, tmp_path, run):
     for f in ("generator.safetensors", "generator_ema.safetensors"):
         wa, wb = load_file(run / "final" / f), load_file(out / "final" / f)
         assert all(torch.equal(wa[k], wb[k]) for k in wa), f
+
+
+def test_the_bare_loop_refuses_a_sparse_eval_runtime_it_was_not_handed(data, tmp_path):
+    # the runtime comes from the launcher (the loop imports no inference): without it, one clear error
+    from sparsegan.config import build_config
+    from sparsegan.errors import UserError
+    from sparsegan.training import loop
+
+    cfg = build_config({"model": "unet", "model_width": 8, "batch_size": 8, "steps": 2, "data_root": str(data),
+                        "out": str(tmp_path / "bare"), "eval_every": 2, "eval_metrics": "fid_domain",
+                        "eval_num_samples": 16, "eval_batch_size": 16, "eval_runtime": "sparse",
+                        "sparse_compute": "off", "sample_steps": 2, "num_sample_images": 4})
+    with pytest.raises(UserError, match="--eval-runtime sparse needs the sparse runtime"):
+        loop.train(cfg, progress=False)
