@@ -150,6 +150,9 @@ def test_longer_grid_resumes_from_checkpoint(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
     path = _grid(tmp_path, {"method": ["stu"], "seed": [0]}, base={"steps": 6})
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    assert "stu_seed0  resume (at step 4 of 6)" in capsys.readouterr().out  # how far it got, before it goes on
     assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
     assert " resumed " in capsys.readouterr().err
     run = out / "stu_seed0"

@@ -20,11 +20,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out is required: {args.grid} names no 'out' folder")
     out = Path(out)
     if args.dry_run:
+        from sparsegan.experiments.progress import recorded_step
+
         states = plan(grid, out)
         width = max(len(p.name) for p, _ in states)
         for point, state in states:
             todo = {"completed": "skip (completed)", "diverged": "skip (diverged)", "resume": "resume",
                     "new": "train"}[state]
+            if state == "resume":  # how far it got: the newest step its records (or its newest round's) hold
+                step, label = recorded_step(out / point.name)
+                steps = point.values.get("steps")
+                if step is not None:
+                    todo += f" (at step {step:,}" + (f" of {steps:,}" if steps else "") + f"{label})"
             print(f"{point.name:<{width}}  {todo}")
         evals = f"; then sparsegan eval {' '.join(grid.eval_args())}" if grid.eval_metrics else ""
         print(f"{len(states)} points -> {out}{evals}")

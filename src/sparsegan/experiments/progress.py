@@ -35,6 +35,21 @@ def shows_progress(stream: IO) -> bool:
         return False
 
 
+def progress_folder(run: Path) -> tuple[Path, str]:
+    """The folder whose records say a run's progress, and its label: an IMP run's newest round
+    (" (round-02)"), else the run ("")."""
+    rounds = sorted(RunFolder(run).rounds.glob("round-*"))
+    return (rounds[-1], f" ({rounds[-1].name})") if rounds else (run, "")
+
+
+def recorded_step(run: Path) -> tuple[int | None, str]:
+    """The newest step a run's records hold (None: none yet), with :func:`progress_folder`'s label."""
+    folder, label = progress_folder(run)
+    tail = _Tail(RunFolder(folder).metrics_file)
+    tail.read()
+    return tail.step, label
+
+
 @dataclass
 class _Tail:
     """What has been read of one metrics.jsonl: where to go on, and its newest step."""
@@ -79,9 +94,7 @@ class _Watch:
     latest: tuple[float, int] | None = None  # (when, step) the step last grew
 
     def folder(self) -> tuple[Path, str]:
-        """The folder whose records say the progress: an IMP run's newest round, else the run."""
-        rounds = sorted(RunFolder(self.run).rounds.glob("round-*"))
-        return (rounds[-1], f" ({rounds[-1].name})") if rounds else (self.run, "")
+        return progress_folder(self.run)
 
     def poll(self, first: bool = False) -> None:
         """Read the newest records into the line. The ``first`` read finds what the folder held
