@@ -215,3 +215,20 @@ def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
     text = _script().render(tmp_path / "study")
     row = next(line for line in text.splitlines() if line.startswith("| static 90 % | 2 |"))
     assert f"| {2000 / r['dense_ms']:.1f} | {2000 / r['sparse_ms']:.1f} |" in row
+
+
+def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):
+    # as the runs recorded it: config.json's commit (the latest start or resume) and each resume record's;
+    # the folder's COMMIT file only where no run records one
+    s = _script()
+    _run(tmp_path, "dense", "dense", 0, {1000: 30.0}, folder="runs-gate")
+    (tmp_path / "runs-gate" / "COMMIT").write_text("1234567890\n")
+    for name, seed, sha in (("dense_0", 0, "a" * 40), ("dense_1", 1, "a" * 40), ("static_0", 0, "b" * 40)):
+        _run(tmp_path, name, "dense" if name.startswith("dense") else "static", seed, {1000: 10.0}, sparsity=0.9)
+        config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+        (tmp_path / "runs" / name / "config.json").write_text(json.dumps({**config, "environment": {"commit": sha}}))
+    with (tmp_path / "runs" / "dense_1" / "metrics.jsonl").open("a") as f:  # started at a..., resumed at b...
+        f.write(json.dumps({"kind": "resume", "step": 500, "commit": "b" * 40}) + "\n")
+    text = s.render(tmp_path)
+    assert "`runs-gate/` (trained at commit `1234567`) and `runs/` (trained or resumed at commit " \
+           "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs)" in text
