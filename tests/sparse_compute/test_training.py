@@ -96,7 +96,7 @@ def test_a_unet_denoiser_trains_on_the_direct_kernels_as_on_the_masked_path(mode
 
     if mode == "auto":  # every layer measured: the direct kernel the fastest, the batch-innermost one next
         monkeypatch.setenv("SPARSEGAN_PLAN_CACHE", "off")
-        monkeypatch.setattr(planner, "measure", lambda module, x, pattern, reps=5: {
+        monkeypatch.setattr(planner, "measure", lambda module, x, pattern, reps=5, kernels=None: {
             "dense": 10.0, "sparse": 7.0, **({"direct": 2.0} if "direct" in functions.kernels(module) else {})})
 
     def run(compute):
@@ -143,9 +143,10 @@ def test_a_unet_denoiser_trains_on_the_direct_kernels_as_on_the_masked_path(mode
         assert set(sparse.compute.planner.decisions.values()) == {"direct", "sparse"}
 
 
-def test_a_plan_saved_before_the_direct_kernels_resumes_on_its_paths(tmp_path):
+def test_a_plan_saved_before_the_direct_kernels_resumes_on_its_paths(tmp_path, monkeypatch):
     # states and cache entries from when the sparse path had one kernel: True / False, (dense, sparse)
     from sparsegan.kernels.plans import PlanCache
+    from sparsegan.sparse_compute import planner
     from sparsegan.sparse_compute.planner import Planner, choose
 
     plan = Planner()
@@ -161,6 +162,24 @@ def test_a_plan_saved_before_the_direct_kernels_resumes_on_its_paths(tmp_path):
         cache.put(cache.key(training_plan=f"{type(module).__name__}"), "3.0 1.0")
     assert cached._cached("Linear", functions.kernels(linear)) == {"dense": 3.0, "sparse": 1.0}
     assert cached._cached("Conv2d", functions.kernels(conv)) is None  # never timed the direct kernel: measure
+    # and such a run goes on planning as it did: one sparse kernel per layer, none tried above half density
+    assert plan.legacy and not Planner().legacy and plan.state_dict()["kernels"] == 1
+    timed = []
+    monkeypatch.setattr(planner, "measure", lambda module, x, pattern, reps=5, kernels=None: timed.append(kernels) or
+                        {"dense": 10.0, **{k: 0.5 if k == "direct" else 1.0 for k in kernels}})
+    x = torch.randn(2, 2, 6, 6)
+    assert plan.choice(conv, x, functions.pattern_for(conv, torch.rand(2, 2, 3, 3) < 0.2)) == "sparse"
+    assert plan.choice(conv, x, functions.pattern_for(conv, torch.ones(2, 2, 3, 3, dtype=torch.bool))) == "dense"
+    assert timed == [("sparse",)]
+    assert Planner().choice(conv, x, functions.pattern_for(conv, torch.ones(2, 2, 3, 3, dtype=torch.bool))) == "direct"
+    # --sparse-compute on resumed from such a state keeps the kernels it trained on
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, 1, 1))
+    sparse = SparseTraining({"G": net}, {"G": torch.optim.SGD(net.parameters(), 0.1)}, "static", sparsity={"G": 0.5},
+                            steps=4, sparse_compute="on")
+    net(x)
+    sparse.compute.load_state_dict({"mode": "on", "plan": {"decisions": {}, "timings": {}}})
+    net(x)
+    assert sparse.compute.kernel_calls == {"direct": 1, "sparse": 1}
 
 
 def test_stu_with_grasp_pruning_probes_on_the_masked_path():

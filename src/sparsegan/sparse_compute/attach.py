@@ -136,8 +136,8 @@ class SparseCompute:
         if x.device.type != "cpu" or x.dtype != torch.float32 or not self.enforced() or self._forced_dense:
             return "dense"
         pattern = layer.pattern_of(self.masks()[layer.net].masks[layer.name])
-        if self.mode == "on":
-            return functions.kernels(layer.module)[-1]
+        if self.mode == "on":  # the direct kernel where a layer has one (not for a run saved before them)
+            return "sparse" if self.planner.legacy else functions.kernels(layer.module)[-1]
         # the planner's decision for this call, kept per layer until its pattern changes: its key
         # (a string) costs more to build than most of a small layer's product
         seen = (tuple(x.shape), x.requires_grad, layer.module.weight.requires_grad, torch.is_grad_enabled(),

@@ -67,10 +67,12 @@ def _median_ms(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> dict[str, float]:
+def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5,
+            kernels: tuple[str, ...] | None = None) -> dict[str, float]:
     """Milliseconds of one forward of ``module`` on ``x``, with the backward this call will have
     (the gradients of whichever of the weight and the input require one), per path: "dense" and
-    each of the module's sparse kernels. torch.autograd.grad leaves every ``.grad`` untouched."""
+    each of ``kernels`` (default: all the module's sparse kernels). torch.autograd.grad leaves every
+    ``.grad`` untouched."""
     probe = x.detach().requires_grad_(x.requires_grad)
     wants = [probe if t is x else t for t in _needs_backward(module, x)]
 
@@ -82,7 +84,7 @@ def measure(module: nn.Module, x: Tensor, pattern: Pattern, reps: int = 5) -> di
         return once
 
     times = {"dense": _median_ms(run(lambda: type(module).forward(module, probe)), reps)}
-    for kernel in functions.kernels(module):
+    for kernel in kernels or functions.kernels(module):
         times[kernel] = _median_ms(run(lambda: functions.forward(module, probe, pattern, kernel=kernel)), reps)
     return times
 
@@ -96,23 +98,27 @@ def choose(times: dict[str, float]) -> str:
 class Planner:
     """The kept decisions (key -> "dense" or a sparse kernel's name) and their measurements (key ->
     path -> ms). A state saved before a layer had several sparse kernels kept True / False for
-    "sparse" / "dense", and (dense ms, sparse ms): it loads as those."""
+    "sparse" / "dense", and (dense ms, sparse ms): it loads as those, and the planner goes on
+    planning as then (``legacy``)."""
 
     def __init__(self, reps: int = 5, cache: PlanCache | None = None):
         self.reps = reps
         self.cache = cache
         self.decisions: dict[str, str] = {}
         self.timings: dict[str, dict[str, float]] = {}
+        # a run resumed from a state saved before the direct kernels plans as it did then (one sparse
+        # kernel per layer), so that it takes the paths, hence the float rounding, it was trained with
+        self.legacy = False
 
     def choice(self, module: nn.Module, x: Tensor, pattern: Pattern) -> str:
-        kernels = functions.kernels(module)
+        kernels = ("sparse",) if self.legacy else functions.kernels(module)
         if pattern.density > MAX_DENSITY and "direct" not in kernels:
             return "dense"
         key = plan_key(module, x, pattern)
         if key not in self.decisions:
             kept = self._cached(key, kernels)
             if kept is None:
-                kept = measure(module, x, pattern, self.reps)
+                kept = measure(module, x, pattern, self.reps, kernels)
                 if self.cache is not None:
                     self.cache.put(self._cache_key(key, kernels), " ".join(f"{k}={v!r}" for k, v in kept.items()))
             self.timings[key] = kept
@@ -138,9 +144,11 @@ class Planner:
         return times if set(times) == {"dense", *kernels} else None
 
     def state_dict(self) -> dict:
-        return {"decisions": dict(self.decisions), "timings": {k: dict(v) for k, v in self.timings.items()}}
+        return {"decisions": dict(self.decisions), "timings": {k: dict(v) for k, v in self.timings.items()},
+                "kernels": 1 if self.legacy else 2}
 
     def load_state_dict(self, state: dict) -> None:
+        self.legacy = state.get("kernels", 1) < 2  # saved before the direct kernels: plan as then
         legacy = {True: "sparse", False: "dense"}
         self.decisions = {str(k): legacy[v] if isinstance(v, bool) else str(v)
                           for k, v in state.get("decisions", {}).items()}
