@@ -54,22 +54,26 @@ def test_inception_throughput_benchmark_runs(tmp_path):
 
 
 def test_unet_speed_benchmark_runs_tiny(tmp_path):
-    # every variant through the CLI on a tiny U-Net, one repetition: speed-ups per repetition against dense
+    # every variant through the CLI on a tiny U-Net, one repetition: speed-ups per repetition against dense;
+    # another thread count writes files of its own (the 1-thread ones stay)
     data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training-speed" / "unet_speed.py"),
                            "--out", str(tmp_path / "out"), "--reps", "1", "--width", "4", "--batch", "4",
-                           "--steps", "4", "--log-every", "2", "--from-step", "2", "--", "--data-root", str(data)],
-                          capture_output=True, text=True, timeout=600)
+                           "--steps", "4", "--log-every", "2", "--from-step", "2", "--threads", "2",
+                           "--", "--data-root", str(data)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    res = json.loads((tmp_path / "out" / "unet_training_speed.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["unet_training_speed_2threads.json",
+                                                                    "unet_training_speed_2threads.md"]
+    res = json.loads((tmp_path / "out" / "unet_training_speed_2threads.json").read_text())
     assert list(res["variants"]) == ["dense off", "static off", "static auto", "static on"]
     assert res["variants"]["dense off"]["speedup_vs_dense"] == [1.0]
     for v in res["variants"].values():
         assert len(v["images_per_s"]) == 1 and v["images_per_s"][0] > 0
         ratio = v["images_per_s"][0] / res["variants"]["dense off"]["images_per_s"][0]
         assert abs(v["speedup_vs_dense"][0] - ratio) < 0.01
-    assert res["conditions"]["threads"] == 1 and "--model unet" in res["command"]
-    assert "| static on |" in (tmp_path / "out" / "unet_training_speed.md").read_text()
+    assert res["conditions"]["threads"] == 2 and "--model unet" in res["command"]
+    md = (tmp_path / "out" / "unet_training_speed_2threads.md").read_text()
+    assert "| static on |" in md and "unet_speed.py --threads 2`" in md
 
 
 def test_training_speed_benchmark_runs_tiny(tmp_path):

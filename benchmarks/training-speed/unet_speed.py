@@ -1,8 +1,8 @@
 """Whole training steps of the U-Net denoiser through the CLI: dense, and static sparse on the masked
 path (``--sparse-compute off``), with ``auto`` and with ``on``; writes results/unet_training_speed.json
-and .md.
+and .md (``--threads 2``: unet_training_speed_2threads.json and .md).
 
-    python benchmarks/training-speed/unet_speed.py --out benchmarks/training-speed/results
+    python benchmarks/training-speed/unet_speed.py --out benchmarks/training-speed/results [--threads 2]
 
 Each repetition trains each variant once (``sparsegan train --model unet ...``, evaluation off), in
 turn, so that noise on the machine hits them alike; a run's speed is the median images/s its log
@@ -42,6 +42,11 @@ def train_flags(args) -> list[str]:
     return ["--model", "unet", "--model-width", str(args.width), "--batch-size", str(args.batch), "--steps",
             str(args.steps), "--log-every", str(args.log_every), "--eval-every", "0", "--sample-every", str(args.steps),
             "--sparsity-g", str(args.sparsity), "--no-progress", *args.extra]
+
+
+def stem(threads: int) -> str:
+    """The results' file name (no suffix): one file per thread count."""
+    return "unet_training_speed" + ("" if threads == 1 else f"_{threads}threads")
 
 
 def images_per_s(run: Path, from_step: int) -> float:
@@ -98,19 +103,21 @@ def main() -> None:
         "variants": variants,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "unet_training_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "unet_training_speed.md").write_text(render(result))
-    print(f"wrote {args.out / 'unet_training_speed.json'} and .md")
+    out = args.out / stem(args.threads)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(result))
+    print(f"wrote {out.with_suffix('.json')} and .md")
 
 
 def render(result: dict) -> str:
     c = result["conditions"]
+    threads = "" if c["threads"] == 1 else f" --threads {c['threads']}"
     lines = ["# U-Net denoiser: whole training steps, dense against sparse", "",
              f"`{result['command']}`, {c['repetitions']} repetitions, the variants interleaved; median images/s of "
              f"the logged steps from {c['median_from_step']} on; {c['threads']} thread(s) on a {c['cpus']}-CPU "
              f"{c['machine']} machine, torch {c['torch']}, commit {c['commit']}; load average (1 min) "
              f"{c['load_average_1min'][0]} before, {c['load_average_1min'][1]} after. Written by "
-             "`python benchmarks/training-speed/unet_speed.py`.", "",
+             f"`python benchmarks/training-speed/unet_speed.py{threads}`.", "",
              "| method, --sparse-compute | images/s per repetition | speed-up against dense (same repetition) |",
              "| --- | --- | --- |"]
     for name, v in result["variants"].items():
