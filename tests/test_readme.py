@@ -278,3 +278,23 @@ def test_the_efficiency_page_quotes_the_update_step_ratios():
     text = " ".join((DOCS / "efficiency.md").read_text().split())
     assert (f"an update step {rows['auto']['update_vs_plain']:.2f}x a plain one with `auto`, "
             f"{rows['off']['update_vs_plain']:.2f}x on the masked path") in text
+
+
+def test_the_models_page_two_thread_training_speed_is_the_benchmark():
+    """docs/models.md's sentence on U-Net training at two threads quotes the committed benchmark
+    (benchmarks/training-speed/results/unet_training_speed_2threads.json): ranges, medians and the verdict."""
+    import json
+    import statistics
+
+    res = json.loads((UNET_SPEED.parent / "unet_training_speed_2threads.json").read_text())
+    assert res["conditions"]["threads"] == 2 and "--batch-size 64" in res["command"]
+    text = " ".join((ROOT / "docs" / "models.md").read_text().split("At two threads")[1].split("\n\n")[0].split())
+    for mode in ("auto", "on"):
+        ups = res["variants"][f"static {mode}"]["speedup_vs_dense"]
+        assert f"`{mode}` gave {min(ups):.2f}-{max(ups):.2f}x dense" in text or \
+            f"`{mode}` {min(ups):.2f}-{max(ups):.2f}x" in text, mode
+        assert f"(median {statistics.median(ups):.2f}x)" in text, mode
+        assert statistics.median(ups) < 1.05  # "no gain": the sentence's verdict
+    dense = res["variants"]["dense off"]["images_per_s"]
+    assert f"between {min(dense):.0f} and {max(dense):.0f} images/s" in text
+    assert text.startswith("there is no gain on this machine")
