@@ -210,7 +210,7 @@ def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
                     "--repeats", "1"], check=True, capture_output=True)
     data = json.loads(speed.read_text())
     assert data["nfe"] == 2 and sorted(data["runs"]) == ["RigL-DM 90 %", "static 90 %"]  # seed 1 is not timed
-    assert "--threads 1" in data["command"] and "load average" in data["conditions"]
+    assert "--threads 1" in data["command"] and "load average" in data["conditions"] and "commit " in data["conditions"]
     r = data["runs"]["static 90 %"]["2"]
     text = _script().render(tmp_path / "study")
     row = next(line for line in text.splitlines() if line.startswith("| static 90 % | 2 |"))

@@ -7,7 +7,7 @@ report's sampling-speed section reads.
 RUNS_DIR is the study sweep's output folder (the runs with their checkpoints, not the committed light
 copies). For each completed run of the given methods and seed, one per sparsity, it calls
 ``sparsegan bench RUN --json`` (whole DDIM samplings at the run's NFE, dense and sparse alternating,
-medians) and records the command, the thread count, the machine's CPU count, torch's version and the load
+medians) and records the command, the thread count, the machine's CPU count, torch's version, the commit and the load
 average before and after: time with nothing else running, and the load average says whether that held.
 """
 
@@ -66,8 +66,10 @@ def main() -> None:
                            check=True)
             results[name] = json.loads(out.read_text())
     load_after = os.getloadavg()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
     conditions = (f"{args.threads} torch thread(s) on a {os.cpu_count()}-CPU {platform.machine()} machine, torch "
-                  f"{torch.__version__}, the EMA denoisers of seed {args.seed}; load average (1 min) "
+                  f"{torch.__version__}, commit {commit}, the EMA denoisers of seed {args.seed}; load average (1 min) "
                   f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
     args.out.write_text(json.dumps({"command": "sparsegan bench RUN " + " ".join(flags), "conditions": conditions,
                                     "nfe": nfe.pop(), "runs": results}, indent=2) + "\n")
