@@ -547,6 +547,8 @@ def test_direct_conv_fused_activation_threads_and_channel_major_input(act, threa
             torch.testing.assert_close(layer(x), act(m(x)), atol=1e-5, rtol=0)
             big = torch.randn(2, 16, 24, 24)  # enough multiply-adds for the threads to be used
             torch.testing.assert_close(layer(big), act(m(big)), atol=1e-5, rtol=0)
+            batch = torch.randn(6, 16, 24, 24)  # at two threads the images shared out, a scratch image each
+            torch.testing.assert_close(layer(batch), act(m(batch)), atol=1e-5, rtol=0)
     finally:
         torch.set_num_threads(before)
 

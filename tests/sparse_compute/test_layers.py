@@ -209,13 +209,16 @@ def test_results_do_not_depend_on_the_thread_count(threads):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_the_direct_kernels_do_not_depend_on_the_thread_count(threads):
+@pytest.mark.parametrize("batch", [3, 9, 20])
+def test_the_direct_kernels_do_not_depend_on_the_thread_count(threads, batch):
+    # batch 3: each image's channels shared out; 20: the images (the weight gradient by blocks of 8, the
+    # last one partial); 9 at 3 threads: the forward's images shared out, the weight gradient's channels
     torch.manual_seed(7)
     conv = nn.Conv2d(8, 12, 3, 1, 1)
     mask = torch.rand(conv.weight.shape) < 0.2
     pattern = functions.pattern_for(_masked(conv, mask), mask)
-    x = torch.randn(3, 8, 10, 19, requires_grad=True)
-    g = torch.randn(3, 12, 10, 19)
+    x = torch.randn(batch, 8, 10, 19, requires_grad=True)
+    g = torch.randn(batch, 12, 10, 19)
 
     def run():
         y = functions.forward(conv, x, pattern, kernel="direct")
@@ -229,7 +232,7 @@ def test_the_direct_kernels_do_not_depend_on_the_thread_count(threads):
         many = run()
     finally:
         torch.set_num_threads(before)
-    assert all(torch.equal(a, b) for a, b in zip(one, many))  # each output channel is one thread's, in order
+    assert all(torch.equal(a, b) for a, b in zip(one, many))  # each output value, each block's sums in order
 
 
 def test_unsupported_layers_say_why():

@@ -67,28 +67,27 @@ class SparseConv2d(SparseLayer):
                 out[..., i : i + chunk] = kernel(X).view(cout, out_h, out_w, -1)
         return out.permute(3, 0, 1, 2)
 
-    def _geometry(self, shape: torch.Size) -> tuple[DirectGeometry, int, tuple[int, ...]]:
-        """The direct kernel's geometry for an input shape, its scratch size (floats) and the output
-        shape, computed once per shape."""
+    def _geometry(self, shape: torch.Size) -> tuple[DirectGeometry, tuple[int, ...]]:
+        """The direct kernel's geometry for an input shape and the output shape, computed once per shape."""
         if shape not in self._geometries:
             m: nn.Conv2d = self.dense
             n, cin, h, w = shape
             (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
             out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
             g = DirectGeometry(n, cin, h, w, out_h, out_w, kh, kw, sh, sw, ph, pw)
-            self._geometries[shape] = (g, library().sg_conv_direct_scratch(ctypes.byref(g)),
-                                       (n, m.out_channels, out_h, out_w))
+            self._geometries[shape] = (g, (n, m.out_channels, out_h, out_w))
         return self._geometries[shape]
 
     def _direct(self, x: Tensor) -> Tensor:
         """The direct kernel: (N, C, H, W) in, a new (N, C_out, H_out, W_out) tensor out, bias and
         activation fused."""
-        g, scratch_size, out_shape = self._geometry(x.shape)
+        g, out_shape = self._geometry(x.shape)
         x = x.contiguous()  # a channel-major view (another sparse layer's output) is copied here
-        scratch, y = torch.empty(scratch_size), torch.empty(out_shape)
         ep = self.epilogue
         macs = self.A.nnz * out_shape[0] * out_shape[2] * out_shape[3]
         threads = 1 if macs < PARALLEL_MIN_MACS_OPENMP else self.workers.threads()
+        scratch = torch.empty(library().sg_conv_direct_scratch(ctypes.byref(g), threads))  # per thread at batch >= 2x
+        y = torch.empty(out_shape)
         ch, khs, kws = self._direct_entries
         library().sg_conv_direct(self._direct_indptr.data_ptr(), ch.data_ptr(), khs.data_ptr(), kws.data_ptr(),
                                  self._direct_values.data_ptr(),

@@ -19,13 +19,16 @@
  * shapes are compile-time constants (one specialised loop per shape, see TILE), or the compiler
  * would keep the accumulators in memory.
  *
- * Images go one after the other through one scratch image (its planes stay in cache from their
- * copy to their last read: a whole batch's planes, copied first, came back from memory at batch 64);
- * each image's input channels and then its output channels are shared out to OpenMP threads
- * (PyTorch's, see _simd_csr.c).
+ * Images go one after the other through a scratch image (its planes stay in cache from their copy to
+ * their last read: a whole batch's planes, copied first, came back from memory at batch 64). With at
+ * least two images per OpenMP thread (PyTorch's, see _simd_csr.c) the images are shared out, each
+ * thread with a scratch image of its own and no barrier between images; with fewer (sampling at batch
+ * 1) each image's input channels and then its output channels are. Each output value is computed the
+ * same way either way, so the results do not depend on the thread count.
  * Part of the sparsegan.kernels._simd_csr extension (see pyproject.toml), called through ctypes
  * (sparsegan.kernels.library) by sparsegan.inference.conv. */
 #include <immintrin.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +56,16 @@ static direct_layout layout_of(const sg_direct_geometry *g) {
     return l;
 }
 
-/* Floats of scratch buffer that sg_conv_direct needs for this geometry: one image's planes. */
-int64_t sg_conv_direct_scratch(const sg_direct_geometry *g) { return layout_of(g).image; }
+/* Whether the images are shared out to the threads (each with a scratch image) rather than each
+ * image's channels: at least two images per thread, so that the shares are about even. */
+static int by_images(const sg_direct_geometry *g, int threads) { return threads > 1 && g->batch >= 2 * threads; }
+
+/* Floats of scratch buffer that sg_conv_direct and sg_conv_direct_wgrad need for this geometry and
+ * thread count: one image's planes, per thread where the images are shared out. */
+int64_t sg_conv_direct_scratch(const sg_direct_geometry *g, int threads) {
+    return layout_of(g).image * (by_images(g, threads) ? threads : 1);
+}
+
 
 /* One input channel plane (H x W) into its phase planes (zeros outside the input). */
 static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, const direct_layout *l) {
@@ -85,6 +96,12 @@ static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, c
                 }
             }
         }
+}
+
+/* All input channels of image n into the scratch planes p (one thread). */
+static void fill_image(const float *X, int64_t n, float *p, const sg_direct_geometry *g, const direct_layout *l) {
+    const int64_t in_plane = g->in_h * g->in_w;
+    for (int64_t c = 0; c < g->channels; c++) fill_planes(X + (n * g->channels + c) * in_plane, p + c * l->channel, g, l);
 }
 
 /* Each active entry's first input float in an image's scratch planes: its channel's planes, the
@@ -149,45 +166,79 @@ static int max_rows(int64_t nv) { return nv == 1 ? 8 : (nv == 2 ? 6 : (nv == 3 ?
     default: TILE(8, NV); break;                                                                                     \
     }
 
+/* The operands of one forward call, for output_channel. */
+typedef struct {
+    const int32_t *indptr;
+    const float *data, *bias;
+    const int64_t *offs;
+    int act;
+    float slope;
+    int64_t rows;
+    float *Y;
+    __m256i tail;
+} forward_args;
+
+/* Output channel o of image n, from the image's scratch planes p. */
+static void output_channel(const forward_args *a, const sg_direct_geometry *g, const direct_layout *lp,
+                           const float *p, int64_t n, int64_t o) {
+    const direct_layout l = *lp;
+    const int64_t *offs = a->offs;
+    const float *data = a->data;
+    const int act = a->act;
+    const float slope = a->slope;
+    const __m256i tail = a->tail;
+    float *y = a->Y + (n * a->rows + o) * g->out_h * g->out_w;
+    const int32_t e0 = a->indptr[o], e1 = a->indptr[o + 1];
+    const __m256 b = _mm256_set1_ps(a->bias ? a->bias[o] : 0.0f);
+    for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
+        const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
+        const int64_t rmax = max_rows(nv);
+        const int R = (int)(g->out_h < rmax ? g->out_h : rmax);
+        /* the last block of rows starts at out_h - R: it may redo rows of the one before (the same
+         * sums, stored again), so every block is R rows high */
+        for (int64_t start = 0; start < g->out_h; start += R) {
+            const int64_t oh0 = start + R > g->out_h ? g->out_h - R : start;
+            if (nv == 1) { TILE_ROWS(1) }
+            else if (nv == 2) { TILE_ROWS(2) }
+            else if (nv == 3) { TILE_ROWS(3) }
+            else { TILE_ROWS(4) }
+        }
+    }
+}
+
 /* Y (batch, rows, out_h, out_w) = the convolution of X (batch, channels, in_h, in_w) with the CSR
  * weight (indptr over rows; per entry its input channel ch, kernel offsets khs, kws and value), bias
- * (NULL: none) and activation act (slope: LeakyReLU's); scratch: sg_conv_direct_scratch(g) floats. */
+ * (NULL: none) and activation act (slope: LeakyReLU's); scratch: sg_conv_direct_scratch(g, threads) floats. */
 void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
                     const float *data, const float *bias, int act, float slope, int64_t rows, const float *X,
                     float *scratch, float *Y, const sg_direct_geometry *g, int threads) {
     const direct_layout l = layout_of(g);
-    const int64_t nnz = indptr[rows], in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
+    const int64_t nnz = indptr[rows];
     int64_t *offs = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t));
     if (!offs) return;  /* never at these sizes; the caller's output stays unwritten */
     entry_offsets(ch, khs, kws, nnz, g, &l, offs);
-    const __m256i tail = tail_mask(g, &l);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    for (int64_t n = 0; n < g->batch; n++) {
+    const forward_args a = {indptr, data, bias, offs, act, slope, rows, Y, tail_mask(g, &l)};
+    if (by_images(g, threads)) {
+#pragma omp parallel num_threads(threads)
+        {
+            float *p = scratch + omp_get_thread_num() * l.image;
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < g->channels; c++)
-            fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
-        /* (the loops' barriers: every plane filled before the products, every product done before
-         * the next image's planes overwrite them) */
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < rows; o++) {
-            const float *p = scratch;
-            float *y = Y + (n * rows + o) * out_plane;
-            const int32_t e0 = indptr[o], e1 = indptr[o + 1];
-            const __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
-            for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
-                const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
-                const int64_t rmax = max_rows(nv);
-                const int R = (int)(g->out_h < rmax ? g->out_h : rmax);
-                /* the last block of rows starts at out_h - R: it may redo rows of the one before
-                 * (the same sums, stored again), so every block is R rows high */
-                for (int64_t start = 0; start < g->out_h; start += R) {
-                    const int64_t oh0 = start + R > g->out_h ? g->out_h - R : start;
-                    if (nv == 1) { TILE_ROWS(1) }
-                    else if (nv == 2) { TILE_ROWS(2) }
-                    else if (nv == 3) { TILE_ROWS(3) }
-                    else { TILE_ROWS(4) }
-                }
+            for (int64_t n = 0; n < g->batch; n++) {
+                fill_image(X, n, p, g, &l);
+                for (int64_t o = 0; o < rows; o++) output_channel(&a, g, &l, p, n, o);
             }
+        }
+    } else {
+        const int64_t in_plane = g->in_h * g->in_w;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        for (int64_t n = 0; n < g->batch; n++) {
+#pragma omp for schedule(static)
+            for (int64_t c = 0; c < g->channels; c++)
+                fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+            /* (the loops' barriers: every plane filled before the products, every product done
+             * before the next image's planes overwrite them) */
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < rows; o++) output_channel(&a, g, &l, scratch, n, o);
         }
     }
     free(offs);
@@ -204,9 +255,11 @@ void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs
  * vectors, the row's last vector loaded masked so that columns past the output's width add 0) stays in
  * registers while each of the channel's active weights reads its runs of X: one load and one FMA per
  * vector, into four partial sums (independent FMA chains). The sums stay 8-wide per entry across the
- * tiles and images and are added across lanes once at the end. Rows are split into blocks without
- * overlap here (a redone row would be counted twice). Output channels are shared out to threads: each
- * entry belongs to one channel, so no two threads write the same sum. */
+ * tiles and the images of a block of WGRAD_BLOCK images, are added across lanes at the block's end,
+ * and the blocks' sums are added in block order at the end: so the images can be shared out to the
+ * threads by blocks, with the same result as one thread's. Rows are split into blocks without overlap
+ * here (a redone row would be counted twice). Where the images are not shared out, the output
+ * channels are: each entry belongs to one channel, so no two threads write the same sum. */
 
 static inline __attribute__((always_inline)) void wgrad_tile(const int64_t *offs, int32_t e0, int32_t e1,
                                                                const float *p, const float *gp, __m256 *sums,
@@ -243,52 +296,97 @@ static int wgrad_rows(int64_t nv) { return nv == 1 ? 4 : (nv == 2 ? 4 : 2); }
     default: WTILE(4, NV); break;                                                                                    \
     }
 
+#define WGRAD_BLOCK 8
+
+/* Image n's share of the sums of output channel o's entries, from the image's scratch planes p. */
+static void wgrad_channel(const int32_t *indptr, const int64_t *offs, const sg_direct_geometry *g,
+                          const direct_layout *lp, const float *p, const float *G, int64_t rows, int64_t n,
+                          int64_t o, __m256 *sums, __m256i tail) {
+    const direct_layout l = *lp;
+    const float *gp = G + (n * rows + o) * g->out_h * g->out_w;
+    const int32_t e0 = indptr[o], e1 = indptr[o + 1];
+    if (e0 == e1) return;
+    for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
+        const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
+        const int64_t rmax = wgrad_rows(nv);
+        for (int64_t oh0 = 0; oh0 < g->out_h; oh0 += rmax) {
+            const int R = (int)(g->out_h - oh0 < rmax ? g->out_h - oh0 : rmax);
+            if (nv == 1) { WTILE_ROWS(1) }
+            else if (nv == 2) { WTILE_ROWS(2) }
+            else if (nv == 3) { WTILE_ROWS(3) }
+            else { WTILE_ROWS(4) }
+        }
+    }
+}
+
+/* The sum of v's 8 lanes. */
+static float lanes_sum(__m256 v) {
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
 /* out[e] (each active entry of the CSR weight, its order) = the weight gradient above, from X (batch,
  * channels, in_h, in_w), the layer's input, and G (batch, rows, out_h, out_w), its output's gradient;
- * scratch: sg_conv_direct_scratch(g) floats. */
+ * scratch: sg_conv_direct_scratch(g, threads) floats. */
 void sg_conv_direct_wgrad(const int32_t *indptr, const int32_t *ch, const int32_t *khs, const int32_t *kws,
                           int64_t rows, const float *X, const float *G, float *scratch, float *out,
                           const sg_direct_geometry *g, int threads) {
     const direct_layout l = layout_of(g);
-    const int64_t nnz = indptr[rows], in_plane = g->in_h * g->in_w, out_plane = g->out_h * g->out_w;
-    int64_t *offs = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t));
-    __m256 *sums = aligned_alloc(32, (size_t)(nnz > 0 ? nnz : 1) * sizeof(__m256));
-    if (!offs || !sums) {  /* never at these sizes; the caller's output stays unwritten */
+    const int64_t nnz = indptr[rows], n_e = nnz > 0 ? nnz : 1;
+    const int64_t blocks = (g->batch + WGRAD_BLOCK - 1) / WGRAD_BLOCK;
+    const int images = by_images(g, threads) && blocks >= threads;
+    int64_t *offs = malloc((size_t)n_e * sizeof(int64_t));
+    __m256 *sums = aligned_alloc(32, (size_t)(images ? threads : 1) * n_e * sizeof(__m256));
+    float *part = malloc((size_t)(blocks > 0 ? blocks : 1) * n_e * sizeof(float));  /* per block, per entry */
+    if (!offs || !sums || !part) {  /* never at these sizes; the caller's output stays unwritten */
         free(offs);
         free(sums);
+        free(part);
         return;
     }
     entry_offsets(ch, khs, kws, nnz, g, &l, offs);
-    for (int64_t e = 0; e < nnz; e++) sums[e] = _mm256_setzero_ps();
     const __m256i tail = tail_mask(g, &l);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    for (int64_t n = 0; n < g->batch; n++) {
+    if (images) {  /* blocks of images to the threads, each with scratch planes and sums of its own */
+#pragma omp parallel num_threads(threads)
+        {
+            float *p = scratch + omp_get_thread_num() * l.image;
+            __m256 *s = sums + omp_get_thread_num() * n_e;
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < g->channels; c++)
-            fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < rows; o++) {
-            const float *p = scratch, *gp = G + (n * rows + o) * out_plane;
-            const int32_t e0 = indptr[o], e1 = indptr[o + 1];
-            if (e0 == e1) continue;
-            for (int64_t v0 = 0; v0 < l.vectors; v0 += 4) {
-                const int64_t nv = l.vectors - v0 < 4 ? l.vectors - v0 : 4;
-                const int64_t rmax = wgrad_rows(nv);
-                for (int64_t oh0 = 0; oh0 < g->out_h; oh0 += rmax) {
-                    const int R = (int)(g->out_h - oh0 < rmax ? g->out_h - oh0 : rmax);
-                    if (nv == 1) { WTILE_ROWS(1) }
-                    else if (nv == 2) { WTILE_ROWS(2) }
-                    else if (nv == 3) { WTILE_ROWS(3) }
-                    else { WTILE_ROWS(4) }
+            for (int64_t b = 0; b < blocks; b++) {
+                const int64_t n1 = (b + 1) * WGRAD_BLOCK < g->batch ? (b + 1) * WGRAD_BLOCK : g->batch;
+                for (int64_t e = 0; e < nnz; e++) s[e] = _mm256_setzero_ps();
+                for (int64_t n = b * WGRAD_BLOCK; n < n1; n++) {
+                    fill_image(X, n, p, g, &l);
+                    for (int64_t o = 0; o < rows; o++) wgrad_channel(indptr, offs, g, &l, p, G, rows, n, o, s, tail);
                 }
+                for (int64_t e = 0; e < nnz; e++) part[b * nnz + e] = lanes_sum(s[e]);
+            }
+        }
+    } else {  /* image by image, its channels to the threads; an entry's sums start and end with a block */
+        const int64_t in_plane = g->in_h * g->in_w;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        for (int64_t n = 0; n < g->batch; n++) {
+#pragma omp for schedule(static)
+            for (int64_t c = 0; c < g->channels; c++)
+                fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < rows; o++) {
+                const int64_t b = n / WGRAD_BLOCK;
+                if (n % WGRAD_BLOCK == 0)
+                    for (int32_t e = indptr[o]; e < indptr[o + 1]; e++) sums[e] = _mm256_setzero_ps();
+                wgrad_channel(indptr, offs, g, &l, scratch, G, rows, n, o, sums, tail);
+                if (n % WGRAD_BLOCK == WGRAD_BLOCK - 1 || n == g->batch - 1)
+                    for (int32_t e = indptr[o]; e < indptr[o + 1]; e++) part[b * nnz + e] = lanes_sum(sums[e]);
             }
         }
     }
     for (int64_t e = 0; e < nnz; e++) {
-        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(sums[e]), _mm256_extractf128_ps(sums[e], 1));
-        const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        out[e] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+        float total = blocks > 0 ? part[e] : 0.0f;  /* no image: 0 */
+        for (int64_t b = 1; b < blocks; b++) total += part[b * nnz + e];
+        out[e] = total;
     }
     free(offs);
     free(sums);
+    free(part);
 }

@@ -34,7 +34,7 @@ _SIGNATURES = {
     "sg_conv_scatter": [_P] * 6 + [_I64] + [_P] * 3 + [_I32],
     "sg_conv_weight_grad": [_P] * 8 + [_P, _I32, _I32],
     "sg_conv_direct": [_P] * 6 + [_I32, _F, _I64] + [_P] * 4 + [_I32],
-    "sg_conv_direct_scratch": [_P],
+    "sg_conv_direct_scratch": [_P, _I32],
     "sg_conv_direct_wgrad": [_P] * 4 + [_I64] + [_P] * 5 + [_I32],
 }
 _RESTYPES = {"sg_conv_direct_scratch": _I64}  # the others return void

@@ -254,10 +254,11 @@ def conv_direct(order: _ConvOrder, values: Tensor, bias: Tensor | None, x: Tenso
     (N, rows, Ho, Wo), ``values`` in ``order``'s entry order."""
     lib = library()
     y = torch.empty(geometry.batch, order.nrows, geometry.out_h, geometry.out_w)
-    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry)))
+    threads = _threads()[0]
+    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry), threads))
     lib.sg_conv_direct(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(), order.kws.data_ptr(),
                        values.data_ptr(), 0 if bias is None else bias.data_ptr(), 0, 0.0, order.nrows,
-                       x.data_ptr(), scratch.data_ptr(), y.data_ptr(), ctypes.byref(geometry), _threads()[0])
+                       x.data_ptr(), scratch.data_ptr(), y.data_ptr(), ctypes.byref(geometry), threads)
     return y
 
 
@@ -267,8 +268,9 @@ def conv_direct_weight_grad(pattern: ConvPattern, x: Tensor, g: Tensor, geometry
     lib = library()
     order = pattern.by_out
     out = torch.empty(pattern.nnz)
-    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry)))
+    threads = _threads()[0]
+    scratch = torch.empty(lib.sg_conv_direct_scratch(ctypes.byref(geometry), threads))
     lib.sg_conv_direct_wgrad(order.indptr.data_ptr(), order.ch.data_ptr(), order.khs.data_ptr(), order.kws.data_ptr(),
                              order.nrows, x.data_ptr(), g.data_ptr(), scratch.data_ptr(), out.data_ptr(),
-                             ctypes.byref(geometry), _threads()[0])
+                             ctypes.byref(geometry), threads)
     return out
