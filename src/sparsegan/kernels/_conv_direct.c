@@ -1,5 +1,6 @@
-/* A sparse Conv2d's forward for inference, image by image in PyTorch's own (N, C, H, W) layout, without
- * im2col: for weight W (O x I x kh x kw, in CSR as an O x I kh kw matrix), stride s, padding p,
+/* A sparse Conv2d's forward (for sampling, and for training's forward and input gradient), image by
+ * image in PyTorch's own (N, C, H, W) layout, without im2col: for weight W (O x I x kh x kw, in CSR
+ * as an O x I kh kw matrix), stride s, padding p,
  *
  *     Y[n, o, oh, ow] = act(bias[o] + sum over active (o; i, kh, kw)  W * X[n, i, oh s - p + kh, ow s - p + kw])
  *
@@ -26,7 +27,8 @@
  * 1) each image's input channels and then its output channels are. Each output value is computed the
  * same way either way, so the results do not depend on the thread count.
  * Part of the sparsegan.kernels._simd_csr extension (see pyproject.toml), called through ctypes
- * (sparsegan.kernels.library) by sparsegan.inference.conv. */
+ * (sparsegan.kernels.library) by sparsegan.inference.conv (sampling) and sparsegan.sparse_compute.pattern
+ * (training: the forward, the input gradient and, below, the weight gradient). */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -66,7 +68,6 @@ int64_t sg_conv_direct_scratch(const sg_direct_geometry *g, int threads) {
     return layout_of(g).image * (by_images(g, threads) ? threads : 1);
 }
 
-
 /* One input channel plane (H x W) into its phase planes (zeros outside the input). */
 static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, const direct_layout *l) {
     for (int32_t a = 0; a < g->stride_h; a++)
@@ -101,7 +102,8 @@ static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, c
 /* All input channels of image n into the scratch planes p (one thread). */
 static void fill_image(const float *X, int64_t n, float *p, const sg_direct_geometry *g, const direct_layout *l) {
     const int64_t in_plane = g->in_h * g->in_w;
-    for (int64_t c = 0; c < g->channels; c++) fill_planes(X + (n * g->channels + c) * in_plane, p + c * l->channel, g, l);
+    for (int64_t c = 0; c < g->channels; c++)
+        fill_planes(X + (n * g->channels + c) * in_plane, p + c * l->channel, g, l);
 }
 
 /* Each active entry's first input float in an image's scratch planes: its channel's planes, the
