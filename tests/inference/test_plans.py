@@ -86,3 +86,22 @@ def test_a_second_process_does_not_calibrate(tmp_path):
     runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                                       check=True).stdout.strip().splitlines()[-1]) for _ in range(2)]
     assert not any(runs[0].values()) and all(runs[1].values()) and runs[1]
+
+
+def test_a_rebuilt_kernel_library_is_timed_again(tmp_path, monkeypatch):
+    # the machine key names the C kernels' build (their file's hash): timings of another build, which may
+    # share out work to threads differently, are not taken
+    import importlib
+
+    from sparsegan.kernels import plans
+
+    lib_module = importlib.import_module("sparsegan.kernels.library")  # the module (the package exports its function)
+
+    cache = tmp_path / "plans.json"
+    _first_call(_generator(), PlanCache(cache))
+    S, _ = _first_call(_generator(), PlanCache(cache))
+    assert all(c["from_plan_cache"] for c in choices(S).values())
+    assert f"kernels {lib_module.build_id()}" in plans.machine_key()
+    monkeypatch.setattr(lib_module, "build_id", lambda: "0123456789ab")
+    S, _ = _first_call(_generator(), PlanCache(cache))
+    assert not any(c["from_plan_cache"] for c in choices(S).values())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
+from pathlib import Path
 
 import torch  # noqa: F401  (loaded before the library: see above)
 
@@ -71,3 +73,14 @@ def library() -> ctypes.CDLL | None:
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = _RESTYPES.get(name), argtypes
     return lib
+
+
+@functools.cache
+def build_id() -> str:
+    """The built library's identity (the first 12 hex digits of its file's SHA-256; "none" where it was
+    not built): rebuilt kernels time differently, so remembered timings name the build they measured."""
+    try:
+        from sparsegan.kernels import _simd_csr
+    except ImportError:
+        return "none"
+    return hashlib.sha256(Path(_simd_csr.__file__).read_bytes()).hexdigest()[:12]

@@ -44,10 +44,12 @@ def cpu_model() -> str:
 
 def machine_key() -> str:
     """What makes timings of this process comparable with another's: CPU model and count, the
-    software that runs the kernels."""
+    software that runs the kernels (torch, sparsegan, and the build of its C kernels: a rebuilt
+    library, e.g. one that shares out work to threads differently, is timed again)."""
     from sparsegan import __version__
+    from sparsegan.kernels.library import build_id
 
-    return f"{cpu_model()}|{os.cpu_count()}|torch {torch.__version__}|sparsegan {__version__}"
+    return f"{cpu_model()}|{os.cpu_count()}|torch {torch.__version__}|sparsegan {__version__}|kernels {build_id()}"
 
 
 class PlanCache:
