@@ -99,11 +99,15 @@ static void fill_planes(const float *x, float *p, const sg_direct_geometry *g, c
         }
 }
 
-/* All input channels of image n into the scratch planes p (one thread). */
+/* Input channel c of image n of X into its planes of the scratch image p. */
+static void fill_channel(const float *X, int64_t n, int64_t c, float *p, const sg_direct_geometry *g,
+                         const direct_layout *l) {
+    fill_planes(X + (n * g->channels + c) * g->in_h * g->in_w, p + c * l->channel, g, l);
+}
+
+/* All input channels of image n into the scratch image p (one thread). */
 static void fill_image(const float *X, int64_t n, float *p, const sg_direct_geometry *g, const direct_layout *l) {
-    const int64_t in_plane = g->in_h * g->in_w;
-    for (int64_t c = 0; c < g->channels; c++)
-        fill_planes(X + (n * g->channels + c) * in_plane, p + c * l->channel, g, l);
+    for (int64_t c = 0; c < g->channels; c++) fill_channel(X, n, c, p, g, l);
 }
 
 /* Each active entry's first input float in an image's scratch planes: its channel's planes, the
@@ -231,12 +235,10 @@ void sg_conv_direct(const int32_t *indptr, const int32_t *ch, const int32_t *khs
             }
         }
     } else {
-        const int64_t in_plane = g->in_h * g->in_w;
 #pragma omp parallel num_threads(threads) if (threads > 1)
         for (int64_t n = 0; n < g->batch; n++) {
 #pragma omp for schedule(static)
-            for (int64_t c = 0; c < g->channels; c++)
-                fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+            for (int64_t c = 0; c < g->channels; c++) fill_channel(X, n, c, scratch, g, &l);
             /* (the loops' barriers: every plane filled before the products, every product done
              * before the next image's planes overwrite them) */
 #pragma omp for schedule(static)
@@ -366,12 +368,10 @@ void sg_conv_direct_wgrad(const int32_t *indptr, const int32_t *ch, const int32_
             }
         }
     } else {  /* image by image, its channels to the threads; an entry's sums start and end with a block */
-        const int64_t in_plane = g->in_h * g->in_w;
 #pragma omp parallel num_threads(threads) if (threads > 1)
         for (int64_t n = 0; n < g->batch; n++) {
 #pragma omp for schedule(static)
-            for (int64_t c = 0; c < g->channels; c++)
-                fill_planes(X + (n * g->channels + c) * in_plane, scratch + c * l.channel, g, &l);
+            for (int64_t c = 0; c < g->channels; c++) fill_channel(X, n, c, scratch, g, &l);
 #pragma omp for schedule(static)
             for (int64_t o = 0; o < rows; o++) {
                 const int64_t b = n / WGRAD_BLOCK;
