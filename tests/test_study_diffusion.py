@@ -232,3 +232,25 @@ def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):
     text = s.render(tmp_path)
     assert "`runs-gate/` (trained at commit `1234567`) and `runs/` (trained or resumed at commit " \
            "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs)" in text
+
+
+def test_a_claim_about_every_method_waits_for_each_of_them(tmp_path):
+    # RigL-DM at 90 % alone (no MagRan-DM cell yet), well behind dense at each seed: 'falls behind' holds for
+    # it, but the claim is about every sparse-to-sparse method, so it stays inconclusive until MagRan-DM is in
+    for seed in range(3):
+        _run(tmp_path, f"dense_{seed}", "dense", seed, dict.fromkeys(STEPS, 10.0 + seed))
+        _run(tmp_path, f"rigl_{seed}", "stu", seed, dict.fromkeys(STEPS, 20.0 + 2 * seed), 0.9)
+        _run(tmp_path, f"static_{seed}", "static", seed, dict.fromkeys(STEPS, 30.0 + seed), 0.9)
+    text = _script().render(tmp_path)
+    assert text.split("| RigL-DM 90 % − dense |")[1].split("\n")[0].endswith("| behind |")
+    assert "Falls behind at high sparsity (every sparse-to-sparse method): at 90 %: **inconclusive** " \
+           "(no judged MagRan-DM cell yet)." in text
+    assert "Verdict (every sparse-to-sparse method ahead of static): at 90 %: **inconclusive** " \
+           "(no judged MagRan-DM cell yet)." in text
+    # RigL-DM matching dense decides 'falls behind' against the claim whatever MagRan-DM does
+    _run(tmp_path / "b", "dense_0", "dense", 0, dict.fromkeys(STEPS, 10.0))
+    _run(tmp_path / "b", "dense_1", "dense", 1, dict.fromkeys(STEPS, 11.0))
+    _run(tmp_path / "b", "rigl_0", "stu", 0, dict.fromkeys(STEPS, 10.0), 0.9)
+    _run(tmp_path / "b", "rigl_1", "stu", 1, dict.fromkeys(STEPS, 11.0), 0.9)
+    assert "Falls behind at high sparsity (every sparse-to-sparse method): at 90 %: **not reproduced**." \
+        in _script().render(tmp_path / "b")
