@@ -9,13 +9,17 @@ import argparse
 import importlib
 import os
 import shlex
+import signal
 import sys
+import time
 from typing import Sequence
 
 from sparsegan.errors import DivergenceError, RunInterrupted, TrainingStopped, UserError
 
 # One module per verb; each has add_parser(subparsers) and sets ``func`` on its parser.
 COMMANDS = ("train", "eval", "sweep", "report", "flops", "export", "bench", "sample", "data", "recipes")
+# How long a rank other than 0 waits before it states its error (say_error).
+RANK_GRACE_S = 15.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,15 +49,31 @@ def resume_command(argv: Sequence[str]) -> str:
     return shlex.join(["sparsegan", *out, "--resume", "auto"])
 
 
+def say_error(msg: str, grace_s: float | None = None) -> None:
+    """A user error's one line on stderr, said once under torchrun. Every rank usually fails alike, so rank 0
+    says it at once; another rank first waits ``grace_s`` (RANK_GRACE_S): torchrun stops the other ranks
+    as soon as one exits failed, so when rank 0 fails too this rank is stopped before it repeats the line,
+    and when the error is its own it still says it, naming its rank. A rank that said nothing and exited
+    first would get rank 0 stopped before its line, leaving the user with torchrun's summary alone."""
+    line = msg if msg.startswith("sparsegan") else f"sparsegan: error: {msg}"
+    rank = os.environ.get("RANK", "0")
+    if rank != "0":
+        try:  # stopped by torchrun while waiting: die quietly, not through a training run's SIGTERM handler
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except ValueError:  # not the main thread (main() called from a thread): cannot, and need not
+            pass
+        time.sleep(RANK_GRACE_S if grace_s is None else grace_s)
+        line += f" (rank {rank})"
+    print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as e:
-        msg = str(e)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: rank 0 says it once
-            print(msg if msg.startswith("sparsegan") else f"sparsegan: error: {msg}", file=sys.stderr)
+        say_error(str(e))
         return e.exit_code
     except DivergenceError as e:
         print(f"sparsegan: training diverged: {e}; the last good checkpoint is kept", file=sys.stderr)

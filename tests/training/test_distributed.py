@@ -105,6 +105,24 @@ def test_torchrun_speaks_through_rank_zero_only(tmp_path):
     assert proc.stderr.count("| 0/2 [") == 1  # one progress bar (rank 0's), not one per process
 
 
+def test_a_rank_other_than_zero_waits_then_says_its_own_error(monkeypatch, capsys):
+    # rank 0 says a user error at once; rank 1 first waits the grace period (torchrun stops it there when rank 0
+    # failed alike) and then says it, naming its rank, so an error of rank 1 alone still reaches the user
+    from sparsegan import cli
+
+    waited, handlers = [], []
+    monkeypatch.setattr(cli.time, "sleep", waited.append)
+    monkeypatch.setattr(cli.signal, "signal", lambda sig, handler: handlers.append((sig, handler)))
+    monkeypatch.setenv("RANK", "0")
+    cli.say_error("no usable CUDA device")
+    assert capsys.readouterr().err == "sparsegan: error: no usable CUDA device\n" and waited == []
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "--device", "cuda:7", "--steps", "0"]) != 0
+    assert waited == [cli.RANK_GRACE_S] and handlers == [(cli.signal.SIGTERM, cli.signal.SIG_DFL)]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sparsegan:") and lines[0].endswith(" (rank 1)")
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
