@@ -340,8 +340,11 @@ def test_diffusion_two_process_run_matches_one_process(tmp_path):
     topo, topo_one = read_records(ddp, "topology"), read_records(one, "topology")
     assert [r["step"] for r in topo] == [2, 4] and all(r["net"] == "G" for r in topo)
     assert all(len(r["mask_checksums"]) == 2 and r["mask_checksums"][0] == r["mask_checksums"][1] for r in topo)
+    # "pruned" counts connections really removed (not regrown at once), so a near-tie of the regrowth scores
+    # moves it by one; how many near-ties there are depends on the CPU's rounding of the reductions (2 of 1,153
+    # on one machine, 0 on another): within the same 1 % as the masks below
     for a, b in zip(topo, topo_one):
-        assert abs(a["pruned"] - b["pruned"]) <= 0.001 * b["pruned"], (a["pruned"], b["pruned"])
+        assert abs(a["pruned"] - b["pruned"]) <= 0.01 * b["pruned"], (a["pruned"], b["pruned"])
     ma, mb = load_file(ddp / "final" / "masks.safetensors"), load_file(one / "final" / "masks.safetensors")
     assert ma.keys() == mb.keys()
     same = sum(int((ma[k] == mb[k]).sum()) for k in ma)
