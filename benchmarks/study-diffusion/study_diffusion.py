@@ -197,13 +197,17 @@ def _sparsity(arm: str) -> float:
     return float(arm.rsplit(" ", 2)[1])
 
 
+def _method(arm: str) -> str:
+    return arm.rsplit(" ", 2)[0]
+
+
 def _by_sparsity(states: dict[str, str], rule) -> str:
     """'at 50 %: **v**; at 90 %: **v**' with ``rule`` turning one sparsity's row states into its verdict. The
     claims are about every sparse-to-sparse method: while one of them has no judged cell at a sparsity, a
     'reproduced' there is only 'inconclusive' (one method against the claim still decides 'not reproduced')."""
     out = []
     for s in sorted({_sparsity(a) for a in states}):
-        here = {a.rsplit(" ", 2)[0]: v for a, v in states.items() if _sparsity(a) == s}
+        here = {_method(a): v for a, v in states.items() if _sparsity(a) == s}
         verdict, why = rule(list(here.values())), ""
         missing = [m for m in SPARSE_TO_SPARSE if m not in here]
         if verdict == "reproduced" and missing:

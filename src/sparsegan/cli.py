@@ -49,9 +49,9 @@ def resume_command(argv: Sequence[str]) -> str:
     return shlex.join(["sparsegan", *out, "--resume", "auto"])
 
 
-def say_error(msg: str, grace_s: float | None = None) -> None:
+def say_error(msg: str) -> None:
     """A user error's one line on stderr, said once under torchrun. Every rank usually fails alike, so rank 0
-    says it at once; another rank first waits ``grace_s`` (RANK_GRACE_S): torchrun stops the other ranks
+    says it at once; another rank first waits RANK_GRACE_S: torchrun stops the other ranks
     as soon as one exits failed, so when rank 0 fails too this rank is stopped before it repeats the line,
     and when the error is its own it still says it, naming its rank. A rank that said nothing and exited
     first would get rank 0 stopped before its line, leaving the user with torchrun's summary alone."""
@@ -62,7 +62,7 @@ def say_error(msg: str, grace_s: float | None = None) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         except ValueError:  # not the main thread (main() called from a thread): cannot, and need not
             pass
-        time.sleep(RANK_GRACE_S if grace_s is None else grace_s)
+        time.sleep(RANK_GRACE_S)
         line += f" (rank {rank})"
     print(line, file=sys.stderr)
 
