@@ -189,7 +189,9 @@ def test_committed_results_are_derived_from_the_committed_runs():
 
 def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
     """study_speed.py times each trained sparse denoiser (one per arm, seed 0) with `sparsegan bench` and the
-    report turns its medians into images per second at the runs' NFE."""
+    report turns its medians into images per second at the runs' NFE; a new measurement replaces the earlier
+    timings of its arms and keeps the others', each under its own conditions."""
+    import shutil
     import subprocess
     import sys
 
@@ -199,22 +201,32 @@ def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
     data = write_fake_mnist(tmp_path / "data", n_train=32, n_test=8)
     runs = tmp_path / "sweep"
     for name, method, extra in (("static", "static", []), ("rigl", "stu", ["--update-interval", "1"]),
-                                ("static_seed1", "static", ["--seed", "1"])):
+                                ("static_seed1", "static", ["--seed", "1"]),
+                                ("magran", "stu", ["--grow", "random", "--update-interval", "1"])):
         assert main(["train", "--out", str(runs / name), "--data-root", str(data), "--no-progress", "--model", "unet",
                      "--model-width", "8", "--batch-size", "8", "--sparse-compute", "off", "--method", method,
                      "--sparsity-g", "0.9", "--steps", "2", "--sample-steps", "2", "--num-sample-images", "4",
                      "--sample-every", "1000", "--checkpoint-every", "1000", *extra]) == 0
+    shutil.rmtree(runs / "magran" / "final")  # a light copy, as the committed runs are: not timed
     speed = tmp_path / "study" / "speed.json"
     speed.parent.mkdir()
-    subprocess.run([sys.executable, str(FOLDER / "study_speed.py"), str(runs), str(speed), "--batch-sizes", "1,2",
-                    "--repeats", "1"], check=True, capture_output=True)
-    data = json.loads(speed.read_text())
-    assert data["nfe"] == 2 and sorted(data["runs"]) == ["RigL-DM 90 %", "static 90 %"]  # seed 1 is not timed
-    assert "--threads 1" in data["command"] and "load average" in data["conditions"] and "commit " in data["conditions"]
-    r = data["runs"]["static 90 %"]["2"]
+    earlier = {"dense_ms": 10.0, "sparse_ms": 5.0, "speedup": 2.0}
+    speed.write_text(json.dumps({"measurements": [
+        {"command": "old", "conditions": "another machine", "nfe": 2,
+         "runs": {"static 90 %": {"1": earlier}, "MagRan-DM 90 %": {"1": earlier}}}]}))
+    done = subprocess.run([sys.executable, str(FOLDER / "study_speed.py"), str(runs), str(speed), "--batch-sizes",
+                           "1,2", "--repeats", "1"], check=True, capture_output=True, text=True)
+    assert "skipped magran: no final/ denoiser" in done.stderr
+    old, new = json.loads(speed.read_text())["measurements"]
+    assert old["conditions"] == "another machine" and old["runs"] == {"MagRan-DM 90 %": {"1": earlier}}
+    assert new["nfe"] == 2 and sorted(new["runs"]) == ["RigL-DM 90 %", "static 90 %"]  # seed 1 is not timed
+    assert "--threads 1" in new["command"] and "load average" in new["conditions"] and "commit " in new["conditions"]
+    r = new["runs"]["static 90 %"]["2"]
     text = _script().render(tmp_path / "study")
     row = next(line for line in text.splitlines() if line.startswith("| static 90 % | 2 |"))
     assert f"| {2000 / r['dense_ms']:.1f} | {2000 / r['sparse_ms']:.1f} |" in row
+    assert "`old` (another machine)" in text and "| MagRan-DM 90 % | 1 | 10 | 5 | 100.0 | 200.0 | 2.00x |" in text
+    assert text.count("| static 90 % |") == 2  # batches 1 and 2 of the new measurement only
 
 
 def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):

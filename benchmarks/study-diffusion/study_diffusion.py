@@ -384,17 +384,18 @@ def speed(folder: Path) -> list[str]:
     out = ["## Sampling speed: the exported sparse denoiser against dense", ""]
     if not path.is_file():
         return out + ["Not measured yet.", ""]
-    data = json.loads(path.read_text())
-    out += [f"`{data['command']}` ({data['conditions']}): one call samples a batch, NFE = {data['nfe']} denoiser "
-            "calls per image; images per second = batch / the median time of a call.", "",
-            "| denoiser | batch | dense ms | sparse ms | dense images/s | sparse images/s | speed-up |",
-            "|---|---|---|---|---|---|---|"]
-    for name, bench in data["runs"].items():
-        for bs, r in sorted(((k, v) for k, v in bench.items() if k.isdigit()), key=lambda kv: int(kv[0])):
-            out.append(f"| {name} | {bs} | {fmt(r['dense_ms'], 0)} | {fmt(r['sparse_ms'], 0)} | "
-                       f"{fmt(1000 * int(bs) / r['dense_ms'], 1)} | {fmt(1000 * int(bs) / r['sparse_ms'], 1)} | "
-                       f"{fmt(r['speedup'])}x |")
-    return out + [""]
+    for m in json.loads(path.read_text())["measurements"]:  # each with its own conditions (study_speed.py)
+        out += [f"`{m['command']}` ({m['conditions']}): one call samples a batch, NFE = {m['nfe']} denoiser "
+                "calls per image; images per second = batch / the median time of a call.", "",
+                "| denoiser | batch | dense ms | sparse ms | dense images/s | sparse images/s | speed-up |",
+                "|---|---|---|---|---|---|---|"]
+        for name, bench in m["runs"].items():
+            for bs, r in sorted(((k, v) for k, v in bench.items() if k.isdigit()), key=lambda kv: int(kv[0])):
+                out.append(f"| {name} | {bs} | {fmt(r['dense_ms'], 0)} | {fmt(r['sparse_ms'], 0)} | "
+                           f"{fmt(1000 * int(bs) / r['dense_ms'], 1)} | {fmt(1000 * int(bs) / r['sparse_ms'], 1)} | "
+                           f"{fmt(r['speedup'])}x |")
+        out.append("")
+    return out
 
 
 def commits_of(folder: Path) -> str:

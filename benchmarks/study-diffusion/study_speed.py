@@ -9,6 +9,10 @@ copies). For each completed run of the given methods and seed, one per sparsity,
 ``sparsegan bench RUN --json`` (whole DDIM samplings at the run's NFE, dense and sparse alternating,
 medians) and records the command, the thread count, the machine's CPU count, torch's version, the commit and the load
 average before and after: time with nothing else running, and the load average says whether that held.
+
+A run is timed only where its folder still holds final/'s EMA denoiser. ``speed.json`` is a list of measurements,
+each with its own conditions: a new one replaces the earlier timings of the arms it times and keeps the others
+(a denoiser timed on another machine or at another commit stays, under the conditions it was timed in).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from study_diffusion import arm_of
 
 from sparsegan.experiments.results import load_runs
+from sparsegan.run_folder import RunFolder
 
 
 def _runs(runs_dir: Path, methods: list[str], seed: int) -> list[tuple[str, Path, int]]:
@@ -35,8 +40,23 @@ def _runs(runs_dir: Path, methods: list[str], seed: int) -> list[tuple[str, Path
         if "rounds" in run.path.relative_to(runs_dir).parts:  # an IMP chain's rounds are not the study's cells
             continue
         if run.status == "completed" and run.method in methods and run.seed == seed and run.method != "dense":
+            if not RunFolder(run.path).generator_file("ema").is_file():  # a light copy: nothing to time
+                print(f"skipped {run.path.name}: no final/ denoiser", file=sys.stderr)
+                continue
             found.setdefault(arm_of(run), (run.path, int(run.config.get("sample_steps") or 1)))
     return [(name, path, nfe) for name, (path, nfe) in sorted(found.items())]
+
+
+def merged(path: Path, new: dict) -> dict:
+    """``path``'s measurements with ``new`` appended: the arms ``new`` times leave the earlier ones, and a
+    measurement left with no arm goes."""
+    earlier = json.loads(path.read_text())["measurements"] if path.is_file() else []
+    kept = []
+    for m in earlier:
+        runs = {arm: r for arm, r in m["runs"].items() if arm not in new["runs"]}
+        if runs:
+            kept.append({**m, "runs": runs})
+    return {"measurements": kept + [new]}
 
 
 def main() -> None:
@@ -51,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = _runs(args.runs, args.arms.split(","), args.seed)
     if not runs:
-        sys.exit(f"error: no completed run of {args.arms} at seed {args.seed} in {args.runs}")
+        sys.exit(f"error: no completed run of {args.arms} at seed {args.seed} with its final/ denoiser in {args.runs}")
     nfe = {n for _, _, n in runs}
     if len(nfe) != 1:
         sys.exit(f"error: the runs sample at different NFE ({sorted(nfe)}); time one NFE at a time")
@@ -71,9 +91,12 @@ def main() -> None:
     conditions = (f"{args.threads} torch thread(s) on a {os.cpu_count()}-CPU {platform.machine()} machine, torch "
                   f"{torch.__version__}, commit {commit}, the EMA denoisers of seed {args.seed}; load average (1 min) "
                   f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    args.out.write_text(json.dumps({"command": "sparsegan bench RUN " + " ".join(flags), "conditions": conditions,
-                                    "nfe": nfe.pop(), "runs": results}, indent=2) + "\n")
-    print(f"wrote {args.out} ({len(results)} denoisers)")
+    new = {"command": "sparsegan bench RUN " + " ".join(flags), "conditions": conditions, "nfe": nfe.pop(),
+           "runs": results}
+    data = merged(args.out, new)
+    args.out.write_text(json.dumps(data, indent=2) + "\n")
+    total = sum(len(m["runs"]) for m in data["measurements"])
+    print(f"wrote {args.out} ({len(results)} denoisers timed; {total} in all)")
 
 
 if __name__ == "__main__":
