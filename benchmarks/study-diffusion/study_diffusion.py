@@ -246,7 +246,7 @@ def matches_dense(curves, last: list[int]) -> list[str]:
                   "seeds in the pairs) at each evaluation; 'behind': the lower bound above it at each. A cell with one "
                   "seed is judged against the spread of same-seed log(sparse / dense) over the cells with seeds "
                   f"(sd {' / '.join(fmt(sd, 3) for sd, _ in sds)}, {' / '.join(str(df) for _, df in sds)} degrees of "
-                  "freedom; at a sparsity other than theirs, so the interval it gives is an estimate).", "",
+                  "freedom; taken from other cells than the one judged, so the interval it gives is an estimate).", "",
                   "Matches or beats dense at moderate sparsity (every sparse-to-sparse method): "
                   + _by_sparsity(moderate, lambda vs: "reproduced" if all(v == "matches" for v in vs) else
                                  "not reproduced" if any(v == "behind" for v in vs) else "inconclusive") + ".",
