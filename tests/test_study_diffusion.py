@@ -238,12 +238,13 @@ def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):
     for name, seed, sha in (("dense_0", 0, "a" * 40), ("dense_1", 1, "a" * 40), ("static_0", 0, "b" * 40)):
         _run(tmp_path, name, "dense" if name.startswith("dense") else "static", seed, {1000: 10.0}, sparsity=0.9)
         config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
-        (tmp_path / "runs" / name / "config.json").write_text(json.dumps({**config, "environment": {"commit": sha}}))
+        env = {"commit": sha, "torch_threads": 2 if name == "static_0" else 1}
+        (tmp_path / "runs" / name / "config.json").write_text(json.dumps({**config, "environment": env}))
     with (tmp_path / "runs" / "dense_1" / "metrics.jsonl").open("a") as f:  # started at a..., resumed at b...
         f.write(json.dumps({"kind": "resume", "step": 500, "commit": "b" * 40}) + "\n")
     text = s.render(tmp_path)
     assert "`runs-gate/` (trained at commit `1234567`) and `runs/` (trained or resumed at commit " \
-           "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs)" in text
+           "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs; torch threads 1: 2 runs; 2: 1 run)" in text
 
 
 def test_a_claim_about_every_method_waits_for_each_of_them(tmp_path):
