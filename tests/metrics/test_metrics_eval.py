@@ -153,6 +153,14 @@ def test_train_with_eval_every_keeps_best(tiny_run, tmp_path):
     assert again == pytest.approx(best["fid_domain"], rel=1e-9)
 
 
+def test_eval_from_skips_the_early_evaluations_and_keeps_the_last(tiny_run, tmp_path):
+    """--eval-from 3 with --eval-every 2 over 7 steps: the multiples of 2 from step 3 on, and the final step."""
+    out, _ = _finished(tiny_run, tmp_path, "--steps", "7", "--eval-every", "2", "--eval-from", "3",
+                       "--eval-num-samples", "8", "--eval-num-ref", "8")
+    assert [r["step"] for r in read_records(out, "eval")] == [4, 6, 7]
+    assert json.loads((out / "config.json").read_text())["eval_from"] == 3
+
+
 def test_eval_command_writes_json_and_record(tiny_run, tmp_path, capsys):
     out, data = _finished(tiny_run, tmp_path)
     rc = main(["eval", str(out), "--metrics", "fid_domain", "--num-samples", "50", "--num-ref", "60",

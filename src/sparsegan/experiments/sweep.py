@@ -44,12 +44,12 @@ from sparsegan.protocols import eval_file, for_run, read_eval_file, staleness, v
 from sparsegan.run_folder import RunFolder, read_json_or_none
 
 # Keys that may differ between the run folder and the grid without making it another run:
-# where it runs and on which kernels (the same results to float rounding), how often it logs, and how
-# long it trains (a longer run resumes, a shorter one is done).
+# where it runs and on which kernels (the same results to float rounding), how often it logs, from which
+# step it evaluates, and how long it trains (a longer run resumes, a shorter one is done).
 INTERRUPTED = 130  # the exit code of an interrupted sparsegan command: stop the sweep, not just the point
 STOPPED = {INTERRUPTED, 143}  # SIGINT, SIGTERM: the run saved a checkpoint and stopped
-TOLERATED = {"out", "device", "sparse_compute", "eval_runtime", "data_root", "steps", "log_every", "sample_every",
-             "checkpoint_every", "keep_checkpoints", "num_sample_images", "tensorboard"}
+TOLERATED = {"out", "device", "sparse_compute", "eval_runtime", "eval_from", "data_root", "steps", "log_every",
+             "sample_every", "checkpoint_every", "keep_checkpoints", "num_sample_images", "tensorboard"}
 
 
 @dataclass

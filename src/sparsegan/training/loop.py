@@ -184,7 +184,8 @@ def train(
                 for hook in hooks.on_log:
                     hook(t)
             grid = step % cfg.sample_every == 0 or step == cfg.steps
-            due = evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps)
+            due = evaluate is not None and (step % cfg.eval_every == 0 and step >= cfg.eval_from
+                                            or step == cfg.steps)
             if grid or due:  # these can take minutes (a diffusion grid, thousands of samples): the bar says so
                 shown = getattr(bar, "postfix", None) or ""  # the losses, shown again afterwards
                 if grid:
