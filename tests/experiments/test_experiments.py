@@ -361,7 +361,7 @@ def test_unknown_metric_for_eval_without_eval_command(tmp_path, monkeypatch):
 
 
 def test_placeholders_resolve_and_order_dependencies(tmp_path):
-    from sparsegan.experiments.grid import Point, dependency_levels, resolve
+    from sparsegan.experiments.grid import Point, dependency_levels, dependency_order, resolve
 
     out = tmp_path / "s"
     dense = Point("dense_seed0", {"method": "dense", "seed": 0})
@@ -370,6 +370,15 @@ def test_placeholders_resolve_and_order_dependencies(tmp_path):
     assert resolve(pf.values, out)["masks_from"] == f"{out}/dense_seed0"
     assert [[p.name for p in w] for w in dependency_levels([pf, other, dense], out)] == \
         [["stu_seed0", "dense_seed0"], ["pf_seed0"]]
+    # One worker keeps the grid's order and moves a dependent point just after what it names, not to the end.
+    late = Point("static_seed0", {"method": "static", "seed": 0})
+    assert [p.name for p in dependency_order([other, dense, pf, late], out)] == \
+        ["stu_seed0", "dense_seed0", "pf_seed0", "static_seed0"]
+    assert [p.name for p in dependency_order([pf, other, dense, late], out)] == \
+        ["stu_seed0", "dense_seed0", "pf_seed0", "static_seed0"]
+    cycle = Point("a", {"method": "static", "masks_from": "{out}/b"})
+    with pytest.raises(UserError, match="cycle"):
+        dependency_order([cycle, Point("b", {"method": "static", "masks_from": "{out}/a"})], out)
     with pytest.raises(UserError, match="placeholder"):
         resolve({"masks_from": "{nope}"}, out)
     assert point_name({"method": "pf", "from_run": "{out}/dense_seed{seed}", "seed": 0},

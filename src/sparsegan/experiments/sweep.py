@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from sparsegan.config import build_config
 from sparsegan.errors import UserError
-from sparsegan.experiments.grid import Grid, Point, dependency_levels, resolve
+from sparsegan.experiments.grid import Grid, Point, dependency_levels, dependency_order, resolve
 from sparsegan.experiments.progress import PointProgress, shows_progress
 from sparsegan.files import atomic_write_bytes
 from sparsegan.protocols import eval_file, for_run, read_eval_file, staleness, value_names
@@ -279,18 +279,19 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
         write_manifest(out, grid, results, started)
 
     try:
-        for wave in dependency_levels([p for p, _ in states], out):
-            if workers == 1:
-                for point in wave:
-                    done(run_point(out, grid, point, launch, lines))
-                continue
-            pool = ThreadPoolExecutor(max_workers=workers)
-            try:
-                futures = [pool.submit(run_point, out, grid, p, launch, lines) for p in wave]
-                for fut in as_completed(futures):
-                    done(fut.result())
-            finally:  # on Ctrl-C or an error, start no further point
-                pool.shutdown(wait=True, cancel_futures=True)
+        points = [p for p, _ in states]
+        if workers == 1:  # one at a time in grid order, a point that names another's folder just after it
+            for point in dependency_order(points, out):
+                done(run_point(out, grid, point, launch, lines))
+        else:  # in waves: every point of a wave may run beside the others
+            for wave in dependency_levels(points, out):
+                pool = ThreadPoolExecutor(max_workers=workers)
+                try:
+                    futures = [pool.submit(run_point, out, grid, p, launch, lines) for p in wave]
+                    for fut in as_completed(futures):
+                        done(fut.result())
+                finally:  # on Ctrl-C or an error, start no further point
+                    pool.shutdown(wait=True, cancel_futures=True)
     finally:
         if lines is not None:
             lines.close()
