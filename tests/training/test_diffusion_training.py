@@ -110,9 +110,10 @@ def test_imp_controls(tiny_run, tmp_path, data, imp_run, control):
     assert same == (control == "reinit")  # reinit: the ticket's masks, fresh weights; random: new masks
 
 
-def test_resume_is_bitwise(tiny_run, tmp_path, data):
+@pytest.mark.parametrize("sparse_compute", ["off", "on"])  # on: the direct kernels the study trains on
+def test_resume_is_bitwise(tiny_run, tmp_path, data, sparse_compute):
     flags = ["--method", "stu", "--sparsity-g", "0.8", "--update-interval", "2", "--steps", "6",
-             "--checkpoint-every", "3"]
+             "--checkpoint-every", "3", "--sparse-compute", sparse_compute]
     straight = tmp_path / "straight"
     assert tiny_run(straight, *flags, data=data) == 0
     # the same run stopped after its step-3 checkpoint: its later files gone, then resumed
