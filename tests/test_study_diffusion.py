@@ -230,7 +230,8 @@ def test_speed_of_the_trained_denoisers_reaches_the_report(tmp_path):
 
 
 def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):
-    # as the runs recorded it: config.json's commit (the latest start or resume) and each resume record's;
+    # as the runs recorded it: config.json's commits (the latest start or resume, and the first segment's)
+    # and each resume record's;
     # the folder's COMMIT file only where no run records one
     s = _script()
     _run(tmp_path, "dense", "dense", 0, {1000: 30.0}, folder="runs-gate")
@@ -239,12 +240,14 @@ def test_the_header_names_each_commit_the_runs_trained_or_resumed_at(tmp_path):
         _run(tmp_path, name, "dense" if name.startswith("dense") else "static", seed, {1000: 10.0}, sparsity=0.9)
         config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
         env = {"commit": sha, "torch_threads": 2 if name == "static_0" else 1}
+        if name == "static_0":  # started at c..., resumed at b... (config.json keeps the first segment's)
+            env["started"] = {"commit": "c" * 40, "torch_threads": 2}
         (tmp_path / "runs" / name / "config.json").write_text(json.dumps({**config, "environment": env}))
     with (tmp_path / "runs" / "dense_1" / "metrics.jsonl").open("a") as f:  # started at a..., resumed at b...
         f.write(json.dumps({"kind": "resume", "step": 500, "commit": "b" * 40}) + "\n")
     text = s.render(tmp_path)
     assert "`runs-gate/` (trained at commit `1234567`) and `runs/` (trained or resumed at commit " \
-           "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs; torch threads 1: 2 runs; 2: 1 run)" in text
+           "`aaaaaaa`: 2 runs; `bbbbbbb`: 2 runs; `ccccccc`: 1 run; torch threads 1: 2 runs; 2: 1 run)" in text
 
 
 def test_a_claim_about_every_method_waits_for_each_of_them(tmp_path):

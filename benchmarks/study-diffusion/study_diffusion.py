@@ -410,11 +410,13 @@ def _counted(counts: dict) -> str:
 
 def commits_of(runs: list, folder: Path) -> str:
     """The commits ``runs`` (:func:`_chains` of ``folder``) trained at, each with how many runs trained (or
-    resumed) at it: from each run's config.json and its resume records, as the runs recorded them; the folder's
-    COMMIT file (written by study_collect.py) where no run records one."""
+    resumed) at it: from each run's config.json (its latest segment's and its first's) and its resume
+    records, as the runs recorded them; the folder's COMMIT file (written by study_collect.py) where no run
+    records one."""
     counts: dict[str, int] = {}
     for run in runs:
-        shas = {str(run.config.get("environment", {}).get("commit", ""))[:7]}
+        environment = run.config.get("environment", {})
+        shas = {str(environment.get("commit", ""))[:7], str(environment.get("started", {}).get("commit", ""))[:7]}
         shas |= {str(r.get("commit", ""))[:7] for r in read_records(run.path) if r.get("kind") == "resume"}
         for sha in sorted(shas - {""}):
             counts[f"`{sha}`"] = counts.get(f"`{sha}`", 0) + 1

@@ -75,10 +75,15 @@ def test_sweep_resumes_an_interrupted_imp_point_without_deleting_its_rounds(tmp_
         f.unlink()
     kept = [line for line in (run / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("round", 0) <= 1]
     (run / "metrics.jsonl").write_text("\n".join(kept) + "\n")
+    # the code that started the IMP run (marked by a commit no code has) stays in its config.json
+    config = json.loads((run / "config.json").read_text())
+    config["environment"]["started"]["commit"] = "f" * 40
+    (run / "config.json").write_text(json.dumps(config))
     files = _age([run / "rounds", run / "rewind", run / "tickets" / "round-01"])
     capsys.readouterr()
     assert main(["sweep", str(grid), "--out", str(out), "--no-progress"]) == 0
     assert " resumed " in capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text())["environment"]["started"]["commit"] == "f" * 40
     assert _unchanged(files) == []  # round-00, round-01 and what they started from are untouched
     assert [r["round"] for r in read_records(run, "round")] == list(range(n_rounds))
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"

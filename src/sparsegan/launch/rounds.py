@@ -61,7 +61,7 @@ from sparsegan.run_folder import RunDir, RunFolder, RunLayout, load_tensors, rea
 from sparsegan.sparsity import MaskSet, output_axes, prunable_parameters
 from sparsegan.sparsity.blocks import Blocks
 from sparsegan.training.distributed import DistContext, resolve_device
-from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config
+from sparsegan.training.trainer import build_nets, data_record, load_training_data, resolved_config, started_record
 
 # What a control must share with the IMP run whose tickets it trains.
 CONTROL_KEYS = ("dataset", "model", "model_width", "width_multiplier", "z_dim", "loss", "prunable", "prune_nets",
@@ -173,7 +173,11 @@ class _Rounds:
         self.dist = DistContext.from_env(cfg.device)
         self.run = self.dist.prepare_run_dir(cfg.out, resume=resume is not None, overwrite=overwrite)
         device = torch.device(resolve_device(cfg.device))
-        self.run.write_config(resolved_config(cfg, device, data_record(cfg, data)) | extra)
+        previous = self.run.read_config() if resume is not None and self.run.config_file.exists() else None
+        config = resolved_config(cfg, device, data_record(cfg, data)) | extra
+        # the IMP run's folder has no resume records to say whether its config.json was the first segment's
+        config["environment"]["started"] = started_record(config["environment"], previous)
+        self.run.write_config(config)
         self.done = {r["round"] for r in read_records(self.run.path, "round")}
 
     def log(self, k: int, sub: Path, density: dict[str, float], **extra) -> None:

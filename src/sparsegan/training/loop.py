@@ -26,7 +26,7 @@ from sparsegan.losses import LOSSES
 from sparsegan.methods import METHODS, NETS
 from sparsegan.methods.adapt import balance_ratio
 from sparsegan.models.ddpm import TIMESTEPS
-from sparsegan.run_folder import RunDir, sample_name
+from sparsegan.run_folder import RunDir, read_records, sample_name
 from sparsegan.training.distributed import DistContext
 from sparsegan.training.lifecycle import StopRequest, resume_plan
 from sparsegan.training.objectives import autoencoder_loss, diffusion_loss, preserved_buffers
@@ -42,6 +42,7 @@ from sparsegan.training.trainer import (
     sample_grid,
     sample_inputs,
     source_commit,
+    started_record,
     training_evaluation,
 )
 from sparsegan.training.translation import discriminator_loss, generator_loss, lr_factor
@@ -112,6 +113,9 @@ def train(
         if resume_plan(run.path, path, int(state["step"]), cfg.steps):  # complete: change nothing
             return run.path
         t.load_training_state(state)
+        # config.json is the first segment's where no resume came before it (counted before the records
+        # after the checkpoint go: a later resume's record is one)
+        previous_is_first = not read_records(run.path, "resume")
         run.truncate_records_after(t.step)
         previous = run.read_config() if run.config_file.exists() else None
         threads, warning = resume_threads(previous, t.device)
@@ -120,7 +124,10 @@ def train(
         run.log({"kind": "resume", "step": t.step, "checkpoint": path.name, **threads, **source_commit()})
     elif resume is not None and run.config_file.exists():
         check_resume_compatible(run.read_config(), cfg, run.path)
-    run.write_config(resolved_config(cfg, t.device, t.data_info))
+    config = resolved_config(cfg, t.device, t.data_info)
+    config["environment"]["started"] = (started_record(config["environment"]) if ckpt is None
+                                        else started_record(config["environment"], previous, previous_is_first))
+    run.write_config(config)
     if ckpt is None:  # set-up records (ticket loaded, PF pruning), once per run
         _log_records(run, t, t.step, t.sparse.drain_records())
     else:

@@ -295,6 +295,24 @@ def resolved_config(cfg: TrainConfig, device: torch.device, data: dict[str, int]
     return out
 
 
+SEGMENT_KEYS = ("sparsegan", "torch", "commit", "modified", "torch_threads")
+
+
+def started_record(environment: dict[str, Any], previous_config: dict[str, Any] | None = None,
+                   previous_is_first: bool = False) -> dict[str, Any]:
+    """config.json's ``environment.started``: the code and thread count of the run's first segment, which
+    config.json's rewrite at each resume would otherwise lose (each resume record keeps its own segment's).
+    A new run: its own environment's. A resume: the previous config.json's ``started``; for a run written
+    before config.json kept it, the previous environment where the caller knows it was the first segment's
+    (no resume came between); else {} (unknown, not guessed)."""
+    if previous_config is None:
+        return {k: environment[k] for k in SEGMENT_KEYS if k in environment}
+    before = previous_config.get("environment") or {}
+    if "started" in before:
+        return dict(before["started"])
+    return {k: before[k] for k in SEGMENT_KEYS if k in before} if previous_is_first else {}
+
+
 def source_commit() -> dict[str, Any]:
     """The git commit of the sparsegan source that runs, and whether its files differ from it
     ({"commit": sha, "modified": bool}; {} outside a git checkout): a run says which code trained it."""
