@@ -187,6 +187,33 @@ def test_refuses_folder_of_another_configuration(tmp_path, capsys):
     assert (out / "stu_seed0" / "metrics.jsonl").read_text() == before
 
 
+def test_several_workers_start_a_point_once_what_it_names_has_finished():
+    """A dependent point starts as soon as its own dependency finishes, not after every independent point
+    (waves): dense ends at once, so pf starts while stu still runs, before static."""
+    import threading
+
+    from sparsegan.experiments.grid import Point
+    from sparsegan.experiments.sweep import PointResult, _run_side_by_side
+
+    dense, stu, static = (Point(n, {"method": n}) for n in ("dense", "stu", "static"))
+    pf = Point("pf", {"method": "static", "masks_from": "dense"})
+    started, pf_started, lock = [], threading.Event(), threading.Lock()
+
+    def run(point):
+        with lock:
+            started.append(point.name)
+        if point is pf:
+            pf_started.set()
+        if point is stu:  # runs until pf has started beside it (or fails the test after 10 s)
+            assert pf_started.wait(10)
+        return PointResult(point.name, "ran", "completed", 0.0)
+
+    ended = []
+    _run_side_by_side([dense, stu, pf, static], {"dense": set(), "stu": set(), "pf": {"dense"}, "static": set()},
+                      2, run, lambda res: ended.append(res.name))
+    assert started == ["dense", "stu", "pf", "static"] and sorted(ended) == ["dense", "pf", "static", "stu"]
+
+
 def test_parallel_workers_as_subprocesses(tmp_path, capsys):
     path = _grid(tmp_path, {"method": ["static", "stu"], "seed": [0]})
     out = tmp_path / "sweep"
@@ -361,15 +388,18 @@ def test_unknown_metric_for_eval_without_eval_command(tmp_path, monkeypatch):
 
 
 def test_placeholders_resolve_and_order_dependencies(tmp_path):
-    from sparsegan.experiments.grid import Point, dependency_levels, dependency_order, resolve
+    from sparsegan.experiments.grid import Point, dependencies, dependency_order, next_ready, resolve
 
     out = tmp_path / "s"
     dense = Point("dense_seed0", {"method": "dense", "seed": 0})
     pf = Point("pf_seed0", {"method": "static", "seed": 0, "masks_from": "{out}/dense_seed{seed}"})
     other = Point("stu_seed0", {"method": "stu", "seed": 0})
     assert resolve(pf.values, out)["masks_from"] == f"{out}/dense_seed0"
-    assert [[p.name for p in w] for w in dependency_levels([pf, other, dense], out)] == \
-        [["stu_seed0", "dense_seed0"], ["pf_seed0"]]
+    deps = dependencies([pf, other, dense], out)
+    assert deps == {"pf_seed0": {"dense_seed0"}, "stu_seed0": set(), "dense_seed0": set()}
+    # What a free worker takes: the first pending point whose named points have finished.
+    assert next_ready([pf, other], deps, set()) is other and next_ready([pf], deps, {"stu_seed0"}) is None
+    assert next_ready([pf, other], deps, {"dense_seed0"}) is pf
     # One worker keeps the grid's order and moves a dependent point just after what it names, not to the end.
     late = Point("static_seed0", {"method": "static", "seed": 0})
     assert [p.name for p in dependency_order([other, dense, pf, late], out)] == \
@@ -423,7 +453,8 @@ def test_interrupt_stops_the_sweep(tmp_path, monkeypatch):
     assert calls == ["train"]
 
 
-def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])  # in this process; two subprocesses side by side
+def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys, workers):
     from sparsegan.methods import METHODS
 
     if "pf" not in METHODS:
@@ -432,9 +463,9 @@ def test_prune_and_finetune_point_runs_after_its_dense_run(tmp_path, capsys):
                              "seed": [0]},
                             {"method": ["dense"], "seed": [0]}])
     out = tmp_path / "sweep"
-    assert main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress", "--workers", workers]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
-    assert "dense_seed0" in lines[0] and "pf_sG0.9_seed0" in lines[1]
+    assert "dense_seed0" in lines[0] and "pf_sG0.9_seed0" in lines[1] and "completed" in lines[1]
     assert json.loads((out / "pf_sG0.9_seed0" / "config.json").read_text())["from_run"] == str(out / "dense_seed0")
 
 

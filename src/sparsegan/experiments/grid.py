@@ -68,44 +68,35 @@ def resolve(values: dict[str, Any], out: Path) -> dict[str, Any]:
     return resolved
 
 
-def _dependencies(points: list[Point], out: Path) -> dict[str, set[str]]:
+def dependencies(points: list[Point], out: Path) -> dict[str, set[str]]:
     """Each point's name -> the names of the points whose run folders its values name."""
     folders = {str(out / p.name): p.name for p in points}
     return {p.name: {folders[v] for v in resolve(p.values, out).values() if isinstance(v, str) and v in folders}
             - {p.name} for p in points}
 
 
-def _cycle() -> UserError:
-    return UserError("the sweep's points name each other's run folders in a cycle")
-
-
-def dependency_levels(points: list[Point], out: Path) -> list[list[Point]]:
-    """Points in waves: a point whose values name another point's run folder runs after it."""
-    deps = _dependencies(points, out)
-    levels, placed = [], set()
-    while len(placed) < len(points):
-        wave = [p for p in points if p.name not in placed and deps[p.name] <= placed]
-        if not wave:
-            raise _cycle()
-        levels.append(wave)
-        placed |= {p.name for p in wave}
-    return levels
-
-
 def dependency_order(points: list[Point], out: Path) -> list[Point]:
     """Points one at a time in grid order, a point whose values name another point's run folder moved
-    just after it (not behind every independent point, as the waves of :func:`dependency_levels`
-    would): one worker reaches the grid's entries in the order it lists them."""
-    deps = _dependencies(points, out)
+    just after it (not behind every independent point): one worker reaches the grid's entries in the
+    order it lists them. A cycle is refused."""
+    deps = dependencies(points, out)
     order: list[Point] = []
     placed: set[str] = set()
     while len(order) < len(points):
-        nxt = next((p for p in points if p.name not in placed and deps[p.name] <= placed), None)
+        nxt = next_ready([p for p in points if p.name not in placed], deps, placed)
         if nxt is None:
-            raise _cycle()
+            raise UserError("the sweep's points name each other's run folders in a cycle")
         order.append(nxt)
         placed.add(nxt.name)
     return order
+
+
+def next_ready(pending: list[Point], deps: dict[str, set[str]], finished: set[str]) -> Point | None:
+    """The first of ``pending`` whose named points (``deps``, from :func:`dependencies`) have all
+    finished; None while each waits for one. What several workers start next: a free worker takes the
+    next point of :func:`dependency_order` that can run, so a point waits for what it names only,
+    never for a whole wave of unrelated points."""
+    return next((p for p in pending if deps[p.name] <= finished), None)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from sparsegan.config import build_config
 from sparsegan.errors import UserError
-from sparsegan.experiments.grid import Grid, Point, dependency_levels, dependency_order, resolve
+from sparsegan.experiments.grid import Grid, Point, dependencies, dependency_order, next_ready, resolve
 from sparsegan.experiments.progress import PointProgress, shows_progress
 from sparsegan.files import atomic_write_bytes
 from sparsegan.protocols import eval_file, for_run, read_eval_file, staleness, value_names
@@ -253,6 +253,27 @@ def write_manifest(out: Path, grid: Grid, results: dict[str, PointResult], start
     atomic_write_bytes(out / "sweep.json", (json.dumps(manifest, indent=2) + "\n").encode())
 
 
+def _run_side_by_side(order: list[Point], deps: dict[str, set[str]], workers: int,
+                      run: Callable[[Point], PointResult], done: Callable[[PointResult], None]) -> None:
+    """Up to ``workers`` points at once: each free worker takes the next point of ``order`` whose named
+    points have finished (:func:`next_ready`). On Ctrl-C or an error no further point starts; the
+    running ones finish (each saves its checkpoint)."""
+    pending, finished = list(order), set()
+    running: dict[Future, Point] = {}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        while pending or running:
+            while len(running) < workers and (point := next_ready(pending, deps, finished)) is not None:
+                pending.remove(point)
+                running[pool.submit(run, point)] = point
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in ended:
+                finished.add(running.pop(fut).name)
+                done(fut.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) -> dict[str, PointResult]:
     """Run every point not yet completed; returns each point's result, in grid order."""
     if workers < 1:
@@ -279,19 +300,13 @@ def run_sweep(grid: Grid, out: Path, workers: int = 1, progress: bool = True) ->
         write_manifest(out, grid, results, started)
 
     try:
-        points = [p for p, _ in states]
+        order = dependency_order([p for p, _ in states], out)  # refuses a cycle before anything runs
         if workers == 1:  # one at a time in grid order, a point that names another's folder just after it
-            for point in dependency_order(points, out):
+            for point in order:
                 done(run_point(out, grid, point, launch, lines))
-        else:  # in waves: every point of a wave may run beside the others
-            for wave in dependency_levels(points, out):
-                pool = ThreadPoolExecutor(max_workers=workers)
-                try:
-                    futures = [pool.submit(run_point, out, grid, p, launch, lines) for p in wave]
-                    for fut in as_completed(futures):
-                        done(fut.result())
-                finally:  # on Ctrl-C or an error, start no further point
-                    pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            _run_side_by_side(order, dependencies(order, out), workers,
+                              lambda p: run_point(out, grid, p, launch, lines), done)
     finally:
         if lines is not None:
             lines.close()
