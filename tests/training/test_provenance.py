@@ -57,15 +57,21 @@ def _resume_from(run: Path, args: list[str], step: int) -> dict:
     return json.loads((run / "config.json").read_text())["environment"]
 
 
-def test_config_keeps_the_first_segments_code_through_resumes(tmp_path):
-    """config.json is rewritten at each resume with the resuming code; ``environment.started`` keeps
-    the first segment's (here marked by a commit no code has), through a second resume as well."""
+def _trained(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A tiny static run of 6 steps with checkpoints at 2, 4 and 6 kept; its folder and the command."""
     data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
     run = tmp_path / "run"
     args = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "8", "--batch-size", "8",
             "--method", "static", "--steps", "6", "--checkpoint-every", "2", "--keep-checkpoints", "3", "--no-progress",
             "--out", str(run)]
     assert main(args) == 0
+    return run, args
+
+
+def test_config_keeps_the_first_segments_code_through_resumes(tmp_path):
+    """config.json is rewritten at each resume with the resuming code; ``environment.started`` keeps
+    the first segment's (here marked by a commit no code has), through a second resume as well."""
+    run, args = _trained(tmp_path)
     env = json.loads((run / "config.json").read_text())["environment"]
     assert env["started"] == {k: env[k] for k in ("sparsegan", "torch", "commit", "modified", "torch_threads")
                               if k in env}
@@ -80,12 +86,7 @@ def test_config_keeps_the_first_segments_code_through_resumes(tmp_path):
 def test_a_run_from_before_started_was_kept(tmp_path):
     """A config.json without ``started``: its environment is the first segment's where no resume record
     precedes (so it is kept), and unknown ({}) after one: earlier segments' code is not guessed."""
-    data = write_fake_mnist(tmp_path / "data", n_train=64, n_test=8)
-    run = tmp_path / "run"
-    args = ["train", "--data-root", str(data), "--model", "mlp", "--model-width", "8", "--batch-size", "8",
-            "--method", "static", "--steps", "6", "--checkpoint-every", "2", "--keep-checkpoints", "3", "--no-progress",
-            "--out", str(run)]
-    assert main(args) == 0
+    run, args = _trained(tmp_path)
     _edit_environment(run, started=None, commit="e" * 40)
     assert _resume_from(run, args, step=4)["started"]["commit"] == "e" * 40
     _edit_environment(run, started=None, commit="d" * 40)
